@@ -1,0 +1,58 @@
+#pragma once
+// On-disk format constants. The specification is docs/storage-format.md;
+// change neither without the other, and bump the version on any change.
+
+#include <cstddef>
+#include <cstdint>
+
+namespace annal::engine::format {
+
+// ---- Segment files: <first position, 20 digits>.seg ----
+inline constexpr char kSegmentMagic[8] = {'A', 'N', 'N', 'A', 'L', 'S', 'E', 'G'};
+inline constexpr std::uint32_t kSegmentVersion = 1;
+// The header occupies the first kSegmentHeaderSize bytes; records start right after.
+inline constexpr std::size_t kSegmentHeaderSize = 4096;
+inline constexpr std::uint64_t kDefaultSegmentSize = 256ull << 20;
+inline constexpr std::uint64_t kMinSegmentSize = 64ull << 10;
+
+// ---- Records ----
+// off size field
+//  0   4   length L (whole record, multiple of 8, >= kRecordMinSize)
+//  4   4   flags
+//  8   8   checksum: XXH3_64bits_withSeed(bytes[16, L), seed = u64le(bytes[0, 8)))
+// 16   8   global position
+// 24   8   stream revision
+// 32   8   timestamp, microseconds since the Unix epoch (signed)
+// 40  16   event id
+// 56   2   stream name length S
+// 58   2   event type length T
+// 60   4   metadata length M
+// 64   4   data length D
+// 68   ... stream, type, metadata, data, zero padding
+// L-4  4   length L again
+inline constexpr std::size_t kRecordFixedSize = 68;
+inline constexpr std::size_t kRecordTrailerSize = 4;
+inline constexpr std::size_t kRecordMinSize = 72;
+inline constexpr std::size_t kRecordAlign = 8;
+
+inline constexpr std::uint32_t kFlagDataJson = 1u << 0;
+inline constexpr std::uint32_t kFlagMetadataJson = 1u << 1;
+// Set on the last record of every append: an append is complete iff its last
+// record carries it. Recovery cuts trailing records after the last commit flag.
+inline constexpr std::uint32_t kFlagCommit = 1u << 2;
+// A marker written by `annal repair` in place of a damaged span: this position
+// was lost. Carries no data.
+inline constexpr std::uint32_t kFlagLost = 1u << 3;
+inline constexpr std::uint32_t kKnownFlags = kFlagDataJson | kFlagMetadataJson | kFlagCommit | kFlagLost;
+
+// ---- Position index, beside each sealed segment: <first position>.idx ----
+inline constexpr char kIndexMagic[8] = {'A', 'N', 'N', 'A', 'L', 'P', 'I', 'X'};
+inline constexpr std::uint32_t kIndexVersion = 1;
+
+inline constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+inline constexpr std::size_t record_size(std::size_t stream, std::size_t type, std::size_t meta,
+                                         std::size_t data) {
+  return align_up(kRecordFixedSize + stream + type + meta + data + kRecordTrailerSize, kRecordAlign);
+}
+
+}  // namespace annal::engine::format

@@ -1,0 +1,153 @@
+#pragma once
+// The append-only log: a directory of checksummed, preallocated segment files
+// addressed by a dense global position. See docs/storage-format.md.
+//
+// Durability contract: an append's `done` callback reports success only after
+// an fdatasync covering every byte of it returned success. Readers see only
+// durable events (position < durable_end()).
+//
+// Thread safety: append() may be called from any thread; one internal writer
+// thread batches queued appends (group commit: many appends, one write, one
+// fdatasync). Reads may run on any thread concurrently with the writer.
+
+#include <any>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/file.h"
+#include "engine/record.h"
+#include "engine/status.h"
+#include "engine/types.h"
+
+namespace annal::engine {
+
+// What an append resolved to.
+struct AppendOutcome {
+  Status status;
+  GlobalPosition first_position;  // position of the first event
+  StreamRevision first_revision;  // revision of the first event (as stored)
+  std::uint32_t count = 0;
+  bool deduplicated = false;  // an idempotent retry: nothing was written
+  // With kWrongExpectedRevision: the stream's actual last revision, nullopt if
+  // the stream does not exist.
+  std::optional<StreamRevision> actual_revision;
+};
+
+struct AppendRequest {
+  // Events to append, in order. The log assigns positions (and sets the commit
+  // flag on the last one); everything else is taken as given, or filled in by
+  // WriteHooks::prepare.
+  std::vector<EventRecord> events;
+  // Called exactly once, on the writer thread, after the outcome is durable
+  // (or failed). Must not block: post elsewhere for heavy work.
+  std::function<void(const AppendOutcome&)> done;
+  // Free for the layer above (e.g. the stream and expected revision).
+  std::any user;
+};
+
+// Lets the layer above (the stream index) decide, in log order and on the
+// writer thread, what each append writes.
+class WriteHooks {
+ public:
+  virtual ~WriteHooks() = default;
+  enum class Decision { kWrite, kComplete };
+  // Called in queue order before the request is encoded; `next` is the
+  // position its first event will get. Return kWrite to write req.events
+  // (possibly modified: revisions, timestamps), or kComplete to finish the
+  // request without writing anything, with `outcome` filled in (an error, or
+  // an idempotent success). kComplete outcomes are delivered after the group's
+  // fdatasync, like the others.
+  virtual Decision prepare(AppendRequest& req, GlobalPosition next, AppendOutcome& outcome) = 0;
+  // A request prepared with kWrite whose group failed. Called in reverse order
+  // of prepare, before the failed outcomes are delivered.
+  virtual void aborted(const AppendRequest& req) = 0;
+  // Everything below `end` is durable. Called after each successful sync,
+  // before that group's outcomes are delivered.
+  virtual void durable(GlobalPosition end) = 0;
+};
+
+struct LogOptions {
+  std::string dir;
+  std::uint64_t segment_size = 256ull << 20;
+  // Appends are refused with kNoSpace while the file system has less free.
+  std::uint64_t min_free_bytes = 64ull << 20;
+  // Upper bound on the bytes one group commit writes.
+  std::size_t max_group_bytes = 4u << 20;
+  FileSystem* fs = nullptr;    // nullptr: FileSystem::posix()
+  WriteHooks* hooks = nullptr;  // nullptr: events written as given
+  // TEST ONLY: acknowledge before fdatasync. Exists so the power-loss test can
+  // prove it catches a broken durability contract. Never set in production.
+  bool test_ack_before_sync = false;
+};
+
+struct SegmentInfo {
+  std::string file;  // file name, e.g. 00000000000000000000.seg
+  GlobalPosition first;
+  std::uint64_t count = 0;       // events in the segment
+  std::uint64_t bytes_used = 0;  // header + records
+  std::uint64_t bytes_allocated = 0;
+  bool sealed = false;
+};
+
+struct RecoveryReport {
+  GlobalPosition end;  // one past the last event
+  std::uint64_t segments = 0;
+  std::uint64_t torn_bytes_cut = 0;     // torn tail cut at open
+  std::uint64_t incomplete_events_cut = 0;  // events of an uncommitted trailing append
+  std::uint64_t position_indexes_rebuilt = 0;
+};
+
+class Log {
+ public:
+  // Opens (creating if empty) the log in options.dir and recovers it: cuts a
+  // torn tail (reported), refuses mid-log corruption with kCorruption naming
+  // segment, offset and position range.
+  static Result<std::unique_ptr<Log>> open(LogOptions options);
+  // Stops the writer after finishing what is queued (completing or failing
+  // it), and closes files.
+  ~Log();
+  Log(const Log&) = delete;
+  Log& operator=(const Log&) = delete;
+
+  const RecoveryReport& recovery() const;
+
+  // Queues an append. Events must be non-empty and the append must fit in one
+  // segment (kTooLarge otherwise). Completion via req.done.
+  void append(AppendRequest req);
+  // Convenience: append and wait.
+  AppendOutcome append_sync(std::vector<EventRecord> events);
+
+  // One past the last durable event: readers may read [0, durable_end()).
+  GlobalPosition durable_end() const;
+  // Non-ok once the writer has failed (sticky); appends then fail with it.
+  Status writer_status() const;
+
+  // Visits up to max_count durable records from `from` upward (forward) or
+  // from `from` downward inclusive (backward). Every record is checksum
+  // verified; a failure is kCorruption naming segment and offset, and nothing
+  // of that record reaches fn. fn returns false to stop. Views are valid only
+  // during the call.
+  Status scan_forward(GlobalPosition from, std::uint64_t max_count,
+                      const std::function<bool(const RecordView&)>& fn) const;
+  Status scan_backward(GlobalPosition from, std::uint64_t max_count,
+                       const std::function<bool(const RecordView&)>& fn) const;
+  // The record at a durable position (kNotFound beyond durable_end()).
+  Result<EventRecord> read(GlobalPosition position) const;
+  // Calls fn with a view of the record at `position` (no copy).
+  Status visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const;
+
+  std::vector<SegmentInfo> segments() const;
+  const LogOptions& options() const;
+
+  class Impl;
+
+ private:
+  explicit Log(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace annal::engine

@@ -1,0 +1,109 @@
+#pragma once
+// The store: the log plus the per-stream index and the write semantics
+// (expected revisions, idempotent retries, limits). See docs/semantics.md.
+//
+// Thread safety: every method may be called from any thread. Appends are
+// sequenced on the log's writer thread (engine::WriteHooks), so expected-
+// revision checks and revision assignment happen in log order.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/log.h"
+#include "engine/status.h"
+#include "engine/types.h"
+
+namespace annal::index {
+
+struct Limits {
+  std::size_t max_stream_name = 1024;      // bytes
+  std::size_t max_event_type = 1024;       // bytes
+  std::size_t max_event_size = 4u << 20;   // metadata + data of one event
+  std::size_t max_append_size = 16u << 20; // all events of one append, encoded
+  std::size_t max_append_events = 10000;
+};
+
+struct StoreOptions {
+  engine::LogOptions log;  // log.dir is the data directory
+  Limits limits;
+  // Index entries kept in memory before they are written out as an immutable
+  // sorted index file.
+  std::size_t memtable_entries = 1u << 20;
+  // How many of the most recent events' ids are remembered for idempotent
+  // retries with `any` / `stream_exists` expectations (survives restarts).
+  std::uint64_t idempotency_window = 1u << 20;
+  // Stream heads (last revision of a stream) cached in memory.
+  std::size_t head_cache_entries = 1u << 20;
+  // TEST ONLY: replaces the XXH3 stream-name hash, to force collisions.
+  std::function<std::uint64_t(std::string_view)> test_stream_hash;
+};
+
+struct NewEvent {
+  EventId id;
+  std::string type;
+  std::uint32_t flags = 0;  // engine::format::kFlagDataJson / kFlagMetadataJson
+  std::string metadata;
+  std::string data;
+};
+
+struct StreamAppend {
+  std::string stream;
+  ExpectedRevision expected;
+  std::vector<NewEvent> events;
+};
+
+enum class Direction : std::uint8_t { kForward = 0, kBackward = 1 };
+
+struct IndexStats {
+  std::uint64_t memtable_entries = 0;
+  std::uint64_t index_files = 0;
+  std::uint64_t indexed_through = 0;  // positions below this are in index files
+  std::uint64_t resident_bytes_estimate = 0;
+  std::string last_rebuild_reason;  // empty if none
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(StoreOptions options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Validates limits (kTooLarge / kBadRequest, naming what), then sequences
+  // the append. `done` runs on the log's writer thread once the outcome is
+  // durable or failed; it must not block.
+  void append(StreamAppend append, std::function<void(const engine::AppendOutcome&)> done);
+  engine::AppendOutcome append_sync(StreamAppend append);
+
+  // Up to `count` events of `stream`: forward from revision `from`, or
+  // backward from `from` inclusive (StreamRevision(UINT64_MAX) = from the
+  // end). kStreamNotFound if the stream has no durable event.
+  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream,
+                                                       StreamRevision from, std::uint64_t count,
+                                                       Direction direction) const;
+  // The stream's last durable revision; kStreamNotFound if none.
+  Result<StreamRevision> last_revision(const std::string& stream) const;
+
+  // Called on the writer thread with the new durable end after every group
+  // commit. Returns a handle for remove_durable_listener. Listeners must not
+  // block.
+  std::uint64_t add_durable_listener(std::function<void(GlobalPosition end)> fn);
+  void remove_durable_listener(std::uint64_t handle);
+
+  engine::Log& log();
+  const engine::Log& log() const;
+  const Limits& limits() const;
+  IndexStats stats() const;
+
+  class Impl;
+
+ private:
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace annal::index

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds a Release annald and starts it with its
+# defaults: data in ./data, listening on 127.0.0.1:7411. Extra arguments go to annald.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake --preset release >/dev/null
+cmake --build --preset release --target annald annal
+exec build/release/tools/annald "$@"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what annal needs from Debian 12 packages, idempotently.
+# Only packages that are missing are installed; nothing is downloaded from
+# anywhere but the configured Debian mirrors.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libboost-dev libboost-program-options-dev
+  libxxhash-dev libsimdjson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libfmt-dev libspdlog-dev
+  clang libclang-rt-14-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
