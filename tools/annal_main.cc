@@ -1,0 +1,57 @@
+// `annal`: client commands against a running node, and offline tools for a
+// data directory.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tools/cli.h"
+
+namespace {
+
+void usage(std::FILE* out) {
+  std::fputs(
+      "usage: annal <command> [options]\n"
+      "\n"
+      "client commands (talk to a running annald, --server HOST:PORT):\n"
+      "  append STREAM --type T --data JSON   append one event\n"
+      "  read STREAM                           read a stream\n"
+      "  read-all                              read the global log\n"
+      "  tail STREAM | --all                   follow a stream or the log\n"
+      "  info                                  node version, positions, limits\n"
+      "\n"
+      "offline tools (on a data directory, no node needed):\n"
+      "  inspect DIR      segments and index files at a glance\n"
+      "  dump DIR         records as JSON lines\n"
+      "  dump-index DIR   stream index files as JSON lines\n"
+      "  verify DIR       check everything; exit 1 on damage\n"
+      "  repair DIR       plan (and with --apply, perform) a repair\n"
+      "\n"
+      "  bench            load generator against a running node\n"
+      "\n"
+      "Run 'annal <command> --help' for a command's options.\n",
+      out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    usage(stderr);
+    return 2;
+  }
+  const std::string& cmd = args[0];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    usage(stdout);
+    return 0;
+  }
+  if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info")
+    return annal::tools::run_client_command(args);
+  if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
+      cmd == "repair")
+    return annal::tools::run_offline_command(args);
+  if (cmd == "bench") return annal::tools::run_bench_command(args);
+  std::fprintf(stderr, "annal: unknown command '%s'\n", cmd.c_str());
+  usage(stderr);
+  return 2;
+}
