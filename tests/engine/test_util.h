@@ -1,0 +1,55 @@
+#pragma once
+// Helpers shared by the engine tests.
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <span>
+#include <string>
+
+#include "engine/format.h"
+#include "engine/record.h"
+
+namespace annal::engine::testing {
+
+// A fresh directory under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "annal-engine-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (p == nullptr) std::abort();
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline EventRecord make_event(std::uint64_t position, std::size_t data_size = 40,
+                              std::string stream = "orders-17") {
+  EventRecord r;
+  for (std::size_t i = 0; i < 16; ++i) r.id.bytes[i] = static_cast<std::uint8_t>(position * 31 + i);
+  r.stream = std::move(stream);
+  r.type = "OrderPlaced";
+  r.revision = StreamRevision(position / 3);
+  r.position = GlobalPosition(position);
+  r.timestamp_us = 1'700'000'000'000'000 + static_cast<std::int64_t>(position);
+  r.flags = format::kFlagDataJson | format::kFlagCommit;
+  r.metadata = "{\"m\":1}";
+  r.data = "{\"n\":" + std::to_string(position) + ",\"pad\":\"" + std::string(data_size, 'x') + "\"}";
+  return r;
+}
+
+inline std::span<const std::byte> bytes_of(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+}  // namespace annal::engine::testing
