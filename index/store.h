@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/log.h"
@@ -40,6 +41,17 @@ struct StoreOptions {
   std::size_t head_cache_entries = 1u << 20;
   // TEST ONLY: replaces the XXH3 stream-name hash, to force collisions.
   std::function<std::uint64_t(std::string_view)> test_stream_hash;
+
+  // Index files of one level merged into one file of the next level once
+  // this many accumulate (tiered merging).
+  std::size_t index_merge_fanout = 4;
+  // Checksum every entry of every index file at open (read with pread, so it
+  // costs page-cache bandwidth, not resident memory). Header, footer and
+  // summary checksums are always verified.
+  bool verify_index_on_open = true;
+  // TEST ONLY: the destructor does not write the memtable out, leaving the
+  // index as a kill would (the log itself is always durable).
+  bool test_skip_index_flush_on_close = false;
 };
 
 struct NewEvent {
@@ -98,6 +110,9 @@ class Store {
   const engine::Log& log() const;
   const Limits& limits() const;
   IndexStats stats() const;
+  // Waits until the index's background flushes and merges are done (tests,
+  // benchmarks).
+  void wait_index_idle();
 
   class Impl;
 

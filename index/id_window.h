@@ -1,0 +1,57 @@
+#pragma once
+// The idempotency window: the ids of the last `capacity` events (by global
+// position) -> their positions, for retries with `any` / `stream_exists`.
+// Compact: a 64-bit digest of the id per slot in an open-addressing table
+// (16 bytes a slot, load <= 1/2) plus a ring of digests indexed by position
+// (8 bytes an event). A hit is only a candidate: the caller confirms it by
+// comparing the full id of the record at that position.
+//
+// Thread safety: none; used only on the log's writer thread (and at open).
+
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "engine/types.h"
+
+namespace annal::index {
+
+class IdWindow {
+ public:
+  explicit IdWindow(std::uint64_t capacity);
+
+  // Remembers that the event at `position` has `id`; forgets the event at
+  // position - capacity. REQUIRES: positions increase across calls (except
+  // after erase of the most recent ones).
+  void insert(const EventId& id, std::uint64_t position);
+  // Forgets the event at `position` (an aborted append).
+  void erase(const EventId& id, std::uint64_t position);
+  // Positions of remembered events whose id digest equals id's.
+  void find(const EventId& id, std::vector<std::uint64_t>& out) const;
+  std::uint64_t capacity() const { return capacity_; }
+  std::size_t size() const { return used_; }
+  std::size_t memory_bytes() const { return slots_.size() * sizeof(Slot) + (ring_ ? capacity_ * 8 : 0); }
+
+  static std::uint64_t digest(const EventId& id);
+
+ private:
+  struct Slot {
+    std::uint64_t key = 0;  // 0 = empty
+    std::uint64_t position = 0;
+  };
+  void erase_slot(std::uint64_t key, std::uint64_t position);
+  void grow();
+
+  std::uint64_t capacity_;
+  std::vector<Slot> slots_;  // power of two
+  std::size_t used_ = 0;
+  struct Free {
+    void operator()(std::uint64_t* p) const { std::free(p); }
+  };
+  // ring_[position % capacity_] = key of that event (0 = none). calloc'd, so
+  // untouched pages cost no memory.
+  std::unique_ptr<std::uint64_t, Free> ring_;
+};
+
+}  // namespace annal::index

@@ -1,0 +1,387 @@
+#include "index/index_core.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace annal::index {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+IndexCore::IndexCore(IndexCoreOptions options)
+    : options_(std::move(options)), fs_(options_.fs ? *options_.fs : engine::FileSystem::posix()) {
+  if (options_.memtable_entries == 0) options_.memtable_entries = 1;
+  if (options_.merge_fanout < 2) options_.merge_fanout = 2;
+}
+
+Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std::uint64_t log_end) {
+  std::unique_ptr<IndexCore> core(new IndexCore(std::move(options)));
+  auto& fs = core->fs_;
+  const std::string& dir = core->options_.dir;
+  ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+  auto names = fs.list(dir);
+  if (!names) return names.status();
+  for (const auto& n : *names)
+    if (ends_with(n, ".tmp")) ANNAL_RETURN_IF_ERROR(fs.remove(dir + "/" + n));
+
+  auto version = std::make_shared<Version>();
+  version->active = std::make_shared<Memtable>();
+  Manifest manifest;
+  std::string reason;
+  auto loaded = read_manifest(fs, dir);
+  if (!loaded) {
+    bool any_files = std::any_of(names->begin(), names->end(), [](const std::string& n) { return ends_with(n, ".ix"); });
+    if (loaded.status().code() != Errc::kNotFound || log_end > 0 || any_files) reason = loaded.status().message();
+  } else {
+    manifest = *loaded;
+    if (manifest.indexed_through > log_end) {
+      reason = fmt::format("index manifest {}/{} covers log positions below {} but the log ends at {}", dir,
+                           kManifestName, manifest.indexed_through, log_end);
+    } else {
+      for (const auto& meta : manifest.files) {
+        auto f = IndexFile::open(fs, dir, meta, core->options_.verify_on_open);
+        if (!f) {
+          reason = f.status().message();
+          break;
+        }
+        version->files.push_back(std::move(f).value());
+      }
+    }
+  }
+  if (!reason.empty()) {
+    spdlog::warn("rebuilding the stream index in {} from the log: {}", dir, reason);
+    core->rebuild_reason_ = reason;
+    version->files.clear();
+    std::uint64_t next = manifest.next_file_number;
+    manifest = Manifest{};
+    manifest.next_file_number = next;
+  }
+  // Remove files the manifest does not list: leftovers of a crash between a
+  // file and its manifest, inputs of a finished merge, or damaged files.
+  std::vector<std::string> live;
+  for (const auto& f : manifest.files) live.push_back(index_file_name(f.number));
+  bool removed = false;
+  for (const auto& n : *names) {
+    if (!ends_with(n, ".ix") || std::find(live.begin(), live.end(), n) != live.end()) continue;
+    ANNAL_RETURN_IF_ERROR(fs.remove(dir + "/" + n));
+    removed = true;
+  }
+  for (const auto& f : manifest.files) manifest.next_file_number = std::max(manifest.next_file_number, f.number + 1);
+  if (!reason.empty() || !loaded) {
+    ANNAL_RETURN_IF_ERROR(write_manifest(fs, dir, manifest));
+  } else if (removed) {
+    ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir));
+  }
+  core->manifest_ = manifest;
+  core->indexed_through_ = manifest.indexed_through;
+  core->active_first_ = manifest.indexed_through;
+  core->durable_end_ = manifest.indexed_through;
+  core->version_ = std::move(version);
+  core->thread_ = std::thread([c = core.get()] { c->background_loop(); });
+  return core;
+}
+
+IndexCore::~IndexCore() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::shared_ptr<const IndexCore::Version> IndexCore::current() const {
+  std::lock_guard lock(mu_);
+  return version_;
+}
+
+void IndexCore::install(std::shared_ptr<const Version> v) { version_ = std::move(v); }
+
+void IndexCore::add(const IndexEntry& e) {
+  current()->active->insert(e);
+  unsynced_.push_back(e);
+}
+
+void IndexCore::remove(const IndexEntry& e) {
+  current()->active->erase(e);
+  if (!unsynced_.empty() && unsynced_.back() == e) {
+    unsynced_.pop_back();
+  } else {
+    auto it = std::find(unsynced_.begin(), unsynced_.end(), e);
+    if (it != unsynced_.end()) unsynced_.erase(it);
+  }
+}
+
+void IndexCore::set_durable(std::uint64_t end) {
+  while (!unsynced_.empty() && unsynced_.front().position < end) unsynced_.pop_front();
+  durable_end_ = std::max(durable_end_, end);
+  auto v = current();
+  if (v->active->size() >= options_.memtable_entries + unsynced_.size()) freeze(durable_end_);
+}
+
+void IndexCore::freeze(std::uint64_t end) {
+  auto v = current();
+  auto old = v->active;
+  auto fresh = std::make_shared<Memtable>();
+  // Entries of appends not yet durable stay in memory with the new memtable:
+  // a frozen memtable holds durable entries only and covers [first, end).
+  for (const auto& e : unsynced_) {
+    fresh->insert(e);
+    old->erase(e);
+  }
+  old->first_position = active_first_;
+  old->end_position = end;
+  active_first_ = end;
+  auto next = std::make_shared<Version>(*v);
+  next->active = fresh;
+  next->frozen.push_back(old);
+  {
+    std::lock_guard lock(mu_);
+    install(std::move(next));
+  }
+  cv_.notify_all();
+}
+
+Status IndexCore::flush(std::uint64_t end) {
+  set_durable(end);
+  if (end > active_first_) freeze(end);
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return version_->frozen.empty() || !bg_status_.is_ok(); });
+  return bg_status_;
+}
+
+void IndexCore::wait_idle() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] {
+    return (version_->frozen.empty() && !busy_ && !merge_wanted_locked()) || !bg_status_.is_ok();
+  });
+}
+
+Status IndexCore::background_status() const {
+  std::lock_guard lock(mu_);
+  return bg_status_;
+}
+
+void IndexCore::fail(const Status& st) {
+  spdlog::error("stream index background writer in {} stopped: {}", options_.dir, st.to_string());
+  {
+    std::lock_guard lock(mu_);
+    bg_status_ = st;
+  }
+  cv_.notify_all();
+}
+
+void IndexCore::background_loop() {
+  for (;;) {
+    std::shared_ptr<Memtable> todo;
+    {
+      std::unique_lock lock(mu_);
+      busy_ = false;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return stop_ || !version_->frozen.empty() || merge_wanted_locked(); });
+      if (!bg_status_.is_ok()) {
+        if (stop_) return;
+        cv_.wait(lock, [&] { return stop_; });
+        return;
+      }
+      if (!version_->frozen.empty()) {
+        todo = version_->frozen.front();
+      } else if (stop_) {
+        return;
+      }
+      busy_ = true;
+    }
+    if (todo) {
+      Status st = flush_one(todo);
+      if (!st.is_ok()) fail(st);
+    } else {
+      merge_some();
+    }
+  }
+}
+
+Status IndexCore::flush_one(const std::shared_ptr<Memtable>& m) {
+  // Copy out in order; the memtable is immutable now.
+  std::vector<IndexEntry> entries;
+  entries.reserve(m->size());
+  m->for_each([&](const IndexEntry& e) { entries.push_back(e); });
+  IndexFileMeta meta;
+  meta.number = manifest_.next_file_number;
+  meta.level = 0;
+  meta.first_position = m->first_position;
+  meta.end_position = m->end_position;
+  std::size_t i = 0;
+  ANNAL_RETURN_IF_ERROR(write_index_file(fs_, options_.dir, meta,
+                                         [&](IndexEntry& e) {
+                                           if (i == entries.size()) return false;
+                                           e = entries[i++];
+                                           return true;
+                                         },
+                                         options_.summary_interval));
+  auto file = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
+  if (!file) return file.status();
+  Manifest next = manifest_;
+  next.next_file_number = meta.number + 1;
+  next.files.push_back(meta);
+  next.indexed_through = meta.end_position;
+  ANNAL_RETURN_IF_ERROR(write_manifest(fs_, options_.dir, next));
+  manifest_ = next;
+  indexed_through_ = next.indexed_through;
+  {
+    std::lock_guard lock(mu_);
+    auto v = std::make_shared<Version>(*version_);
+    ANNAL_CHECK(!v->frozen.empty() && v->frozen.front() == m, "flushed memtable is not the oldest frozen one");
+    v->frozen.erase(v->frozen.begin());
+    v->files.push_back(std::move(file).value());
+    install(std::move(v));
+    ++flushes_;
+  }
+  cv_.notify_all();
+  return Status::ok();
+}
+
+std::pair<std::size_t, std::size_t> IndexCore::pick_merge(const std::vector<std::shared_ptr<IndexFile>>& files,
+                                                           std::size_t fanout) {
+  // Tiered: the first run of `fanout` adjacent files of one level.
+  std::size_t i = 0;
+  while (i < files.size()) {
+    std::size_t j = i;
+    while (j < files.size() && files[j]->meta().level == files[i]->meta().level) ++j;
+    if (j - i >= fanout) return {i, fanout};
+    i = j;
+  }
+  return {0, 0};
+}
+
+bool IndexCore::merge_wanted_locked() const {
+  return !stop_ && pick_merge(version_->files, options_.merge_fanout).second > 0;
+}
+
+bool IndexCore::merge_some() {
+  auto v = current();
+  auto [start, n] = pick_merge(v->files, options_.merge_fanout);
+  if (n == 0) return false;
+  std::vector<std::shared_ptr<IndexFile>> inputs(v->files.begin() + static_cast<std::ptrdiff_t>(start),
+                                                 v->files.begin() + static_cast<std::ptrdiff_t>(start + n));
+  ANNAL_CHECK(manifest_.files.size() == v->files.size() && manifest_.files[start] == inputs[0]->meta(),
+              "index manifest and live files disagree");
+  IndexFileMeta meta;
+  meta.number = manifest_.next_file_number;
+  meta.level = inputs[0]->meta().level + 1;
+  meta.first_position = inputs.front()->meta().first_position;
+  meta.end_position = inputs.back()->meta().end_position;
+  std::vector<std::size_t> cur(n, 0);
+  Status st = write_index_file(
+      fs_, options_.dir, meta,
+      [&](IndexEntry& out) {
+        std::size_t best = n;
+        IndexEntry best_e;
+        for (std::size_t k = 0; k < n; ++k) {
+          if (cur[k] == inputs[k]->size()) continue;
+          IndexEntry e = inputs[k]->at(cur[k]);
+          if (best == n || e < best_e) {
+            best = k;
+            best_e = e;
+          }
+        }
+        if (best == n) return false;
+        ++cur[best];
+        out = best_e;
+        return true;
+      },
+      options_.summary_interval);
+  std::shared_ptr<IndexFile> merged;
+  if (st.is_ok()) {
+    auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
+    if (f) merged = std::move(f).value();
+    else st = f.status();
+  }
+  Manifest next = manifest_;
+  if (st.is_ok()) {
+    next.next_file_number = meta.number + 1;
+    next.files.erase(next.files.begin() + static_cast<std::ptrdiff_t>(start),
+                     next.files.begin() + static_cast<std::ptrdiff_t>(start + n));
+    next.files.insert(next.files.begin() + static_cast<std::ptrdiff_t>(start), meta);
+    st = write_manifest(fs_, options_.dir, next);
+  }
+  if (!st.is_ok()) {
+    fail(st);
+    return true;
+  }
+  manifest_ = next;
+  {
+    std::lock_guard lock(mu_);
+    auto nv = std::make_shared<Version>(*version_);
+    ANNAL_CHECK(nv->files.size() >= start + n && nv->files[start] == inputs[0], "index files changed during merge");
+    nv->files.erase(nv->files.begin() + static_cast<std::ptrdiff_t>(start),
+                    nv->files.begin() + static_cast<std::ptrdiff_t>(start + n));
+    nv->files.insert(nv->files.begin() + static_cast<std::ptrdiff_t>(start), merged);
+    install(std::move(nv));
+    ++merges_;
+  }
+  // The new manifest is durable: the inputs may go. Readers holding them keep
+  // their maps (unlinked files stay readable until unmapped).
+  for (const auto& f : inputs) {
+    Status rm = fs_.remove(f->path());
+    if (!rm.is_ok()) spdlog::warn("could not remove merged index file {}: {}", f->path(), rm.to_string());
+  }
+  Status ds = fs_.sync_dir(options_.dir);
+  if (!ds.is_ok()) spdlog::warn("fsync of {} after a merge failed: {}", options_.dir, ds.to_string());
+  return true;
+}
+
+std::vector<IndexEntry> IndexCore::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                                           std::uint64_t pos_limit) const {
+  auto v = current();
+  std::vector<IndexEntry> out;
+  for (const auto& f : v->files) {
+    if (f->meta().first_position >= pos_limit) break;
+    f->collect(hash, lo, hi, pos_limit, out);
+  }
+  for (const auto& m : v->frozen) m->collect(hash, lo, hi, pos_limit, out);
+  v->active->collect(hash, lo, hi, pos_limit, out);
+  auto by_revision = [](const IndexEntry& a, const IndexEntry& b) {
+    return a.revision != b.revision ? a.revision < b.revision : a.position < b.position;
+  };
+  if (!std::is_sorted(out.begin(), out.end(), by_revision)) std::sort(out.begin(), out.end(), by_revision);
+  return out;
+}
+
+void IndexCore::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                           const std::function<bool(const IndexEntry&)>& fn) const {
+  auto v = current();
+  if (!v->active->visit_desc(hash, pos_limit, fn)) return;
+  for (auto it = v->frozen.rbegin(); it != v->frozen.rend(); ++it)
+    if (!(*it)->visit_desc(hash, pos_limit, fn)) return;
+  for (auto it = v->files.rbegin(); it != v->files.rend(); ++it) {
+    if ((*it)->meta().first_position >= pos_limit) continue;
+    if (!(*it)->visit_desc(hash, pos_limit, fn)) return;
+  }
+}
+
+IndexCoreStats IndexCore::stats() const {
+  IndexCoreStats s;
+  std::lock_guard lock(mu_);
+  s.memtable_entries = version_->active->size();
+  for (const auto& m : version_->frozen) s.memtable_entries += m->size();
+  s.frozen_memtables = version_->frozen.size();
+  s.index_files = version_->files.size();
+  s.indexed_through = indexed_through_.load();
+  // A memtable node is ~56 bytes (red-black node + entry) in its arena.
+  s.resident_bytes_estimate = s.memtable_entries * 56;
+  for (const auto& f : version_->files) {
+    s.resident_bytes_estimate += f->resident_bytes();
+    s.files.push_back(f->meta());
+  }
+  s.flushes = flushes_;
+  s.merges = merges_;
+  return s;
+}
+
+}  // namespace annal::index

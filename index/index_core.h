@@ -1,0 +1,144 @@
+#pragma once
+// The per-stream index without the log: a memtable of recent entries, frozen
+// memtables waiting to be written, and immutable sorted index files listed by
+// a manifest; a background thread writes frozen memtables out and merges
+// files (tiered: `merge_fanout` adjacent files of one level become one file
+// of the next level). Tested on its own with synthetic entries.
+//
+// Thread safety: add/remove/set_durable/flush are called from one writer
+// thread (the log's). collect/visit_desc/stats from any thread: they work on
+// an immutable snapshot (Version) taken under a short lock, so background
+// flushes and merges never block them or the writer.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "engine/file.h"
+#include "engine/status.h"
+#include "index/entry.h"
+#include "index/index_file.h"
+#include "index/manifest.h"
+#include "index/memtable.h"
+
+namespace annal::index {
+
+struct IndexCoreOptions {
+  std::string dir;  // DATA/index
+  engine::FileSystem* fs = nullptr;  // nullptr: posix
+  std::size_t memtable_entries = 1u << 20;
+  std::size_t merge_fanout = 4;
+  bool verify_on_open = true;  // checksum every entry of every file at open
+  std::uint32_t summary_interval = kDefaultSummaryInterval;
+};
+
+struct IndexCoreStats {
+  std::uint64_t memtable_entries = 0;  // active + frozen
+  std::uint64_t frozen_memtables = 0;
+  std::uint64_t index_files = 0;
+  std::uint64_t indexed_through = 0;
+  std::uint64_t resident_bytes_estimate = 0;
+  std::uint64_t flushes = 0;
+  std::uint64_t merges = 0;
+  std::vector<IndexFileMeta> files;
+};
+
+class IndexCore {
+ public:
+  // Loads DIR/MANIFEST and the files it lists (validating checksums). If
+  // they are missing or damaged (or index beyond `log_end`), every index
+  // file is removed, the core starts empty and rebuild_reason() says which
+  // file and why (also logged). A missing manifest with log_end == 0 is a
+  // fresh start, not a rebuild.
+  static Result<std::unique_ptr<IndexCore>> open(IndexCoreOptions options, std::uint64_t log_end);
+  // Stops the background thread after the write in progress. Does not write
+  // the memtable out: call flush() first for a clean shutdown.
+  ~IndexCore();
+  IndexCore(const IndexCore&) = delete;
+  IndexCore& operator=(const IndexCore&) = delete;
+
+  // Positions below this are covered by durable index files.
+  std::uint64_t indexed_through() const { return indexed_through_.load(); }
+  const std::string& rebuild_reason() const { return rebuild_reason_; }
+
+  // ---- Writer thread ----
+  // REQUIRES: positions never decrease across calls (log order).
+  void add(const IndexEntry& e);
+  // Undoes the most recent add() of `e` (an aborted append).
+  void remove(const IndexEntry& e);
+  // Entries below `end` are durable. Freezes the memtable (handing it to the
+  // background writer) once it holds memtable_entries durable entries.
+  void set_durable(std::uint64_t end);
+  // Freezes every durable entry and waits until all frozen memtables are in
+  // durable index files (a clean shutdown). REQUIRES: all entries durable.
+  Status flush(std::uint64_t end);
+
+  // ---- Any thread ----
+  // Entries of `hash` with revision in [lo, hi] and position < pos_limit,
+  // sorted by (revision, position).
+  std::vector<IndexEntry> collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                                  std::uint64_t pos_limit) const;
+  // Entries of `hash` (position < pos_limit), newest source first and in
+  // descending (revision, position) order within a source, until fn returns
+  // false. For one stream the first entry visited is its head.
+  void visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                  const std::function<bool(const IndexEntry&)>& fn) const;
+  IndexCoreStats stats() const;
+  // Sticky error of the background writer (e.g. a failed fsync).
+  Status background_status() const;
+  // Waits until no flush or merge is pending (tests).
+  void wait_idle();
+
+ private:
+  struct Version {
+    std::shared_ptr<Memtable> active;
+    std::vector<std::shared_ptr<Memtable>> frozen;  // oldest first
+    std::vector<std::shared_ptr<IndexFile>> files;  // by position
+  };
+
+  explicit IndexCore(IndexCoreOptions options);
+  std::shared_ptr<const Version> current() const;
+  void install(std::shared_ptr<const Version> v);  // REQUIRES: mu_ held
+  void freeze(std::uint64_t end);
+  void background_loop();
+  Status flush_one(const std::shared_ptr<Memtable>& m);
+  bool merge_some();  // false if there was nothing to merge
+  bool merge_wanted_locked() const;  // REQUIRES: mu_ held
+  static std::pair<std::size_t, std::size_t> pick_merge(const std::vector<std::shared_ptr<IndexFile>>& files,
+                                                        std::size_t fanout);
+  void fail(const Status& st);
+
+  IndexCoreOptions options_;
+  engine::FileSystem& fs_;
+  std::string rebuild_reason_;
+
+  mutable std::mutex mu_;  // guards version_, bg_status_, counters, wake-ups
+  std::condition_variable cv_;
+  std::shared_ptr<const Version> version_;
+  Status bg_status_;
+  bool stop_ = false;
+  bool busy_ = false;
+  std::uint64_t flushes_ = 0;
+  std::uint64_t merges_ = 0;
+
+  // Background thread only (and open()).
+  Manifest manifest_;
+  std::atomic<std::uint64_t> indexed_through_{0};
+
+  // Writer thread only.
+  std::deque<IndexEntry> unsynced_;  // added, not yet durable (position order)
+  std::uint64_t active_first_ = 0;
+  std::uint64_t durable_end_ = 0;
+
+  std::thread thread_;
+};
+
+}  // namespace annal::index

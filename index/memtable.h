@@ -1,0 +1,52 @@
+#pragma once
+// The in-memory part of the per-stream index: recent entries, sorted, bounded
+// by StoreOptions::memtable_entries (the owner freezes it when full).
+//
+// Thread safety: insert/erase from one writer thread; the queries from any
+// thread concurrently (a shared mutex; queries copy out small batches so no
+// lock is held while the caller reads records).
+
+#include <cstdint>
+#include <functional>
+#include <memory_resource>
+#include <set>
+#include <shared_mutex>
+#include <vector>
+
+#include "index/entry.h"
+
+namespace annal::index {
+
+class Memtable {
+ public:
+  Memtable();
+  Memtable(const Memtable&) = delete;
+  Memtable& operator=(const Memtable&) = delete;
+
+  void insert(const IndexEntry& e);
+  void erase(const IndexEntry& e);
+  std::size_t size() const;
+
+  // Appends to out the entries of `hash` with revision in [lo, hi] and
+  // position < pos_limit, in (revision, position) order.
+  void collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
+               std::vector<IndexEntry>& out) const;
+  // Calls fn with the entries of `hash` (position < pos_limit) in descending
+  // (revision, position) order until fn returns false. Returns false if fn
+  // stopped the visit.
+  bool visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                  const std::function<bool(const IndexEntry&)>& fn) const;
+  // All entries in order. Only for a frozen memtable (no concurrent writer).
+  void for_each(const std::function<void(const IndexEntry&)>& fn) const;
+
+  // Position range the memtable covers once frozen: [first, end).
+  std::uint64_t first_position = 0;
+  std::uint64_t end_position = 0;
+
+ private:
+  mutable std::shared_mutex mu_;
+  std::pmr::monotonic_buffer_resource arena_;
+  std::pmr::set<IndexEntry> set_;
+};
+
+}  // namespace annal::index
