@@ -1,0 +1,836 @@
+#include "engine/log.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/format.h"
+#include "engine/segment.h"
+
+namespace annal::engine {
+
+namespace f = format;
+
+namespace {
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::span<const std::byte> as_bytes(const std::string& s) {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
+}
+
+// One segment file. Readers hold a shared_ptr, which keeps the map alive.
+//
+// Thread safety: `first`, `name`, `allocated` and `map` never change after
+// construction. offsets[i] for i < count is immutable once `count` (or the
+// log's durable end) covering it was published with release; the writer fills
+// entries beyond it. `file` is touched by the writer thread only.
+struct Segment {
+  std::string name;
+  GlobalPosition first;
+  std::uint64_t allocated = 0;
+  std::shared_ptr<const Mapping> map;
+  std::unique_ptr<File> file;
+  std::unique_ptr<std::uint32_t[]> offsets;
+  std::uint64_t capacity = 0;
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::uint64_t> data_end{f::kSegmentHeaderSize};
+  std::atomic<bool> sealed{false};
+};
+
+struct Queued {
+  AppendRequest req;
+  std::size_t bytes = 0;
+};
+
+// One request inside a group commit.
+struct Entry {
+  AppendRequest req;
+  AppendOutcome outcome;
+  bool written = false;  // prepared with kWrite and encoded into the group
+};
+
+Status validate_events(const std::vector<EventRecord>& events, std::uint64_t capacity) {
+  if (events.empty()) return Status(Errc::kInvalidArgument, "append has no events");
+  std::uint64_t total = 0;
+  for (const auto& e : events) {
+    if (e.stream.size() > 0xFFFF)
+      return Status(Errc::kTooLarge, fmt::format("stream name of {} bytes (max 65535)", e.stream.size()));
+    if (e.type.size() > 0xFFFF)
+      return Status(Errc::kTooLarge, fmt::format("event type of {} bytes (max 65535)", e.type.size()));
+    if ((e.flags & ~f::kKnownFlags) != 0)
+      return Status(Errc::kInvalidArgument, fmt::format("unknown event flags {:#x}", e.flags));
+    total += encoded_size(e);
+  }
+  if (total > capacity)
+    return Status(Errc::kTooLarge,
+                  fmt::format("append of {} encoded bytes does not fit in one segment ({} bytes of records)",
+                              total, capacity));
+  return Status::ok();
+}
+
+}  // namespace
+
+class Log::Impl {
+ public:
+  explicit Impl(LogOptions options)
+      : opts_(std::move(options)),
+        fs_(opts_.fs != nullptr ? opts_.fs : &FileSystem::posix()),
+        hooks_(opts_.hooks) {}
+
+  ~Impl() { stop(); }
+
+  Status recover();
+  void start() { writer_ = std::thread([this] { run(); }); }
+  void stop() {
+    {
+      std::lock_guard l(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+  }
+
+  void append(AppendRequest req);
+  GlobalPosition durable_end() const { return GlobalPosition(durable_end_.load(std::memory_order_acquire)); }
+  Status writer_status() const {
+    std::lock_guard l(status_mu_);
+    return writer_status_;
+  }
+
+  Status scan_forward(GlobalPosition from, std::uint64_t max_count,
+                      const std::function<bool(const RecordView&)>& fn) const;
+  Status scan_backward(GlobalPosition from, std::uint64_t max_count,
+                       const std::function<bool(const RecordView&)>& fn) const;
+  Status visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const;
+  std::vector<SegmentInfo> segments() const;
+
+  LogOptions opts_;
+  FileSystem* fs_;
+  WriteHooks* hooks_;
+  RecoveryReport report_;
+
+ private:
+  std::string path_of(const std::string& name) const { return opts_.dir + "/" + name; }
+  std::uint64_t record_capacity() const { return opts_.segment_size - f::kSegmentHeaderSize; }
+
+  // Recovery helpers.
+  Result<std::shared_ptr<Segment>> open_sealed(GlobalPosition first, bool has_index);
+  Result<std::shared_ptr<Segment>> open_active(GlobalPosition first, bool has_index);
+  Result<std::shared_ptr<Segment>> map_segment(std::unique_ptr<File> file, GlobalPosition first,
+                                               const std::string& name);
+  Status corruption(const Segment& seg, const ScanStop& stop) const;
+
+  // Writer-thread helpers.
+  Result<std::shared_ptr<Segment>> create_segment(GlobalPosition first);
+  Status seal(Segment& seg);
+  Status roll();
+  void run();
+  void process(std::deque<Queued>& batch);
+  void commit_group(std::vector<Entry>& group);
+  void fail_writer(const Status& cause);
+  Status check_floor();
+  void deliver(std::vector<Entry>& group);
+
+  // Reader helpers.
+  // The segment holding p (p < durable end) and the first position after it.
+  std::pair<std::shared_ptr<Segment>, std::uint64_t> find(GlobalPosition p) const;
+  Status view_at(const Segment& seg, GlobalPosition p, RecordView& out) const;
+
+  // Segments, ordered by first position. Guarded by segments_mu_ (held only
+  // briefly, never during I/O).
+  mutable std::mutex segments_mu_;
+  std::vector<std::shared_ptr<Segment>> segments_;
+
+  // Writer-thread state (and recovery, before the writer starts).
+  std::shared_ptr<Segment> active_;
+  std::uint64_t active_end_ = f::kSegmentHeaderSize;  // durable bytes of active_
+  std::uint64_t next_ = 0;                            // position the next event gets
+  std::string buf_;
+
+  std::atomic<std::uint64_t> durable_end_{0};
+
+  // The queue appenders use; never held during I/O.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Queued> queue_;
+  bool stopping_ = false;
+
+  mutable std::mutex status_mu_;
+  Status writer_status_;
+  std::atomic<bool> failed_{false};
+
+  std::thread writer_;
+};
+
+// ---------------------------------------------------------------------------
+// Recovery
+
+Status Log::Impl::corruption(const Segment& seg, const ScanStop& stop) const {
+  std::string range;
+  if (stop.next_valid_position && *stop.next_valid_position > stop.position)
+    range = fmt::format("positions {}..{}", stop.position.value, stop.next_valid_position->value - 1);
+  else
+    range = fmt::format("from position {}", stop.position.value);
+  return Status(Errc::kCorruption,
+                fmt::format("segment {} ({}): corrupt data at offset {} ({}): {}. The log will not open; "
+                            "run `annal repair {}` to inspect and repair it",
+                            seg.name, path_of(seg.name), stop.offset, range, stop.reason, opts_.dir));
+}
+
+Result<std::shared_ptr<Segment>> Log::Impl::map_segment(std::unique_ptr<File> file, GlobalPosition first,
+                                                        const std::string& name) {
+  auto header = read_segment_header(*file);
+  if (!header) return header.status();
+  if (header->first != first)
+    return Status(Errc::kCorruption, fmt::format("segment {}: header says first position {}, name says {}", name,
+                                                 header->first.value, first.value));
+  auto size = file->size();
+  if (!size) return size.status();
+  if (*size < header->allocated_size)
+    return Status(Errc::kCorruption, fmt::format("segment {}: file has {} bytes, header says {} were allocated", name,
+                                                 *size, header->allocated_size));
+  if (header->allocated_size > (std::uint64_t{1} << 32))
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {}: allocated size {} exceeds 4 GiB", name, header->allocated_size));
+  auto map = file->map(header->allocated_size);
+  if (!map) return map.status();
+  auto seg = std::make_shared<Segment>();
+  seg->name = name;
+  seg->first = first;
+  seg->allocated = header->allocated_size;
+  seg->map = std::move(*map);
+  seg->file = std::move(file);
+  return seg;
+}
+
+Result<std::shared_ptr<Segment>> Log::Impl::open_sealed(GlobalPosition first, bool has_index) {
+  const std::string name = segment_file_name(first);
+  auto file = fs_->open(path_of(name), OpenOptions{.read_only = true});
+  if (!file) return file.status();
+  auto segr = map_segment(std::move(*file), first, name);
+  if (!segr) return segr.status();
+  auto seg = std::move(*segr);
+  seg->file.reset();  // sealed: the map is all readers need
+  const auto bytes = seg->map->bytes();
+
+  std::optional<PositionIndex> idx;
+  std::string why;
+  if (has_index) {
+    auto r = read_position_index(*fs_, path_of(index_file_name(first)));
+    if (!r) {
+      why = r.status().message();
+    } else if (r->first != first || r->data_end > seg->allocated || r->offsets.empty()) {
+      why = fmt::format("{} does not describe segment {}", index_file_name(first), name);
+    } else {
+      // Trust the index after checking its last record, not a rescan: open
+      // time must not grow with the log.
+      const std::uint64_t n = r->offsets.size();
+      DecodeResult last = decode(bytes.subspan(r->offsets.back()));
+      DecodeResult after = decode(bytes.subspan(r->data_end));
+      if (last.outcome != DecodeOutcome::kOk || last.view.position != first + (n - 1) ||
+          r->offsets.back() + last.view.size != r->data_end || !(last.view.flags & f::kFlagCommit) ||
+          after.outcome != DecodeOutcome::kEnd) {
+        why = fmt::format("{}: its last entry does not match the segment", index_file_name(first));
+      } else {
+        idx = std::move(*r);
+      }
+    }
+  } else {
+    why = fmt::format("{} is missing", index_file_name(first));
+  }
+
+  if (!idx) {
+    spdlog::warn("annal log {}: rebuilding the position index of segment {}: {}", opts_.dir, name, why);
+    SegmentScan scan = scan_segment(bytes, first);
+    if (scan.stop.kind != ScanStopKind::kEnd) {
+      ScanStop stop = scan.stop;
+      if (stop.kind == ScanStopKind::kTorn)
+        stop.reason += " (a sealed segment must end cleanly)";
+      return corruption(*seg, stop);
+    }
+    if (scan.offsets.empty() || scan.committed_count != scan.offsets.size()) {
+      ScanStop stop = scan.stop;
+      stop.offset = scan.committed_end;
+      stop.position = first + scan.committed_count;
+      stop.reason = "a sealed segment ends with an incomplete append (no commit flag on its last record)";
+      return corruption(*seg, stop);
+    }
+    PositionIndex rebuilt{first, scan.data_end, std::move(scan.offsets)};
+    ANNAL_RETURN_IF_ERROR(write_position_index(*fs_, opts_.dir, rebuilt));
+    ++report_.position_indexes_rebuilt;
+    idx = std::move(rebuilt);
+  }
+  seg->capacity = idx->offsets.size();
+  seg->offsets = std::make_unique<std::uint32_t[]>(seg->capacity);
+  std::copy(idx->offsets.begin(), idx->offsets.end(), seg->offsets.get());
+  seg->count.store(idx->offsets.size(), std::memory_order_relaxed);
+  seg->data_end.store(idx->data_end, std::memory_order_relaxed);
+  seg->sealed.store(true, std::memory_order_relaxed);
+  return seg;
+}
+
+Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bool has_index) {
+  const std::string name = segment_file_name(first);
+  if (has_index) {
+    // A crash between sealing this segment and creating the next: it is the
+    // active segment again, and its index will be rewritten when it is sealed.
+    ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(index_file_name(first))));
+    ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+  }
+  auto file = fs_->open(path_of(name), OpenOptions{});
+  if (!file) return file.status();
+  auto segr = map_segment(std::move(*file), first, name);
+  if (!segr) return segr.status();
+  auto seg = std::move(*segr);
+  const auto bytes = seg->map->bytes();
+  SegmentScan scan = scan_segment(bytes, first);
+  if (scan.stop.kind == ScanStopKind::kCorrupt) return corruption(*seg, scan.stop);
+
+  const std::uint64_t incomplete = scan.offsets.size() - scan.committed_count;
+  const std::uint64_t torn = scan.stop.kind == ScanStopKind::kTorn ? scan.stop.garbage_end - scan.data_end : 0;
+  const std::uint64_t cut_end = std::max(scan.data_end, scan.stop.garbage_end);
+  if (cut_end > scan.committed_end) {
+    // Zero instead of truncating: the file stays preallocated and mapped.
+    static const std::string zeros(1 << 20, '\0');
+    for (std::uint64_t off = scan.committed_end; off < cut_end; off += zeros.size()) {
+      const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), cut_end - off);
+      ANNAL_RETURN_IF_ERROR(seg->file->pwrite(off, as_bytes(zeros).first(n)));
+    }
+    ANNAL_RETURN_IF_ERROR(seg->file->datasync());
+    spdlog::warn(
+        "annal log {}: cut the tail of segment {} at offset {} (position {}): {} torn bytes{}{}; {} events of an "
+        "incomplete append",
+        opts_.dir, name, scan.committed_end, (first + scan.committed_count).value, torn,
+        torn > 0 ? ": " : "", torn > 0 ? scan.stop.reason : "", incomplete);
+    report_.torn_bytes_cut += torn;
+    report_.incomplete_events_cut += incomplete;
+  }
+  seg->capacity = (seg->allocated - f::kSegmentHeaderSize) / f::kRecordMinSize + 1;
+  seg->offsets.reset(new std::uint32_t[seg->capacity]);
+  std::copy(scan.offsets.begin(), scan.offsets.begin() + static_cast<std::ptrdiff_t>(scan.committed_count),
+            seg->offsets.get());
+  seg->count.store(scan.committed_count, std::memory_order_relaxed);
+  seg->data_end.store(scan.committed_end, std::memory_order_relaxed);
+  return seg;
+}
+
+Status Log::Impl::recover() {
+  if (opts_.dir.empty()) return Status(Errc::kInvalidArgument, "log directory not set");
+  if (opts_.segment_size < f::kMinSegmentSize || opts_.segment_size > (std::uint64_t{1} << 32) ||
+      opts_.segment_size % f::kRecordAlign != 0)
+    return Status(Errc::kInvalidArgument,
+                  fmt::format("segment size {} must be a multiple of 8 between {} and 4 GiB", opts_.segment_size,
+                              f::kMinSegmentSize));
+  if (opts_.max_group_bytes == 0) opts_.max_group_bytes = 1;
+  ANNAL_RETURN_IF_ERROR(fs_->create_dirs(opts_.dir));
+  auto names = fs_->list(opts_.dir);
+  if (!names) return names.status();
+  std::map<std::uint64_t, bool> segs;  // first -> has .idx
+  std::vector<std::uint64_t> idx_only;
+  for (const auto& n : *names) {
+    if (auto p = parse_segment_file_name(n)) segs.emplace(p->value, false);
+  }
+  for (const auto& n : *names) {
+    if (auto p = parse_index_file_name(n)) {
+      auto it = segs.find(p->value);
+      if (it != segs.end())
+        it->second = true;
+      else
+        idx_only.push_back(p->value);
+    } else if (n.size() > 4 && n.ends_with(".idx.tmp")) {
+      ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(n)));  // an index write interrupted by a crash
+    }
+  }
+  for (std::uint64_t p : idx_only) ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(index_file_name(GlobalPosition(p)))));
+
+  // Make what a previous incarnation wrote durable before trusting it.
+  for (const auto& [first, has_idx] : segs) {
+    auto file = fs_->open(path_of(segment_file_name(GlobalPosition(first))), OpenOptions{});
+    if (!file) return file.status();
+    ANNAL_RETURN_IF_ERROR((*file)->sync());
+  }
+  ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+
+  // A last segment whose creation a crash interrupted (short, or a header that
+  // never made it, with nothing after it) is removed and created again.
+  if (!segs.empty()) {
+    const GlobalPosition first(segs.rbegin()->first);
+    const std::string name = segment_file_name(first);
+    auto file = fs_->open(path_of(name), OpenOptions{.read_only = true});
+    if (!file) return file.status();
+    auto header = read_segment_header(**file);
+    if (!header) {
+      auto size = (*file)->size();
+      if (!size) return size.status();
+      bool blank = true;
+      if (*size > f::kSegmentHeaderSize) {
+        auto map = (*file)->map(*size);
+        if (!map) return map.status();
+        auto rest = (*map)->bytes().subspan(f::kSegmentHeaderSize);
+        blank = std::all_of(rest.begin(), rest.end(), [](std::byte b) { return b == std::byte{0}; });
+      }
+      if (!blank) return header.status();
+      spdlog::warn("annal log {}: removing segment {} whose creation was interrupted ({})", opts_.dir, name,
+                   header.status().message());
+      file->reset();
+      ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(name)));
+      ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+      segs.erase(std::prev(segs.end()));
+    }
+  }
+
+  GlobalPosition expected(0);
+  std::size_t i = 0;
+  for (const auto& [first_v, has_idx] : segs) {
+    const GlobalPosition first(first_v);
+    const bool last = ++i == segs.size();
+    if (first != expected)
+      return Status(Errc::kCorruption,
+                    fmt::format("segment {}: starts at position {}, but the segments before it end at {} ({}). "
+                                "The log will not open; run `annal repair {}`",
+                                segment_file_name(first), first.value, expected.value,
+                                first > expected ? "positions missing" : "positions overlap", opts_.dir));
+    auto seg = last ? open_active(first, has_idx) : open_sealed(first, has_idx);
+    if (!seg) return seg.status();
+    expected = first + (*seg)->count.load(std::memory_order_relaxed);
+    segments_.push_back(std::move(*seg));
+  }
+  if (segments_.empty()) {
+    auto seg = create_segment(expected);
+    if (!seg) return seg.status();
+    segments_.push_back(std::move(*seg));
+  }
+  active_ = segments_.back();
+  active_end_ = active_->data_end.load(std::memory_order_relaxed);
+  next_ = expected.value;
+  durable_end_.store(next_, std::memory_order_release);
+  report_.end = expected;
+  report_.segments = segments_.size();
+  spdlog::info("annal log {}: opened {} segments, end position {}", opts_.dir, segments_.size(), next_);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
+// Segments
+
+Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first) {
+  const std::string name = segment_file_name(first);
+  const std::string path = path_of(name);
+  auto file = fs_->open(path, OpenOptions{.create = true, .exclusive = true});
+  if (!file) return file.status();
+  // Reserve every block now: a full disk must be an error here, never a
+  // SIGBUS on a mapped page later.
+  Status s = (*file)->allocate(opts_.segment_size);
+  if (!s) {
+    file->reset();
+    Status r = fs_->remove(path);
+    if (r) r = fs_->sync_dir(opts_.dir);
+    if (!r) spdlog::error("annal log {}: removing {} after a failed allocation: {}", opts_.dir, name, r.to_string());
+    return Status(s.code(), fmt::format("creating segment {}: {}", name, s.message()));
+  }
+  SegmentHeader h;
+  h.first = first;
+  h.allocated_size = opts_.segment_size;
+  h.created_us = now_us();
+  const std::string header = encode_segment_header(h);
+  ANNAL_RETURN_IF_ERROR((*file)->pwrite(0, as_bytes(header)));
+  ANNAL_RETURN_IF_ERROR((*file)->datasync());
+  ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+  auto map = (*file)->map(opts_.segment_size);
+  if (!map) return map.status();
+  auto seg = std::make_shared<Segment>();
+  seg->name = name;
+  seg->first = first;
+  seg->allocated = opts_.segment_size;
+  seg->map = std::move(*map);
+  seg->file = std::move(*file);
+  seg->capacity = record_capacity() / f::kRecordMinSize + 1;
+  seg->offsets.reset(new std::uint32_t[seg->capacity]);
+  return seg;
+}
+
+Status Log::Impl::seal(Segment& seg) {
+  if (seg.sealed.load(std::memory_order_relaxed)) return Status::ok();
+  const std::uint64_t n = seg.count.load(std::memory_order_relaxed);
+  PositionIndex idx{seg.first, seg.data_end.load(std::memory_order_relaxed),
+                    std::vector<std::uint32_t>(seg.offsets.get(), seg.offsets.get() + n)};
+  ANNAL_RETURN_IF_ERROR(write_position_index(*fs_, opts_.dir, idx));
+  seg.sealed.store(true, std::memory_order_relaxed);
+  seg.file.reset();  // everything in it is synced
+  return Status::ok();
+}
+
+Status Log::Impl::roll() {
+  if (Status s = seal(*active_); !s) {
+    fail_writer(Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message())));
+    return writer_status();
+  }
+  auto seg = create_segment(GlobalPosition(next_));
+  if (!seg) {
+    if (seg.status().code() == Errc::kNoSpace) return seg.status();
+    fail_writer(seg.status());
+    return writer_status();
+  }
+  {
+    std::lock_guard l(segments_mu_);
+    segments_.push_back(*seg);
+  }
+  active_ = std::move(*seg);
+  active_end_ = f::kSegmentHeaderSize;
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------
+// Writer
+
+void Log::Impl::append(AppendRequest req) {
+  std::size_t bytes = 0;
+  for (const auto& e : req.events) bytes += encoded_size(e);
+  bool refused = false;
+  {
+    std::lock_guard l(mu_);
+    if (stopping_)
+      refused = true;
+    else
+      queue_.push_back(Queued{std::move(req), bytes});
+  }
+  if (refused) {
+    AppendOutcome o;
+    o.status = Status(Errc::kShuttingDown, fmt::format("log {} is closing", opts_.dir));
+    if (req.done) req.done(o);
+    return;
+  }
+  cv_.notify_one();
+}
+
+void Log::Impl::run() {
+  std::deque<Queued> batch;
+  for (;;) {
+    {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return !queue_.empty() || stopping_; });
+      if (queue_.empty()) return;
+      std::size_t total = 0;
+      while (!queue_.empty() && (batch.empty() || total + queue_.front().bytes <= opts_.max_group_bytes)) {
+        total += queue_.front().bytes;
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    process(batch);
+  }
+}
+
+void Log::Impl::fail_writer(const Status& cause) {
+  std::lock_guard l(status_mu_);
+  if (!writer_status_.is_ok()) return;
+  writer_status_ = Status(Errc::kWriterFailed,
+                          fmt::format("log writer stopped after a failure; restart to recover: {}", cause.to_string()));
+  failed_.store(true, std::memory_order_release);
+  spdlog::error("annal log {}: {}", opts_.dir, writer_status_.message());
+}
+
+Status Log::Impl::check_floor() {
+  if (opts_.min_free_bytes == 0) return Status::ok();
+  auto free = fs_->free_bytes(opts_.dir);
+  if (!free) return Status::ok();  // cannot tell: allocation will still catch a full disk
+  if (*free < opts_.min_free_bytes)
+    return Status(Errc::kNoSpace, fmt::format("{} bytes free on the file system of {}, below the floor of {}", *free,
+                                              opts_.dir, opts_.min_free_bytes));
+  return Status::ok();
+}
+
+void Log::Impl::process(std::deque<Queued>& batch) {
+  std::vector<Entry> group;
+  buf_.clear();
+  const Status floor = check_floor();
+  while (!batch.empty()) {
+    Queued q = std::move(batch.front());
+    batch.pop_front();
+    Entry e{std::move(q.req), {}, false};
+    if (failed_.load(std::memory_order_acquire)) {
+      e.outcome.status = writer_status();
+      group.push_back(std::move(e));
+      continue;
+    }
+    if (!floor) {
+      e.outcome.status = floor;
+      group.push_back(std::move(e));
+      continue;
+    }
+    if (Status v = validate_events(e.req.events, record_capacity()); !v) {
+      e.outcome.status = v;
+      group.push_back(std::move(e));
+      continue;
+    }
+    const auto decision =
+        hooks_ != nullptr ? hooks_->prepare(e.req, GlobalPosition(next_), e.outcome) : WriteHooks::Decision::kWrite;
+    if (decision == WriteHooks::Decision::kComplete) {
+      group.push_back(std::move(e));
+      continue;
+    }
+    auto& events = e.req.events;
+    if (Status v = validate_events(events, record_capacity()); !v) {
+      if (hooks_ != nullptr) hooks_->aborted(e.req);
+      e.outcome.status = v;
+      group.push_back(std::move(e));
+      continue;
+    }
+    std::size_t size = 0;
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      events[i].position = GlobalPosition(next_ + i);
+      events[i].flags &= ~f::kFlagCommit;
+      if (i + 1 == events.size()) events[i].flags |= f::kFlagCommit;
+      size += encoded_size(events[i]);
+    }
+    // An append never spans segments: roll first.
+    if (active_->sealed.load(std::memory_order_relaxed) || active_end_ + buf_.size() + size > active_->allocated) {
+      commit_group(group);
+      Status s = failed_.load(std::memory_order_acquire) ? writer_status() : roll();
+      if (!s) {
+        if (hooks_ != nullptr) hooks_->aborted(e.req);
+        e.outcome.status = s;
+        group.push_back(std::move(e));
+        continue;
+      }
+    }
+    // buf_ holds the bytes that go at active_end_ onwards.
+    std::size_t at = buf_.size();
+    buf_.resize(at + size);
+    for (const auto& ev : events) {
+      const std::size_t n = encoded_size(ev);
+      active_->offsets[ev.position.value - active_->first.value] = static_cast<std::uint32_t>(active_end_ + at);
+      encode_into(ev, std::span<std::byte>(reinterpret_cast<std::byte*>(buf_.data() + at), n));
+      at += n;
+    }
+    e.written = true;
+    e.outcome.first_position = GlobalPosition(next_);
+    e.outcome.first_revision = events.front().revision;
+    e.outcome.count = static_cast<std::uint32_t>(events.size());
+    next_ += events.size();
+    group.push_back(std::move(e));
+    if (buf_.size() >= opts_.max_group_bytes) commit_group(group);
+  }
+  commit_group(group);
+}
+
+void Log::Impl::deliver(std::vector<Entry>& group) {
+  for (auto& e : group)
+    if (e.req.done) e.req.done(e.outcome);
+  group.clear();
+}
+
+void Log::Impl::commit_group(std::vector<Entry>& group) {
+  if (group.empty()) return;
+  Status s;
+  bool acked_early = false;
+  if (!buf_.empty()) {
+    ANNAL_CHECK(!active_->sealed.load(std::memory_order_relaxed), "writing into a sealed segment");
+    File& file = *active_->file;
+    s = file.pwrite(active_end_, as_bytes(buf_));
+    if (!s && s.code() == Errc::kNoSpace) {
+      // Some of the group may have reached the file. Overwrite it with zeros so
+      // valid-looking records can never surface later, then carry on.
+      const std::string zeros(buf_.size(), '\0');
+      Status z = file.pwrite(active_end_, as_bytes(zeros));
+      if (z) z = file.datasync();
+      if (!z) fail_writer(Status(z.code(), fmt::format("zeroing a failed write in {}: {}", file.path(), z.message())));
+      s = Status(Errc::kNoSpace, fmt::format("writing to segment {}: {}", active_->name, s.message()));
+    } else if (!s) {
+      fail_writer(s);
+      s = writer_status();
+    }
+    if (s && opts_.test_ack_before_sync) {
+      // TEST ONLY: the broken contract the power-loss test must catch.
+      for (auto& e : group)
+        if (e.req.done) e.req.done(e.outcome);
+      acked_early = true;
+    }
+    if (s) {
+      s = file.datasync();
+      if (!s) {
+        fail_writer(s);
+        s = writer_status();
+      }
+    }
+  }
+  if (s) {
+    if (!buf_.empty()) {
+      active_end_ += buf_.size();
+      active_->count.store(next_ - active_->first.value, std::memory_order_release);
+      active_->data_end.store(active_end_, std::memory_order_release);
+      durable_end_.store(next_, std::memory_order_release);
+      if (hooks_ != nullptr) hooks_->durable(GlobalPosition(next_));
+    }
+  } else {
+    for (auto it = group.rbegin(); it != group.rend(); ++it)
+      if (it->written && hooks_ != nullptr) hooks_->aborted(it->req);
+    for (auto& e : group) {
+      if (e.written || e.outcome.status.is_ok()) {
+        e.outcome = AppendOutcome{};
+        e.outcome.status = s;
+      }
+    }
+    next_ = durable_end_.load(std::memory_order_relaxed);
+  }
+  buf_.clear();
+  if (acked_early)
+    group.clear();
+  else
+    deliver(group);
+}
+
+// ---------------------------------------------------------------------------
+// Readers
+
+std::pair<std::shared_ptr<Segment>, std::uint64_t> Log::Impl::find(GlobalPosition p) const {
+  std::lock_guard l(segments_mu_);
+  auto it = std::upper_bound(segments_.begin(), segments_.end(), p,
+                             [](GlobalPosition v, const std::shared_ptr<Segment>& s) { return v < s->first; });
+  ANNAL_CHECK(it != segments_.begin(), fmt::format("no segment holds position {}", p.value));
+  const std::uint64_t limit = it == segments_.end() ? UINT64_MAX : (*it)->first.value;
+  return {*std::prev(it), limit};
+}
+
+Status Log::Impl::view_at(const Segment& seg, GlobalPosition p, RecordView& out) const {
+  const std::uint64_t i = p.value - seg.first.value;
+  ANNAL_CHECK(i < seg.capacity, fmt::format("position {} beyond the offsets of segment {}", p.value, seg.name));
+  const std::uint64_t off = seg.offsets[i];
+  const auto bytes = seg.map->bytes();
+  if (off >= bytes.size())
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {}: position {} indexed at offset {}, beyond the segment", seg.name, p.value, off));
+  DecodeResult r = decode(bytes.subspan(off));
+  if (r.outcome != DecodeOutcome::kOk)
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {} offset {} (position {}): {}", seg.name, off, p.value, r.reason));
+  if (r.view.position != p)
+    return Status(Errc::kCorruption, fmt::format("segment {} offset {}: record has position {}, expected {}", seg.name,
+                                                 off, r.view.position.value, p.value));
+  out = r.view;
+  return Status::ok();
+}
+
+Status Log::Impl::scan_forward(GlobalPosition from, std::uint64_t max_count,
+                               const std::function<bool(const RecordView&)>& fn) const {
+  const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
+  if (from.value >= end || max_count == 0) return Status::ok();
+  const std::uint64_t stop = from.value + std::min(max_count, end - from.value);
+  std::shared_ptr<Segment> seg;
+  std::uint64_t limit = 0;
+  RecordView v;
+  for (std::uint64_t p = from.value; p < stop; ++p) {
+    if (!seg || p >= limit) std::tie(seg, limit) = find(GlobalPosition(p));
+    ANNAL_RETURN_IF_ERROR(view_at(*seg, GlobalPosition(p), v));
+    if (!fn(v)) break;
+  }
+  return Status::ok();
+}
+
+Status Log::Impl::scan_backward(GlobalPosition from, std::uint64_t max_count,
+                                const std::function<bool(const RecordView&)>& fn) const {
+  const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
+  if (end == 0 || max_count == 0) return Status::ok();
+  std::uint64_t p = std::min(from.value, end - 1);
+  std::shared_ptr<Segment> seg;
+  RecordView v;
+  for (std::uint64_t n = 0; n < max_count; ++n) {
+    if (!seg || p < seg->first.value) seg = find(GlobalPosition(p)).first;
+    ANNAL_RETURN_IF_ERROR(view_at(*seg, GlobalPosition(p), v));
+    if (!fn(v) || p == 0) break;
+    --p;
+  }
+  return Status::ok();
+}
+
+Status Log::Impl::visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const {
+  const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
+  if (p.value >= end)
+    return Status(Errc::kNotFound, fmt::format("position {} is beyond the durable end {} of log {}", p.value, end,
+                                               opts_.dir));
+  auto seg = find(p).first;
+  RecordView v;
+  ANNAL_RETURN_IF_ERROR(view_at(*seg, p, v));
+  fn(v);
+  return Status::ok();
+}
+
+std::vector<SegmentInfo> Log::Impl::segments() const {
+  std::lock_guard l(segments_mu_);
+  std::vector<SegmentInfo> out;
+  for (const auto& s : segments_) {
+    SegmentInfo i;
+    i.file = s->name;
+    i.first = s->first;
+    i.count = s->count.load(std::memory_order_acquire);
+    i.bytes_used = s->data_end.load(std::memory_order_acquire);
+    i.bytes_allocated = s->allocated;
+    i.sealed = s->sealed.load(std::memory_order_relaxed);
+    out.push_back(i);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Log
+
+Log::Log(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Log::~Log() = default;
+
+Result<std::unique_ptr<Log>> Log::open(LogOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  ANNAL_RETURN_IF_ERROR(impl->recover());
+  impl->start();
+  return std::unique_ptr<Log>(new Log(std::move(impl)));
+}
+
+const RecoveryReport& Log::recovery() const { return impl_->report_; }
+void Log::append(AppendRequest req) { impl_->append(std::move(req)); }
+
+AppendOutcome Log::append_sync(std::vector<EventRecord> events) {
+  std::promise<AppendOutcome> p;
+  auto fut = p.get_future();
+  AppendRequest req;
+  req.events = std::move(events);
+  req.done = [&p](const AppendOutcome& o) { p.set_value(o); };
+  impl_->append(std::move(req));
+  return fut.get();
+}
+
+GlobalPosition Log::durable_end() const { return impl_->durable_end(); }
+Status Log::writer_status() const { return impl_->writer_status(); }
+Status Log::scan_forward(GlobalPosition from, std::uint64_t max_count,
+                         const std::function<bool(const RecordView&)>& fn) const {
+  return impl_->scan_forward(from, max_count, fn);
+}
+Status Log::scan_backward(GlobalPosition from, std::uint64_t max_count,
+                          const std::function<bool(const RecordView&)>& fn) const {
+  return impl_->scan_backward(from, max_count, fn);
+}
+Result<EventRecord> Log::read(GlobalPosition position) const {
+  std::optional<EventRecord> out;
+  Status s = impl_->visit(position, [&](const RecordView& v) { out = v.to_record(); });
+  if (!s) return s;
+  return std::move(*out);
+}
+Status Log::visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const {
+  return impl_->visit(position, fn);
+}
+std::vector<SegmentInfo> Log::segments() const { return impl_->segments(); }
+const LogOptions& Log::options() const { return impl_->opts_; }
+
+}  // namespace annal::engine

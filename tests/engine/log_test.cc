@@ -1,0 +1,220 @@
+#include "engine/log.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "engine/format.h"
+#include "engine/segment.h"
+#include "tests/engine/test_util.h"
+
+namespace annal::engine {
+namespace {
+
+using testing::make_event;
+
+class LogTest : public ::testing::Test {
+ protected:
+  LogOptions options(std::uint64_t segment_size = 256 << 10) {
+    LogOptions o;
+    o.dir = dir_.path() + "/log";
+    o.segment_size = segment_size;
+    o.min_free_bytes = 0;
+    return o;
+  }
+  std::unique_ptr<Log> open(LogOptions o) {
+    auto r = Log::open(std::move(o));
+    EXPECT_TRUE(r) << r.status().to_string();
+    return r ? std::move(*r) : nullptr;
+  }
+  std::unique_ptr<Log> open() { return open(options()); }
+
+  // Appends `n` single events (positions are assigned by the log).
+  static void append_n(Log& log, std::uint64_t n, std::size_t size = 40) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      auto o = log.append_sync({make_event(0, size)});
+      ASSERT_TRUE(o.status) << o.status.to_string();
+    }
+  }
+  static std::vector<EventRecord> all(const Log& log) {
+    std::vector<EventRecord> out;
+    Status s = log.scan_forward(GlobalPosition(0), UINT64_MAX, [&](const RecordView& v) {
+      out.push_back(v.to_record());
+      return true;
+    });
+    EXPECT_TRUE(s) << s.to_string();
+    return out;
+  }
+  std::string seg_path(std::uint64_t first) const {
+    return dir_.path() + "/log/" + segment_file_name(GlobalPosition(first));
+  }
+  std::string idx_path(std::uint64_t first) const {
+    return dir_.path() + "/log/" + index_file_name(GlobalPosition(first));
+  }
+  static void patch(const std::string& path, std::uint64_t offset, const std::string& bytes) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  static std::string slurp(const std::string& path, std::uint64_t offset, std::size_t n) {
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    std::string s(n, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(n));
+    return s;
+  }
+
+  testing::TempDir dir_;
+};
+
+TEST_F(LogTest, AppendedEventsAreReadBackWithDensePositions) {
+  auto log = open();
+  auto o = log->append_sync({make_event(0), make_event(0), make_event(0)});
+  ASSERT_TRUE(o.status) << o.status.to_string();
+  EXPECT_EQ(o.first_position, GlobalPosition(0));
+  EXPECT_EQ(o.count, 3u);
+  o = log->append_sync({make_event(0)});
+  EXPECT_EQ(o.first_position, GlobalPosition(3));
+  EXPECT_EQ(log->durable_end(), GlobalPosition(4));
+  auto events = all(*log);
+  ASSERT_EQ(events.size(), 4u);
+  for (std::uint64_t i = 0; i < 4; ++i) EXPECT_EQ(events[i].position, GlobalPosition(i));
+  EXPECT_FALSE(events[0].flags & format::kFlagCommit);
+  EXPECT_TRUE(events[2].flags & format::kFlagCommit);
+  auto r = log->read(GlobalPosition(3));
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->data, make_event(0).data);
+  EXPECT_EQ(log->read(GlobalPosition(4)).status().code(), Errc::kNotFound);
+}
+
+TEST_F(LogTest, BackwardScanIsForwardScanReversed) {
+  auto log = open(options(64 << 10));
+  for (int i = 0; i < 150; ++i) ASSERT_TRUE(log->append_sync({make_event(0, 500), make_event(0, 300)}).status);
+  ASSERT_GT(log->segments().size(), 2u);
+  auto fwd = all(*log);
+  std::vector<EventRecord> back;
+  ASSERT_TRUE(log->scan_backward(GlobalPosition(UINT64_MAX), UINT64_MAX, [&](const RecordView& v) {
+    back.push_back(v.to_record());
+    return true;
+  }));
+  std::reverse(back.begin(), back.end());
+  EXPECT_EQ(back, fwd);
+  std::vector<std::uint64_t> some;
+  ASSERT_TRUE(log->scan_backward(GlobalPosition(50), 3, [&](const RecordView& v) {
+    some.push_back(v.position.value);
+    return true;
+  }));
+  EXPECT_EQ(some, (std::vector<std::uint64_t>{50, 49, 48}));
+}
+
+TEST_F(LogTest, ReopenFindsEverythingAndContinuesPositions) {
+  {
+    auto log = open(options(64 << 10));
+    append_n(*log, 300, 200);
+  }
+  auto log = open(options(64 << 10));
+  EXPECT_EQ(log->durable_end(), GlobalPosition(300));
+  EXPECT_EQ(log->recovery().torn_bytes_cut, 0u);
+  EXPECT_EQ(log->recovery().position_indexes_rebuilt, 0u);
+  EXPECT_GT(log->recovery().segments, 1u);
+  EXPECT_EQ(log->append_sync({make_event(0)}).first_position, GlobalPosition(300));
+  EXPECT_EQ(all(*log).size(), 301u);
+}
+
+TEST_F(LogTest, AnAppendNeverSpansSegments) {
+  auto log = open(options(64 << 10));
+  for (int i = 0; i < 40; ++i) {
+    std::vector<EventRecord> batch;
+    for (int j = 0; j < 1 + i % 7; ++j) batch.push_back(make_event(0, 700));
+    ASSERT_TRUE(log->append_sync(std::move(batch)).status);
+  }
+  auto segs = log->segments();
+  ASSERT_GT(segs.size(), 2u);
+  std::uint64_t expect = 0;
+  for (const auto& s : segs) {
+    EXPECT_EQ(s.first, GlobalPosition(expect));
+    expect += s.count;
+    // Every segment ends on a commit flag.
+    auto r = log->read(GlobalPosition(s.first.value + s.count - 1));
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->flags & format::kFlagCommit) << s.file;
+    EXPECT_LE(s.bytes_used, s.bytes_allocated);
+  }
+  EXPECT_EQ(expect, log->durable_end().value);
+}
+
+TEST_F(LogTest, AppendLargerThanASegmentIsTooLarge) {
+  auto log = open(options(64 << 10));
+  auto o = log->append_sync({make_event(0, 70 << 10)});
+  EXPECT_EQ(o.status.code(), Errc::kTooLarge);
+  EXPECT_TRUE(log->append_sync({make_event(0)}).status);
+  EXPECT_EQ(log->append_sync({}).status.code(), Errc::kInvalidArgument);
+}
+
+TEST_F(LogTest, SegmentRollUnderConcurrentAppendsKeepsPositionsDense) {
+  auto log = open(options(64 << 10));
+  constexpr int kThreads = 6, kPerThread = 150;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<EventRecord> batch;
+        for (int j = 0; j <= (t + i) % 4; ++j) batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
+        if (!log->append_sync(std::move(batch)).status) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto events = all(*log);
+  ASSERT_EQ(events.size(), log->durable_end().value);
+  for (std::uint64_t i = 0; i < events.size(); ++i) ASSERT_EQ(events[i].position, GlobalPosition(i));
+  EXPECT_GT(log->segments().size(), 3u);
+  log.reset();
+  log = open(options(64 << 10));
+  EXPECT_EQ(all(*log).size(), events.size());
+}
+
+TEST_F(LogTest, ReadersConcurrentWithTheWriterSeeOnlyValidDurableRecords) {
+  auto log = open(options(64 << 10));
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> read_ok{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!done.load()) {
+        const GlobalPosition end = log->durable_end();
+        std::uint64_t seen = 0;
+        Status s = log->scan_forward(GlobalPosition(0), UINT64_MAX, [&](const RecordView& v) {
+          EXPECT_EQ(v.position.value, seen);
+          ++seen;
+          return true;
+        });
+        EXPECT_TRUE(s) << s.to_string();
+        EXPECT_GE(seen, end.value);
+        if (end.value > 0) {
+          auto rec = log->read(GlobalPosition(end.value - 1));
+          EXPECT_TRUE(rec) << rec.status().to_string();
+        }
+        read_ok += seen;
+      }
+    });
+  }
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 3; ++w)
+    writers.emplace_back([&] {
+      for (int i = 0; i < 120; ++i) ASSERT_TRUE(log->append_sync({make_event(0, 300), make_event(0, 10)}).status);
+    });
+  for (auto& t : writers) t.join();
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(log->durable_end(), GlobalPosition(720));
+  EXPECT_GT(read_ok.load(), 0u);
+}
+
+}  // namespace
+}  // namespace annal::engine
