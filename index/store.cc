@@ -1,0 +1,575 @@
+#include "index/store.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <future>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/format.h"
+#include "index/entry.h"
+#include "index/head_cache.h"
+#include "index/id_window.h"
+#include "index/index_core.h"
+
+namespace annal::index {
+namespace {
+
+namespace format = engine::format;
+using Head = HeadCache::Head;
+
+// What Store::append hands to prepare() through AppendRequest::user.
+struct AppendCtx {
+  std::string stream;
+  std::uint64_t hash = 0;
+  HeadCache::Key key;
+  ExpectedRevision expected;
+};
+
+// A prepared append that is not durable yet: the writer's view of it, so
+// checks of later appends (and their rollback) need not read the log.
+struct Pending {
+  std::uint64_t first_position = 0;
+  std::uint64_t first_revision = 0;
+  std::string stream;
+  std::uint64_t hash = 0;
+  HeadCache::Key key;
+  std::optional<Head> prev_head;
+  std::vector<EventId> ids;
+  bool counted_in_core = true;
+};
+
+// The parts of a record the write path looks at.
+struct RecordLite {
+  std::string stream;
+  EventId id;
+  std::uint64_t revision = 0;
+};
+
+std::string expected_text(const ExpectedRevision& e) { return e.to_string(); }
+
+std::string actual_text(const std::optional<Head>& h) {
+  return h ? std::to_string(h->revision) : std::string("no stream");
+}
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+class Store::Impl final : public engine::WriteHooks {
+ public:
+  explicit Impl(StoreOptions options)
+      : options_(std::move(options)),
+        heads_(options_.head_cache_entries),
+        window_(options_.idempotency_window) {
+    limits_ = options_.limits;
+    limits_.max_stream_name = std::min<std::size_t>(limits_.max_stream_name, UINT16_MAX);
+    limits_.max_event_type = std::min<std::size_t>(limits_.max_event_type, UINT16_MAX);
+    // One append must fit in one segment (records never span segments).
+    const std::uint64_t seg = options_.log.segment_size;
+    const std::uint64_t room = seg > format::kSegmentHeaderSize ? seg - format::kSegmentHeaderSize : 0;
+    limits_.max_append_size = static_cast<std::size_t>(std::min<std::uint64_t>(limits_.max_append_size, room));
+    limits_.max_event_size = std::min(limits_.max_event_size, limits_.max_append_size);
+  }
+
+  ~Impl() override {
+    log_.reset();  // finishes queued appends; the hooks still run meanwhile
+    if (core_ && !options_.test_skip_index_flush_on_close) {
+      Status st = core_->flush(durable_end_);
+      if (!st.is_ok()) spdlog::error("stream index flush at close failed: {}", st.to_string());
+    }
+    core_.reset();
+  }
+
+  Status open() {
+    engine::LogOptions lo = options_.log;
+    lo.hooks = this;
+    auto log = engine::Log::open(lo);
+    if (!log) return log.status();
+    log_ = std::move(log).value();
+    const std::uint64_t end = log_->durable_end().value;
+    IndexCoreOptions co;
+    co.dir = options_.log.dir + "/index";
+    co.fs = options_.log.fs;
+    co.memtable_entries = options_.memtable_entries;
+    co.merge_fanout = options_.index_merge_fanout;
+    co.verify_on_open = options_.verify_index_on_open;
+    auto core = IndexCore::open(co, end);
+    if (!core) return core.status();
+    core_ = std::move(core).value();
+    rebuild_reason_ = core_->rebuild_reason();
+
+    // Replay the unindexed tail into the memtable, and the last
+    // idempotency_window events' ids into the window.
+    const std::uint64_t indexed = core_->indexed_through();
+    const std::uint64_t w = options_.idempotency_window;
+    const std::uint64_t from = std::min(indexed, end > w ? end - w : 0);
+    std::uint64_t n = 0;
+    Status st = log_->scan_forward(GlobalPosition(from), UINT64_MAX, [&](const engine::RecordView& v) {
+      const std::uint64_t pos = v.position.value;
+      window_.insert(v.id, pos);
+      if (pos >= indexed) {
+        if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
+          core_->add(IndexEntry{hash_of(v.stream), v.revision.value, pos});
+        if (++n % 4096 == 0) core_->set_durable(pos + 1);
+      }
+      return true;
+    });
+    if (!st.is_ok()) return st;
+    core_->set_durable(end);
+    durable_end_ = end;
+    if (n > 0 || !rebuild_reason_.empty())
+      spdlog::info("stream index in {}: {} entries from index files, {} replayed from the log{}", co.dir,
+                   indexed, n, rebuild_reason_.empty() ? "" : " (rebuilt: " + rebuild_reason_ + ")");
+    ready_ = true;
+    return Status::ok();
+  }
+
+  std::uint64_t hash_of(std::string_view stream) const {
+    return options_.test_stream_hash ? options_.test_stream_hash(stream) : xxh3_stream_hash(stream);
+  }
+
+  // ---- Validation ----
+  Status validate(const StreamAppend& a) const {
+    if (a.stream.empty()) return Status(Errc::kBadRequest, "stream name is empty");
+    if (a.stream.size() > limits_.max_stream_name)
+      return Status(Errc::kTooLarge, fmt::format("stream name is {} bytes; the limit (max_stream_name) is {}",
+                                                 a.stream.size(), limits_.max_stream_name));
+    if (a.events.empty()) return Status(Errc::kBadRequest, fmt::format("append to '{}' has no events", a.stream));
+    if (a.events.size() > limits_.max_append_events)
+      return Status(Errc::kTooLarge, fmt::format("append to '{}' has {} events; the limit (max_append_events) is {}",
+                                                 a.stream, a.events.size(), limits_.max_append_events));
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < a.events.size(); ++i) {
+      const NewEvent& e = a.events[i];
+      if (e.id.is_nil())
+        return Status(Errc::kBadRequest, fmt::format("append to '{}': event {} has a nil event id", a.stream, i));
+      if (e.type.empty())
+        return Status(Errc::kBadRequest, fmt::format("append to '{}': event {} has an empty event type", a.stream, i));
+      if (e.type.size() > limits_.max_event_type)
+        return Status(Errc::kTooLarge,
+                      fmt::format("append to '{}': event {} type is {} bytes; the limit (max_event_type) is {}",
+                                  a.stream, i, e.type.size(), limits_.max_event_type));
+      if ((e.flags & ~(format::kFlagDataJson | format::kFlagMetadataJson)) != 0)
+        return Status(Errc::kBadRequest,
+                      fmt::format("append to '{}': event {} has unknown flags {:#x}", a.stream, i, e.flags));
+      const std::size_t body = e.metadata.size() + e.data.size();
+      if (body > limits_.max_event_size)
+        return Status(Errc::kTooLarge,
+                      fmt::format("append to '{}': event {} is {} bytes (metadata + data); the limit "
+                                  "(max_event_size) is {}",
+                                  a.stream, i, body, limits_.max_event_size));
+      total += format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size());
+    }
+    if (total > limits_.max_append_size)
+      return Status(Errc::kTooLarge,
+                    fmt::format("append to '{}' is {} bytes encoded; the limit (max_append_size, clamped to "
+                                "the segment size) is {}",
+                                a.stream, total, limits_.max_append_size));
+    return Status::ok();
+  }
+
+  void append(StreamAppend a, std::function<void(const engine::AppendOutcome&)> done) {
+    Status st = validate(a);
+    if (!st.is_ok()) {
+      engine::AppendOutcome o;
+      o.status = std::move(st);
+      if (done) done(o);
+      return;
+    }
+    engine::AppendRequest req;
+    req.events.reserve(a.events.size());
+    for (auto& e : a.events) {
+      engine::EventRecord r;
+      r.id = e.id;
+      r.stream = a.stream;
+      r.type = std::move(e.type);
+      r.flags = e.flags;
+      r.metadata = std::move(e.metadata);
+      r.data = std::move(e.data);
+      req.events.push_back(std::move(r));
+    }
+    AppendCtx ctx;
+    ctx.hash = hash_of(a.stream);
+    ctx.key = HeadCache::key_of(a.stream);
+    ctx.stream = std::move(a.stream);
+    ctx.expected = a.expected;
+    req.user = std::move(ctx);
+    req.done = std::move(done);
+    log_->append(std::move(req));
+  }
+
+  // ---- Writer thread: the writer's view includes prepared, not yet
+  // durable appends (pending_). ----
+  const Pending* pending_at(std::uint64_t pos) const {
+    for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+      if (pos >= it->first_position + it->ids.size()) return nullptr;
+      if (pos >= it->first_position) return &*it;
+    }
+    return nullptr;
+  }
+
+  std::optional<RecordLite> writer_record(std::uint64_t pos) const {
+    if (const Pending* p = pending_at(pos)) {
+      return RecordLite{p->stream, p->ids[pos - p->first_position], p->first_revision + (pos - p->first_position)};
+    }
+    std::optional<RecordLite> out;
+    Status st = log_->visit(GlobalPosition(pos), [&](const engine::RecordView& v) {
+      out = RecordLite{std::string(v.stream), v.id, v.revision.value};
+    });
+    if (!st.is_ok()) spdlog::warn("stream index: reading position {} for a write check: {}", pos, st.to_string());
+    return out;
+  }
+
+  std::optional<Head> writer_head(const AppendCtx& c) {
+    if (auto h = heads_.get(c.key)) return h;
+    std::optional<Head> found;
+    core_->visit_desc(c.hash, UINT64_MAX, [&](const IndexEntry& e) {
+      auto r = writer_record(e.position);
+      if (r && r->stream == c.stream) {
+        found = Head{e.revision, e.position};
+        return false;
+      }
+      return true;
+    });
+    if (found) heads_.put(c.key, *found);
+    return found;
+  }
+
+  struct Dedup {
+    std::uint64_t first_position;
+    std::uint64_t first_revision;
+  };
+
+  // exact / no_stream retry: are `ids` this stream's events at revisions
+  // [r0, r0 + n)? nullopt if not (all of them).
+  std::optional<Dedup> match_at_revisions(const AppendCtx& c, std::uint64_t r0, const std::vector<EventId>& ids) {
+    const std::uint64_t n = ids.size();
+    auto entries = core_->collect(c.hash, r0, r0 + n - 1, UINT64_MAX);
+    std::vector<std::optional<std::uint64_t>> pos_of(n);
+    for (const auto& e : entries) {
+      const std::uint64_t i = e.revision - r0;
+      if (pos_of[i]) continue;
+      auto r = writer_record(e.position);
+      if (!r || r->stream != c.stream) continue;
+      if (r->id != ids[i]) return std::nullopt;
+      pos_of[i] = e.position;
+    }
+    for (const auto& p : pos_of)
+      if (!p) return std::nullopt;
+    return Dedup{*pos_of[0], r0};
+  }
+
+  enum class WindowResult { kNew, kDuplicate, kConflict };
+  // any / stream_exists retry: were these ids appended recently, all of them,
+  // in order, to this stream?
+  WindowResult match_in_window(const AppendCtx& c, const std::vector<EventId>& ids, Dedup& dedup) {
+    std::vector<std::uint64_t> cands;
+    std::vector<std::uint64_t> starts;
+    bool any_hit = false;
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      cands.clear();
+      window_.find(ids[i], cands);
+      for (std::uint64_t p : cands) {
+        auto r = writer_record(p);
+        if (!r || r->id != ids[i]) continue;  // a digest collision
+        any_hit = true;
+        if (i == 0) starts.push_back(p);
+      }
+    }
+    if (!any_hit) return WindowResult::kNew;
+    for (std::uint64_t p : starts) {
+      bool all = true;
+      std::uint64_t rev0 = 0;
+      for (std::size_t i = 0; i < ids.size() && all; ++i) {
+        auto r = writer_record(p + i);
+        all = r && r->id == ids[i] && r->stream == c.stream;
+        if (all && i == 0) rev0 = r->revision;
+      }
+      if (all) {
+        dedup = Dedup{p, rev0};
+        return WindowResult::kDuplicate;
+      }
+    }
+    return WindowResult::kConflict;
+  }
+
+  Decision prepare(engine::AppendRequest& req, GlobalPosition next, engine::AppendOutcome& outcome) override {
+    ANNAL_CHECK(ready_, "append before the store finished opening");
+    const std::uint64_t k = req.events.size();
+    std::vector<EventId> ids;
+    ids.reserve(k);
+    for (const auto& e : req.events) ids.push_back(e.id);
+    auto* c = std::any_cast<AppendCtx>(&req.user);
+    if (c == nullptr) {
+      // Written to the log directly, not through Store::append: indexed as
+      // given (tests and tools).
+      for (std::uint64_t i = 0; i < k; ++i) {
+        const auto& e = req.events[i];
+        AppendCtx raw{e.stream, hash_of(e.stream), HeadCache::key_of(e.stream), ExpectedRevision::any()};
+        Pending p{next.value + i, e.revision.value, e.stream, raw.hash, raw.key, heads_.get(raw.key), {e.id}};
+        core_->add(IndexEntry{raw.hash, e.revision.value, next.value + i});
+        window_.insert(e.id, next.value + i);
+        heads_.put(raw.key, Head{e.revision.value, next.value + i});
+        pending_.push_back(std::move(p));
+      }
+      return Decision::kWrite;
+    }
+    const std::optional<Head> head = writer_head(*c);
+    auto wrong = [&] {
+      outcome.status = Status(Errc::kWrongExpectedRevision,
+                              fmt::format("stream '{}': expected revision {}, actual {}", c->stream,
+                                          expected_text(c->expected), actual_text(head)));
+      outcome.actual_revision = head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
+      return Decision::kComplete;
+    };
+    auto duplicate = [&](const Dedup& d) {
+      outcome.status = Status::ok();
+      outcome.first_position = GlobalPosition(d.first_position);
+      outcome.first_revision = StreamRevision(d.first_revision);
+      outcome.count = static_cast<std::uint32_t>(k);
+      outcome.deduplicated = true;
+      return Decision::kComplete;
+    };
+    using Kind = ExpectedRevision::Kind;
+    switch (c->expected.kind) {
+      case Kind::kStreamExists:
+        if (!head) return wrong();
+        [[fallthrough]];
+      case Kind::kAny: {
+        Dedup d{};
+        switch (match_in_window(*c, ids, d)) {
+          case WindowResult::kNew: break;
+          case WindowResult::kDuplicate: return duplicate(d);
+          case WindowResult::kConflict: return wrong();
+        }
+        break;
+      }
+      case Kind::kNoStream:
+        if (head) {
+          if (auto d = match_at_revisions(*c, 0, ids)) return duplicate(*d);
+          return wrong();
+        }
+        break;
+      case Kind::kExact: {
+        const std::uint64_t n = c->expected.revision.value;
+        if (!head || head->revision < n) return wrong();
+        if (head->revision > n) {
+          if (auto d = match_at_revisions(*c, n + 1, ids)) return duplicate(*d);
+          return wrong();
+        }
+        break;
+      }
+    }
+    // Write: assign revisions, index the entries (invisible to readers until
+    // durable), remember the ids.
+    const std::uint64_t first_rev = head ? head->revision + 1 : 0;
+    const std::int64_t ts = now_us();
+    for (std::uint64_t i = 0; i < k; ++i) {
+      auto& e = req.events[i];
+      e.revision = StreamRevision(first_rev + i);
+      e.timestamp_us = ts;
+      core_->add(IndexEntry{c->hash, first_rev + i, next.value + i});
+      window_.insert(ids[i], next.value + i);
+    }
+    heads_.put(c->key, Head{first_rev + k - 1, next.value + k - 1});
+    pending_.push_back(Pending{next.value, first_rev, c->stream, c->hash, c->key, head, std::move(ids)});
+    return Decision::kWrite;
+  }
+
+  void undo(const Pending& p) {
+    for (std::size_t i = p.ids.size(); i-- > 0;) {
+      core_->remove(IndexEntry{p.hash, p.first_revision + i, p.first_position + i});
+      window_.erase(p.ids[i], p.first_position + i);
+    }
+    if (p.prev_head)
+      heads_.put(p.key, *p.prev_head);
+    else
+      heads_.erase(p.key);
+  }
+
+  void aborted(const engine::AppendRequest& req) override {
+    // Called in reverse order of prepare: the newest pending appends are
+    // this request's (one Pending per event for raw appends).
+    std::size_t left = req.events.size();
+    while (left > 0 && !pending_.empty()) {
+      Pending p = std::move(pending_.back());
+      pending_.pop_back();
+      undo(p);
+      left -= std::min(left, p.ids.size());
+    }
+  }
+
+  void durable(GlobalPosition end) override {
+    if (!ready_) return;
+    durable_end_ = end.value;
+    while (!pending_.empty() && pending_.front().first_position + pending_.front().ids.size() <= end.value)
+      pending_.pop_front();
+    core_->set_durable(end.value);
+    std::shared_ptr<const Listeners> ls;
+    {
+      std::lock_guard lock(listeners_mu_);
+      ls = listeners_;
+    }
+    if (ls)
+      for (const auto& [id, fn] : *ls) fn(end);
+  }
+
+  // ---- Readers ----
+  std::optional<Head> durable_head(std::string_view stream, std::uint64_t hash, std::uint64_t end) const {
+    if (auto h = heads_.get(HeadCache::key_of(stream)); h && h->position < end) return h;
+    std::optional<Head> found;
+    core_->visit_desc(hash, end, [&](const IndexEntry& e) {
+      bool match = false;
+      Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
+        match = v.stream == stream || (v.stream.empty() && (v.flags & format::kFlagLost));
+      });
+      if (!st.is_ok()) spdlog::warn("stream index: reading position {} of '{}': {}", e.position, stream, st.to_string());
+      if (match) found = Head{e.revision, e.position};
+      return !match;
+    });
+    return found;
+  }
+
+  Result<StreamRevision> last_revision(const std::string& stream) const {
+    auto h = durable_head(stream, hash_of(stream), log_->durable_end().value);
+    if (!h) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+    return StreamRevision(h->revision);
+  }
+
+  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream, StreamRevision from,
+                                                       std::uint64_t count, Direction dir) const {
+    const std::uint64_t end = log_->durable_end().value;
+    const std::uint64_t hash = hash_of(stream);
+    auto head = durable_head(stream, hash, end);
+    if (!head) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+    std::vector<engine::EventRecord> out;
+    if (count == 0) return out;
+    std::uint64_t lo, hi;
+    if (dir == Direction::kForward) {
+      if (from.value > head->revision) return out;
+      lo = from.value;
+      hi = head->revision - lo < count - 1 ? head->revision : lo + count - 1;
+    } else {
+      hi = std::min(from.value, head->revision);
+      lo = hi >= count - 1 ? hi - (count - 1) : 0;
+    }
+    auto entries = core_->collect(hash, lo, hi, end);
+    if (dir == Direction::kBackward) std::reverse(entries.begin(), entries.end());
+    out.reserve(entries.size());
+    Status err;
+    for (const auto& e : entries) {
+      if (!out.empty() && out.back().revision.value == e.revision) continue;
+      bool take = false;
+      Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
+        if (v.flags & format::kFlagLost) {
+          if (v.stream.empty() || v.stream == stream)
+            err = Status(Errc::kLostAtRepair,
+                         fmt::format("stream '{}' revision {} (position {}) was lost and replaced by a repair "
+                                     "marker",
+                                     stream, e.revision, e.position));
+          return;
+        }
+        if (v.stream != stream) return;  // another stream with the same hash
+        out.push_back(v.to_record());
+        take = true;
+      });
+      if (!st.is_ok()) return st;
+      if (!err.is_ok()) return err;
+      (void)take;
+    }
+    return out;
+  }
+
+  std::uint64_t add_listener(std::function<void(GlobalPosition)> fn) {
+    std::lock_guard lock(listeners_mu_);
+    auto next = listeners_ ? std::make_shared<Listeners>(*listeners_) : std::make_shared<Listeners>();
+    const std::uint64_t id = ++next_listener_;
+    next->emplace_back(id, std::move(fn));
+    listeners_ = std::move(next);
+    return id;
+  }
+
+  void remove_listener(std::uint64_t handle) {
+    std::lock_guard lock(listeners_mu_);
+    if (!listeners_) return;
+    auto next = std::make_shared<Listeners>(*listeners_);
+    std::erase_if(*next, [&](const auto& p) { return p.first == handle; });
+    listeners_ = std::move(next);
+  }
+
+  IndexStats stats() const {
+    IndexStats s;
+    auto cs = core_->stats();
+    s.memtable_entries = cs.memtable_entries;
+    s.index_files = cs.index_files;
+    s.indexed_through = cs.indexed_through;
+    s.resident_bytes_estimate = cs.resident_bytes_estimate + heads_.memory_bytes() + window_.memory_bytes();
+    s.last_rebuild_reason = rebuild_reason_;
+    return s;
+  }
+
+  StoreOptions options_;
+  Limits limits_;
+  std::unique_ptr<engine::Log> log_;
+  std::unique_ptr<IndexCore> core_;
+  mutable HeadCache heads_;
+  IdWindow window_;             // writer thread
+  std::deque<Pending> pending_;  // writer thread
+  std::uint64_t durable_end_ = 0;  // writer thread
+  std::atomic<bool> ready_{false};
+  std::string rebuild_reason_;
+
+  using Listeners = std::vector<std::pair<std::uint64_t, std::function<void(GlobalPosition)>>>;
+  std::mutex listeners_mu_;
+  std::shared_ptr<const Listeners> listeners_;
+  std::uint64_t next_listener_ = 0;
+};
+
+Result<std::unique_ptr<Store>> Store::open(StoreOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  ANNAL_RETURN_IF_ERROR(impl->open());
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+void Store::append(StreamAppend append, std::function<void(const engine::AppendOutcome&)> done) {
+  impl_->append(std::move(append), std::move(done));
+}
+
+engine::AppendOutcome Store::append_sync(StreamAppend append) {
+  std::promise<engine::AppendOutcome> p;
+  auto f = p.get_future();
+  impl_->append(std::move(append), [&p](const engine::AppendOutcome& o) { p.set_value(o); });
+  return f.get();
+}
+
+Result<std::vector<engine::EventRecord>> Store::read_stream(const std::string& stream, StreamRevision from,
+                                                            std::uint64_t count, Direction direction) const {
+  return impl_->read_stream(stream, from, count, direction);
+}
+
+Result<StreamRevision> Store::last_revision(const std::string& stream) const { return impl_->last_revision(stream); }
+
+std::uint64_t Store::add_durable_listener(std::function<void(GlobalPosition end)> fn) {
+  return impl_->add_listener(std::move(fn));
+}
+void Store::remove_durable_listener(std::uint64_t handle) { impl_->remove_listener(handle); }
+
+engine::Log& Store::log() { return *impl_->log_; }
+const engine::Log& Store::log() const { return *impl_->log_; }
+const Limits& Store::limits() const { return impl_->limits_; }
+IndexStats Store::stats() const { return impl_->stats(); }
+void Store::wait_index_idle() { impl_->core_->wait_idle(); }
+
+}  // namespace annal::index
