@@ -1,0 +1,152 @@
+#pragma once
+// The offline tools as a library: inspect, dump, dump-index, verify and
+// repair a data directory without a node. tools/offline_cli.cc is the
+// command-line front end; tests call these directly too. Documented for
+// operators in docs/operations.md.
+//
+// Thread safety: none; each call works on its own directory survey.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/status.h"
+#include "engine/types.h"
+#include "tools/offline_scan.h"
+
+namespace annal::tools {
+
+// One finding as a text line: "KIND FILE offset=O bytes=B positions=[A,B): detail".
+std::string finding_text(const Finding& f);
+// The same as one JSON object (see docs/operations.md for the shape).
+std::string finding_json(const Finding& f);
+
+// ---- verify ------------------------------------------------------------------
+
+struct VerifyOptions {
+  // Progress (bytes done, total) while segments are scanned.
+  std::function<void(std::uint64_t, std::uint64_t)> on_progress;
+  bool check_stream_index = true;
+};
+
+struct VerifyReport {
+  DirectorySurvey survey;  // findings include the stream index checks
+  std::uint64_t index_entries = 0;     // entries in stream index files
+  std::uint64_t indexed_through = 0;   // from the index manifest
+  std::uint64_t lost_revisions = 0;    // index entries pointing at lost markers
+  double seconds = 0;
+  bool clean() const { return survey.findings.empty(); }
+  double mib_per_second() const;
+};
+
+Result<VerifyReport> verify_directory(const std::string& dir, const VerifyOptions& options = {});
+
+// Stream index checks (DIR/index): appends findings to `report`. Needs, per
+// log position below report.survey.end, the stream hash and revision of the
+// record there (lost markers flagged).
+struct PositionKey {
+  std::uint64_t hash = 0;
+  std::uint64_t revision = 0;
+  std::uint8_t state = 0;  // 0 unknown (damaged / missing), 1 event, 2 lost marker
+};
+void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys, VerifyReport& report);
+
+// ---- repair ------------------------------------------------------------------
+
+struct RepairAction {
+  enum class Kind {
+    kRebuildHeader,   // header unreadable: original moved aside whole, a copy gets a fresh header
+    kFillLost,        // overwrite [offset, end) with lost markers for positions [first, first+count)
+    kCutTail,         // zero [offset, end) at the end of the log
+    kCreateSegment,   // a segment of lost markers for positions [first, first+count)
+    kRewriteIdx,      // (re)build the .idx of a sealed segment from the segment
+    kMoveAside,       // move a file or directory into the backup folder
+    kDropStreamIndex, // move DIR/index aside: the node rebuilds it at open
+  };
+  Kind kind;
+  std::string file;
+  std::uint64_t offset = 0;
+  std::uint64_t end = 0;
+  GlobalPosition first;
+  std::uint64_t count = 0;
+  std::string why;
+};
+const char* repair_action_name(RepairAction::Kind k);
+std::string repair_action_text(const RepairAction& a);
+
+struct RepairPlan {
+  std::vector<RepairAction> actions;
+  std::vector<Finding> unrepairable;
+  // Positions lost (markers written or records cut), in order, as ranges.
+  std::vector<std::pair<GlobalPosition, GlobalPosition>> lost;
+  std::vector<std::string> lost_guesses;  // "position:stream@revision", unverified
+  std::uint64_t cut_positions = 0;        // of which cut at the log's end
+  bool empty() const { return actions.empty(); }
+};
+
+RepairPlan plan_repair(const VerifyReport& report);
+
+struct RepairOptions {
+  bool apply = false;
+  // Microseconds since the epoch, stamped on markers and new segment headers
+  // and naming the backup folder; 0 = now.
+  std::int64_t now_us = 0;
+  // Called with each line of the report as it is produced.
+  std::function<void(const std::string&)> out;
+};
+
+struct RepairResult {
+  RepairPlan plan;
+  bool applied = false;
+  std::string backup_dir;  // empty if nothing was changed
+  std::uint64_t bytes_backed_up = 0;
+  bool clean_after = false;  // a verify after applying found nothing
+  std::vector<Finding> remaining;  // findings of that verify
+};
+
+// Takes the directory lock (kLocked if a node holds it), verifies, plans, and
+// with options.apply performs the plan and verifies again.
+Result<RepairResult> repair_directory(const std::string& dir, const RepairOptions& options);
+
+// ---- inspect / dump ------------------------------------------------------------
+
+struct InspectOptions {
+  bool json = false;
+};
+// Writes the inspect report to `out` line by line. Non-ok only when the
+// directory cannot be read.
+Status inspect_directory(const std::string& dir, const InspectOptions& options,
+                         const std::function<void(const std::string&)>& out);
+
+struct DumpOptions {
+  std::optional<std::uint64_t> from;
+  std::optional<std::uint64_t> count;
+  std::optional<std::string> stream;
+  std::string segment;  // one segment file only
+  bool data = false;
+};
+// One JSON line per record (and per damaged span). Returns the number of
+// damaged spans seen via `damaged`.
+Status dump_directory(const std::string& dir, const DumpOptions& options,
+                      const std::function<void(const std::string&)>& out, std::uint64_t* damaged = nullptr);
+
+// What DIR/index holds, from its manifest (files are not opened).
+struct StreamIndexSummary {
+  bool present = false;      // DIR/index exists
+  bool manifest_ok = false;
+  std::string error;
+  std::uint64_t indexed_through = 0;
+  std::uint64_t files = 0;
+  std::uint64_t entries = 0;
+};
+StreamIndexSummary stream_index_summary(const std::string& dir);
+
+// "2026-11-27T09:00:00.000000Z"
+std::string format_timestamp(std::int64_t us);
+
+// One JSON line per manifest, index file and entry of DIR/index.
+Status dump_index(const std::string& dir, const std::function<void(const std::string&)>& out);
+
+}  // namespace annal::tools
