@@ -1,0 +1,534 @@
+#include "net/client.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <thread>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+namespace annal::net {
+namespace {
+
+// Largest response frame the client accepts (responses are bounded by the
+// node's batch limits plus one event).
+constexpr std::uint32_t kClientMaxFrame = 256u << 20;
+
+proto::Error make_error(proto::Code code, std::string message) {
+  return proto::Error{code, proto::kNone, std::move(message)};
+}
+
+bool send_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+bool recv_all(int fd, char* out, std::size_t n) {
+  while (n > 0) {
+    ssize_t r = ::recv(fd, out, n, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (r == 0) return false;
+    out += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+struct Frame {
+  std::uint8_t op = 0;
+  std::uint64_t id = 0;
+  std::string payload;
+};
+
+// Reads one frame; false on EOF, error or an invalid length.
+bool read_frame(int fd, Frame& f, std::string& why) {
+  std::array<std::uint8_t, 13> hdr{};
+  if (!recv_all(fd, reinterpret_cast<char*>(hdr.data()), 4)) {
+    why = "connection closed by the node";
+    return false;
+  }
+  const std::uint32_t len = proto::parse_length(std::span<const std::uint8_t, 4>(hdr.data(), 4));
+  if (len < proto::kFrameMinBody || len > kClientMaxFrame) {
+    why = fmt::format("invalid frame length {} from the node", len);
+    return false;
+  }
+  if (!recv_all(fd, reinterpret_cast<char*>(hdr.data() + 4), 9)) {
+    why = "connection closed in the middle of a frame";
+    return false;
+  }
+  auto h = proto::parse_header(std::span<const std::uint8_t, 13>(hdr));
+  f.op = h.op;
+  f.id = h.request_id;
+  f.payload.assign(len - proto::kFrameMinBody, '\0');
+  if (!f.payload.empty() && !recv_all(fd, f.payload.data(), f.payload.size())) {
+    why = "connection closed in the middle of a frame";
+    return false;
+  }
+  return true;
+}
+
+template <typename T>
+Reply<T> decode_reply(const Frame& f, proto::Op expected, Result<T> (*dec)(std::string_view)) {
+  if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) {
+    auto e = proto::decode_error(f.payload);
+    if (!e.is_ok()) return make_error(proto::Code::kBadRequest, "undecodable error frame: " + e.status().message());
+    return std::move(e.value());
+  }
+  if (f.op != static_cast<std::uint8_t>(expected))
+    return make_error(proto::Code::kBadRequest,
+                      fmt::format("expected {} from the node, got op 0x{:02x}", proto::op_name(expected), f.op));
+  auto r = dec(f.payload);
+  if (!r.is_ok()) return make_error(proto::Code::kBadRequest, r.status().message());
+  return std::move(r.value());
+}
+
+Result<bool> decode_nothing(std::string_view payload) {
+  if (!payload.empty()) return Status(Errc::kBadRequest, "unexpected payload");
+  return true;
+}
+
+std::string error_frame(const proto::Error& e) { return proto::encode_error(0, e).substr(13); }
+
+}  // namespace
+
+std::string error_string(const proto::Error& e) {
+  return fmt::format("{} ({}): {}", proto::code_name(e.code), static_cast<unsigned>(e.code), e.message);
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text) {
+  std::string host;
+  std::string port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty() || port.empty() || port.size() > 5) return std::nullopt;
+  unsigned long v = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<unsigned long>(c - '0');
+  }
+  if (v > 65535) return std::nullopt;
+  return std::make_pair(host, static_cast<std::uint16_t>(v));
+}
+
+// ---------------------------------------------------------------------------
+
+struct Subscription::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Message> queue;
+  std::size_t capacity = 64;
+  bool closed = false;  // consumer no longer wants messages
+  bool ended = false;
+  Message ended_message;
+
+  // On the reader thread. Waits while full (TCP back-pressure to the node).
+  void deliver(Message m, const std::atomic<bool>& stopping) {
+    std::unique_lock lk(mu);
+    if (ended || closed) return;
+    if (m.kind == Message::Kind::kEnded) {
+      ended = true;
+      ended_message = m;
+      queue.push_back(std::move(m));
+      cv.notify_all();
+      return;
+    }
+    cv.wait(lk, [&] { return queue.size() < capacity || closed || stopping.load(); });
+    if (closed || stopping.load()) return;
+    queue.push_back(std::move(m));
+    cv.notify_all();
+  }
+  void end(proto::Error e) {
+    Message m;
+    m.kind = Message::Kind::kEnded;
+    m.error = std::move(e);
+    std::lock_guard lk(mu);
+    if (ended) return;
+    ended = true;
+    ended_message = m;
+    queue.push_back(std::move(m));
+    cv.notify_all();
+  }
+};
+
+class Client::Impl {
+ public:
+  using Handler = std::function<void(Frame&&)>;
+
+  int fd = -1;
+  std::mutex write_mu;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::unordered_map<std::uint64_t, Handler> pending;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Subscription::State>> subs;
+  std::uint64_t next_id = 2;  // 1 was the hello
+  std::size_t window = 1;
+  std::size_t in_flight = 0;
+  bool broken = false;
+  proto::Error broken_error;
+  std::atomic<bool> stopping{false};
+  std::thread reader;
+  std::size_t sub_queue = 64;
+
+  ~Impl() {
+    stopping.store(true);
+    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
+    {
+      std::lock_guard lk(mu);
+      for (auto& [id, s] : subs) {
+        std::lock_guard sl(s->mu);
+        s->cv.notify_all();
+      }
+    }
+    if (reader.joinable()) reader.join();
+    if (fd >= 0) ::close(fd);
+  }
+
+  void request(const std::function<std::string(std::uint64_t)>& build, Handler h) {
+    std::uint64_t id = 0;
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return broken || in_flight < window; });
+      if (!broken) {
+        id = next_id++;
+        pending.emplace(id, std::move(h));
+        ++in_flight;
+      }
+    }
+    if (id == 0) {
+      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), 0, error_frame(current_error())});
+      return;
+    }
+    std::string frame = build(id);
+    bool ok;
+    {
+      std::lock_guard lk(write_mu);
+      ok = send_all(fd, frame);
+    }
+    // A failed send: the reader sees the broken socket and fails every pending request.
+    if (!ok) ::shutdown(fd, SHUT_RDWR);
+  }
+
+  proto::Error current_error() const {
+    std::lock_guard lk(mu);
+    return broken_error;
+  }
+
+  void run_reader() {
+    Frame f;
+    std::string why;
+    proto::Error last_conn_error = make_error(proto::Code::kConnectionLost, "");
+    bool have_conn_error = false;
+    while (!stopping.load() && read_frame(fd, f, why)) {
+      Handler h;
+      std::shared_ptr<Subscription::State> sub;
+      {
+        std::lock_guard lk(mu);
+        auto it = pending.find(f.id);
+        if (it != pending.end()) {
+          h = std::move(it->second);
+          pending.erase(it);
+          --in_flight;
+          cv.notify_all();
+        } else if (auto s = subs.find(f.id); s != subs.end()) {
+          sub = s->second;
+          if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) subs.erase(s);
+        }
+      }
+      if (h) {
+        h(std::move(f));
+      } else if (sub) {
+        deliver_to(*sub, f);
+      } else if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) {
+        // Connection-level error (request id 0): the node closes next.
+        auto e = proto::decode_error(f.payload);
+        if (e.is_ok()) {
+          last_conn_error = e.value();
+          have_conn_error = true;
+        }
+      }
+      f = Frame{};
+    }
+    proto::Error err = have_conn_error
+                           ? last_conn_error
+                           : make_error(proto::Code::kConnectionLost,
+                                        stopping.load() ? "client closed" : why);
+    std::unordered_map<std::uint64_t, Handler> failed;
+    std::unordered_map<std::uint64_t, std::shared_ptr<Subscription::State>> ended;
+    {
+      std::lock_guard lk(mu);
+      broken = true;
+      broken_error = err;
+      failed.swap(pending);
+      ended.swap(subs);
+      in_flight = 0;
+      cv.notify_all();
+    }
+    for (auto& [id, h] : failed)
+      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), id, error_frame(err)});
+    for (auto& [id, s] : ended) s->end(err);
+  }
+
+  void deliver_to(Subscription::State& s, const Frame& f) {
+    using Kind = Subscription::Message::Kind;
+    Subscription::Message m;
+    switch (static_cast<proto::Op>(f.op)) {
+      case proto::Op::kSubEvents: {
+        auto r = proto::decode_sub_events(f.payload);
+        if (!r.is_ok()) {
+          s.end(make_error(proto::Code::kBadRequest, r.status().message()));
+          return;
+        }
+        m.kind = Kind::kEvents;
+        m.events = std::move(r->events);
+        s.deliver(std::move(m), stopping);
+        return;
+      }
+      case proto::Op::kCheckpoint: {
+        auto r = proto::decode_checkpoint(f.payload);
+        if (!r.is_ok()) {
+          s.end(make_error(proto::Code::kBadRequest, r.status().message()));
+          return;
+        }
+        m.kind = Kind::kCheckpoint;
+        m.checkpoint = r->position;
+        s.deliver(std::move(m), stopping);
+        return;
+      }
+      case proto::Op::kError: {
+        auto r = proto::decode_error(f.payload);
+        s.end(r.is_ok() ? r.value() : make_error(proto::Code::kBadRequest, r.status().message()));
+        return;
+      }
+      default:
+        s.end(make_error(proto::Code::kBadRequest,
+                         fmt::format("unexpected op 0x{:02x} on a subscription", f.op)));
+        return;
+    }
+  }
+
+  template <typename T>
+  Reply<T> call(const std::function<std::string(std::uint64_t)>& build, proto::Op expected,
+                Result<T> (*dec)(std::string_view)) {
+    auto p = std::make_shared<std::promise<Reply<T>>>();
+    auto fut = p->get_future();
+    request(build, [p, expected, dec](Frame&& f) { p->set_value(decode_reply<T>(f, expected, dec)); });
+    return fut.get();
+  }
+};
+
+// ---------------------------------------------------------------------------
+
+Subscription::Subscription(Client* owner, std::uint64_t id, std::uint64_t start,
+                           std::shared_ptr<State> state)
+    : owner_(owner), id_(id), start_(start), state_(std::move(state)) {}
+
+Subscription::~Subscription() {
+  bool active;
+  {
+    std::lock_guard lk(state_->mu);
+    active = !state_->ended && !state_->closed;
+  }
+  if (active && owner_->connected()) (void)unsubscribe();
+}
+
+std::optional<Subscription::Message> Subscription::next(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(state_->mu);
+  if (!state_->cv.wait_for(lk, timeout, [&] { return !state_->queue.empty() || state_->ended; }))
+    return std::nullopt;
+  if (state_->queue.empty()) return state_->ended_message;
+  Message m = std::move(state_->queue.front());
+  state_->queue.pop_front();
+  state_->cv.notify_all();
+  return m;
+}
+
+Reply<bool> Subscription::unsubscribe() {
+  {
+    std::lock_guard lk(state_->mu);
+    if (state_->ended) return true;
+    state_->closed = true;
+    state_->queue.clear();
+    state_->cv.notify_all();
+  }
+  const std::uint64_t sid = id_;
+  auto r = owner_->impl_->call<bool>(
+      [sid](std::uint64_t id) { return proto::encode_unsubscribe(id, proto::UnsubscribeReq{sid}); },
+      proto::Op::kUnsubscribeOk, &decode_nothing);
+  {
+    std::lock_guard lk(owner_->impl_->mu);
+    owner_->impl_->subs.erase(sid);
+  }
+  state_->end(make_error(proto::Code::kOk, "unsubscribed"));
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string port = std::to_string(options.port);
+  int rc = ::getaddrinfo(options.host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0)
+    return make_error(proto::Code::kConnectionLost,
+                      fmt::format("cannot resolve {}: {}", options.host, ::gai_strerror(rc)));
+  int fd = -1;
+  std::string why = "no address";
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) continue;
+    if (::connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    why = std::strerror(errno);
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(res);
+  if (fd < 0)
+    return make_error(proto::Code::kConnectionLost,
+                      fmt::format("cannot connect to {}:{}: {}", options.host, options.port, why));
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  auto impl = std::make_unique<Impl>();
+  impl->fd = fd;
+  impl->sub_queue = std::max<std::size_t>(1, options.subscription_queue);
+  // Handshake, synchronously, with a timeout on the reply.
+  proto::Hello hello;
+  hello.client_name = options.client_name;
+  if (!send_all(fd, proto::encode_hello(1, hello)))
+    return make_error(proto::Code::kConnectionLost, "cannot send hello");
+  pollfd pfd{fd, POLLIN, 0};
+  if (::poll(&pfd, 1, static_cast<int>(options.connect_timeout.count())) <= 0)
+    return make_error(proto::Code::kConnectionLost, "no hello reply from the node in time");
+  Frame f;
+  if (!read_frame(fd, f, why)) return make_error(proto::Code::kConnectionLost, why);
+  auto ok = decode_reply<proto::HelloOk>(f, proto::Op::kHelloOk, &proto::decode_hello_ok);
+  if (!ok.ok()) return ok.error();
+  impl->window = std::max<std::uint32_t>(1, ok->max_in_flight);
+  auto client = std::unique_ptr<Client>(new Client(std::move(impl)));
+  client->hello_ = ok.value();
+  Impl* raw = client->impl_.get();
+  raw->reader = std::thread([raw] { raw->run_reader(); });
+  return client;
+}
+
+void Client::append_async(const proto::AppendReq& req, AppendCallback cb) {
+  impl_->request([&req](std::uint64_t id) { return proto::encode_append(id, req); },
+                 [cb = std::move(cb)](Frame&& f) {
+                   cb(decode_reply<proto::AppendOk>(f, proto::Op::kAppendOk, &proto::decode_append_ok));
+                 });
+}
+
+void Client::read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb) {
+  impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
+                 [cb = std::move(cb)](Frame&& f) {
+                   cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
+                 });
+}
+
+void Client::read_all_async(const proto::ReadAllReq& req, ReadCallback cb) {
+  impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
+                 [cb = std::move(cb)](Frame&& f) {
+                   cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
+                 });
+}
+
+Reply<proto::AppendOk> Client::append(const proto::AppendReq& req) {
+  return impl_->call<proto::AppendOk>(
+      [&req](std::uint64_t id) { return proto::encode_append(id, req); }, proto::Op::kAppendOk,
+      &proto::decode_append_ok);
+}
+
+Reply<proto::ReadOk> Client::read_stream(const proto::ReadStreamReq& req) {
+  return impl_->call<proto::ReadOk>(
+      [&req](std::uint64_t id) { return proto::encode_read_stream(id, req); }, proto::Op::kReadOk,
+      &proto::decode_read_ok);
+}
+
+Reply<proto::ReadOk> Client::read_all(const proto::ReadAllReq& req) {
+  return impl_->call<proto::ReadOk>(
+      [&req](std::uint64_t id) { return proto::encode_read_all(id, req); }, proto::Op::kReadOk,
+      &proto::decode_read_ok);
+}
+
+Reply<proto::InfoOk> Client::info() {
+  return impl_->call<proto::InfoOk>(
+      [](std::uint64_t id) { return proto::encode_empty(proto::Op::kInfo, id); }, proto::Op::kInfoOk,
+      &proto::decode_info_ok);
+}
+
+Reply<bool> Client::ping() {
+  return impl_->call<bool>([](std::uint64_t id) { return proto::encode_empty(proto::Op::kPing, id); },
+                           proto::Op::kPong, &decode_nothing);
+}
+
+Reply<std::unique_ptr<Subscription>> Client::subscribe(const proto::SubscribeReq& req) {
+  auto state = std::make_shared<Subscription::State>();
+  state->capacity = impl_->sub_queue;
+  auto p = std::make_shared<std::promise<std::pair<std::uint64_t, Reply<proto::SubscribeOk>>>>();
+  auto fut = p->get_future();
+  Impl* impl = impl_.get();
+  impl_->request([&req](std::uint64_t id) { return proto::encode_subscribe(id, req); },
+                 [p, state, impl](Frame&& f) {
+                   auto r = decode_reply<proto::SubscribeOk>(f, proto::Op::kSubscribeOk,
+                                                             &proto::decode_subscribe_ok);
+                   // Register before the reader reads the next frame: events follow at once.
+                   if (r.ok()) {
+                     std::lock_guard lk(impl->mu);
+                     impl->subs[f.id] = state;
+                   }
+                   p->set_value({f.id, std::move(r)});
+                 });
+  auto [id, r] = fut.get();
+  if (!r.ok()) return r.error();
+  return std::unique_ptr<Subscription>(new Subscription(this, id, r->start, state));
+}
+
+std::size_t Client::in_flight() const {
+  std::lock_guard lk(impl_->mu);
+  return impl_->in_flight;
+}
+
+bool Client::connected() const {
+  std::lock_guard lk(impl_->mu);
+  return !impl_->broken;
+}
+
+void Client::drain() {
+  std::unique_lock lk(impl_->mu);
+  impl_->cv.wait(lk, [&] { return impl_->broken || impl_->in_flight == 0; });
+}
+
+}  // namespace annal::net

@@ -1,0 +1,150 @@
+#pragma once
+// The annal client library: one TCP connection to an annald node speaking
+// protocol v1 (docs/protocol.md), with pipelining.
+//
+// Every request gets a fresh request id; responses are matched by id, so any
+// number of threads may issue requests on one Client concurrently, and the
+// *_async calls let one thread keep many requests in flight. The client never
+// has more requests in flight than the node allows (HelloOk.max_in_flight):
+// a request beyond that blocks in the calling thread until a slot frees.
+//
+// Thread safety: all methods are safe from any thread. Async callbacks run on
+// the client's reader thread: they must not block and must not call the sync
+// methods of the same Client (that would wait for the thread running them).
+// A subscription's messages are queued (bounded); while a subscription's queue
+// is full the reader thread waits, which back-pressures the node through TCP
+// and also delays the other responses on this connection: use a separate
+// Client for subscriptions that are consumed slowly.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "net/protocol.h"
+
+namespace annal::net {
+
+// A value or a protocol error (code, detail, message).
+template <typename T>
+class [[nodiscard]] Reply {
+ public:
+  Reply(T value) : v_(std::move(value)) {}               // NOLINT(google-explicit-constructor)
+  Reply(proto::Error error) : v_(std::move(error)) {}     // NOLINT(google-explicit-constructor)
+  bool ok() const { return std::holds_alternative<T>(v_); }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<T>(v_); }
+  const T& value() const& { return std::get<T>(v_); }
+  T&& value() && { return std::get<T>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const proto::Error& error() const { return std::get<proto::Error>(v_); }
+  // "code_name (N): message"
+  std::string error_string() const;
+
+ private:
+  std::variant<T, proto::Error> v_;
+};
+
+std::string error_string(const proto::Error& e);
+template <typename T>
+std::string Reply<T>::error_string() const {
+  return ok() ? std::string("ok") : net::error_string(error());
+}
+
+struct ClientOptions {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 7411;
+  std::string client_name = "annal-client";
+  std::chrono::milliseconds connect_timeout{5000};
+  // Messages buffered per subscription before the reader thread waits.
+  std::size_t subscription_queue = 64;
+};
+
+// Parses "HOST:PORT" (or "[v6]:PORT"); nullopt if malformed.
+std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text);
+
+class Client;
+
+// A subscription on a Client's connection. Must not outlive its Client.
+class Subscription {
+ public:
+  struct Message {
+    enum class Kind { kEvents, kCheckpoint, kEnded };
+    Kind kind = Kind::kEvents;
+    std::vector<engine::EventRecord> events;  // kEvents
+    std::uint64_t checkpoint = 0;             // kCheckpoint
+    proto::Error error;                       // kEnded
+  };
+
+  ~Subscription();  // unsubscribes if still active
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+
+  std::uint64_t id() const { return id_; }
+  // SubscribeOk.start: the first revision/position that can be delivered.
+  std::uint64_t start() const { return start_; }
+  // The next message; nullopt on timeout. After kEnded, always kEnded.
+  std::optional<Message> next(std::chrono::milliseconds timeout);
+  // Asks the node to stop; messages after the acknowledgement are dropped.
+  Reply<bool> unsubscribe();
+
+  struct State;
+
+ private:
+  friend class Client;
+  Subscription(Client* owner, std::uint64_t id, std::uint64_t start, std::shared_ptr<State> state);
+  Client* owner_;
+  std::uint64_t id_;
+  std::uint64_t start_;
+  std::shared_ptr<State> state_;
+};
+
+class Client {
+ public:
+  // Connects and performs the handshake.
+  static Reply<std::unique_ptr<Client>> connect(const ClientOptions& options);
+  ~Client();  // closes the connection; pending requests fail with connection_lost
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const proto::HelloOk& hello() const { return hello_; }
+
+  using AppendCallback = std::function<void(Reply<proto::AppendOk>)>;
+  using ReadCallback = std::function<void(Reply<proto::ReadOk>)>;
+
+  void append_async(const proto::AppendReq& req, AppendCallback cb);
+  void read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb);
+  void read_all_async(const proto::ReadAllReq& req, ReadCallback cb);
+
+  Reply<proto::AppendOk> append(const proto::AppendReq& req);
+  Reply<proto::ReadOk> read_stream(const proto::ReadStreamReq& req);
+  Reply<proto::ReadOk> read_all(const proto::ReadAllReq& req);
+  Reply<proto::InfoOk> info();
+  Reply<bool> ping();
+  Reply<std::unique_ptr<Subscription>> subscribe(const proto::SubscribeReq& req);
+
+  // Requests sent and not yet answered.
+  std::size_t in_flight() const;
+  // False once the connection is gone.
+  bool connected() const;
+  // Waits until nothing is in flight (or the connection is gone).
+  void drain();
+
+  class Impl;
+
+ private:
+  friend class Subscription;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  proto::HelloOk hello_;
+};
+
+}  // namespace annal::net

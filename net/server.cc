@@ -1,0 +1,185 @@
+#include "net/server.h"
+
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "net/asio.h"
+#include "net/connection.h"
+
+namespace annal::net {
+
+using detail::Connection;
+using detail::Shared;
+
+class Server::Impl {
+ public:
+  Impl(index::Store& store, ServerOptions options)
+      : store_(store),
+        threads_n_(options.threads ? options.threads
+                                   : std::max(1u, std::thread::hardware_concurrency())),
+        reads_(std::max(1u, options.read_threads)),
+        io_(),
+        shared_(std::make_shared<Shared>(store, std::move(options), reads_.get_executor())) {}
+
+  ~Impl() { stop(std::chrono::seconds(10)); }
+
+  Status start() {
+    const auto& o = shared_->options;
+    boost::system::error_code ec;
+    auto addr = asio::ip::make_address(o.host, ec);
+    if (ec) {
+      tcp::resolver resolver(io_);
+      auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
+      if (ec || results.empty())
+        return Status(Errc::kInvalidArgument,
+                      fmt::format("cannot resolve listen host '{}': {}", o.host, ec.message()));
+      addr = results.begin()->endpoint().address();
+    }
+    tcp::endpoint ep(addr, o.port);
+    acceptor_.emplace(io_);
+    acceptor_->open(ep.protocol(), ec);
+    if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_->bind(ep, ec);
+    if (!ec) acceptor_->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+      return Status(Errc::kIoError,
+                    fmt::format("cannot listen on {}:{}: {}", o.host, o.port, ec.message()));
+    port_ = acceptor_->local_endpoint().port();
+    auto shared = shared_;
+    listener_ = store_.add_durable_listener(
+        [shared](GlobalPosition end) { shared->notifier.notify(end); });
+    has_listener_ = true;
+    running_ = true;
+    asio::co_spawn(io_, accept_loop(), asio::detached);
+    for (unsigned i = 0; i < threads_n_; ++i) threads_.emplace_back([this] { io_.run(); });
+    return Status::ok();
+  }
+
+  std::uint16_t port() const { return port_; }
+  const ServerOptions& options() const { return shared_->options; }
+
+  ServerStats stats() const {
+    ServerStats s;
+    s.connections_accepted = accepted_.load();
+    s.connections_refused = refused_.load();
+    s.connections_open = shared_->open_connections.load();
+    s.requests_in_flight = shared_->in_flight.load();
+    return s;
+  }
+
+  void stop(std::chrono::milliseconds drain) {
+    if (!running_.exchange(false)) return;
+    shared_->stopping = true;
+    asio::post(io_, [this] {
+      boost::system::error_code ec;
+      if (acceptor_) acceptor_->close(ec);
+    });
+    auto conns = live_connections();
+    for (auto& c : conns) c->begin_shutdown();
+    // Appends always complete (the log acknowledges or fails them), so waiting
+    // for them is bounded by the writer; reads likewise.
+    auto deadline = std::chrono::steady_clock::now() + drain;
+    auto last_note = std::chrono::steady_clock::now();
+    while (shared_->in_flight.load() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (std::chrono::steady_clock::now() - last_note > std::chrono::seconds(2)) {
+        spdlog::info("shutdown: waiting for {} requests in flight", shared_->in_flight.load());
+        last_note = std::chrono::steady_clock::now();
+      }
+    }
+    for (auto& c : conns) c->close_after_flush();
+    while (shared_->open_connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    for (auto& c : conns) c->close_now();
+    conns.clear();
+    if (has_listener_) {
+      store_.remove_durable_listener(listener_);
+      has_listener_ = false;
+    }
+    shared_->notifier.close();
+    // Let the closes run, then stop.
+    for (int i = 0; i < 500 && shared_->open_connections.load() > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    io_.stop();
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+    reads_.join();
+  }
+
+ private:
+  asio::awaitable<void> accept_loop() {
+    std::uint64_t next_id = 1;
+    while (true) {
+      tcp::socket socket(asio::make_strand(io_));
+      boost::system::error_code ec;
+      co_await acceptor_->async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
+        spdlog::warn("accept failed: {}", ec.message());
+        if (ec == asio::error::no_descriptors) {
+          asio::steady_timer t(io_, std::chrono::milliseconds(50));
+          co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        continue;
+      }
+      const bool full = shared_->open_connections.load() >= shared_->options.max_connections;
+      auto conn = std::make_shared<Connection>(shared_, std::move(socket), next_id++);
+      if (full || shared_->stopping.load()) {
+        ++refused_;
+        if (full)
+          conn->refuse(proto::Code::kTooManyConnections,
+                       fmt::format("the node serves at most {} connections",
+                                   shared_->options.max_connections));
+        else
+          conn->refuse(proto::Code::kShuttingDown, "node is shutting down");
+        continue;
+      }
+      ++accepted_;
+      {
+        std::lock_guard lock(mu_);
+        std::erase_if(conns_, [](const auto& kv) { return kv.second.expired(); });
+        conns_[conn->id()] = conn;
+      }
+      conn->start();
+    }
+  }
+
+  std::vector<std::shared_ptr<Connection>> live_connections() {
+    std::lock_guard lock(mu_);
+    std::vector<std::shared_ptr<Connection>> out;
+    for (auto& [id, w] : conns_)
+      if (auto c = w.lock()) out.push_back(std::move(c));
+    return out;
+  }
+
+  index::Store& store_;
+  unsigned threads_n_;
+  asio::thread_pool reads_;  // declared before io_: destroyed after it
+  asio::io_context io_;
+  std::shared_ptr<Shared> shared_;
+  std::optional<tcp::acceptor> acceptor_;
+  std::vector<std::thread> threads_;
+  std::uint16_t port_ = 0;
+  std::uint64_t listener_ = 0;
+  bool has_listener_ = false;
+  std::atomic<bool> running_{false};
+  std::atomic<std::uint64_t> accepted_{0};
+  std::atomic<std::uint64_t> refused_{0};
+  std::mutex mu_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> conns_;
+};
+
+Server::Server(index::Store& store, ServerOptions options)
+    : impl_(std::make_unique<Impl>(store, std::move(options))) {}
+Server::~Server() = default;
+Status Server::start() { return impl_->start(); }
+std::uint16_t Server::port() const { return impl_->port(); }
+const ServerOptions& Server::options() const { return impl_->options(); }
+ServerStats Server::stats() const { return impl_->stats(); }
+void Server::stop(std::chrono::milliseconds drain) { impl_->stop(drain); }
+
+}  // namespace annal::net
