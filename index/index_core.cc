@@ -24,7 +24,12 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std
   std::unique_ptr<IndexCore> core(new IndexCore(std::move(options)));
   auto& fs = core->fs_;
   const std::string& dir = core->options_.dir;
-  ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+  if (!fs.exists(dir)) {
+    ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+    // The new directory's entry must be durable before files in it count.
+    const auto slash = dir.find_last_of('/');
+    if (slash != std::string::npos && slash > 0) ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir.substr(0, slash)));
+  }
   auto names = fs.list(dir);
   if (!names) return names.status();
   for (const auto& n : *names)

@@ -403,7 +403,10 @@ TEST(StoreCrashTest, MultiEventAppendIsAllOrNothingAtEveryCrashPoint) {
     StreamAppend next{"s", Rev::exact(r->size() - 1), {}};
     next.events.push_back(NewEvent{make_id(999), "t", 0, "", "{}"});
     EXPECT_TRUE((*s)->append_sync(std::move(next)).status.is_ok()) << "crash point " << point;
-    if (!reached) break;  // the freeze point lay beyond every write: all points covered
+    if (!reached) {
+      std::printf("crash points covered: %llu\n", static_cast<unsigned long long>(point));
+      break;
+    }  // the freeze point lay beyond every write: all points covered
     ASSERT_LT(point, 500u);
   }
 }
