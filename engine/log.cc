@@ -476,6 +476,10 @@ Status Log::Impl::seal(Segment& seg) {
 
 Status Log::Impl::roll() {
   if (Status s = seal(*active_); !s) {
+    // A full disk while writing the index is not fatal: the segment stays
+    // active and unsealed, and the next roll tries again.
+    if (s.code() == Errc::kNoSpace)
+      return Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message()));
     fail_writer(Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message())));
     return writer_status();
   }
