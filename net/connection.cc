@@ -814,13 +814,21 @@ asio::awaitable<void> Connection::run_subscription(std::shared_ptr<Subscription>
       const std::uint32_t max_count = opts.max_read_count;
       const std::size_t max_bytes = opts.max_read_bytes;
       const index::Store* sp = &store;
-      Batch b = co_await asio::co_spawn(
-          shared_->reads,
-          [sp, f, index_phase, from, end, max_count, max_bytes]() -> asio::awaitable<Batch> {
-            if (index_phase) co_return read_index(*sp, f.stream, f.min_rev, max_count, max_bytes);
-            co_return scan_log(sp->log(), f, from, end, max_count, max_bytes);
-          },
-          use_awaitable);
+      // The pool work captures only pointers and scalars: GCC 12 has bugs
+      // destroying non-trivial temporaries inside co_await expressions twice.
+      Batch b;
+      Batch* out = &b;
+      const Filter* fp = &f;
+      auto work = [sp, fp, out, index_phase, from, end, max_count,
+                   max_bytes]() -> asio::awaitable<void> {
+        if (index_phase) {
+          *out = read_index(*sp, fp->stream, fp->min_rev, max_count, max_bytes);
+        } else {
+          *out = scan_log(sp->log(), *fp, from, end, max_count, max_bytes);
+        }
+        co_return;
+      };
+      co_await asio::co_spawn(shared_->reads, std::move(work), use_awaitable);
       if (sub->cancelled || closed_) break;
       if (!b.status.is_ok()) {
         send_error(sub->id, proto::code_from_errc(b.status.code()), b.status.message());

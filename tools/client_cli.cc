@@ -1,10 +1,391 @@
+// `annal append | read | read-all | tail | info`: client commands against a
+// running annald, printing JSON lines (one event per line) for jq.
 #include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
 
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "engine/format.h"
+#include "net/client.h"
 #include "tools/cli.h"
 
+namespace po = boost::program_options;
+
 namespace annal::tools {
-int run_client_command(const std::vector<std::string>& args) {
-  std::fprintf(stderr, "annal %s: not built yet\n", args[0].c_str());
+namespace {
+
+namespace proto = annal::net::proto;
+
+constexpr const char* kDefaultServer = "127.0.0.1:7411";
+
+// ---- JSON output ----
+
+void json_string(std::string& o, std::string_view s) {
+  const bool utf8 = simdjson::validate_utf8(s.data(), s.size());
+  o.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\r': o += "\\r"; break;
+      case '\t': o += "\\t"; break;
+      case '\b': o += "\\b"; break;
+      case '\f': o += "\\f"; break;
+      default:
+        // Control characters, and (in invalid UTF-8 only) high bytes as \u00XX.
+        if (c < 0x20 || (!utf8 && c >= 0x80)) {
+          o += fmt::format("\\u{:04x}", c);
+        } else {
+          o.push_back(ch);
+        }
+    }
+  }
+  o.push_back('"');
+}
+
+std::string base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 |
+                      static_cast<std::uint8_t>(in[i + 1]) << 8 | static_cast<std::uint8_t>(in[i + 2]);
+    out.push_back(kAlphabet[v >> 18 & 63]);
+    out.push_back(kAlphabet[v >> 12 & 63]);
+    out.push_back(kAlphabet[v >> 6 & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (i + 1 == in.size()) {
+    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16;
+    out.push_back(kAlphabet[v >> 18 & 63]);
+    out.push_back(kAlphabet[v >> 12 & 63]);
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 | static_cast<std::uint8_t>(in[i + 1]) << 8;
+    out.push_back(kAlphabet[v >> 18 & 63]);
+    out.push_back(kAlphabet[v >> 12 & 63]);
+    out.push_back(kAlphabet[v >> 6 & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+// A JSON payload re-emitted on one line (it was validated when written);
+// falls back to a base64 string if it does not minify.
+void json_payload(std::string& o, const std::string& text, const char* key) {
+  std::string out(text.size(), '\0');
+  std::size_t n = 0;
+  if (!text.empty() && simdjson::minify(text.data(), text.size(), out.data(), n) == simdjson::SUCCESS) {
+    o += fmt::format(",\"{}\":", key);
+    o.append(out.data(), n);
+  } else {
+    o += fmt::format(",\"{}\":\"{}\",\"{}_encoding\":\"base64\"", key, base64(text), key);
+  }
+}
+
+std::string event_json(const engine::EventRecord& e) {
+  std::string o;
+  if (e.flags & engine::format::kFlagLost) return fmt::format("{{\"position\":{},\"lost\":true}}", e.position.value);
+  o += fmt::format("{{\"position\":{},\"stream\":", e.position.value);
+  json_string(o, e.stream);
+  o += fmt::format(",\"revision\":{},\"type\":", e.revision.value);
+  json_string(o, e.type);
+  o += fmt::format(",\"id\":\"{}\",\"timestamp_us\":{}", e.id.to_string(), e.timestamp_us);
+  if (e.flags & engine::format::kFlagDataJson) {
+    json_payload(o, e.data, "data");
+  } else {
+    o += fmt::format(",\"data\":\"{}\",\"data_encoding\":\"base64\"", base64(e.data));
+  }
+  if (e.flags & engine::format::kFlagMetadataJson) {
+    json_payload(o, e.metadata, "metadata");
+  } else if (!e.metadata.empty()) {
+    o += fmt::format(",\"metadata\":\"{}\",\"metadata_encoding\":\"base64\"", base64(e.metadata));
+  }
+  o += "}";
+  return o;
+}
+
+void print_line(const std::string& line) {
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+}
+
+int fail(const proto::Error& e) {
+  std::fprintf(stderr, "annal: %s\n", net::error_string(e).c_str());
   return 1;
 }
+
+int usage(const std::string& cmd, const std::string& msg, const po::options_description& desc) {
+  std::cerr << "annal " << cmd << ": " << msg << "\n" << desc << "\n";
+  return 2;
+}
+
+// ---- commands ----
+
+net::Reply<std::unique_ptr<net::Client>> connect(const std::string& server) {
+  auto hp = net::parse_host_port(server);
+  if (!hp) return proto::Error{proto::Code::kInvalidArgument, proto::kNone, "--server must be HOST:PORT, got '" + server + "'"};
+  net::ClientOptions o;
+  o.host = hp->first;
+  o.port = hp->second;
+  o.client_name = "annal-cli";
+  return net::Client::connect(o);
+}
+
+std::optional<ExpectedRevision> parse_expected(const std::string& s) {
+  if (s == "any") return ExpectedRevision::any();
+  if (s == "no_stream") return ExpectedRevision::no_stream();
+  if (s == "stream_exists") return ExpectedRevision::stream_exists();
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19) return std::nullopt;
+  return ExpectedRevision::exact(std::stoull(s));
+}
+
+int cmd_append(const std::vector<std::string>& args) {
+  std::string server = kDefaultServer, stream, type, data, metadata, id_text, expected = "any";
+  po::options_description desc("usage: annal append STREAM --type TYPE --data JSON [options]");
+  desc.add_options()("help,h", "this help")
+      ("server", po::value(&server)->default_value(server), "node address HOST:PORT")
+      ("type", po::value(&type), "event type (required)")
+      ("data", po::value(&data), "event data, JSON (required)")
+      ("metadata", po::value(&metadata), "event metadata, JSON")
+      ("id", po::value(&id_text), "event id (UUID); random if omitted")
+      ("expected", po::value(&expected)->default_value(expected),
+       "expected revision: any | no_stream | stream_exists | N");
+  po::options_description hidden;
+  hidden.add_options()("stream", po::value(&stream));
+  po::positional_options_description pos;
+  pos.add("stream", 1);
+  po::options_description all;
+  all.add(desc).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(all).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage("append", e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (stream.empty() || !vm.count("type") || !vm.count("data"))
+    return usage("append", "STREAM, --type and --data are required", desc);
+  auto exp = parse_expected(expected);
+  if (!exp) return usage("append", "invalid --expected '" + expected + "'", desc);
+  index::NewEvent ev;
+  if (vm.count("id")) {
+    auto id = EventId::parse(id_text);
+    if (!id) return usage("append", "invalid --id '" + id_text + "' (want a UUID)", desc);
+    ev.id = *id;
+  } else {
+    ev.id = EventId::random();
+  }
+  ev.type = type;
+  ev.data = data;
+  ev.flags = engine::format::kFlagDataJson;
+  if (vm.count("metadata")) {
+    ev.metadata = metadata;
+    ev.flags |= engine::format::kFlagMetadataJson;
+  }
+  auto c = connect(server);
+  if (!c.ok()) return fail(c.error());
+  proto::AppendReq req{stream, *exp, {ev}};
+  auto r = c.value()->append(req);
+  if (!r.ok()) return fail(r.error());
+  std::string o = "{\"stream\":";
+  json_string(o, stream);
+  o += fmt::format(",\"id\":\"{}\",\"position\":{},\"revision\":{},\"deduplicated\":{}}}",
+                   ev.id.to_string(), r->first_position, r->first_revision,
+                   r->deduplicated ? "true" : "false");
+  print_line(o);
+  return 0;
+}
+
+struct ReadFlags {
+  std::string server = kDefaultServer;
+  std::string stream;
+  std::uint64_t from = 0;
+  std::uint64_t count = 0;  // 0 = everything
+  bool backward = false;
+};
+
+int cmd_read(const std::vector<std::string>& args, bool all) {
+  ReadFlags f;
+  const std::string cmd = all ? "read-all" : "read";
+  po::options_description desc(all ? "usage: annal read-all [--from POS] [--count N] [--backward]"
+                                   : "usage: annal read STREAM [--from REV] [--count N] [--backward]");
+  desc.add_options()("help,h", "this help")
+      ("server", po::value(&f.server)->default_value(f.server), "node address HOST:PORT")
+      ("from", po::value(&f.from), all ? "first position (default: start, or end with --backward)"
+                                       : "first revision (default: start, or end with --backward)")
+      ("count", po::value(&f.count), "at most N events (default: all)")
+      ("backward", po::bool_switch(&f.backward), "newest first");
+  po::options_description hidden;
+  hidden.add_options()("stream", po::value(&f.stream));
+  po::positional_options_description pos;
+  if (!all) pos.add("stream", 1);
+  po::options_description opts;
+  opts.add(desc).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage(cmd, e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (!all && f.stream.empty()) return usage(cmd, "STREAM is required", desc);
+  if (!vm.count("from") && f.backward) f.from = proto::kNone;
+  auto c = connect(f.server);
+  if (!c.ok()) return fail(c.error());
+  const auto dir = f.backward ? index::Direction::kBackward : index::Direction::kForward;
+  std::uint64_t printed = 0;
+  std::uint64_t cursor = f.from;
+  while (f.count == 0 || printed < f.count) {
+    const std::uint64_t left = f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000);
+    auto r = all ? c.value()->read_all(proto::ReadAllReq{cursor, static_cast<std::uint32_t>(left), dir})
+                 : c.value()->read_stream(
+                       proto::ReadStreamReq{f.stream, cursor, static_cast<std::uint32_t>(left), dir});
+    if (!r.ok()) return fail(r.error());
+    for (const auto& e : r->events) {
+      if (f.count != 0 && printed >= f.count) break;
+      print_line(event_json(e));
+      ++printed;
+    }
+    if (r->end || r->events.empty() || r->next == proto::kNone) break;
+    cursor = r->next;
+  }
+  return 0;
+}
+
+int cmd_tail(const std::vector<std::string>& args) {
+  std::string server = kDefaultServer, stream, stream_prefix, type_prefix;
+  std::uint64_t from = 0, count = 0;
+  bool all = false, checkpoints = false;
+  po::options_description desc(
+      "usage: annal tail STREAM | --all [--from POS|REV] [--stream-prefix P] [--type-prefix P] [--count N]\n"
+      "Follows a stream or the global log: history from --from (default: only new events), then live");
+  desc.add_options()("help,h", "this help")
+      ("server", po::value(&server)->default_value(server), "node address HOST:PORT")
+      ("all", po::bool_switch(&all), "follow the global log instead of one stream")
+      ("from", po::value(&from), "start at this revision (stream) or position (--all); default: the end")
+      ("stream-prefix", po::value(&stream_prefix), "--all only: events of streams starting with P")
+      ("type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")
+      ("count", po::value(&count), "exit after N events")
+      ("checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
+  po::options_description hidden;
+  hidden.add_options()("stream", po::value(&stream));
+  po::positional_options_description pos;
+  pos.add("stream", 1);
+  po::options_description opts;
+  opts.add(desc).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(opts).positional(pos).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage("tail", e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (all == !stream.empty()) return usage("tail", "give either STREAM or --all", desc);
+  if (!all && (!stream_prefix.empty() || !type_prefix.empty()))
+    return usage("tail", "--stream-prefix and --type-prefix need --all", desc);
+  proto::SubscribeReq req;
+  req.target = all ? proto::Target::kAll : proto::Target::kStream;
+  req.stream = stream;
+  req.from_end = !vm.count("from");
+  req.from = from;
+  req.stream_prefix = stream_prefix;
+  req.type_prefix = type_prefix;
+  auto c = connect(server);
+  if (!c.ok()) return fail(c.error());
+  auto sub = c.value()->subscribe(req);
+  if (!sub.ok()) return fail(sub.error());
+  std::uint64_t printed = 0;
+  while (count == 0 || printed < count) {
+    auto m = sub.value()->next(std::chrono::milliseconds(1000));
+    if (!m) continue;
+    using Kind = net::Subscription::Message::Kind;
+    if (m->kind == Kind::kEnded) return fail(m->error);
+    if (m->kind == Kind::kCheckpoint) {
+      if (checkpoints) print_line(fmt::format("{{\"checkpoint\":{}}}", m->checkpoint));
+      continue;
+    }
+    for (const auto& e : m->events) {
+      if (count != 0 && printed >= count) break;
+      print_line(event_json(e));
+      ++printed;
+    }
+  }
+  return 0;
+}
+
+int cmd_info(const std::vector<std::string>& args) {
+  std::string server = kDefaultServer;
+  po::options_description desc("usage: annal info [--server HOST:PORT]");
+  desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
+                                            "node address HOST:PORT");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage("info", e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  auto c = connect(server);
+  if (!c.ok()) return fail(c.error());
+  auto r = c.value()->info();
+  if (!r.ok()) return fail(r.error());
+  const auto& i = r.value();
+  std::string o = "{\"version\":";
+  json_string(o, i.server_version);
+  o += fmt::format(
+      ",\"protocol_version\":{},\"durable_end\":{},\"segments\":{},\"limits\":{{\"max_stream_name\":{},"
+      "\"max_event_type\":{},\"max_event_size\":{},\"max_append_size\":{},\"max_append_events\":{},"
+      "\"max_frame\":{},\"max_in_flight\":{},\"max_connections\":{}}},\"connections\":{},"
+      "\"index\":{{\"memtable_entries\":{},\"files\":{},\"indexed_through\":{}}}}}",
+      i.protocol_version, i.durable_end, i.segments, i.max_stream_name, i.max_event_type,
+      i.max_event_size, i.max_append_size, i.max_append_events, i.max_frame, i.max_in_flight,
+      i.max_connections, i.connections, i.index_memtable_entries, i.index_files, i.indexed_through);
+  print_line(o);
+  return 0;
+}
+
+}  // namespace
+
+int run_client_command(const std::vector<std::string>& args) {
+  const std::string& cmd = args[0];
+  if (cmd == "append") return cmd_append(args);
+  if (cmd == "read") return cmd_read(args, false);
+  if (cmd == "read-all") return cmd_read(args, true);
+  if (cmd == "tail") return cmd_tail(args);
+  if (cmd == "info") return cmd_info(args);
+  std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());
+  return 2;
+}
+
 }  // namespace annal::tools

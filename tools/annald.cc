@@ -1,0 +1,267 @@
+// annald: the annal storage node. Opens (and recovers) a data directory and
+// serves protocol v1 (docs/protocol.md) over TCP. Flags: docs/node.md.
+#include <signal.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/file.h"
+#include "index/store.h"
+#include "net/client.h"
+#include "net/server.h"
+
+namespace po = boost::program_options;
+using namespace annal;
+
+namespace {
+
+// "64M", "1G", "4096", "16k" -> bytes. nullopt if malformed.
+std::optional<std::uint64_t> parse_size(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  std::size_t i = 0;
+  std::uint64_t v = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+    if (v > (UINT64_MAX - 9) / 10) return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(s[i] - '0');
+    ++i;
+  }
+  if (i == 0) return std::nullopt;
+  std::string suffix = s.substr(i);
+  std::uint64_t mult = 1;
+  if (suffix.empty() || suffix == "B" || suffix == "b") mult = 1;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB") mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB") mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB") mult = 1ull << 30;
+  else return std::nullopt;
+  if (v > UINT64_MAX / mult) return std::nullopt;
+  return v * mult;
+}
+
+struct SizeFlag {
+  const char* name;
+  std::string value;
+};
+
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "annald: %s\nRun 'annald --help' for the flags.\n", msg.c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  index::StoreOptions so;
+  net::ServerOptions no;
+  const index::Limits dl;
+  std::string data_dir = "./data";
+  std::string listen = "127.0.0.1:7411";
+  std::string port_file;
+  std::string log_level = "info";
+  std::string segment_size = std::to_string(so.log.segment_size >> 20) + "M";
+  std::string min_free = std::to_string(so.log.min_free_bytes >> 20) + "M";
+  std::string max_event_size = std::to_string(dl.max_event_size >> 20) + "M";
+  std::string max_append_size = std::to_string(dl.max_append_size >> 20) + "M";
+  std::string max_frame = std::to_string(no.max_frame >> 20) + "M";
+  std::uint64_t idle_timeout_ms = static_cast<std::uint64_t>(no.idle_timeout.count());
+
+  po::options_description desc(
+      "annald: the annal event-store node\n\n"
+      "usage: annald [--data DIR] [--listen HOST:PORT] [options]\n\n"
+      "Sizes accept a K, M or G suffix (binary units). Options");
+  // clang-format off
+  desc.add_options()
+    ("help,h", "print this help and exit")
+    ("data", po::value(&data_dir)->default_value(data_dir),
+     "data directory (created if missing); one node per directory (DIR/LOCK)")
+    ("listen", po::value(&listen)->default_value(listen),
+     "address to listen on, HOST:PORT; port 0 picks a free port (see --port-file)")
+    ("port-file", po::value(&port_file),
+     "after listening, write the bound port number to this file (for scripts and tests)")
+    ("segment-size", po::value(&segment_size)->default_value(segment_size),
+     "size of each preallocated log segment file")
+    ("min-free", po::value(&min_free)->default_value(min_free),
+     "free-space floor: appends are refused with no_space while the file system has less")
+    ("max-stream-name", po::value(&so.limits.max_stream_name)->default_value(dl.max_stream_name),
+     "longest stream name, bytes")
+    ("max-event-type", po::value(&so.limits.max_event_type)->default_value(dl.max_event_type),
+     "longest event type, bytes")
+    ("max-event-size", po::value(&max_event_size)->default_value(max_event_size),
+     "largest event (metadata + data)")
+    ("max-append-size", po::value(&max_append_size)->default_value(max_append_size),
+     "largest append (all its events, encoded)")
+    ("max-append-events", po::value(&so.limits.max_append_events)->default_value(dl.max_append_events),
+     "most events in one append")
+    ("memtable-entries", po::value(&so.memtable_entries)->default_value(so.memtable_entries),
+     "stream-index entries kept in memory before they are written to an index file")
+    ("idempotency-window", po::value(&so.idempotency_window)->default_value(so.idempotency_window),
+     "how many recent event ids are remembered for idempotent retries (survives restarts)")
+    ("threads", po::value(&no.threads)->default_value(0),
+     "network I/O threads; 0 = one per hardware thread")
+    ("read-threads", po::value(&no.read_threads)->default_value(no.read_threads),
+     "threads reading the log for read requests and subscription catch-up")
+    ("max-connections", po::value(&no.max_connections)->default_value(no.max_connections),
+     "connections served at once; more are refused with too_many_connections")
+    ("max-in-flight", po::value(&no.max_in_flight)->default_value(no.max_in_flight),
+     "requests in flight per connection; more get too_many_requests")
+    ("max-subscriptions", po::value(&no.max_subscriptions)->default_value(no.max_subscriptions),
+     "subscriptions per connection")
+    ("max-frame", po::value(&max_frame)->default_value(max_frame),
+     "largest frame accepted; larger ones get frame_too_large and the connection is closed")
+    ("idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(idle_timeout_ms),
+     "close connections with no request, nothing in flight and no subscription for this long; 0 = never")
+    ("log-level", po::value(&log_level)->default_value(log_level),
+     "trace, debug, info, warn, error");
+  // clang-format on
+
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage_error(e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n"
+              << "Stops gracefully on SIGINT/SIGTERM: stops accepting, answers what is in flight,\n"
+                 "flushes and closes the data directory, exits 0.\n";
+    return 0;
+  }
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("annald"));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ annald: %v", spdlog::pattern_time_type::utc);
+  auto level = spdlog::level::from_str(log_level);
+  if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level " + log_level);
+  spdlog::set_level(level);
+
+  for (auto [name, text, out] :
+       {std::tuple{"--segment-size", segment_size, &so.log.segment_size},
+        std::tuple{"--min-free", min_free, &so.log.min_free_bytes}}) {
+    auto v = parse_size(text);
+    if (!v) return usage_error(fmt::format("{}: cannot parse size '{}'", name, text));
+    *out = *v;
+  }
+  for (auto [name, text, out] :
+       {std::tuple{"--max-event-size", max_event_size, &so.limits.max_event_size},
+        std::tuple{"--max-append-size", max_append_size, &so.limits.max_append_size}}) {
+    auto v = parse_size(text);
+    if (!v) return usage_error(fmt::format("{}: cannot parse size '{}'", name, text));
+    *out = static_cast<std::size_t>(*v);
+  }
+  {
+    auto v = parse_size(max_frame);
+    if (!v || *v < 64 || *v > UINT32_MAX)
+      return usage_error(fmt::format("--max-frame: invalid size '{}'", max_frame));
+    no.max_frame = static_cast<std::uint32_t>(*v);
+  }
+  auto hp = net::parse_host_port(listen);
+  if (!hp) return usage_error("--listen must be HOST:PORT, got '" + listen + "'");
+  no.host = hp->first;
+  no.port = hp->second;
+  no.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+  if (no.max_in_flight == 0 || no.max_connections == 0)
+    return usage_error("--max-in-flight and --max-connections must be at least 1");
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (auto st = engine::FileSystem::posix().create_dirs(data_dir); !st.is_ok()) {
+    spdlog::error("cannot create data directory {}: {}", data_dir, st.to_string());
+    return 1;
+  }
+  auto lock = engine::DirectoryLock::acquire(data_dir);
+  if (!lock.is_ok()) {
+    spdlog::error("{}", lock.status().to_string());
+    if (lock.status().code() == Errc::kLocked)
+      spdlog::error("another annald is using {}; stop it first or choose another --data", data_dir);
+    return 1;
+  }
+
+  so.log.dir = data_dir;
+  spdlog::info("opening data directory {} (segment size {} bytes, free-space floor {} bytes)",
+               data_dir, so.log.segment_size, so.log.min_free_bytes);
+  auto opened = index::Store::open(so);
+  if (!opened.is_ok()) {
+    spdlog::error("cannot open the store: {}", opened.status().to_string());
+    if (opened.status().code() == Errc::kCorruption)
+      spdlog::error("the data directory is damaged: run 'annal verify {}' then 'annal repair {}'",
+                    data_dir, data_dir);
+    return 1;
+  }
+  std::unique_ptr<index::Store> store = std::move(opened.value());
+  {
+    const auto& rr = store->log().recovery();
+    spdlog::info("recovered log: end position {}, {} segments, {} torn bytes cut, {} incomplete "
+                 "events cut, {} position indexes rebuilt",
+                 rr.end.value, rr.segments, rr.torn_bytes_cut, rr.incomplete_events_cut,
+                 rr.position_indexes_rebuilt);
+    spdlog::info("durable end {}", store->log().durable_end().value);
+    const auto st = store->stats();
+    spdlog::info("stream index: {} memtable entries, {} index files, indexed through {}{}",
+                 st.memtable_entries, st.index_files, st.indexed_through,
+                 st.last_rebuild_reason.empty() ? "" : ", rebuilt: " + st.last_rebuild_reason);
+    const auto& l = store->limits();
+    spdlog::info("limits: stream name {} B, event type {} B, event {} B, append {} B / {} events",
+                 l.max_stream_name, l.max_event_type, l.max_event_size, l.max_append_size,
+                 l.max_append_events);
+  }
+
+  net::Server server(*store, no);
+  if (auto st = server.start(); !st.is_ok()) {
+    spdlog::error("{}", st.to_string());
+    return 1;
+  }
+  spdlog::info("listening on {}:{} ({} I/O threads, max {} connections, {} in flight per "
+               "connection, idle timeout {} ms)",
+               no.host, server.port(),
+               no.threads ? no.threads : std::max(1u, std::thread::hardware_concurrency()),
+               no.max_connections, no.max_in_flight, idle_timeout_ms);
+  if (!port_file.empty()) {
+    // Write then rename, so a reader never sees a partial number.
+    const std::string tmp = port_file + ".tmp";
+    {
+      std::ofstream f(tmp, std::ios::trunc);
+      f << server.port() << "\n";
+      if (!f) {
+        spdlog::error("cannot write --port-file {}", tmp);
+        server.stop();
+        return 1;
+      }
+    }
+    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
+      spdlog::error("cannot rename {} to {}: {}", tmp, port_file, std::strerror(errno));
+      server.stop();
+      return 1;
+    }
+  }
+
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  spdlog::info("received {}: stopping (no new connections, answering what is in flight)",
+               sig == SIGINT ? "SIGINT" : "SIGTERM");
+  server.stop(std::chrono::seconds(10));
+  const auto end = store->log().durable_end().value;
+  const Status writer = store->log().writer_status();
+  store.reset();  // finishes queued appends, flushes the index, closes files
+  lock.value().reset();
+  spdlog::info("stopped cleanly at durable end {}{}", end,
+               writer.is_ok() ? "" : " (writer had failed: " + writer.to_string() + ")");
+  return 0;
+}
