@@ -94,7 +94,10 @@ class Log::Impl {
   ~Impl() { stop(); }
 
   Status recover();
-  void start() { writer_ = std::thread([this] { run(); }); }
+  void start() {
+    writer_ = std::thread([this] { run(); });
+    if (opts_.prepare_segments) preparer_ = std::thread([this] { prepare_spares(); });
+  }
   void stop() {
     {
       std::lock_guard l(mu_);
@@ -102,6 +105,13 @@ class Log::Impl {
     }
     cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    {
+      std::lock_guard l(spare_mu_);
+      spare_stopping_ = true;
+      abandon_spare_.store(true, std::memory_order_relaxed);
+    }
+    spare_cv_.notify_all();
+    if (preparer_.joinable()) preparer_.join();
   }
 
   void append(AppendRequest req);
@@ -135,7 +145,11 @@ class Log::Impl {
   Status corruption(const Segment& seg, const ScanStop& stop) const;
 
   // Writer-thread helpers.
-  Result<std::shared_ptr<Segment>> create_segment(GlobalPosition first);
+  Result<std::shared_ptr<Segment>> create_segment(GlobalPosition first, bool zero_fill);
+  Result<std::shared_ptr<Segment>> install_spare(GlobalPosition first, std::unique_ptr<File> spare);
+  Status zero_fill(File& file, std::uint64_t from, const std::atomic<bool>* abandon);
+  void prepare_spares();
+  std::string spare_path() const { return path_of(kSpareName); }
   Status seal(Segment& seg);
   Status roll();
   void run();
@@ -174,6 +188,17 @@ class Log::Impl {
   std::atomic<bool> failed_{false};
 
   std::thread writer_;
+
+  // The spare segment: zero-filled in the background by preparer_, taken by
+  // the writer at a roll. Guarded by spare_mu_.
+  static constexpr const char* kSpareName = "spare.seg.tmp";
+  std::mutex spare_mu_;
+  std::condition_variable spare_cv_;
+  std::unique_ptr<File> spare_;  // ready to use
+  bool spare_wanted_ = true;
+  bool spare_stopping_ = false;
+  std::atomic<bool> abandon_spare_{false};
+  std::thread preparer_;
 };
 
 // ---------------------------------------------------------------------------
@@ -351,8 +376,9 @@ Status Log::Impl::recover() {
         it->second = true;
       else
         idx_only.push_back(p->value);
-    } else if (n.size() > 4 && n.ends_with(".idx.tmp")) {
-      ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(n)));  // an index write interrupted by a crash
+    } else if ((n.size() > 4 && n.ends_with(".idx.tmp")) || n == kSpareName) {
+      // An index write or a spare segment interrupted by a crash.
+      ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(n)));
     }
   }
   for (std::uint64_t p : idx_only) ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(index_file_name(GlobalPosition(p)))));
@@ -410,7 +436,7 @@ Status Log::Impl::recover() {
     segments_.push_back(std::move(*seg));
   }
   if (segments_.empty()) {
-    auto seg = create_segment(expected);
+    auto seg = create_segment(expected, opts_.prepare_segments);
     if (!seg) return seg.status();
     segments_.push_back(std::move(*seg));
   }
@@ -427,7 +453,18 @@ Status Log::Impl::recover() {
 // ---------------------------------------------------------------------------
 // Segments
 
-Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first) {
+Status Log::Impl::zero_fill(File& file, std::uint64_t from, const std::atomic<bool>* abandon) {
+  static const std::string zeros(1 << 20, '\0');
+  for (std::uint64_t off = from; off < opts_.segment_size; off += zeros.size()) {
+    if (abandon != nullptr && abandon->load(std::memory_order_relaxed))
+      return Status(Errc::kShuttingDown, "abandoned");
+    const std::uint64_t n = std::min<std::uint64_t>(zeros.size(), opts_.segment_size - off);
+    ANNAL_RETURN_IF_ERROR(file.pwrite(off, as_bytes(zeros).first(n)));
+  }
+  return Status::ok();
+}
+
+Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first, bool zero) {
   const std::string name = segment_file_name(first);
   const std::string path = path_of(name);
   auto file = fs_->open(path, OpenOptions{.create = true, .exclusive = true});
@@ -435,6 +472,7 @@ Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first)
   // Reserve every block now: a full disk must be an error here, never a
   // SIGBUS on a mapped page later.
   Status s = (*file)->allocate(opts_.segment_size);
+  if (s && zero) s = zero_fill(**file, f::kSegmentHeaderSize, nullptr);
   if (!s) {
     file->reset();
     Status r = fs_->remove(path);
@@ -463,6 +501,70 @@ Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first)
   return seg;
 }
 
+// The spare is allocated, zero-filled and synced; it becomes the segment by
+// getting its header (synced) and then its name (rename + directory fsync),
+// so after a crash it is either still the spare or a complete empty segment.
+Result<std::shared_ptr<Segment>> Log::Impl::install_spare(GlobalPosition first, std::unique_ptr<File> spare) {
+  const std::string name = segment_file_name(first);
+  SegmentHeader h;
+  h.first = first;
+  h.allocated_size = opts_.segment_size;
+  h.created_us = now_us();
+  ANNAL_RETURN_IF_ERROR(spare->pwrite(0, as_bytes(encode_segment_header(h))));
+  ANNAL_RETURN_IF_ERROR(spare->datasync());
+  spare.reset();
+  ANNAL_RETURN_IF_ERROR(fs_->rename(spare_path(), path_of(name)));
+  ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+  auto file = fs_->open(path_of(name), OpenOptions{});
+  if (!file) return file.status();
+  auto map = (*file)->map(opts_.segment_size);
+  if (!map) return map.status();
+  auto seg = std::make_shared<Segment>();
+  seg->name = name;
+  seg->first = first;
+  seg->allocated = opts_.segment_size;
+  seg->map = std::move(*map);
+  seg->file = std::move(*file);
+  seg->capacity = record_capacity() / f::kRecordMinSize + 1;
+  seg->offsets.reset(new std::uint32_t[seg->capacity]);
+  return seg;
+}
+
+void Log::Impl::prepare_spares() {
+  for (;;) {
+    {
+      std::unique_lock l(spare_mu_);
+      spare_cv_.wait(l, [&] { return spare_stopping_ || (spare_wanted_ && spare_ == nullptr); });
+      if (spare_stopping_) return;
+      spare_wanted_ = false;  // one attempt per roll, so a full disk is not hammered
+    }
+    const std::string path = spare_path();
+    Status s;
+    std::unique_ptr<File> file;
+    if (fs_->exists(path)) s = fs_->remove(path);
+    if (s) {
+      auto f = fs_->open(path, OpenOptions{.create = true, .exclusive = true});
+      if (f)
+        file = std::move(*f);
+      else
+        s = f.status();
+    }
+    if (s) s = file->allocate(opts_.segment_size);
+    if (s) s = zero_fill(*file, 0, &abandon_spare_);
+    if (s) s = file->datasync();
+    if (s) s = fs_->sync_dir(opts_.dir);
+    if (!s) {
+      if (s.code() != Errc::kShuttingDown)
+        spdlog::warn("annal log {}: could not prepare a spare segment: {}", opts_.dir, s.to_string());
+      file.reset();
+      if (fs_->exists(path)) (void)fs_->remove(path);
+      continue;
+    }
+    std::lock_guard l(spare_mu_);
+    spare_ = std::move(file);
+  }
+}
+
 Status Log::Impl::seal(Segment& seg) {
   if (seg.sealed.load(std::memory_order_relaxed)) return Status::ok();
   const std::uint64_t n = seg.count.load(std::memory_order_relaxed);
@@ -483,7 +585,20 @@ Status Log::Impl::roll() {
     fail_writer(Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message())));
     return writer_status();
   }
-  auto seg = create_segment(GlobalPosition(next_));
+  std::unique_ptr<File> spare;
+  {
+    std::lock_guard l(spare_mu_);
+    spare = std::move(spare_);
+  }
+  // Without a ready spare, allocate now (fallocate only: the writer must not
+  // stall on a full zero-fill).
+  auto seg = spare ? install_spare(GlobalPosition(next_), std::move(spare)) : create_segment(GlobalPosition(next_), false);
+  // Only now (the spare's name is free again) may the next one be prepared.
+  {
+    std::lock_guard l(spare_mu_);
+    spare_wanted_ = true;
+  }
+  spare_cv_.notify_all();
   if (!seg) {
     if (seg.status().code() == Errc::kNoSpace) return seg.status();
     fail_writer(seg.status());
