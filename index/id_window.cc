@@ -1,5 +1,7 @@
 #include "index/id_window.h"
 
+#include <algorithm>
+
 #include <xxhash.h>
 
 #include "engine/status.h"
@@ -31,9 +33,14 @@ void IdWindow::grow() {
   }
 }
 
-void IdWindow::insert(const EventId& id, std::uint64_t position) {
-  if (capacity_ == 0) return;
-  const std::uint64_t key = digest(id);
+std::uint64_t IdWindow::digest_at(std::uint64_t position) const {
+  if (capacity_ == 0 || position >= end_ || position + capacity_ < end_) return 0;
+  return ring_.get()[position % capacity_];
+}
+
+void IdWindow::insert_digest(std::uint64_t key, std::uint64_t position) {
+  if (capacity_ == 0 || key == 0) return;
+  end_ = std::max(end_, position + 1);
   std::uint64_t& ring_slot = ring_.get()[position % capacity_];
   if (ring_slot != 0 && position >= capacity_) erase_slot(ring_slot, position - capacity_);
   ring_slot = key;

@@ -24,7 +24,11 @@ class IdWindow {
   // Remembers that the event at `position` has `id`; forgets the event at
   // position - capacity. REQUIRES: positions increase across calls (except
   // after erase of the most recent ones).
-  void insert(const EventId& id, std::uint64_t position);
+  void insert(const EventId& id, std::uint64_t position) { insert_digest(digest(id), position); }
+  // The same with digest(id) computed already (reloaded from index files).
+  void insert_digest(std::uint64_t key, std::uint64_t position);
+  // The digest remembered for `position`, 0 if it is outside the window.
+  std::uint64_t digest_at(std::uint64_t position) const;
   // Forgets the event at `position` (an aborted append).
   void erase(const EventId& id, std::uint64_t position);
   // Positions of remembered events whose id digest equals id's.
@@ -46,6 +50,7 @@ class IdWindow {
   std::uint64_t capacity_;
   std::vector<Slot> slots_;  // power of two
   std::size_t used_ = 0;
+  std::uint64_t end_ = 0;  // one past the highest position inserted
   struct Free {
     void operator()(std::uint64_t* p) const { std::free(p); }
   };

@@ -142,6 +142,7 @@ void IndexCore::freeze(std::uint64_t end) {
   }
   old->first_position = active_first_;
   old->end_position = end;
+  if (options_.id_digests) options_.id_digests(active_first_, end, old->id_digests);
   active_first_ = end;
   auto next = std::make_shared<Version>(*v);
   next->active = fresh;
@@ -222,13 +223,18 @@ Status IndexCore::flush_one(const std::shared_ptr<Memtable>& m) {
   meta.first_position = m->first_position;
   meta.end_position = m->end_position;
   std::size_t i = 0;
-  ANNAL_RETURN_IF_ERROR(write_index_file(fs_, options_.dir, meta,
-                                         [&](IndexEntry& e) {
-                                           if (i == entries.size()) return false;
-                                           e = entries[i++];
-                                           return true;
-                                         },
-                                         options_.summary_interval));
+  ANNAL_RETURN_IF_ERROR(write_index_file(
+      fs_, options_.dir, meta,
+      [&](IndexEntry& e) {
+        if (i == entries.size()) return false;
+        e = entries[i++];
+        return true;
+      },
+      [&](std::uint64_t p) {
+        const std::uint64_t k = p - meta.first_position;
+        return k < m->id_digests.size() ? m->id_digests[k] : 0;
+      },
+      options_.summary_interval));
   auto file = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
   if (!file) return file.status();
   Manifest next = manifest_;
@@ -300,6 +306,11 @@ bool IndexCore::merge_some() {
         out = best_e;
         return true;
       },
+      [&](std::uint64_t p) {
+        for (const auto& f : inputs)
+          if (p >= f->meta().first_position && p < f->meta().end_position) return f->id_digest(p);
+        return std::uint64_t{0};
+      },
       options_.summary_interval);
   std::shared_ptr<IndexFile> merged;
   if (st.is_ok()) {
@@ -368,6 +379,18 @@ void IndexCore::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
     if ((*it)->meta().first_position >= pos_limit) continue;
     if (!(*it)->visit_desc(hash, pos_limit, fn)) return;
   }
+}
+
+Result<std::uint64_t> IndexCore::read_id_digests(std::uint64_t from, std::uint64_t to,
+                                                 std::vector<std::uint64_t>& out) const {
+  auto v = current();
+  std::uint64_t first = UINT64_MAX;
+  for (const auto& f : v->files) {
+    if (f->meta().end_position <= from || f->meta().first_position >= to) continue;
+    if (first == UINT64_MAX) first = std::max(from, f->meta().first_position);
+    ANNAL_RETURN_IF_ERROR(f->read_id_digests(fs_, from, to, out));
+  }
+  return first == UINT64_MAX ? from : first;
 }
 
 IndexCoreStats IndexCore::stats() const {

@@ -38,6 +38,11 @@ struct IndexCoreOptions {
   std::size_t merge_fanout = 4;
   bool verify_on_open = true;  // checksum every entry of every file at open
   std::uint32_t summary_interval = kDefaultSummaryInterval;
+  // Called on the writer thread when a memtable covering [first, end) is
+  // frozen: the id digests of those positions (index p - first), stored in
+  // its index file so the idempotency window can be reloaded at open without
+  // reading the log. Null: zeros.
+  std::function<void(std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out)> id_digests;
 };
 
 struct IndexCoreStats {
@@ -92,6 +97,10 @@ class IndexCore {
   void visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
                   const std::function<bool(const IndexEntry&)>& fn) const;
   IndexCoreStats stats() const;
+  // The id digests stored for positions [from, to) ∩ [0, indexed_through())
+  // (0 where unknown), read from the index files with pread. out[i] is
+  // position max(from, ...)+i; returns the first position covered.
+  Result<std::uint64_t> read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const;
   // Sticky error of the background writer (e.g. a failed fsync).
   Status background_status() const;
   // Waits until no flush or merge is pending (tests).

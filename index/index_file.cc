@@ -22,9 +22,10 @@ struct XxhState {
 
 std::uint64_t checksum(const std::byte* p, std::size_t n) { return XXH3_64bits(p, n); }
 
-std::uint64_t file_size_for(std::uint64_t entries, std::uint32_t interval) {
+std::uint64_t file_size_for(std::uint64_t entries, std::uint64_t ids, std::uint32_t interval) {
   std::uint64_t slots = (entries + interval - 1) / interval;
-  return kIndexHeaderSize + entries * kIndexEntrySize + slots * kSummarySlotSize + kIndexFooterSize;
+  return kIndexHeaderSize + entries * kIndexEntrySize + ids * kIdDigestSize + slots * kSummarySlotSize +
+         kIndexFooterSize;
 }
 
 }  // namespace
@@ -32,7 +33,9 @@ std::uint64_t file_size_for(std::uint64_t entries, std::uint32_t interval) {
 std::string index_file_name(std::uint64_t number) { return fmt::format("{:020}.ix", number); }
 
 Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFileMeta& meta,
-                        const std::function<bool(IndexEntry&)>& next, std::uint32_t summary_interval) {
+                        const std::function<bool(IndexEntry&)>& next,
+                        const std::function<std::uint64_t(std::uint64_t)>& id_digest,
+                        std::uint32_t summary_interval) {
   const std::string path = dir + "/" + index_file_name(meta.number);
   const std::string tmp = path + ".tmp";
   if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
@@ -68,6 +71,14 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
     entries_sum.update(raw, sizeof raw);
     buf.insert(buf.end(), raw, raw + sizeof raw);
     ++count;
+    if (buf.size() >= kBuf) ANNAL_RETURN_IF_ERROR(drain());
+  }
+  // The id digests, one per position, after the entries (same checksum).
+  for (std::uint64_t p = meta.first_position; p < meta.end_position; ++p) {
+    std::byte raw[kIdDigestSize];
+    put_u64(raw, id_digest ? id_digest(p) : 0);
+    entries_sum.update(raw, sizeof raw);
+    buf.insert(buf.end(), raw, raw + sizeof raw);
     if (buf.size() >= kBuf) ANNAL_RETURN_IF_ERROR(drain());
   }
   ANNAL_RETURN_IF_ERROR(drain());
@@ -135,9 +146,12 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
                                expected.number, expected.first_position, expected.end_position,
                                expected.entry_count, expected.level),
                    0);
-  const std::uint64_t want = file_size_for(m.entry_count, f->summary_interval_);
+  if (m.end_position < m.first_position) return corrupt("end position before first position", 32);
+  const std::uint64_t want = file_size_for(m.entry_count, m.end_position - m.first_position, f->summary_interval_);
   if (*size != want) return corrupt(fmt::format("size {} bytes, expected {}", *size, want), 0);
-  const std::uint64_t entries_bytes = m.entry_count * kIndexEntrySize;
+  // "entries" below: the entries and the id digests, one checksum.
+  const std::uint64_t entries_bytes =
+      m.entry_count * kIndexEntrySize + (m.end_position - m.first_position) * kIdDigestSize;
   const std::uint64_t summary_off = kIndexHeaderSize + entries_bytes;
   const std::uint64_t footer_off = *size - kIndexFooterSize;
   std::vector<std::byte> tail(footer_off + kIndexFooterSize - summary_off);
@@ -167,6 +181,24 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
   f->map_ = std::move(mapped).value();
   f->entries_ = f->map_->data() + kIndexHeaderSize;
   return f;
+}
+
+std::uint64_t IndexFile::id_digest(std::uint64_t position) const {
+  return get_u64(entries_ + meta_.entry_count * kIndexEntrySize + (position - meta_.first_position) * kIdDigestSize);
+}
+
+Status IndexFile::read_id_digests(engine::FileSystem& fs, std::uint64_t from, std::uint64_t to,
+                                  std::vector<std::uint64_t>& out) const {
+  from = std::max(from, meta_.first_position);
+  to = std::min(to, meta_.end_position);
+  if (from >= to) return Status::ok();
+  auto opened = fs.open(path_, engine::OpenOptions{.read_only = true});
+  if (!opened) return opened.status();
+  const std::size_t at = out.size();
+  out.resize(at + (to - from));
+  return (*opened)->pread(kIndexHeaderSize + meta_.entry_count * kIndexEntrySize +
+                              (from - meta_.first_position) * kIdDigestSize,
+                          std::span<std::byte>(reinterpret_cast<std::byte*>(out.data() + at), (to - from) * 8));
 }
 
 IndexEntry IndexFile::at(std::size_t i) const {

@@ -25,6 +25,7 @@ inline constexpr std::size_t kIndexHeaderSize = 64;
 inline constexpr std::size_t kIndexFooterSize = 32;
 inline constexpr std::size_t kIndexEntrySize = 24;
 inline constexpr std::size_t kSummarySlotSize = 16;
+inline constexpr std::size_t kIdDigestSize = 8;
 inline constexpr std::uint32_t kDefaultSummaryInterval = 512;
 
 // What the manifest records about one index file (and its header repeats).
@@ -40,10 +41,13 @@ struct IndexFileMeta {
 std::string index_file_name(std::uint64_t number);
 
 // Writes the entries produced by `next` (in sorted order; returns false at
-// the end) as DIR/<number>.ix atomically: DIR/<number>.ix.tmp, fdatasync,
-// rename, fsync DIR. meta.entry_count is set to the count written.
+// the end), and id_digest(p) for every position p in [first, end) (the
+// idempotency window's digest of that event's id, 0 if unknown; a null
+// function writes zeros), as DIR/<number>.ix atomically: DIR/<number>.ix.tmp,
+// fdatasync, rename, fsync DIR. meta.entry_count is set to the count written.
 Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFileMeta& meta,
                         const std::function<bool(IndexEntry&)>& next,
+                        const std::function<std::uint64_t(std::uint64_t)>& id_digest,
                         std::uint32_t summary_interval = kDefaultSummaryInterval);
 
 class IndexFile {
@@ -61,6 +65,13 @@ class IndexFile {
   IndexEntry at(std::size_t i) const;
   // Index of the first entry >= (hash, revision, 0).
   std::size_t lower_bound(std::uint64_t hash, std::uint64_t revision) const;
+  // The id digest stored for `position` (read through the map).
+  // REQUIRES: first_position <= position < end_position.
+  std::uint64_t id_digest(std::uint64_t position) const;
+  // Appends the digests of positions [from, to) ∩ [first, end) to out, read
+  // with pread (the map stays cold).
+  Status read_id_digests(engine::FileSystem& fs, std::uint64_t from, std::uint64_t to,
+                         std::vector<std::uint64_t>& out) const;
   // Bytes of memory the file holds outside the map (the summary).
   std::size_t resident_bytes() const { return summary_.size() * sizeof(summary_[0]); }
 

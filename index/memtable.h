@@ -42,6 +42,9 @@ class Memtable {
   // Position range the memtable covers once frozen: [first, end).
   std::uint64_t first_position = 0;
   std::uint64_t end_position = 0;
+  // Once frozen: the id digest of every position in [first, end), 0 if
+  // unknown (written into the index file for the idempotency window).
+  std::vector<std::uint64_t> id_digests;
 
  private:
   mutable std::shared_mutex mu_;

@@ -102,16 +102,28 @@ class Store::Impl final : public engine::WriteHooks {
     co.memtable_entries = options_.memtable_entries;
     co.merge_fanout = options_.index_merge_fanout;
     co.verify_on_open = options_.verify_index_on_open;
+    co.id_digests = [this](std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out) {
+      out.resize(end - first);
+      for (std::uint64_t p = first; p < end; ++p) out[p - first] = window_.digest_at(p);
+    };
     auto core = IndexCore::open(co, end);
     if (!core) return core.status();
     core_ = std::move(core).value();
     rebuild_reason_ = core_->rebuild_reason();
 
-    // Replay the unindexed tail into the memtable, and the last
-    // idempotency_window events' ids into the window.
+    // The idempotency window: the last idempotency_window events' id digests,
+    // from the index files (which store them) and then from the log tail.
     const std::uint64_t indexed = core_->indexed_through();
     const std::uint64_t w = options_.idempotency_window;
-    const std::uint64_t from = std::min(indexed, end > w ? end - w : 0);
+    const std::uint64_t wfrom = end > w ? end - w : 0;
+    if (wfrom < indexed) {
+      std::vector<std::uint64_t> digests;
+      auto first = core_->read_id_digests(wfrom, indexed, digests);
+      if (!first) return first.status();
+      for (std::size_t i = 0; i < digests.size(); ++i) window_.insert_digest(digests[i], *first + i);
+    }
+    // Replay the unindexed tail into the memtable (and the window).
+    const std::uint64_t from = indexed;
     std::uint64_t n = 0;
     Status st = log_->scan_forward(GlobalPosition(from), UINT64_MAX, [&](const engine::RecordView& v) {
       const std::uint64_t pos = v.position.value;
