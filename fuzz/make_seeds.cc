@@ -1,0 +1,157 @@
+// Writes the small seed corpora under fuzz/corpus/<target>/ from the real
+// encoders, so the seeds follow the formats. Run after a format change:
+//   build/fuzz/fuzz/annal_fuzz_make_seeds fuzz/corpus
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "engine/file.h"
+#include "engine/format.h"
+#include "engine/record.h"
+#include "engine/segment.h"
+#include "index/index_file.h"
+#include "index/manifest.h"
+#include "net/protocol.h"
+
+using namespace annal;
+namespace proto = annal::net::proto;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path root;
+
+void put(const std::string& target, const std::string& name, const std::string& bytes) {
+  fs::create_directories(root / target);
+  std::ofstream(root / target / name, std::ios::binary) << bytes;
+}
+
+engine::EventRecord event(std::uint64_t pos, std::uint32_t flags) {
+  engine::EventRecord r;
+  for (int i = 0; i < 16; ++i) r.id.bytes[i] = static_cast<std::uint8_t>(pos * 17 + i);
+  r.stream = "orders-" + std::to_string(pos % 3);
+  r.type = "OrderPlaced";
+  r.revision = StreamRevision(pos / 3);
+  r.position = GlobalPosition(pos);
+  r.timestamp_us = 1700000000000000;
+  r.flags = flags;
+  r.metadata = pos % 2 ? "{\"m\":1}" : "";
+  r.data = "{\"n\":" + std::to_string(pos) + "}";
+  return r;
+}
+
+index::NewEvent new_event(int i) {
+  index::NewEvent e;
+  e.id.bytes[0] = static_cast<std::uint8_t>(i + 1);
+  e.type = "T";
+  e.flags = engine::format::kFlagDataJson;
+  e.data = "{\"i\":" + std::to_string(i) + "}";
+  return e;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s CORPUS_ROOT\n", argv[0]);
+    return 2;
+  }
+  root = argv[1];
+  namespace format = engine::format;
+  // record: mode byte + one record.
+  std::string rec;
+  engine::encode(event(0, format::kFlagDataJson | format::kFlagCommit), rec);
+  put("fuzz_record", "one", std::string(1, '\0') + rec);
+  put("fuzz_record", "one-backward", std::string(1, '\3') + rec);
+  put("fuzz_record", "truncated", std::string(1, '\1') + rec.substr(0, rec.size() - 9));
+  std::string lost;
+  engine::EventRecord l;
+  l.position = GlobalPosition(5);
+  l.flags = format::kFlagLost | format::kFlagCommit;
+  engine::encode(l, lost);
+  put("fuzz_record", "lost-marker", std::string(1, '\0') + lost);
+
+  // segment: mode, first position, records after the header.
+  std::string recs;
+  for (std::uint64_t p = 3; p < 8; ++p)
+    engine::encode(event(p, format::kFlagDataJson | (p == 5 || p == 7 ? format::kFlagCommit : 0)), recs);
+  put("fuzz_segment", "five-records", std::string("\x00\x03", 2) + recs);
+  put("fuzz_segment", "torn-tail", std::string("\x00\x03", 2) + recs.substr(0, recs.size() - 20));
+  std::string damaged = recs;
+  damaged[100] ^= 0x40;
+  put("fuzz_segment", "damaged-middle", std::string("\x00\x03", 2) + damaged);
+  engine::PositionIndex pi;
+  pi.first = GlobalPosition(3);
+  pi.offsets = {4096, 4200, 4304};
+  pi.data_end = 4400;
+  put("fuzz_segment", "position-index", std::string("\x04\x03", 2) + engine::encode_position_index(pi));
+  engine::SegmentHeader sh;
+  sh.first = GlobalPosition(3);
+  sh.allocated_size = 65536;
+  put("fuzz_segment", "segment-header", std::string("\x02\x03", 2) + engine::encode_segment_header(sh));
+
+  // protocol: a stream of frames.
+  proto::AppendReq ap;
+  ap.stream = "orders-1";
+  ap.expected = ExpectedRevision::exact(4);
+  ap.events = {new_event(0), new_event(1)};
+  proto::SubscribeReq sub;
+  sub.target = proto::Target::kAll;
+  sub.stream_prefix = "ord";
+  proto::ReadOk rok;
+  rok.events = {event(1, format::kFlagDataJson), event(2, format::kFlagCommit)};
+  rok.next = 3;
+  put("fuzz_protocol", "session",
+      proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 1, "fuzz"}) + proto::encode_append(2, ap) +
+          proto::encode_read_stream(3, proto::ReadStreamReq{"orders-1", 0, 10, index::Direction::kForward}) +
+          proto::encode_read_all(4, proto::ReadAllReq{proto::kNone, 5, index::Direction::kBackward}) +
+          proto::encode_subscribe(5, sub) + proto::encode_unsubscribe(6, proto::UnsubscribeReq{1}) +
+          proto::encode_empty(proto::Op::kPing, 7));
+  put("fuzz_protocol", "responses",
+      proto::encode_read_ok(1, rok) + proto::encode_append_ok(2, proto::AppendOk{10, 4, 2, false}) +
+          proto::encode_error(3, proto::Error{proto::Code::kWrongExpectedRevision, 3, "wrong"}));
+
+  // json
+  put("fuzz_json", "object", "{\"a\":[1,2.5,-3e7,true,false,null,\"x\\u00e9\"],\"b\":{}}");
+  put("fuzz_json", "bad", "{\"a\":[1,2,}}");
+  put("fuzz_json", "scalar", "\"just a string\"");
+
+  // index files: one written by the real writer, and a manifest.
+  fs::path tmp = fs::temp_directory_path() / "annal-make-seeds";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  index::IndexFileMeta meta;
+  meta.number = 7;
+  meta.first_position = 0;
+  meta.end_position = 40;
+  int i = 0;
+  Status st = index::write_index_file(engine::FileSystem::posix(), tmp.string(), meta,
+                                      [&](index::IndexEntry& e) {
+                                        if (i == 40) return false;
+                                        e = index::IndexEntry{static_cast<std::uint64_t>(i / 4) * 1000003,
+                                                              static_cast<std::uint64_t>(i % 4),
+                                                              static_cast<std::uint64_t>(i)};
+                                        ++i;
+                                        return true;
+                                      },
+                                      [](std::uint64_t pos) { return pos * 0x9E3779B97F4A7C15ull; },
+                                      /*summary_interval=*/8);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    return 1;
+  }
+  std::ifstream in(tmp / index::index_file_name(7), std::ios::binary);
+  std::string ix((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  put("fuzz_index_file", "index-file", std::string(1, '\x08') + ix);
+  put("fuzz_index_file", "index-file-fixup", std::string(1, '\x0e') + ix);
+  index::Manifest m;
+  m.indexed_through = 40;
+  m.next_file_number = 8;
+  m.files = {meta};
+  put("fuzz_index_file", "manifest", std::string(1, '\x01') + index::encode_manifest(m));
+  fs::remove_all(tmp);
+  return 0;
+}
