@@ -2,6 +2,10 @@
 # Installs what is missing, builds, and runs the whole test suite: the normal
 # build, then ASan+UBSan, then TSan. Exits non-zero on any failure.
 #   ANNAL_TEST_CONFIGS="debug asan tsan"  which builds to test (default: all three)
+# Then builds the libFuzzer targets (clang, "fuzz" preset) and runs each for a
+# bounded time from its seed corpus; any crash, leak or sanitizer report fails.
+#   ANNAL_TEST_FUZZ=0        skip the fuzz step
+#   ANNAL_FUZZ_SECONDS=20    seconds per fuzz target
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -16,4 +20,13 @@ for c in $configs; do
     status=1
   fi
 done
+if [ "${ANNAL_TEST_FUZZ:-1}" != "0" ]; then
+  export ANNAL_FUZZ_SECONDS=${ANNAL_FUZZ_SECONDS:-20}
+  echo "=== annal tests: fuzz targets, ${ANNAL_FUZZ_SECONDS} s each ==="
+  cmake --preset fuzz >/dev/null
+  cmake --build --preset fuzz -j "$jobs"
+  if ! ctest --test-dir build/fuzz -L fuzz --output-on-failure -j "$jobs" --timeout 900; then
+    status=1
+  fi
+fi
 exit $status
