@@ -90,6 +90,9 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   Status open() {
+    using Clock = std::chrono::steady_clock;
+    auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+    const auto t0 = Clock::now();
     engine::LogOptions lo = options_.log;
     lo.hooks = this;
     auto log = engine::Log::open(lo);
@@ -110,6 +113,7 @@ class Store::Impl final : public engine::WriteHooks {
     if (!core) return core.status();
     core_ = std::move(core).value();
     rebuild_reason_ = core_->rebuild_reason();
+    const auto t1 = Clock::now();
 
     // The idempotency window: the last idempotency_window events' id digests,
     // from the index files (which store them) and then from the log tail.
@@ -122,6 +126,7 @@ class Store::Impl final : public engine::WriteHooks {
       if (!first) return first.status();
       for (std::size_t i = 0; i < digests.size(); ++i) window_.insert_digest(digests[i], *first + i);
     }
+    const auto t2 = Clock::now();
     // Replay the unindexed tail into the memtable (and the window).
     const std::uint64_t from = indexed;
     std::uint64_t n = 0;
@@ -138,9 +143,12 @@ class Store::Impl final : public engine::WriteHooks {
     if (!st.is_ok()) return st;
     core_->set_durable(end);
     durable_end_ = end;
-    if (n > 0 || !rebuild_reason_.empty())
-      spdlog::info("stream index in {}: {} entries from index files, {} replayed from the log{}", co.dir,
-                   indexed, n, rebuild_reason_.empty() ? "" : " (rebuilt: " + rebuild_reason_ + ")");
+    const auto t3 = Clock::now();
+    spdlog::info(
+        "store {} opened in {:.3f} s (log and index files {:.3f} s, id window {:.3f} s, {} events replayed into "
+        "the index in {:.3f} s){}",
+        options_.log.dir, secs(t0, t3), secs(t0, t1), secs(t1, t2), n, secs(t2, t3),
+        rebuild_reason_.empty() ? "" : "; index rebuilt: " + rebuild_reason_);
     ready_ = true;
     return Status::ok();
   }
