@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Markdown report of one bench/run.sh result file (bench/results/<date>.json).
+
+Each figure is shown next to the disk's measured limit for that shape of load
+and as a fraction of it, and next to the target of issue #6.
+
+Disk limits (all from the same run, annal_disk_probe: buffered pwrite +
+fdatasync, the way annal writes):
+  items 1, 2: 4 KiB write + fdatasync into a fallocate()d file (annal's
+              preallocated segments): one append per sync at 1 in flight, so
+              item 1's limit is syncs/s and item 2's is 16 x syncs/s (16 appends
+              per group at most), capped by the group bandwidth.
+  items 3, 6: bandwidth of 256 KiB write + fdatasync loops (a group commit of
+              ~800 records) divided by the bytes one event takes on disk.
+  item 4:     64 KiB write + fdatasync loops (one append of 100 events is ~33 KB)
+              x 100 events per sync.
+  item 5:     reads are served from the page cache: no disk limit applies.
+"""
+import json
+import sys
+
+
+def main(path):
+    rows = json.load(open(path))
+    by = {r.get("label"): r for r in rows if "label" in r}
+    sec = {r["section"]: r for r in rows if "section" in r}
+    m = sec.get("machine", {})
+    probe = sec.get("disk", {}).get("probe", {})
+    t = probe.get("tests", {})
+    fa = t.get("sync_fallocated", {})
+    wr = t.get("sync_written", {})
+    g64 = t.get("group_64K", {})
+    g256 = t.get("group_256K", {})
+    fio = sec.get("fio", {}).get("fio")
+
+    out = []
+    out.append(f"# annal benchmark, {m.get('date', '?')}\n")
+    out.append(
+        f"Machine: {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('mem_gib')} GiB RAM, "
+        f"{m.get('fs')} on {m.get('device')}, Linux {m.get('kernel')}; commit {m.get('commit')}; "
+        f"load average at start {m.get('loadavg_start')}, at end {sec.get('end', {}).get('loadavg_end')}.\n")
+    out.append("## The disk's own limits (same run)\n")
+    out.append("| probe | syncs/s | MB/s | p50 ms | p99 ms |")
+    out.append("|---|---:|---:|---:|---:|")
+    for name in ["sync_written", "sync_fallocated", "group_64K", "group_256K", "group_1024K"]:
+        x = t.get(name)
+        if x:
+            out.append(f"| {name} ({x['block_bytes'] // 1024} KiB + fdatasync) | {x['syncs_per_s']:,.0f} | "
+                       f"{x['mb_per_s']:.1f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} |")
+    out.append(f"| sequential write, 256 MiB + one fdatasync | | {probe.get('seq_write_mb_per_s', 0):.1f} | | |")
+    if fio:
+        out.append(f"| fio 4 KiB write + fdatasync | {fio['write_iops']:,.0f} | | "
+                   f"{fio['sync_p50_ns'] / 1e6:.3f} | {fio['sync_p99_ns'] / 1e6:.3f} |")
+    out.append("")
+
+    def rec_bytes(r):
+        return r.get("record_bytes", 330)
+
+    limits = {}
+    if fa:
+        limits["1-append-1x1"] = (fa["syncs_per_s"], "1 append per fdatasync (fallocated)")
+        lim2 = 16 * fa["syncs_per_s"]
+        if g64:
+            lim2 = min(lim2, g64["mb_per_s"] * 1e6 / 330)
+        limits["2-append-16x1"] = (lim2, "16 appends per fdatasync")
+    for lab in ["3-append-64x8", "6-subscribe-100"]:
+        if g256 and lab in by:
+            limits[lab] = (g256["mb_per_s"] * 1e6 / rec_bytes(by[lab]), "256 KiB group-fsync bandwidth / record size")
+    if g64:
+        limits["4-append-1x1-b100"] = (100 * g64["syncs_per_s"], "100 events per 64 KiB fdatasync")
+
+    targets = {
+        "1-append-1x1": ("p50 <= fdatasync p50 + 0.1 ms; >= 4,200 ev/s", None),
+        "2-append-16x1": (">= 12 x item 1", None),
+        "3-append-64x8": (">= 250,000 ev/s", 250000),
+        "4-append-1x1-b100": ("-", None),
+        "5a-read-stream": ("-", None),
+        "5b-read-all": (">= 2,000,000 ev/s", 2000000),
+        "5b-read-all-warm": (">= 2,000,000 ev/s", 2000000),
+        "6-subscribe-100": ("all receive all; p99 delay < 5 ms", None),
+    }
+    out.append("## The suite (256-byte JSON events, 1,000 streams, durable acks)\n")
+    out.append("| item | events/s | MB/s (data) | latency p50 / p99 / p99.9 / max (ms) | disk limit (events/s) | "
+               "fraction of limit | target | met | node CPU s / generator CPU s / wall s |")
+    out.append("|---|---:|---:|---|---:|---:|---|---|---|")
+    item1 = by.get("1-append-1x1", {}).get("events_per_s", 0)
+    for lab, (target, tnum) in targets.items():
+        r = by.get(lab)
+        if not r:
+            continue
+        if r.get("failed"):
+            out.append(f"| {lab} | FAILED (exit {r.get('exit')}) | | | | | {target} | no | |")
+            continue
+        eps = r.get("events_per_s", 0)
+        lat = r.get("latency") or r.get("request_latency") or {}
+        lat_s = (f"{lat.get('p50_ms', 0):.3f} / {lat.get('p99_ms', 0):.3f} / {lat.get('p999_ms', 0):.3f} / "
+                 f"{lat.get('max_ms', 0):.3f}")
+        if lab.startswith("5"):
+            lat_s = "per 1000-event request: " + lat_s
+        lim = limits.get(lab)
+        lim_s = f"{lim[0]:,.0f}" if lim else "n/a (page cache)" if lab.startswith("5") else "n/a"
+        frac_s = f"{eps / lim[0]:.2f}" if lim and lim[0] > 0 else "-"
+        met = "-"
+        if lab == "1-append-1x1" and fa:
+            met = "yes" if (lat.get("p50_ms", 99) <= fa["p50_ms"] + 0.1 and eps >= 4200) else "no"
+            target += f" (fdatasync p50 here {fa['p50_ms']:.3f} ms, {wr.get('p50_ms', 0):.3f} written)"
+        elif lab == "2-append-16x1" and item1:
+            met = "yes" if eps >= 12 * item1 else "no"
+            target += f" ({eps / item1:.1f}x)"
+        elif lab == "6-subscribe-100":
+            d = r.get("delay", {})
+            ok = r.get("all_complete") and d.get("p99_ms", 99) < 5
+            met = "yes" if ok else "no"
+            lat_s += (f"; delay ack->delivery p50 {d.get('p50_ms', 0):.3f} p99 {d.get('p99_ms', 0):.3f} "
+                      f"max {d.get('max_ms', 0):.3f}; {r.get('subscribers_complete')}/{r.get('subscribers')} "
+                      f"subscribers got all {r.get('expected_events')} events")
+        elif tnum:
+            met = "yes" if eps >= tnum else "no"
+        mbs = r.get("data_mb_per_s", 0)
+        cpu = f"{r.get('node_cpu_s', 0):.1f} / {r.get('generator_cpu_s', 0):.1f} / {r.get('wall_s', 0):.1f}"
+        out.append(f"| {lab} | {eps:,.0f} | {mbs:.1f} | {lat_s} | {lim_s} | {frac_s} | {target} | {met} | {cpu} |")
+    out.append("")
+    out.append("Disk limits: " + "; ".join(f"{k}: {v[1]}" for k, v in limits.items()) + ".")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# The standard benchmark suite of annal (docs/benchmarks.md), in one command:
+#
+#   bench/run.sh                 # build Release, measure the disk, run the suite
+#
+# Builds Release in build/release (cmake --preset release), measures the
+# disk's own fdatasync rate/latency and write bandwidth (with fio when it is
+# installed, and always with bench/disk_probe.cc), starts annald on a
+# temporary directory on 127.0.0.1 with an ephemeral port, runs the suite with
+# `annal bench`, writes bench/results/<UTC date>.json and
+# bench/results/<UTC date>.md, stops the node by PID and removes the directory.
+#
+# Environment:
+#   ANNAL_BENCH_SECONDS  measured seconds per timed item (default 8)
+#   ANNAL_BENCH_TMP      parent of the temporary data directory (default $TMPDIR or /tmp);
+#                        it must be on the disk you want to measure
+#   ANNAL_BENCH_NO_BUILD=1  use the existing build/release as is
+#   ANNAL_BENCH_OUT      results directory (default bench/results)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$ROOT/build/release"
+SECS=${ANNAL_BENCH_SECONDS:-8}
+OUT=${ANNAL_BENCH_OUT:-$ROOT/bench/results}
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+DAY=$(date -u +%Y-%m-%d)
+
+log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [[ "${ANNAL_BENCH_NO_BUILD:-0}" != 1 ]]; then
+  log "building Release in $BUILD"
+  (cd "$ROOT" && cmake --preset release >/dev/null)
+  cmake --build "$BUILD" --target annald annal annal_disk_probe -j"$(nproc)" >/dev/null
+fi
+ANNAL="$BUILD/tools/annal"
+ANNALD="$BUILD/tools/annald"
+PROBE="$BUILD/bench/annal_disk_probe"
+for b in "$ANNAL" "$ANNALD" "$PROBE"; do [[ -x "$b" ]] || { echo "missing $b" >&2; exit 1; }; done
+
+TMP=$(mktemp -d "${ANNAL_BENCH_TMP:-${TMPDIR:-/tmp}}/annal-bench.XXXXXX")
+NODE_PID=""
+cleanup() {
+  if [[ -n "$NODE_PID" ]] && kill -0 "$NODE_PID" 2>/dev/null; then
+    kill -TERM "$NODE_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NODE_PID" 2>/dev/null || true
+    wait "$NODE_PID" 2>/dev/null || true
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+RES="$TMP/results.jsonl"
+: >"$RES"
+
+# ---- the machine ----
+{
+  printf '{"section":"machine","date":"%s","nproc":%s,' "$STAMP" "$(nproc)"
+  printf '"cpu":"%s",' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//;s/"/\\"/g')"
+  printf '"mem_gib":%s,' "$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
+  dev=$(df -P "$TMP" | awk 'NR==2 {print $1}')
+  printf '"fs":"%s","device":"%s",' "$(stat -f -c %T "$TMP")" "$dev"
+  printf '"kernel":"%s","commit":"%s","loadavg_start":"%s"}\n' "$(uname -r)" \
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+} >>"$RES"
+
+# ---- the disk's own limits ----
+log "measuring the disk (annal_disk_probe in $TMP)"
+{ printf '{"section":"disk","probe":'; "$PROBE" --dir "$TMP" --json | tr -d '\n'; printf '}\n'; } >>"$RES"
+if command -v fio >/dev/null; then
+  log "measuring fdatasync with fio"
+  fio --name=fsync4k --directory="$TMP" --rw=write --bs=4k --size=64m --fdatasync=1 --runtime=3 --time_based \
+    --output-format=json >"$TMP/fio.json" 2>/dev/null &&
+    { printf '{"section":"fio","fio":'; jq -c '.jobs[0] | {write_iops: .write.iops, sync_p50_ns: .sync.lat_ns.percentile["50.000000"], sync_p99_ns: .sync.lat_ns.percentile["99.000000"], sync_mean_ns: .sync.lat_ns.mean}' "$TMP/fio.json"; printf '}\n'; } >>"$RES" ||
+    log "fio failed; using the probe's figures only"
+  rm -f "$TMP"/fsync4k.*
+fi
+
+# ---- the node ----
+mkdir -p "$TMP/data"
+"$ANNALD" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --log-level warn \
+  2>"$TMP/annald.log" &
+NODE_PID=$!
+for _ in $(seq 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done
+[[ -s "$TMP/port" ]] || { echo "annald did not start:" >&2; cat "$TMP/annald.log" >&2; exit 1; }
+HOST="127.0.0.1:$(cat "$TMP/port")"
+log "annald pid $NODE_PID on $HOST, data in $TMP/data"
+
+# CPU seconds used by the node (utime+stime from /proc) around each item, to
+# show how the 2 cores were shared between node and load generator.
+node_cpu() { awk '{printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$NODE_PID/stat"; }
+
+# item LABEL MODE ARGS...: runs `annal bench MODE` and records its JSON line
+# plus the node's and the generator's CPU seconds.
+item() {
+  local label=$1 mode=$2
+  shift 2
+  log "$label: annal bench $mode $*"
+  local c0 t0 line rc=0
+  c0=$(node_cpu)
+  t0=$(date +%s.%N)
+  # The generator's own CPU time, from bash's `times` equivalent: /usr/bin/time is not always installed.
+  line=$( { TIMEFORMAT='%U %S'; time "$ANNAL" bench "$mode" --host "$HOST" --json --label "$label" "$@" \
+            >"$TMP/item.json"; } 2>"$TMP/item.time") || rc=$?
+  local wall c1 gen
+  wall=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')
+  c1=$(node_cpu)
+  gen=$(tail -1 "$TMP/item.time" | awk '{printf "%.2f", $1 + $2}')
+  if [[ ! -s "$TMP/item.json" ]]; then
+    log "$label: no result (exit $rc)"; cat "$TMP/item.time" >&2
+    printf '{"label":"%s","command":"%s","failed":true,"exit":%d}\n' "$label" "$mode" "$rc" >>"$RES"
+    return 0
+  fi
+  jq -c --argjson rc "$rc" --argjson wall "$wall" --argjson node "$(awk -v a="$c1" -v b="$c0" 'BEGIN {printf "%.2f", a - b}')" --argjson gen "$gen" \
+    '. + {exit: $rc, wall_s: $wall, node_cpu_s: $node, generator_cpu_s: $gen}' "$TMP/item.json" >>"$RES"
+  tail -1 "$RES" | jq -c '{label, events_per_s, p50: (.latency.p50_ms // .request_latency.p50_ms), exit}' >&2
+}
+
+LOAD=(--size 256 --streams 1000 --duration "$SECS" --warmup 1)
+item 1-append-1x1     append "${LOAD[@]}" --connections 1  --in-flight 1
+item 2-append-16x1    append "${LOAD[@]}" --connections 16 --in-flight 1
+item 3-append-64x8    append "${LOAD[@]}" --connections 64 --in-flight 8
+item 4-append-1x1-b100 append "${LOAD[@]}" --connections 1  --in-flight 1 --batch 100
+# Item 5 needs a 10,000-event stream and a log of at least 1,000,000 events.
+item prep-long-stream append --size 256 --streams 1 --stream-prefix long --batch 100 --in-flight 4 --count 10000
+item prep-fill-log    append --size 256 --streams 1000 --batch 100 --connections 2 --in-flight 8 --fill-to 1000000
+item 5a-read-stream   read-stream --stream long-0
+item 5b-read-all      read-all
+item 5b-read-all-warm read-all
+item 6-subscribe-100  subscribe "${LOAD[@]}" --connections 64 --in-flight 8 --subscribers 100
+
+echo "{\"section\":\"end\",\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"data_bytes\":$(du -sb "$TMP/data" | cut -f1)}" >>"$RES"
+
+mkdir -p "$OUT"
+jq -s '.' "$RES" >"$OUT/$DAY.json"
+python3 "$ROOT/bench/report.py" "$OUT/$DAY.json" >"$OUT/$DAY.md"
+log "wrote $OUT/$DAY.json and $OUT/$DAY.md"
+cat "$OUT/$DAY.md"
