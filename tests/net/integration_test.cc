@@ -316,7 +316,9 @@ TEST_F(NodeTest, SubscriptionsCatchUpToLiveWhileFourWritersAppend) {
 TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
   start({"--max-in-flight", "16"});
   const int writers = 4;
-  const int per_writer = 256 * scale();
+  // 64 MiB in all: well above what the node may hold (write queue, batches,
+  // allocator caches), so buffering for the subscriber would show.
+  const int per_writer = 1024 * scale();
   const std::string payload = "\"" + std::string(16 * 1024 - 2, 'x') + "\"";  // 16 KiB of JSON
   auto sc = node_->client(/*subscription_queue=*/2);
   auto sub = sc->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "", 0});
