@@ -61,6 +61,7 @@ struct RepairAction {
     kFillLost,        // overwrite [offset, end) with lost markers for positions [first, first+count)
     kCutTail,         // zero [offset, end) at the end of the log
     kCreateSegment,   // a segment of lost markers for positions [first, first+count)
+    kRestoreSize,     // extend a truncated segment to its allocated size (fallocate)
     kRewriteIdx,      // (re)build the .idx of a sealed segment from the segment
     kMoveAside,       // move a file or directory into the backup folder
     kDropStreamIndex, // move DIR/index aside: the node rebuilds it at open

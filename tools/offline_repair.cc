@@ -42,6 +42,7 @@ const char* repair_action_name(RepairAction::Kind k) {
     case K::kFillLost: return "fill-lost";
     case K::kCutTail: return "cut-tail";
     case K::kCreateSegment: return "create-segment";
+    case K::kRestoreSize: return "restore-size";
     case K::kRewriteIdx: return "rewrite-idx";
     case K::kMoveAside: return "move-aside";
     case K::kDropStreamIndex: return "drop-stream-index";
@@ -58,6 +59,9 @@ std::string repair_action_text(const RepairAction& a) {
       break;
     case K::kCutTail:
       s += fmt::format(" bytes=[{},{})", a.offset, a.end);
+      break;
+    case K::kRestoreSize:
+      s += fmt::format(" size={}->{}", a.offset, a.end);
       break;
     case K::kCreateSegment:
       s += fmt::format(" positions=[{},{})", a.first.value, a.first.value + a.count);
@@ -165,6 +169,14 @@ RepairPlan plan_repair(const VerifyReport& report) {
                        : "torn tail: invalid bytes after the log's last record"});
         changed = true;
       }
+    }
+    if (s.header_ok && s.file_size < s.header.allocated_size) {
+      acts.push_back(RepairAction{.kind = K::kRestoreSize,
+                                  .file = s.file,
+                                  .offset = s.file_size,
+                                  .end = s.header.allocated_size,
+                                  .why = "the node maps a segment's whole allocated size"});
+      changed = true;
     }
     const bool idx_bad = s.idx == IdxState::kMissing || s.idx == IdxState::kCorrupt || s.idx == IdxState::kMismatch;
     if (!s.last && (changed || idx_bad)) {
@@ -278,6 +290,14 @@ class Applier {
       }
       case K::kCutTail: return overwrite(a.file, a.offset, std::string(a.end - a.offset, '\0'));
       case K::kCreateSegment: return create_segment(a);
+      case K::kRestoreSize: {
+        auto file = open_rw(a.file);
+        if (!file) return file.status();
+        restore_notes_ += fmt::format("{}: extended from {} to {} bytes (zeros).\n  restore: truncate -s {} DIR/{}\n",
+                                      a.file, a.offset, a.end, a.offset, a.file);
+        ANNAL_RETURN_IF_ERROR((*file)->allocate(a.end));
+        return (*file)->sync();
+      }
       default: return Status::ok();
     }
   }

@@ -42,6 +42,7 @@ const char* finding_kind_name(FindingKind k) {
     case FindingKind::kIncompleteAppend: return "incomplete-append";
     case FindingKind::kMissingSegment: return "missing-segment";
     case FindingKind::kSegmentOverlap: return "segment-overlap";
+    case FindingKind::kTruncatedSegment: return "truncated-segment";
     case FindingKind::kIdxMissing: return "idx-missing";
     case FindingKind::kIdxCorrupt: return "idx-corrupt";
     case FindingKind::kIdxMismatch: return "idx-mismatch";
@@ -56,8 +57,13 @@ const char* finding_kind_name(FindingKind k) {
 
 bool is_known_entry(const std::string& name) {
   if (name == "LOCK" || name == "index") return true;
+  // The next segment, zero-filled ahead of use by the node (engine/log.cc).
+  if (name == "spare.seg.tmp") return true;
   if (name.rfind("repair-backup-", 0) == 0) return true;
   if (engine::parse_segment_file_name(name) || engine::parse_index_file_name(name)) return true;
+  // A position index write a crash interrupted; the node removes it at open.
+  if (name.size() > 8 && name.ends_with(".idx.tmp") && engine::parse_index_file_name(name.substr(0, name.size() - 4)))
+    return true;
   return false;
 }
 
@@ -292,6 +298,14 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
                             (s.records > 0 ? fmt::format("; its {} records are intact (positions from {})",
                                                          s.records, s.first.value)
                                            : std::string("; no valid record follows it"))});
+    }
+    if (s.header_ok && s.file_size < s.header.allocated_size) {
+      add(Finding{.kind = FindingKind::kTruncatedSegment,
+                  .file = s.file,
+                  .offset = s.file_size,
+                  .bytes = s.header.allocated_size - s.file_size,
+                  .detail = fmt::format("the file has {} bytes, its header says {} were allocated", s.file_size,
+                                        s.header.allocated_size)});
     }
     for (const auto& span : s.spans) {
       const std::uint64_t need = (span.end.value - span.first.value) * f::kRecordMinSize;

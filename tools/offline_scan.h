@@ -83,6 +83,7 @@ enum class FindingKind {
   kIncompleteAppend,  // records at the log's end after the last commit flag
   kMissingSegment,    // positions between two segments that no segment holds
   kSegmentOverlap,    // a segment starts before the previous one ends
+  kTruncatedSegment,  // the file is shorter than the size its header says was allocated
   kIdxMissing,
   kIdxCorrupt,
   kIdxMismatch,
