@@ -113,7 +113,7 @@ item() {
   fi
   jq -c --argjson rc "$rc" --argjson wall "$wall" --argjson node "$(awk -v a="$c1" -v b="$c0" 'BEGIN {printf "%.2f", a - b}')" --argjson gen "$gen" \
     '. + {exit: $rc, wall_s: $wall, node_cpu_s: $node, generator_cpu_s: $gen}' "$TMP/item.json" >>"$RES"
-  tail -1 "$RES" | jq -c '{label, events_per_s, p50: (.latency.p50_ms // .request_latency.p50_ms), exit}' >&2
+  tail -1 "$RES" | jq -c '{label: .label, events_per_s: .events_per_s, p50_ms: (.latency.p50_ms // .request_latency.p50_ms), exit: .exit}' >&2
 }
 
 LOAD=(--size 256 --streams 1000 --duration "$SECS" --warmup 1)
