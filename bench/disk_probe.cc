@@ -3,7 +3,7 @@
 // fraction of what the hardware allows. Used by bench/run.sh when fio is not
 // installed (and alongside it when it is).
 //
-//   annal_disk_probe [--dir DIR] [--seconds S] [--json]
+//   annal_disk_probe [--dir DIR] [--seconds S] [--sync-only] [--json]
 //
 // Measures, each for S seconds (default 1.5):
 //   sync_written:     4 KiB sequential pwrite + fdatasync into blocks already
@@ -128,13 +128,15 @@ int main(int argc, char** argv) {
   std::string dir = std::filesystem::temp_directory_path().string();
   double seconds = 1.5;
   bool json = false;
+  bool only_sync = false;  // --sync-only: just sync_written (a quick look right before an item)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--dir" && i + 1 < argc) dir = argv[++i];
     else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
     else if (a == "--json") json = true;
+    else if (a == "--sync-only") only_sync = true;
     else {
-      std::fprintf(stderr, "usage: annal_disk_probe [--dir DIR] [--seconds S] [--json]\n");
+      std::fprintf(stderr, "usage: annal_disk_probe [--dir DIR] [--seconds S] [--sync-only] [--json]\n");
       return 2;
     }
   }
@@ -146,20 +148,21 @@ int main(int argc, char** argv) {
     int fd = written_file(base + "/written", kFile);
     results.push_back(sync_loop("sync_written", fd, kFile, 4096, seconds));
     for (std::size_t kib : {64u, 256u, 1024u}) {
+      if (only_sync) break;
       // Rewind into the same written blocks: the file is large enough for a
       // few seconds at these sizes; sync_loop stops at its end.
       results.push_back(sync_loop("group_" + std::to_string(kib) + "K", fd, kFile, kib * 1024, seconds));
     }
     ::close(fd);
   }
-  {
+  if (!only_sync) {
     int fd = fallocated_file(base + "/fallocated", kFile);
     results.push_back(sync_loop("sync_fallocated", fd, kFile, 4096, seconds));
     ::close(fd);
   }
   // Sequential bandwidth: 256 MiB buffered, one fdatasync (new file).
   double seq_mb_s = 0;
-  {
+  if (!only_sync) {
     const std::string path = base + "/seq";
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) die("open " + path);
@@ -178,7 +181,8 @@ int main(int argc, char** argv) {
     std::printf("  }\n}\n");
   } else {
     for (const auto& r : results) print(r, false, false);
-    std::printf("%-18s %.1f MB/s (256 MiB buffered, one fdatasync)\n", "seq_write", seq_mb_s);
+    if (!only_sync)
+      std::printf("%-18s %.1f MB/s (256 MiB buffered, one fdatasync)\n", "seq_write", seq_mb_s);
   }
   return 0;
 }

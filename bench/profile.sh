@@ -55,10 +55,10 @@ N=$(jq -r '.events // 0' "$TMP/result.json")
 echo "== node, per event (events=$N; counts include warm-up and drain):"
 grep -E "syscalls|context|cpu-clock" "$TMP/node.stat" | awk -v n="$N" '{gsub(",", "", $1); printf "  %-40s %12s  %8.3f per event\n", $2, $1, (n > 0 ? $1 / n : 0)}'
 echo "== node: CPU by thread and by binary (cpu-clock samples)"
-perf report -i "$TMP/node.data" --stdio --no-children --sort comm 2>/dev/null | grep -E "^ +[0-9]" | head -8
-perf report -i "$TMP/node.data" --stdio --no-children --sort dso 2>/dev/null | grep -E "^ +[0-9]" | head -8
+perf report -i "$TMP/node.data" --stdio --no-children --sort comm 2>/dev/null | grep -E "^ +[0-9]" | head -8 || true
+perf report -i "$TMP/node.data" --stdio --no-children --sort dso 2>/dev/null | grep -E "^ +[0-9]" | head -8 || true
 echo "== node: top functions (cpu-clock samples)"
-perf report -i "$TMP/node.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E "^ +[0-9]" | head -30
+perf report -i "$TMP/node.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E "^ +[0-9]" | head -30 || true
 echo "== load generator: CPU by binary, top functions"
-perf report -i "$TMP/gen.data" --stdio --no-children --sort dso 2>/dev/null | grep -E "^ +[0-9]" | head -6
-perf report -i "$TMP/gen.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E "^ +[0-9]" | head -15
+perf report -i "$TMP/gen.data" --stdio --no-children --sort dso 2>/dev/null | grep -E "^ +[0-9]" | head -6 || true
+perf report -i "$TMP/gen.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E "^ +[0-9]" | head -15 || true
