@@ -14,6 +14,7 @@ IdWindow::IdWindow(std::uint64_t capacity) : capacity_(capacity) {
     ANNAL_CHECK(ring_ != nullptr, "out of memory for the idempotency window");
     slots_.resize(1024);
   }
+  memory_ = slots_.size() * sizeof(Slot) + capacity_ * sizeof(std::uint64_t);
 }
 
 std::uint64_t IdWindow::digest(const EventId& id) {
@@ -24,6 +25,7 @@ std::uint64_t IdWindow::digest(const EventId& id) {
 void IdWindow::grow() {
   std::vector<Slot> old(slots_.size() * 2);
   old.swap(slots_);
+  memory_ = slots_.size() * sizeof(Slot) + capacity_ * sizeof(std::uint64_t);
   const std::size_t mask = slots_.size() - 1;
   for (const auto& s : old) {
     if (s.key == 0) continue;

@@ -8,6 +8,7 @@
 //
 // Thread safety: none; used only on the log's writer thread (and at open).
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
@@ -35,7 +36,8 @@ class IdWindow {
   void find(const EventId& id, std::vector<std::uint64_t>& out) const;
   std::uint64_t capacity() const { return capacity_; }
   std::size_t size() const { return used_; }
-  std::size_t memory_bytes() const { return slots_.size() * sizeof(Slot) + (ring_ ? capacity_ * 8 : 0); }
+  // Safe to call from any thread (an estimate).
+  std::size_t memory_bytes() const { return memory_.load(std::memory_order_relaxed); }
 
   static std::uint64_t digest(const EventId& id);
 
@@ -51,6 +53,7 @@ class IdWindow {
   std::vector<Slot> slots_;  // power of two
   std::size_t used_ = 0;
   std::uint64_t end_ = 0;  // one past the highest position inserted
+  std::atomic<std::size_t> memory_{0};
   struct Free {
     void operator()(std::uint64_t* p) const { std::free(p); }
   };

@@ -162,6 +162,11 @@ Status IndexCore::flush(std::uint64_t end) {
   return bg_status_;
 }
 
+void IndexCore::throttle(std::size_t max_frozen) {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return version_->frozen.size() <= max_frozen || !bg_status_.is_ok(); });
+}
+
 void IndexCore::wait_idle() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] {

@@ -82,6 +82,9 @@ class IndexCore {
   // Entries below `end` are durable. Freezes the memtable (handing it to the
   // background writer) once it holds memtable_entries durable entries.
   void set_durable(std::uint64_t end);
+  // Waits while more than `max_frozen` memtables wait to be written (a
+  // rebuild replaying the log must not outrun the background writer).
+  void throttle(std::size_t max_frozen);
   // Freezes every durable entry and waits until all frozen memtables are in
   // durable index files (a clean shutdown). REQUIRES: all entries durable.
   Status flush(std::uint64_t end);

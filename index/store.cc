@@ -136,7 +136,10 @@ class Store::Impl final : public engine::WriteHooks {
       if (pos >= indexed) {
         if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
           core_->add(IndexEntry{hash_of(v.stream), v.revision.value, pos});
-        if (++n % 4096 == 0) core_->set_durable(pos + 1);
+        if (++n % 4096 == 0) {
+          core_->set_durable(pos + 1);
+          core_->throttle(2);
+        }
       }
       return true;
     });
@@ -254,7 +257,7 @@ class Store::Impl final : public engine::WriteHooks {
     std::optional<Head> found;
     core_->visit_desc(c.hash, UINT64_MAX, [&](const IndexEntry& e) {
       auto r = writer_record(e.position);
-      if (r && r->stream == c.stream) {
+      if (r && r->stream == c.stream && r->revision == e.revision) {
         found = Head{e.revision, e.position};
         return false;
       }
@@ -450,7 +453,8 @@ class Store::Impl final : public engine::WriteHooks {
     core_->visit_desc(hash, end, [&](const IndexEntry& e) {
       bool match = false;
       Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
-        match = v.stream == stream || (v.stream.empty() && (v.flags & format::kFlagLost));
+        match = (v.stream == stream && v.revision.value == e.revision) ||
+                (v.stream.empty() && (v.flags & format::kFlagLost));
       });
       if (!st.is_ok()) spdlog::warn("stream index: reading position {} of '{}': {}", e.position, stream, st.to_string());
       if (match) found = Head{e.revision, e.position};
@@ -499,6 +503,12 @@ class Store::Impl final : public engine::WriteHooks {
           return;
         }
         if (v.stream != stream) return;  // another stream with the same hash
+        if (v.revision.value != e.revision) {
+          err = Status(Errc::kCorruption,
+                       fmt::format("stream '{}': the index maps revision {} to position {}, which holds revision {}",
+                                   stream, e.revision, e.position, v.revision.value));
+          return;
+        }
         out.push_back(v.to_record());
         take = true;
       });

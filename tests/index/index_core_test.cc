@@ -160,8 +160,8 @@ class IndexCoreDamageTest : public IndexCoreTest {
 TEST_F(IndexCoreDamageTest, AnyFlippedByteOfAnyFileOrTheManifestIsDetected) {
   for (const auto& path : files()) {
     const std::uint64_t size = fs::file_size(path);
-    // About 20 probes a file, spread over header, entries, summary, footer.
-    for (std::uint64_t off = 0; off < size; off += std::max<std::uint64_t>(1, size / 20) + 1) {
+    // About 10 probes a file, spread over header, entries, summary, footer.
+    for (std::uint64_t off = 0; off < size; off += std::max<std::uint64_t>(1, size / 10) + 1) {
       flip(path, off);
       IndexCoreOptions o;
       o.dir = dir_.path() + "/index";
