@@ -59,7 +59,7 @@ RES="$TMP/results.jsonl"
   printf '"cpu":"%s",' "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//;s/"/\\"/g')"
   printf '"mem_gib":%s,' "$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
   dev=$(df -P "$TMP" | awk 'NR==2 {print $1}')
-  printf '"fs":"%s","device":"%s",' "$(stat -f -c %T "$TMP")" "$dev"
+  printf '"fs":"%s","device":"%s",' "$(findmnt -no FSTYPE -T "$TMP" 2>/dev/null || stat -f -c %T "$TMP")" "$dev"
   printf '"kernel":"%s","commit":"%s","loadavg_start":"%s"}\n' "$(uname -r)" \
     "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >>"$RES"
@@ -136,6 +136,9 @@ item 5a-read-stream   read-stream --stream long-0
 item 5b-read-all      read-all
 item 5b-read-all-2    read-all
 item 6-subscribe-100  subscribe "${LOAD[@]}" --connections 64 --in-flight 8 --subscribers 100
+# Supplementary (not a suite item): the same 100 subscribers under item 2's
+# lighter append load, to separate delivery delay from CPU saturation.
+item 6b-subscribe-100-at-16x1 subscribe "${LOAD[@]}" --connections 16 --in-flight 1 --subscribers 100
 
 # The disk again, to show how much its limits moved during the suite.
 log "measuring the disk again"
