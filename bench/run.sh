@@ -119,7 +119,7 @@ item() {
 # quick_sync LABEL: the disk's fdatasync latency right before a latency-bound
 # item (the disk is shared: its latency moves from one minute to the next).
 quick_sync() {
-  { printf '{"section":"%s","probe":' "$1"; "$PROBE" --dir "$TMP" --seconds 2 --sync-only --json | tr -d '\n'; printf '}\n'; } >>"$RES"
+  { printf '{"section":"%s","probe":' "$1"; "$PROBE" --dir "$TMP" --seconds 1.5 --sync-only --json | tr -d '\n'; printf '}\n'; } >>"$RES"
 }
 
 LOAD=(--size 256 --streams 1000 --duration "$SECS" --warmup 1)
