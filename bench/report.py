@@ -37,7 +37,8 @@ def main(path):
     out.append(f"# annal benchmark, {m.get('date', '?')}\n")
     out.append(
         f"Machine: {m.get('nproc')} CPUs ({m.get('cpu')}), {m.get('mem_gib')} GiB RAM, "
-        f"{m.get('fs')} on {m.get('device')}, Linux {m.get('kernel')}; commit {m.get('commit')}; "
+        f"{m.get('fs')} on {m.get('device')}, Linux {m.get('kernel')}; commit {m.get('commit')} "
+        f"({m.get('uncommitted_files', '?')} files with uncommitted changes in the tree); "
         f"load average at start {m.get('loadavg_start')}, at end {sec.get('end', {}).get('loadavg_end')}.\n")
     after = sec.get("disk_after", {}).get("probe", {})
     ta = after.get("tests", {})

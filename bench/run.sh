@@ -60,8 +60,9 @@ RES="$TMP/results.jsonl"
   printf '"mem_gib":%s,' "$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
   dev=$(df -P "$TMP" | awk 'NR==2 {print $1}')
   printf '"fs":"%s","device":"%s",' "$(findmnt -no FSTYPE -T "$TMP" 2>/dev/null || stat -f -c %T "$TMP")" "$dev"
-  printf '"kernel":"%s","commit":"%s","loadavg_start":"%s"}\n' "$(uname -r)" \
-    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf '"kernel":"%s","commit":"%s","uncommitted_files":%s,"loadavg_start":"%s"}\n' "$(uname -r)" \
+    "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+    "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null | wc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 } >>"$RES"
 
 # ---- the disk's own limits ----
