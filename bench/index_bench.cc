@@ -229,6 +229,21 @@ void measure_reads_and_checks(const std::string& dir, std::uint64_t streams) {
       std::printf("  expected-revision check, %-16s %8.2f us/check  (%llu checks, %llu refused)\n", label,
                   secs * 1e6 / count, static_cast<unsigned long long>(count), static_cast<unsigned long long>(wrong));
     };
+    // The head lookup alone (what the check compares against), from a reader.
+    auto heads = [&](const char* label, std::uint64_t count, auto stream_of) {
+      std::vector<std::string> names;
+      for (std::uint64_t i = 0; i < count; ++i) names.push_back(stream_of(i));
+      const auto t0 = Clock::now();
+      std::uint64_t found = 0;
+      for (const auto& nm : names) found += store->last_revision(nm).is_ok();
+      std::printf("  head lookup (last_revision), %-12s %8.2f us/lookup (%llu lookups, %llu found)\n", label,
+                  seconds_since(t0) * 1e6 / count, static_cast<unsigned long long>(count),
+                  static_cast<unsigned long long>(found));
+    };
+    std::mt19937_64 hr(9);
+    heads("hot stream", 200'000, [](std::uint64_t) { return std::string("hot"); });
+    heads("random", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
+    heads("random again", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
     std::mt19937_64 rng(5);
     checks("hot stream", 200'000, [](std::uint64_t) { return std::string("hot"); });
     checks("random streams", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(rng() % streams); });
