@@ -87,7 +87,8 @@ class Store {
 
   // Validates limits (kTooLarge / kBadRequest, naming what), then sequences
   // the append. `done` runs on the log's writer thread once the outcome is
-  // durable or failed; it must not block.
+  // durable or failed; it must not block. An append refused by the limits
+  // completes at once, with `done` called on the calling thread.
   void append(StreamAppend append, std::function<void(const engine::AppendOutcome&)> done);
   engine::AppendOutcome append_sync(StreamAppend append);
 
