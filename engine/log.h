@@ -136,11 +136,16 @@ class Log {
   // verified; a failure is kCorruption naming segment and offset, and nothing
   // of that record reaches fn. fn returns false to stop. Views are valid only
   // during the call.
+  // A forward scan from at or beyond durable_end() visits nothing; a backward
+  // scan from beyond it starts at the last durable event. Lost markers
+  // (written by `annal repair`) are visited like any record: flags carry
+  // format::kFlagLost and metadata/data are empty.
   Status scan_forward(GlobalPosition from, std::uint64_t max_count,
                       const std::function<bool(const RecordView&)>& fn) const;
   Status scan_backward(GlobalPosition from, std::uint64_t max_count,
                        const std::function<bool(const RecordView&)>& fn) const;
-  // The record at a durable position (kNotFound beyond durable_end()).
+  // The record at a durable position (kNotFound beyond durable_end()). A lost
+  // marker is returned as a record whose is_lost() is true.
   Result<EventRecord> read(GlobalPosition position) const;
   // Calls fn with a view of the record at `position` (no copy).
   Status visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const;
