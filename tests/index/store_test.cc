@@ -420,3 +420,47 @@ TEST(StoreCrashTest, MultiEventAppendIsAllOrNothingAtEveryCrashPoint) {
 
 }  // namespace
 }  // namespace annal::index::testing
+
+namespace annal::index::testing {
+namespace {
+
+// A group that fails (the disk is full) is rolled back: the head, the index
+// entries and the id window forget it, and the next append takes its place.
+TEST(StoreAbortTest, FailedGroupIsRolledBackCompletely) {
+  TempDir dir;
+  engine::FaultInjectionFileSystem ffs;
+  StoreOptions o;
+  o.log.dir = dir.path();
+  o.log.segment_size = 256u << 10;
+  o.log.min_free_bytes = 0;
+  o.log.fs = &ffs;
+  o.memtable_entries = 2;
+  auto s = Store::open(o);
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  auto& store = **s;
+  auto one = [&](std::uint64_t id, Rev e) {
+    StreamAppend a{"s", e, {}};
+    a.events.push_back(NewEvent{make_id(id), "t", 0, "", "{}"});
+    a.events.push_back(NewEvent{make_id(id + 1000), "t", 0, "", "{}"});
+    return store.append_sync(std::move(a));
+  };
+  ASSERT_TRUE(one(1, Rev::no_stream()).status.is_ok());
+  ffs.fail_pwrites_enospc(1);
+  auto failed = one(2, Rev::exact(1));
+  ASSERT_EQ(failed.status.code(), Errc::kNoSpace) << failed.status.to_string();
+  EXPECT_EQ(store.last_revision("s")->value, 1u);
+  // The failed ids were never written: not a retry, a new append.
+  auto again = one(2, Rev::exact(1));
+  ASSERT_TRUE(again.status.is_ok()) << again.status.to_string();
+  EXPECT_FALSE(again.deduplicated);
+  EXPECT_EQ(again.first_revision.value, 2u);
+  EXPECT_EQ(again.first_position.value, 2u);
+  auto r = store.read_stream("s", StreamRevision(0), 10, Direction::kForward);
+  ASSERT_TRUE(r.is_ok());
+  ASSERT_EQ(r->size(), 4u);
+  EXPECT_EQ((*r)[2].id, make_id(2));
+  EXPECT_TRUE(one(2, Rev::any()).deduplicated);
+}
+
+}  // namespace
+}  // namespace annal::index::testing
