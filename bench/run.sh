@@ -97,7 +97,14 @@ item() {
   local label=$1 mode=$2
   shift 2
   log "$label: annal bench $mode $*"
-  local c0 t0 line rc=0
+  local c0 t0 line rc=0 trace_pid=""
+  # The node's own fdatasync durations during the item (perf trace: syscall
+  # tracepoints, no ptrace stops), when perf is usable.
+  if [[ "$mode" == append || "$mode" == subscribe ]] && command -v perf >/dev/null; then
+    perf trace -e fdatasync -p "$NODE_PID" -o "$TMP/trace.txt" 2>/dev/null &
+    trace_pid=$!
+    sleep 0.3
+  fi
   c0=$(node_cpu)
   t0=$(date +%s.%N)
   # The generator's own CPU time, from bash's `times` equivalent: /usr/bin/time is not always installed.
@@ -107,13 +114,25 @@ item() {
   wall=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN {printf "%.3f", a - b}')
   c1=$(node_cpu)
   gen=$(tail -1 "$TMP/item.time" | awk '{printf "%.2f", $1 + $2}')
+  local syncs='null'
+  if [[ -n "$trace_pid" ]]; then
+    kill -INT "$trace_pid" 2>/dev/null || true
+    wait "$trace_pid" 2>/dev/null || true
+    syncs=$(sed -n 's/.*( *\([0-9.]*\) ms): .*fdatasync.*/\1/p' "$TMP/trace.txt" | sort -g |
+      awk 'function q(f,  i) {i = int(NR * f) + 1; if (i > NR) i = NR; return v[i]}
+           {v[NR] = $1}
+           END {if (NR == 0) {print "null"; exit}
+                printf "{\"count\":%d,\"p50_ms\":%.4f,\"p90_ms\":%.4f,\"p99_ms\":%.4f,\"max_ms\":%.4f}",
+                       NR, q(0.5), q(0.9), q(0.99), v[NR]}')
+    rm -f "$TMP/trace.txt"
+  fi
   if [[ ! -s "$TMP/item.json" ]]; then
     log "$label: no result (exit $rc)"; cat "$TMP/item.time" >&2
     printf '{"label":"%s","command":"%s","failed":true,"exit":%d}\n' "$label" "$mode" "$rc" >>"$RES"
     return 0
   fi
-  jq -c --argjson rc "$rc" --argjson wall "$wall" --argjson node "$(awk -v a="$c1" -v b="$c0" 'BEGIN {printf "%.2f", a - b}')" --argjson gen "$gen" \
-    '. + {exit: $rc, wall_s: $wall, node_cpu_s: $node, generator_cpu_s: $gen}' "$TMP/item.json" >>"$RES"
+  jq -c --argjson rc "$rc" --argjson wall "$wall" --argjson syncs "$syncs" --argjson node "$(awk -v a="$c1" -v b="$c0" 'BEGIN {printf "%.2f", a - b}')" --argjson gen "$gen" \
+    '. + {exit: $rc, wall_s: $wall, node_cpu_s: $node, generator_cpu_s: $gen, node_fdatasync: $syncs}' "$TMP/item.json" >>"$RES"
   tail -1 "$RES" | jq -c '{label: .label, events_per_s: .events_per_s, p50_ms: (.latency.p50_ms // .request_latency.p50_ms), exit: .exit}' >&2
 }
 

@@ -562,9 +562,9 @@ std::string load_json(const Options& o) {
 std::string append_json(const Options& o, const AppendResult& r) {
   const double eps = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
   return fmt::format(
-      "\"seconds\":{:.3f},\"events\":{},\"appends\":{},\"errors\":{},\"events_per_s\":{:.1f},"
+      "\"seconds\":{:.3f},\"events\":{},\"total_events\":{},\"appends\":{},\"errors\":{},\"events_per_s\":{:.1f},"
       "\"appends_per_s\":{:.1f},\"data_mb_per_s\":{:.3f},\"record_mb_per_s\":{:.3f},\"latency\":{}",
-      r.seconds, r.events, r.appends, r.errors, eps, r.seconds > 0 ? static_cast<double>(r.appends) / r.seconds : 0,
+      r.seconds, r.events, r.total_events, r.appends, r.errors, eps, r.seconds > 0 ? static_cast<double>(r.appends) / r.seconds : 0,
       eps * static_cast<double>(o.size) / 1e6, eps * static_cast<double>(record_bytes(o)) / 1e6,
       latency_json(r.latency));
 }
