@@ -22,6 +22,14 @@ std::uint64_t IdWindow::digest(const EventId& id) {
   return h == 0 ? 1 : h;
 }
 
+void IdWindow::reserve(std::size_t n) {
+  if (capacity_ == 0) return;
+  n = std::min<std::size_t>(n, capacity_);
+  std::size_t want = slots_.size();
+  while (want < 2 * n + 2) want *= 2;
+  while (slots_.size() < want) grow();
+}
+
 void IdWindow::grow() {
   std::vector<Slot> old(slots_.size() * 2);
   old.swap(slots_);

@@ -30,6 +30,8 @@ class IdWindow {
   void insert_digest(std::uint64_t key, std::uint64_t position);
   // The digest remembered for `position`, 0 if it is outside the window.
   std::uint64_t digest_at(std::uint64_t position) const;
+  // Sizes the table for n ids at once (a bulk reload at open).
+  void reserve(std::size_t n);
   // Forgets the event at `position` (an aborted append).
   void erase(const EventId& id, std::uint64_t position);
   // Positions of remembered events whose id digest equals id's.

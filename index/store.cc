@@ -120,6 +120,7 @@ class Store::Impl final : public engine::WriteHooks {
     const std::uint64_t indexed = core_->indexed_through();
     const std::uint64_t w = options_.idempotency_window;
     const std::uint64_t wfrom = end > w ? end - w : 0;
+    window_.reserve(static_cast<std::size_t>(end - wfrom));
     if (wfrom < indexed) {
       std::vector<std::uint64_t> digests;
       auto first = core_->read_id_digests(wfrom, indexed, digests);
