@@ -7,8 +7,9 @@
 # disk's own fdatasync rate/latency and write bandwidth (with fio when it is
 # installed, and always with bench/disk_probe.cc), starts annald on a
 # temporary directory on 127.0.0.1 with an ephemeral port, runs the suite with
-# `annal bench`, writes bench/results/<UTC date>.json and
-# bench/results/<UTC date>.md, stops the node by PID and removes the directory.
+# `annal bench`, writes bench/results/<UTC date and time>.json and .md (so runs
+# of one day do not overwrite each other), stops the node by PID and removes
+# the directory.
 #
 # Environment:
 #   ANNAL_BENCH_SECONDS  measured seconds per timed item (default 8)
@@ -23,7 +24,10 @@ BUILD="$ROOT/build/release"
 SECS=${ANNAL_BENCH_SECONDS:-8}
 OUT=${ANNAL_BENCH_OUT:-$ROOT/bench/results}
 STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
-DAY=$(date -u +%Y-%m-%d)
+
+for tool in cmake jq python3 awk; do
+  command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool (Debian: apt-get install $tool)" >&2; exit 1; }
+done
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -167,7 +171,7 @@ log "measuring the disk again"
 echo "{\"section\":\"end\",\"loadavg_end\":\"$(cut -d' ' -f1-3 /proc/loadavg)\",\"data_bytes\":$(du -sb "$TMP/data" | cut -f1)}" >>"$RES"
 
 mkdir -p "$OUT"
-jq -s '.' "$RES" >"$OUT/$DAY.json"
-python3 "$ROOT/bench/report.py" "$OUT/$DAY.json" >"$OUT/$DAY.md"
-log "wrote $OUT/$DAY.json and $OUT/$DAY.md"
-cat "$OUT/$DAY.md"
+jq -s '.' "$RES" >"$OUT/$STAMP.json"
+python3 "$ROOT/bench/report.py" "$OUT/$STAMP.json" >"$OUT/$STAMP.md"
+log "wrote $OUT/$STAMP.json and $OUT/$STAMP.md"
+cat "$OUT/$STAMP.md"
