@@ -192,13 +192,17 @@ Status IndexFile::read_id_digests(engine::FileSystem& fs, std::uint64_t from, st
   from = std::max(from, meta_.first_position);
   to = std::min(to, meta_.end_position);
   if (from >= to) return Status::ok();
-  auto opened = fs.open(path_, engine::OpenOptions{.read_only = true});
-  if (!opened) return opened.status();
+  // Read through the map this IndexFile holds, not by reopening path_: a
+  // background merge may already have removed the file (it is still valid
+  // for every holder of this IndexFile). Reopening failed with not_found and
+  // made Store::open fail after a crash (power-loss test, seed 34).
+  (void)fs;
   const std::size_t at = out.size();
   out.resize(at + (to - from));
-  return (*opened)->pread(kIndexHeaderSize + meta_.entry_count * kIndexEntrySize +
-                              (from - meta_.first_position) * kIdDigestSize,
-                          std::span<std::byte>(reinterpret_cast<std::byte*>(out.data() + at), (to - from) * 8));
+  const std::byte* p = map_->data() + kIndexHeaderSize + meta_.entry_count * kIndexEntrySize +
+                       (from - meta_.first_position) * kIdDigestSize;
+  std::memcpy(out.data() + at, p, (to - from) * kIdDigestSize);
+  return Status::ok();
 }
 
 IndexEntry IndexFile::at(std::size_t i) const {
