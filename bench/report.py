@@ -64,7 +64,7 @@ def main(path):
         if x:
             out.append(f"| {name}, right before item {lab[-1]} | {x['syncs_per_s']:,.0f} | {x['mb_per_s']:.1f} | "
                        f"{x['p50_ms']:.3f} | {x['p99_ms']:.3f} |")
-    if fio:
+    if fio and all(isinstance(fio.get(k), (int, float)) for k in ("write_iops", "sync_p50_ns", "sync_p99_ns")):
         out.append(f"| fio 4 KiB write + fdatasync | {fio['write_iops']:,.0f} | | "
                    f"{fio['sync_p50_ns'] / 1e6:.3f} | {fio['sync_p99_ns'] / 1e6:.3f} |")
     out.append("")
