@@ -40,7 +40,9 @@ class Server::Impl {
       addr = results.begin()->endpoint().address();
     }
     tcp::endpoint ep(addr, o.port);
-    acceptor_.emplace(io_);
+    // The acceptor lives on its own strand: the accept loop and stop()'s close
+    // never run concurrently.
+    acceptor_.emplace(asio::make_strand(io_));
     acceptor_->open(ep.protocol(), ec);
     if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor_->bind(ep, ec);
@@ -54,7 +56,7 @@ class Server::Impl {
         [shared](GlobalPosition end) { shared->notifier.notify(end); });
     has_listener_ = true;
     running_ = true;
-    asio::co_spawn(io_, accept_loop(), asio::detached);
+    asio::co_spawn(acceptor_->get_executor(), accept_loop(), asio::detached);
     for (unsigned i = 0; i < threads_n_; ++i) threads_.emplace_back([this] { io_.run(); });
     return Status::ok();
   }
@@ -74,10 +76,12 @@ class Server::Impl {
   void stop(std::chrono::milliseconds drain) {
     if (!running_.exchange(false)) return;
     shared_->stopping = true;
-    asio::post(io_, [this] {
-      boost::system::error_code ec;
-      if (acceptor_) acceptor_->close(ec);
-    });
+    if (acceptor_) {
+      asio::post(acceptor_->get_executor(), [this] {
+        boost::system::error_code ec;
+        acceptor_->close(ec);
+      });
+    }
     auto conns = live_connections();
     for (auto& c : conns) c->begin_shutdown();
     // Appends always complete (the log acknowledges or fails them), so waiting
@@ -91,6 +95,9 @@ class Server::Impl {
         last_note = std::chrono::steady_clock::now();
       }
     }
+    // Connections accepted while stopping began are included now.
+    conns = live_connections();
+    for (auto& c : conns) c->begin_shutdown();
     for (auto& c : conns) c->close_after_flush();
     while (shared_->open_connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
