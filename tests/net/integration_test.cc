@@ -364,7 +364,13 @@ TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
   const long growth_kb = peak.load() - base;
   std::printf("slow subscriber: wrote %ld KiB, node anonymous memory grew %ld KiB (base %ld KiB)\n",
               written_kb, growth_kb, base);
-  EXPECT_LT(growth_kb, written_kb / 2) << "node buffers for the slow subscriber";
+#ifdef ANNAL_SANITIZER
+  // Sanitizer allocators keep freed memory longer (quarantine, shadow).
+  const long bound_kb = written_kb * 3 / 4;
+#else
+  const long bound_kb = written_kb / 2;
+#endif
+  EXPECT_LT(growth_kb, bound_kb) << "node buffers for the slow subscriber";
   // Resume: everything arrives, in order.
   const std::size_t total = static_cast<std::size_t>(writers * per_writer + 1);
   std::vector<engine::EventRecord> got = first->events;
