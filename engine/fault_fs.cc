@@ -140,13 +140,24 @@ Status FaultInjectionFileSystem::sync_dir(const std::string& dir) {
 Status FaultInjectionFileSystem::rename(const std::string& from, const std::string& to) {
   std::lock_guard l(mu_);
   ANNAL_RETURN_IF_ERROR(check_alive("rename", from, nullptr));
+  std::optional<std::string> replaced;
+  if (base_.exists(to)) {
+    // Until the directory is synced, a crash may bring the old file back.
+    auto file = base_.open(to, OpenOptions{.read_only = true});
+    if (!file) return file.status();
+    auto size = (*file)->size();
+    if (!size) return size.status();
+    replaced.emplace(*size, '\0');
+    ANNAL_RETURN_IF_ERROR((*file)->pread(
+        0, std::span<std::byte>(reinterpret_cast<std::byte*>(replaced->data()), replaced->size())));
+  }
   ANNAL_RETURN_IF_ERROR(base_.rename(from, to));
   const std::string f = normal_path(from), t = normal_path(to);
   if (auto it = unsynced_.find(f); it != unsynced_.end()) {
     unsynced_[t] = std::move(it->second);
     unsynced_.erase(f);
   }
-  dir_ops_[parent_of(t)].renames.emplace_back(f, t);
+  dir_ops_[parent_of(t)].renames.push_back(Rename{f, t, std::move(replaced)});
   return Status::ok();
 }
 
@@ -237,8 +248,15 @@ Status FaultInjectionFileSystem::crash(std::uint64_t seed, CrashOptions options)
       ANNAL_RETURN_IF_ERROR((*f)->pwrite(last->offset, as_bytes(last->post).first(keep)));
   }
   for (auto& [dir, ops] : dir_ops_) {
-    for (auto it = ops.renames.rbegin(); it != ops.renames.rend(); ++it)
-      if (base_.exists(it->second)) ANNAL_RETURN_IF_ERROR(base_.rename(it->second, it->first));
+    for (auto it = ops.renames.rbegin(); it != ops.renames.rend(); ++it) {
+      if (base_.exists(it->to)) ANNAL_RETURN_IF_ERROR(base_.rename(it->to, it->from));
+      if (it->replaced) {
+        auto f = base_.open(it->to, OpenOptions{.create = true});
+        if (!f) return f.status();
+        ANNAL_RETURN_IF_ERROR((*f)->pwrite(0, as_bytes(*it->replaced)));
+        ANNAL_RETURN_IF_ERROR((*f)->sync());
+      }
+    }
     for (const auto& p : ops.created)
       if (base_.exists(p)) ANNAL_RETURN_IF_ERROR(base_.remove(p));
   }

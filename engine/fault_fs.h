@@ -10,7 +10,8 @@
 //   pre-images (newest first), i.e. drops every unsynced write, optionally
 //   keeping a random prefix of the very last write (a write torn at any byte).
 // - Files created (and renames done) since their directory's last sync_dir()
-//   are removed (undone) by crash(). Removals and allocations are durable at once.
+//   are removed (undone) by crash(); a file a rename replaced comes back.
+//   Removals and allocations are durable at once.
 // - Faults: the Nth datasync() fails with EIO; allocate() and/or pwrite() fail
 //   with ENOSPC (a failing pwrite first writes half of its bytes); free_bytes()
 //   reports a configured value; freeze_after(n) makes the n-th mutating
@@ -84,9 +85,13 @@ class FaultInjectionFileSystem final : public FileSystem {
     std::string pre;   // the bytes that were there (shorter than post past EOF)
     std::string post;  // the bytes written
   };
+  struct Rename {
+    std::string from, to;
+    std::optional<std::string> replaced;  // what `to` held before, if it existed
+  };
   struct DirOps {
-    std::vector<std::string> created;                          // paths
-    std::vector<std::pair<std::string, std::string>> renames;  // from, to
+    std::vector<std::string> created;  // paths
+    std::vector<Rename> renames;
   };
 
   // Returns non-ok if the operation must fail because the process is "dead"
