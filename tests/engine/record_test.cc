@@ -131,3 +131,35 @@ TEST(RecordTest, BackwardDecodeDetectsACorruptTrailer) {
 
 }  // namespace
 }  // namespace annal::engine
+
+namespace annal::engine {
+namespace {
+
+// The worked example of docs/storage-format.md, byte for byte: a format
+// change must show up here (and in the document, with a version bump).
+TEST(RecordFormatTest, TheDocumentedExampleEncodesToTheDocumentedBytes) {
+  EventRecord r;
+  r.id = *EventId::parse("0f8e7d6c-5b4a-4938-8271-605f4e3d2c1b");
+  r.stream = "order-1";
+  r.type = "Placed";
+  r.revision = StreamRevision(0);
+  r.position = GlobalPosition(5);
+  r.timestamp_us = 1764237600000000;
+  r.flags = format::kFlagDataJson | format::kFlagCommit;
+  r.data = "{\"qty\":2}";
+  const char* hex =
+      "60000000050000" "00d8b473dbef683c8f"
+      "05000000000000000000000000000000"
+      "00887293904406000f8e7d6c5b4a4938"
+      "8271605f4e3d2c1b0700060000000000"
+      "090000006f726465722d31506c616365"
+      "647b22717479223a327d000060000000";
+  std::string expected;
+  for (const char* p = hex; *p != 0; p += 2) expected.push_back(static_cast<char>(std::stoi(std::string(p, 2), nullptr, 16)));
+  std::string bytes;
+  encode(r, bytes);
+  EXPECT_EQ(bytes, expected);
+}
+
+}  // namespace
+}  // namespace annal::engine
