@@ -26,7 +26,7 @@ void IdWindow::reserve(std::size_t n) {
   if (capacity_ == 0) return;
   n = std::min<std::size_t>(n, capacity_);
   std::size_t want = slots_.size();
-  while (want < 2 * n + 2) want *= 2;
+  while (want < 2 * n) want *= 2;  // load <= 1/2, as insert() keeps it
   while (slots_.size() < want) grow();
 }
 
