@@ -254,8 +254,6 @@ class Client::Impl {
         if (it != pending.end()) {
           h = std::move(it->second);
           pending.erase(it);
-          --in_flight;
-          cv.notify_all();
         } else if (auto s = subs.find(f.id); s != subs.end()) {
           sub = s->second;
           if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) subs.erase(s);
@@ -263,6 +261,11 @@ class Client::Impl {
       }
       if (h) {
         h(std::move(f));
+        // Counted out only after the callback ran: drain() then means "every
+        // callback has finished".
+        std::lock_guard lk(mu);
+        --in_flight;
+        cv.notify_all();
       } else if (sub) {
         deliver_to(*sub, f);
       } else if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) {
@@ -287,12 +290,16 @@ class Client::Impl {
       broken_error = err;
       failed.swap(pending);
       ended.swap(subs);
-      in_flight = 0;
-      cv.notify_all();
+      cv.notify_all();  // senders waiting for the window see `broken`
     }
     for (auto& [id, h] : failed)
       h(Frame{static_cast<std::uint8_t>(proto::Op::kError), id, error_frame(err)});
     for (auto& [id, s] : ended) s->end(err);
+    {
+      std::lock_guard lk(mu);
+      in_flight = 0;
+      cv.notify_all();
+    }
   }
 
   void deliver_to(Subscription::State& s, const Frame& f) {
@@ -528,7 +535,7 @@ bool Client::connected() const {
 
 void Client::drain() {
   std::unique_lock lk(impl_->mu);
-  impl_->cv.wait(lk, [&] { return impl_->broken || impl_->in_flight == 0; });
+  impl_->cv.wait(lk, [&] { return impl_->in_flight == 0; });
 }
 
 }  // namespace annal::net

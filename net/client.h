@@ -135,7 +135,8 @@ class Client {
   std::size_t in_flight() const;
   // False once the connection is gone.
   bool connected() const;
-  // Waits until nothing is in flight (or the connection is gone).
+  // Waits until every request sent has been answered (or failed) and its
+  // callback has returned.
   void drain();
 
   class Impl;
