@@ -1,6 +1,6 @@
 #pragma once
 // One per-stream index entry and the helpers shared by the index's parts.
-// The on-disk layout is described in docs/index-format.md.
+// The on-disk layout is described in docs/storage-format.md ("Stream index files").
 
 #include <bit>
 #include <cstddef>

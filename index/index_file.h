@@ -2,7 +2,7 @@
 // An immutable sorted index file (a "ptable" in EventStoreDB's terms):
 // entries sorted by (hash, revision, position), a sparse summary for binary
 // search kept in memory, checksummed header and footer. Read through a
-// read-only memory map. Format: docs/index-format.md.
+// read-only memory map. Format: docs/storage-format.md ("Stream index files").
 //
 // Thread safety: an open IndexFile is immutable; any thread may query it.
 

@@ -1,7 +1,7 @@
 #pragma once
 // The index manifest, DATA/index/MANIFEST: which index files are live and
 // through which log position they index. Replaced atomically (temp file,
-// fdatasync, rename, directory fsync). Format: docs/index-format.md.
+// fdatasync, rename, directory fsync). Format: docs/storage-format.md ("Stream index files").
 
 #include <cstdint>
 #include <string>
