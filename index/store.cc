@@ -193,6 +193,19 @@ class Store::Impl final : public engine::WriteHooks {
                                   a.stream, i, body, limits_.max_event_size));
       total += format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size());
     }
+    // One event id names one event: an append carrying an id twice would leave
+    // readers with two events under one id and make retries ambiguous.
+    {
+      std::vector<std::pair<EventId, std::size_t>> ids;
+      ids.reserve(a.events.size());
+      for (std::size_t i = 0; i < a.events.size(); ++i) ids.emplace_back(a.events[i].id, i);
+      std::sort(ids.begin(), ids.end());
+      for (std::size_t k = 1; k < ids.size(); ++k)
+        if (ids[k].first == ids[k - 1].first)
+          return Status(Errc::kBadRequest,
+                        fmt::format("append to '{}': events {} and {} have the same event id {}", a.stream,
+                                    ids[k - 1].second, ids[k].second, ids[k].first.to_string()));
+    }
     if (total > limits_.max_append_size)
       return Status(Errc::kTooLarge,
                     fmt::format("append to '{}' is {} bytes encoded; the limit (max_append_size, clamped to "

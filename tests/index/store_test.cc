@@ -236,6 +236,12 @@ TEST_F(StoreTest, LimitsAreEnforcedWithErrorsNamingTheField) {
   code_and(StreamAppend{"s", Rev::any(), {}}, Errc::kBadRequest, "no events");
   code_and(one("s", NewEvent{EventId{}, "t", 0, "", ""}), Errc::kBadRequest, "nil event id");
   code_and(one("s", NewEvent{make_id(1), "", 0, "", ""}), Errc::kBadRequest, "empty event type");
+  StreamAppend dup{"s", Rev::any(), {}};
+  dup.events.push_back(NewEvent{make_id(7), "t", 0, "", "a"});
+  dup.events.push_back(NewEvent{make_id(8), "t", 0, "", "b"});
+  dup.events.push_back(NewEvent{make_id(7), "t", 0, "", "c"});
+  code_and(std::move(dup), Errc::kBadRequest, "events 0 and 2 have the same event id");
+
   code_and(one("s", NewEvent{make_id(1), std::string(1025, 't'), 0, "", ""}), Errc::kTooLarge, "max_event_type");
   code_and(one("s", NewEvent{make_id(1), "t", 0, std::string(100, 'm'), std::string(1u << 20, 'd')}),
            Errc::kTooLarge, "max_event_size");

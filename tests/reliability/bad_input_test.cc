@@ -235,7 +235,7 @@ TEST_F(BadInputTest, MalformedFramesAndRequestsGetPreciseErrors) {
          auto e = json_event("{}");
          return proto::encode_append(8, append_of({e, e}));
        },
-       C::kOk, false},
+       C::kBadRequest, false},
       {"read_stream with direction 7", true,
        [] {
          std::string p = payload_of(proto::encode_read_stream(9, proto::ReadStreamReq{"s", 0, 10, index::Direction::kForward}));
