@@ -370,7 +370,13 @@ TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
 #else
   const long bound_kb = written_kb / 2;
 #endif
+#if defined(__SANITIZE_THREAD__)
+  // TSan's shadow memory grows with every byte touched: the figure is printed
+  // only; the normal and ASan builds assert the bound.
+  (void)bound_kb;
+#else
   EXPECT_LT(growth_kb, bound_kb) << "node buffers for the slow subscriber";
+#endif
   // Resume: everything arrives, in order.
   const std::size_t total = static_cast<std::size_t>(writers * per_writer + 1);
   std::vector<engine::EventRecord> got = first->events;
