@@ -11,6 +11,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libfmt-dev libspdlog-dev
   clang libclang-rt-14-dev
+  ccache
 )
 
 missing=()

@@ -11,6 +11,12 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 configs=${ANNAL_TEST_CONFIGS:-"asan tsan debug"}
 jobs=${ANNAL_JOBS:-$(nproc)}
+# ccache (a Debian package) makes a rebuild of unchanged sources cheap. Paths
+# are hashed relative to the checkout, so a fresh clone elsewhere still hits.
+if command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+fi
 status=0
 for c in $configs; do
   echo "=== annal tests: $c build ==="
