@@ -144,11 +144,14 @@ void IndexCore::freeze(std::uint64_t end) {
   old->end_position = end;
   if (options_.id_digests) options_.id_digests(active_first_, end, old->id_digests);
   active_first_ = end;
-  auto next = std::make_shared<Version>(*v);
-  next->active = fresh;
-  next->frozen.push_back(old);
   {
+    // Copy the version under the lock: the background thread may have
+    // installed a flushed or merged file list since `v` was read, and building
+    // on `v` would silently undo it (found by the power-loss test under load).
     std::lock_guard lock(mu_);
+    auto next = std::make_shared<Version>(*version_);
+    next->active = fresh;
+    next->frozen.push_back(old);
     install(std::move(next));
   }
   cv_.notify_all();
