@@ -113,6 +113,14 @@ TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
   std::mt19937_64 rng(seed);
   engine::FaultInjectionFileSystem ffs;
   fs_ = &ffs;
+  // The fixture's store outlives this body; close it before ffs goes, or its
+  // background index thread may still write through a destroyed file system
+  // (ASan: heap-use-after-free in FaultInjectionFileSystem::do_sync).
+  auto close_store = [this] { close(); };
+  struct CloseStoreFirst {
+    decltype(close_store)& close;
+    ~CloseStoreFirst() { close(); }
+  } close_store_first{close_store};
   memtable_ = 8;
   window_ = 24;
   head_cache_ = 4;
