@@ -8,7 +8,7 @@
 //   build/release/bench/annal_codec_bench [--benchmark_filter=...]
 
 #include <benchmark/benchmark.h>
-
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,8 +16,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/format.h"
 #include "engine/log.h"
@@ -168,7 +166,8 @@ net::proto::AppendReq append_req(int events) {
   r.stream = "bench-42";
   r.expected = ExpectedRevision::any();
   for (int i = 0; i < events; ++i)
-    r.events.push_back(index::NewEvent{EventId::random(), "BenchEvent", engine::format::kFlagDataJson, "", json_256()});
+    r.events.push_back(index::NewEvent{EventId::random(), "BenchEvent",
+                                       engine::format::kFlagDataJson, "", json_256()});
   return r;
 }
 
@@ -187,7 +186,8 @@ BENCHMARK(BM_FrameEncodeAppend)->Arg(1)->Arg(100);
 
 void BM_FrameDecodeAppend(benchmark::State& state) {
   const std::string f = net::proto::encode_append(7, append_req(static_cast<int>(state.range(0))));
-  const std::string_view payload = std::string_view(f).substr(net::proto::kLengthPrefixSize + net::proto::kFrameMinBody);
+  const std::string_view payload =
+      std::string_view(f).substr(net::proto::kLengthPrefixSize + net::proto::kFrameMinBody);
   for (auto _ : state) {
     auto r = net::proto::decode_append(payload);
     if (!r) state.SkipWithError("decode failed");
@@ -226,7 +226,8 @@ void BM_FrameDecodeReadOk(benchmark::State& state) {
   net::proto::ReadOk ok;
   for (std::uint64_t i = 0; i < 1000; ++i) ok.events.push_back(event_256(i));
   const std::string f = net::proto::encode_read_ok(9, ok);
-  const std::string_view payload = std::string_view(f).substr(net::proto::kLengthPrefixSize + net::proto::kFrameMinBody);
+  const std::string_view payload =
+      std::string_view(f).substr(net::proto::kLengthPrefixSize + net::proto::kFrameMinBody);
   for (auto _ : state) {
     auto r = net::proto::decode_read_ok(payload);
     if (!r || r->events.size() != 1000) state.SkipWithError("decode failed");

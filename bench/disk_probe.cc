@@ -88,7 +88,8 @@ int fallocated_file(const std::string& path, std::size_t size) {
   return fd;
 }
 
-SyncResult sync_loop(const std::string& name, int fd, std::size_t file_size, std::size_t block, double seconds) {
+SyncResult sync_loop(const std::string& name, int fd, std::size_t file_size, std::size_t block,
+                     double seconds) {
   SyncResult r;
   r.name = name;
   r.block = block;
@@ -114,14 +115,18 @@ SyncResult sync_loop(const std::string& name, int fd, std::size_t file_size, std
 void print(const SyncResult& r, bool json, bool last) {
   if (json) {
     std::printf(
-        "    \"%s\": {\"block_bytes\": %zu, \"ops\": %llu, \"seconds\": %.3f, \"syncs_per_s\": %.1f, "
-        "\"mb_per_s\": %.2f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": %.4f}%s\n",
-        r.name.c_str(), r.block, static_cast<unsigned long long>(r.ops), r.seconds, r.ops_per_s(), r.mb_per_s(),
-        r.pct(0.5) / 1e3, r.pct(0.9) / 1e3, r.pct(0.99) / 1e3, r.pct(1.0) / 1e3, last ? "" : ",");
+        "    \"%s\": {\"block_bytes\": %zu, \"ops\": %llu, \"seconds\": %.3f, \"syncs_per_s\": "
+        "%.1f, "
+        "\"mb_per_s\": %.2f, \"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": "
+        "%.4f}%s\n",
+        r.name.c_str(), r.block, static_cast<unsigned long long>(r.ops), r.seconds, r.ops_per_s(),
+        r.mb_per_s(), r.pct(0.5) / 1e3, r.pct(0.9) / 1e3, r.pct(0.99) / 1e3, r.pct(1.0) / 1e3,
+        last ? "" : ",");
   } else {
-    std::printf("%-18s %7zu B  %8.0f syncs/s  %8.2f MB/s  p50 %.3f ms  p90 %.3f  p99 %.3f  max %.3f\n",
-                r.name.c_str(), r.block, r.ops_per_s(), r.mb_per_s(), r.pct(0.5) / 1e3, r.pct(0.9) / 1e3,
-                r.pct(0.99) / 1e3, r.pct(1.0) / 1e3);
+    std::printf(
+        "%-18s %7zu B  %8.0f syncs/s  %8.2f MB/s  p50 %.3f ms  p90 %.3f  p99 %.3f  max %.3f\n",
+        r.name.c_str(), r.block, r.ops_per_s(), r.mb_per_s(), r.pct(0.5) / 1e3, r.pct(0.9) / 1e3,
+        r.pct(0.99) / 1e3, r.pct(1.0) / 1e3);
   }
 }
 
@@ -134,12 +139,17 @@ int main(int argc, char** argv) {
   bool only_sync = false;  // --sync-only: just sync_written (a quick look right before an item)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-    else if (a == "--json") json = true;
-    else if (a == "--sync-only") only_sync = true;
+    if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--seconds" && i + 1 < argc)
+      seconds = std::atof(argv[++i]);
+    else if (a == "--json")
+      json = true;
+    else if (a == "--sync-only")
+      only_sync = true;
     else {
-      std::fprintf(stderr, "usage: annal_disk_probe [--dir DIR] [--seconds S] [--sync-only] [--json]\n");
+      std::fprintf(stderr,
+                   "usage: annal_disk_probe [--dir DIR] [--seconds S] [--sync-only] [--json]\n");
       return 2;
     }
   }
@@ -156,7 +166,8 @@ int main(int argc, char** argv) {
     for (std::size_t kib : {64u, 256u, 1024u}) {
       if (only_sync) break;
       // Into the same written blocks (sync_loop wraps around at the end).
-      results.push_back(sync_loop("group_" + std::to_string(kib) + "K", fd, kFile, kib * 1024, seconds));
+      results.push_back(
+          sync_loop("group_" + std::to_string(kib) + "K", fd, kFile, kib * 1024, seconds));
     }
     ::close(fd);
   }
@@ -174,16 +185,21 @@ int main(int argc, char** argv) {
     if (fd < 0) die("open " + path);
     std::vector<char> buf(1 << 20, 'b');
     const auto t0 = Clock::now();
-    for (std::size_t off = 0; off < kSeq; off += buf.size()) pwrite_all(fd, buf.data(), buf.size(), static_cast<off_t>(off));
+    for (std::size_t off = 0; off < kSeq; off += buf.size())
+      pwrite_all(fd, buf.data(), buf.size(), static_cast<off_t>(off));
     if (::fdatasync(fd) != 0) die("fdatasync");
-    seq_mb_s = static_cast<double>(kSeq) / 1e6 / std::chrono::duration<double>(Clock::now() - t0).count();
+    seq_mb_s =
+        static_cast<double>(kSeq) / 1e6 / std::chrono::duration<double>(Clock::now() - t0).count();
     ::close(fd);
   }
   std::filesystem::remove_all(base);
   if (json) {
-    std::printf("{\n  \"tool\": \"annal_disk_probe\",\n  \"dir\": \"%s\",\n  \"seq_write_mb_per_s\": %.1f,\n  \"tests\": {\n",
-                dir.c_str(), seq_mb_s);
-    for (std::size_t i = 0; i < results.size(); ++i) print(results[i], true, i + 1 == results.size());
+    std::printf(
+        "{\n  \"tool\": \"annal_disk_probe\",\n  \"dir\": \"%s\",\n  \"seq_write_mb_per_s\": "
+        "%.1f,\n  \"tests\": {\n",
+        dir.c_str(), seq_mb_s);
+    for (std::size_t i = 0; i < results.size(); ++i)
+      print(results[i], true, i + 1 == results.size());
     std::printf("  }\n}\n");
   } else {
     for (const auto& r : results) print(r, false, false);

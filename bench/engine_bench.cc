@@ -6,14 +6,13 @@
 // ANNAL_BENCH_DIR picks the directory (default: the system temp dir).
 
 #include <benchmark/benchmark.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/format.h"
 #include "engine/log.h"
@@ -42,7 +41,9 @@ EventRecord event_256() {
 // Counts group commits: durable() is called once per successful fdatasync.
 class CountingHooks final : public WriteHooks {
  public:
-  Decision prepare(AppendRequest&, GlobalPosition, AppendOutcome&) override { return Decision::kWrite; }
+  Decision prepare(AppendRequest&, GlobalPosition, AppendOutcome&) override {
+    return Decision::kWrite;
+  }
   void aborted(const AppendRequest&) override {}
   void durable(GlobalPosition) override { syncs.fetch_add(1, std::memory_order_relaxed); }
   std::atomic<std::uint64_t> syncs{0};
@@ -86,7 +87,8 @@ void append_durable(benchmark::State& state, bool prepare_segments) {
   }
   state.SetItemsProcessed(state.iterations());
   if (state.thread_index() == 0) {
-    const double events = static_cast<double>(g_append->log->durable_end().value - g_append->start_end.value);
+    const double events =
+        static_cast<double>(g_append->log->durable_end().value - g_append->start_end.value);
     const double syncs = static_cast<double>(g_append->hooks.syncs.load() - g_append->start_syncs);
     state.counters["fsyncs"] = benchmark::Counter(syncs, benchmark::Counter::kIsRate);
     state.counters["events_per_fsync"] = syncs > 0 ? events / syncs : 0;
@@ -96,11 +98,15 @@ void append_durable(benchmark::State& state, bool prepare_segments) {
     g_append = nullptr;
   }
 }
-void BM_AppendDurable(benchmark::State& state) { append_durable(state, true); }
+void BM_AppendDurable(benchmark::State& state) {
+  append_durable(state, true);
+}
 BENCHMARK(BM_AppendDurable)->Threads(1)->Threads(16)->Threads(64)->UseRealTime()->MinTime(2.0);
 // The same without zero-filled segments: appends land in fallocated
 // (unwritten) extents, so each fdatasync also commits extent conversions.
-void BM_AppendDurableFallocatedOnly(benchmark::State& state) { append_durable(state, false); }
+void BM_AppendDurableFallocatedOnly(benchmark::State& state) {
+  append_durable(state, false);
+}
 BENCHMARK(BM_AppendDurableFallocatedOnly)->Threads(1)->Threads(64)->UseRealTime()->MinTime(2.0);
 
 void BM_ScanForward(benchmark::State& state) {

@@ -9,6 +9,7 @@
 // Defaults: 10,000,000 events; 100000,1000000 streams; DIR under /tmp.
 // Build with -DCMAKE_BUILD_TYPE=Release for figures worth quoting.
 
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,8 +27,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 
 #include "index/store.h"
 
@@ -56,7 +55,9 @@ double cpu_seconds() {
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 std::uint64_t status_kib(const char* key) {
   std::ifstream f("/proc/self/status");
@@ -71,8 +72,9 @@ std::uint64_t status_kib(const char* key) {
 // kernel can drop at any time; anonymous ones are the heap.
 std::string rss_text() {
   char buf[128];
-  std::snprintf(buf, sizeof buf, "VmRSS %7.1f MiB (anon %.1f, file %.1f)", status_kib("VmRSS") / 1024.0,
-                status_kib("RssAnon") / 1024.0, status_kib("RssFile") / 1024.0);
+  std::snprintf(buf, sizeof buf, "VmRSS %7.1f MiB (anon %.1f, file %.1f)",
+                status_kib("VmRSS") / 1024.0, status_kib("RssAnon") / 1024.0,
+                status_kib("RssFile") / 1024.0);
   return buf;
 }
 
@@ -91,7 +93,8 @@ StoreOptions options(const std::string& dir) {
   return o;
 }
 
-std::unique_ptr<Store> open_store(const std::string& dir, bool skip_flush = false, bool verify = true) {
+std::unique_ptr<Store> open_store(const std::string& dir, bool skip_flush = false,
+                                  bool verify = true) {
   auto o = options(dir);
   o.test_skip_index_flush_on_close = skip_flush;
   o.verify_index_on_open = verify;
@@ -137,7 +140,8 @@ void load(Store& store, std::uint64_t first_event, std::uint64_t events, std::ui
     const bool hot = hot_every != 0 && (e / kBatch) % hot_every == 0;
     a.stream = hot ? std::string("hot") : "stream-" + std::to_string(rng() % streams);
     a.expected = ExpectedRevision::any();
-    for (std::uint64_t i = 0; i < kBatch; ++i) a.events.push_back(NewEvent{EventId::random(), "Happened", 0, "", payload});
+    for (std::uint64_t i = 0; i < kBatch; ++i)
+      a.events.push_back(NewEvent{EventId::random(), "Happened", 0, "", payload});
     {
       std::unique_lock l(mu);
       cv.wait(l, [&] { return in_flight < 4096; });
@@ -179,11 +183,13 @@ void measure_reopen(const std::string& dir, const char* label, bool verify = tru
     const double secs = seconds_since(t);
     const double cpu = cpu_seconds() - c0;
     const auto st = store->stats();
-    std::printf("  reopen %-34s %8.3f s (cpu %.3f s)   %s   (data %.2f GB, index files %.1f MiB, %llu files, "
-                "%llu entries replayed)\n",
-                label, secs, cpu, rss_text().c_str(), dir_bytes(dir) / 1e9,
-                dir_bytes(dir + "/index") / 1048576.0, static_cast<unsigned long long>(st.index_files),
-                static_cast<unsigned long long>(st.memtable_entries));
+    std::printf(
+        "  reopen %-34s %8.3f s (cpu %.3f s)   %s   (data %.2f GB, index files %.1f MiB, %llu "
+        "files, "
+        "%llu entries replayed)\n",
+        label, secs, cpu, rss_text().c_str(), dir_bytes(dir) / 1e9,
+        dir_bytes(dir + "/index") / 1048576.0, static_cast<unsigned long long>(st.index_files),
+        static_cast<unsigned long long>(st.memtable_entries));
   });
 }
 
@@ -203,8 +209,10 @@ void measure_reads_and_checks(const std::string& dir, std::uint64_t streams) {
       ++rounds;
     }
     const double secs = seconds_since(t);
-    std::printf("  read 'hot' (%llu events) forward        %8.0f events/s  (%d full reads, first read cold)\n",
-                static_cast<unsigned long long>(n), read / secs, rounds);
+    std::printf(
+        "  read 'hot' (%llu events) forward        %8.0f events/s  (%d full reads, first read "
+        "cold)\n",
+        static_cast<unsigned long long>(n), read / secs, rounds);
     // Expected-revision checks: appends with a wrong exact expectation are
     // decided on the writer thread and write nothing, so they time the check
     // (head lookup + compare) plus the append queue.
@@ -226,8 +234,9 @@ void measure_reads_and_checks(const std::string& dir, std::uint64_t streams) {
       std::unique_lock l(mu);
       cv.wait(l, [&] { return done == count; });
       const double secs = seconds_since(t0);
-      std::printf("  expected-revision check, %-16s %8.2f us/check  (%llu checks, %llu refused)\n", label,
-                  secs * 1e6 / count, static_cast<unsigned long long>(count), static_cast<unsigned long long>(wrong));
+      std::printf("  expected-revision check, %-16s %8.2f us/check  (%llu checks, %llu refused)\n",
+                  label, secs * 1e6 / count, static_cast<unsigned long long>(count),
+                  static_cast<unsigned long long>(wrong));
     };
     // The head lookup alone (what the check compares against), from a reader.
     auto heads = [&](const char* label, std::uint64_t count, auto stream_of) {
@@ -236,17 +245,21 @@ void measure_reads_and_checks(const std::string& dir, std::uint64_t streams) {
       const auto t0 = Clock::now();
       std::uint64_t found = 0;
       for (const auto& nm : names) found += store->last_revision(nm).is_ok();
-      std::printf("  head lookup (last_revision), %-12s %8.2f us/lookup (%llu lookups, %llu found)\n", label,
-                  seconds_since(t0) * 1e6 / count, static_cast<unsigned long long>(count),
-                  static_cast<unsigned long long>(found));
+      std::printf(
+          "  head lookup (last_revision), %-12s %8.2f us/lookup (%llu lookups, %llu found)\n",
+          label, seconds_since(t0) * 1e6 / count, static_cast<unsigned long long>(count),
+          static_cast<unsigned long long>(found));
     };
     std::mt19937_64 hr(9);
     heads("hot stream", 200'000, [](std::uint64_t) { return std::string("hot"); });
-    heads("random", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
-    heads("random again", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
+    heads("random", 200'000,
+          [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
+    heads("random again", 200'000,
+          [&](std::uint64_t) { return "stream-" + std::to_string(hr() % streams); });
     std::mt19937_64 rng(5);
     checks("hot stream", 200'000, [](std::uint64_t) { return std::string("hot"); });
-    checks("random streams", 200'000, [&](std::uint64_t) { return "stream-" + std::to_string(rng() % streams); });
+    checks("random streams", 200'000,
+           [&](std::uint64_t) { return "stream-" + std::to_string(rng() % streams); });
     std::printf("  after reads and checks: %s\n", rss_text().c_str());
   });
 }
@@ -258,7 +271,8 @@ void run(const Config& c, std::uint64_t streams) {
               static_cast<unsigned long long>(c.events), static_cast<unsigned long long>(streams),
               static_cast<unsigned long long>(kHotEvents), dir.c_str());
   const std::uint64_t half = c.events / 2 / kBatch * kBatch;
-  const std::uint64_t hot_every = std::max<std::uint64_t>(1, c.events / kBatch / (kHotEvents / kBatch));
+  const std::uint64_t hot_every =
+      std::max<std::uint64_t>(1, c.events / kBatch / (kHotEvents / kBatch));
   for (int part = 0; part < 2; ++part) {
     const std::uint64_t first = part == 0 ? 0 : half;
     const std::uint64_t count = part == 0 ? half : c.events - half;
@@ -267,14 +281,16 @@ void run(const Config& c, std::uint64_t streams) {
       const auto t = Clock::now();
       load(*store, first, count, streams, hot_every);
       const double secs = seconds_since(t);
-      std::printf("  loaded %llu events in %.1f s (%.0f events/s)\n", static_cast<unsigned long long>(count), secs,
-                  count / secs);
+      std::printf("  loaded %llu events in %.1f s (%.0f events/s)\n",
+                  static_cast<unsigned long long>(count), secs, count / secs);
       const auto t2 = Clock::now();
       store.reset();
       std::printf("  clean shutdown (index flush)            %8.3f s\n", seconds_since(t2));
     });
     measure_reopen(dir, part == 0 ? "clean, at half the log" : "clean, at the full log");
-    measure_reopen(dir, part == 0 ? "clean, half, no body checksums" : "clean, full, no body checksums", false);
+    measure_reopen(dir,
+                   part == 0 ? "clean, half, no body checksums" : "clean, full, no body checksums",
+                   false);
   }
   // A kill: append a tail that stays in the memtable, then _exit.
   in_child([&] {
@@ -298,7 +314,8 @@ int main(int argc, char** argv) {
     c.streams.clear();
     std::stringstream ss(v);
     std::string part;
-    while (std::getline(ss, part, ',')) c.streams.push_back(std::strtoull(part.c_str(), nullptr, 10));
+    while (std::getline(ss, part, ','))
+      c.streams.push_back(std::strtoull(part.c_str(), nullptr, 10));
   };
   if (const char* v = std::getenv("ANNAL_BENCH_EVENTS")) c.events = std::strtoull(v, nullptr, 10);
   if (const char* v = std::getenv("ANNAL_BENCH_STREAMS")) parse_streams(v);
@@ -306,12 +323,17 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (a == "--events") c.events = std::strtoull(next().c_str(), nullptr, 10);
-    else if (a == "--streams") parse_streams(next());
-    else if (a == "--dir") c.dir = next();
-    else if (a == "--keep") c.keep = true;
+    if (a == "--events")
+      c.events = std::strtoull(next().c_str(), nullptr, 10);
+    else if (a == "--streams")
+      parse_streams(next());
+    else if (a == "--dir")
+      c.dir = next();
+    else if (a == "--keep")
+      c.keep = true;
     else {
-      std::fprintf(stderr, "usage: %s [--events N] [--streams S[,S2]] [--dir DIR] [--keep]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--events N] [--streams S[,S2]] [--dir DIR] [--keep]\n",
+                   argv[0]);
       return 2;
     }
   }

@@ -8,7 +8,7 @@
 //   build/release/bench/annal_store_bench    (ANNAL_BENCH_DIR: where the store goes)
 
 #include <benchmark/benchmark.h>
-
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -17,8 +17,6 @@
 #include <mutex>
 #include <random>
 #include <string>
-
-#include <spdlog/spdlog.h>
 
 #include "index/store.h"
 
@@ -124,12 +122,14 @@ void BM_IndexReadStream(benchmark::State& state) {
   for (auto _ : state) {
     auto r = f.store->read_stream("s-" + std::to_string(rng() % kStreams), StreamRevision(0), 1000,
                                   Direction::kForward);
-    if (!r) state.SkipWithError("read failed");
-    else events += r->size();
+    if (!r)
+      state.SkipWithError("read failed");
+    else
+      events += r->size();
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(events));
-  state.counters["streams_per_s"] = benchmark::Counter(static_cast<double>(state.iterations()),
-                                                       benchmark::Counter::kIsRate);
+  state.counters["streams_per_s"] =
+      benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_IndexReadStream);
 
@@ -162,7 +162,8 @@ void BM_ExpectedRevisionCheck(benchmark::State& state) {
   }
   std::unique_lock l(mu);
   cv.wait(l, [&] { return pending == 0; });
-  if (refused != static_cast<std::uint64_t>(state.iterations())) state.SkipWithError("a check did not refuse");
+  if (refused != static_cast<std::uint64_t>(state.iterations()))
+    state.SkipWithError("a check did not refuse");
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_ExpectedRevisionCheck)->Arg(0)->Arg(1)->ArgNames({"cold"})->UseRealTime();

@@ -1,9 +1,9 @@
 #include "engine/fault_fs.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 namespace annal::engine {
 
@@ -33,12 +33,16 @@ class FaultInjectionFileSystem::FaultFile final : public File {
   Status pwrite(std::uint64_t offset, std::span<const std::byte> data) override {
     return fs_.do_pwrite(*base_, path_, offset, data);
   }
-  Status pread(std::uint64_t offset, std::span<std::byte> out) override { return base_->pread(offset, out); }
+  Status pread(std::uint64_t offset, std::span<std::byte> out) override {
+    return base_->pread(offset, out);
+  }
   Status allocate(std::uint64_t size) override { return fs_.do_allocate(*base_, path_, size); }
   Status datasync() override { return fs_.do_sync(*base_, path_, true); }
   Status sync() override { return fs_.do_sync(*base_, path_, false); }
   Result<std::uint64_t> size() override { return base_->size(); }
-  Result<std::shared_ptr<const Mapping>> map(std::size_t length) override { return base_->map(length); }
+  Result<std::shared_ptr<const Mapping>> map(std::size_t length) override {
+    return base_->map(length);
+  }
 
  private:
   FaultInjectionFileSystem& fs_;
@@ -49,19 +53,23 @@ class FaultInjectionFileSystem::FaultFile final : public File {
 FaultInjectionFileSystem::FaultInjectionFileSystem(FileSystem& base) : base_(base) {}
 FaultInjectionFileSystem::~FaultInjectionFileSystem() = default;
 
-Status FaultInjectionFileSystem::check_alive(const char* op, const std::string& path, bool* dies_now) {
+Status FaultInjectionFileSystem::check_alive(const char* op, const std::string& path,
+                                             bool* dies_now) {
   if (dies_now != nullptr) *dies_now = false;
   if (frozen_)
-    return Status(Errc::kIoError, fmt::format("{} {}: process is dead (fault injection)", op, path));
+    return Status(Errc::kIoError,
+                  fmt::format("{} {}: process is dead (fault injection)", op, path));
   if (freeze_countdown_ > 0 && --freeze_countdown_ == 0) {
     frozen_ = true;
     if (dies_now != nullptr) *dies_now = true;
-    return Status(Errc::kIoError, fmt::format("{} {}: process died here (fault injection)", op, path));
+    return Status(Errc::kIoError,
+                  fmt::format("{} {}: process died here (fault injection)", op, path));
   }
   return Status::ok();
 }
 
-Result<std::unique_ptr<File>> FaultInjectionFileSystem::open(const std::string& path, OpenOptions options) {
+Result<std::unique_ptr<File>> FaultInjectionFileSystem::open(const std::string& path,
+                                                             OpenOptions options) {
   const std::string key = normal_path(path);
   std::lock_guard l(mu_);
   const bool creating = options.create && !base_.exists(path);
@@ -72,8 +80,8 @@ Result<std::unique_ptr<File>> FaultInjectionFileSystem::open(const std::string& 
   return std::unique_ptr<File>(std::make_unique<FaultFile>(*this, std::move(*f), key));
 }
 
-Status FaultInjectionFileSystem::do_pwrite(File& base, const std::string& path, std::uint64_t offset,
-                                           std::span<const std::byte> data) {
+Status FaultInjectionFileSystem::do_pwrite(File& base, const std::string& path,
+                                           std::uint64_t offset, std::span<const std::byte> data) {
   std::lock_guard l(mu_);
   bool dies_now = false;
   Status alive = check_alive("write", path, &dies_now);
@@ -81,13 +89,15 @@ Status FaultInjectionFileSystem::do_pwrite(File& base, const std::string& path, 
   Status result;
   if (!alive) {
     if (!dies_now) return alive;
-    n = data.empty() ? 0 : static_cast<std::size_t>(rng_() % (data.size() + 1));  // torn at any byte
+    n = data.empty() ? 0
+                     : static_cast<std::size_t>(rng_() % (data.size() + 1));  // torn at any byte
     result = alive;
   } else if (pwrite_enospc_ > 0) {
     --pwrite_enospc_;
     n = data.size() / 2;
-    result = Status(Errc::kNoSpace, fmt::format("write {} at offset {}: No space left on device (injected)", path,
-                                                offset));
+    result = Status(
+        Errc::kNoSpace,
+        fmt::format("write {} at offset {}: No space left on device (injected)", path, offset));
   }
   if (n > 0) {
     Write w;
@@ -97,8 +107,8 @@ Status FaultInjectionFileSystem::do_pwrite(File& base, const std::string& path, 
     if (!size) return size.status();
     if (offset < *size) {
       w.pre.resize(std::min<std::uint64_t>(n, *size - offset));
-      ANNAL_RETURN_IF_ERROR(
-          base.pread(offset, std::span<std::byte>(reinterpret_cast<std::byte*>(w.pre.data()), w.pre.size())));
+      ANNAL_RETURN_IF_ERROR(base.pread(
+          offset, std::span<std::byte>(reinterpret_cast<std::byte*>(w.pre.data()), w.pre.size())));
     }
     w.post.assign(reinterpret_cast<const char*>(data.data()), n);
     ANNAL_RETURN_IF_ERROR(base.pwrite(offset, data.first(n)));
@@ -107,12 +117,14 @@ Status FaultInjectionFileSystem::do_pwrite(File& base, const std::string& path, 
   return result;
 }
 
-Status FaultInjectionFileSystem::do_allocate(File& base, const std::string& path, std::uint64_t size) {
+Status FaultInjectionFileSystem::do_allocate(File& base, const std::string& path,
+                                             std::uint64_t size) {
   std::lock_guard l(mu_);
   ANNAL_RETURN_IF_ERROR(check_alive("allocate", path, nullptr));
   if (allocate_enospc_)
-    return Status(Errc::kNoSpace, fmt::format("allocate {} bytes for {}: No space left on device (injected)", size,
-                                              path));
+    return Status(
+        Errc::kNoSpace,
+        fmt::format("allocate {} bytes for {}: No space left on device (injected)", size, path));
   return base.allocate(size);
 }
 
@@ -122,7 +134,8 @@ Status FaultInjectionFileSystem::do_sync(File& base, const std::string& path, bo
   if (data_only) {
     ++datasync_calls_;
     if (datasync_countdown_ > 0 && --datasync_countdown_ == 0)
-      return Status(Errc::kIoError, fmt::format("fdatasync {}: Input/output error (injected)", path));
+      return Status(Errc::kIoError,
+                    fmt::format("fdatasync {}: Input/output error (injected)", path));
   }
   ANNAL_RETURN_IF_ERROR(data_only ? base.datasync() : base.sync());
   unsynced_.erase(path);
@@ -172,9 +185,15 @@ Status FaultInjectionFileSystem::remove(const std::string& path) {
   return Status::ok();
 }
 
-Status FaultInjectionFileSystem::create_dirs(const std::string& dir) { return base_.create_dirs(dir); }
-Result<std::vector<std::string>> FaultInjectionFileSystem::list(const std::string& dir) { return base_.list(dir); }
-bool FaultInjectionFileSystem::exists(const std::string& path) { return base_.exists(path); }
+Status FaultInjectionFileSystem::create_dirs(const std::string& dir) {
+  return base_.create_dirs(dir);
+}
+Result<std::vector<std::string>> FaultInjectionFileSystem::list(const std::string& dir) {
+  return base_.list(dir);
+}
+bool FaultInjectionFileSystem::exists(const std::string& path) {
+  return base_.exists(path);
+}
 
 Result<std::uint64_t> FaultInjectionFileSystem::free_bytes(const std::string& dir) {
   {
@@ -233,7 +252,8 @@ Status FaultInjectionFileSystem::crash(std::uint64_t seed, CrashOptions options)
         last_path = path;
       }
   std::size_t keep = 0;
-  if (last != nullptr && options.tear_last_write) keep = static_cast<std::size_t>(rng() % (last->post.size() + 1));
+  if (last != nullptr && options.tear_last_write)
+    keep = static_cast<std::size_t>(rng() % (last->post.size() + 1));
 
   for (auto& [path, writes] : unsynced_) {
     if (!base_.exists(path)) continue;

@@ -97,14 +97,15 @@ class FaultInjectionFileSystem final : public FileSystem {
   // Returns non-ok if the operation must fail because the process is "dead"
   // (or dies right now; then *dies_now is set). Requires mu_.
   Status check_alive(const char* op, const std::string& path, bool* dies_now);
-  Status do_pwrite(File& base, const std::string& path, std::uint64_t offset, std::span<const std::byte> data);
+  Status do_pwrite(File& base, const std::string& path, std::uint64_t offset,
+                   std::span<const std::byte> data);
   Status do_allocate(File& base, const std::string& path, std::uint64_t size);
   Status do_sync(File& base, const std::string& path, bool data_only);
 
   FileSystem& base_;
   mutable std::mutex mu_;
   std::map<std::string, std::vector<Write>> unsynced_;  // by path
-  std::map<std::string, DirOps> dir_ops_;                // by directory
+  std::map<std::string, DirOps> dir_ops_;               // by directory
   std::uint64_t seq_ = 0;
 
   std::uint64_t datasync_countdown_ = 0;

@@ -1,5 +1,8 @@
 #include "engine/log.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -9,9 +12,6 @@
 #include <map>
 #include <mutex>
 #include <thread>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/format.h"
 #include "engine/segment.h"
@@ -68,17 +68,20 @@ Status validate_events(const std::vector<EventRecord>& events, std::uint64_t cap
   std::uint64_t total = 0;
   for (const auto& e : events) {
     if (e.stream.size() > 0xFFFF)
-      return Status(Errc::kTooLarge, fmt::format("stream name of {} bytes (max 65535)", e.stream.size()));
+      return Status(Errc::kTooLarge,
+                    fmt::format("stream name of {} bytes (max 65535)", e.stream.size()));
     if (e.type.size() > 0xFFFF)
-      return Status(Errc::kTooLarge, fmt::format("event type of {} bytes (max 65535)", e.type.size()));
+      return Status(Errc::kTooLarge,
+                    fmt::format("event type of {} bytes (max 65535)", e.type.size()));
     if ((e.flags & ~f::kKnownFlags) != 0)
       return Status(Errc::kInvalidArgument, fmt::format("unknown event flags {:#x}", e.flags));
     total += encoded_size(e);
   }
   if (total > capacity)
-    return Status(Errc::kTooLarge,
-                  fmt::format("append of {} encoded bytes does not fit in one segment ({} bytes of records)",
-                              total, capacity));
+    return Status(
+        Errc::kTooLarge,
+        fmt::format("append of {} encoded bytes does not fit in one segment ({} bytes of records)",
+                    total, capacity));
   return Status::ok();
 }
 
@@ -115,7 +118,9 @@ class Log::Impl {
   }
 
   void append(AppendRequest req);
-  GlobalPosition durable_end() const { return GlobalPosition(durable_end_.load(std::memory_order_acquire)); }
+  GlobalPosition durable_end() const {
+    return GlobalPosition(durable_end_.load(std::memory_order_acquire));
+  }
   Status writer_status() const {
     std::lock_guard l(status_mu_);
     return writer_status_;
@@ -147,6 +152,11 @@ class Log::Impl {
   // Writer-thread helpers.
   Result<std::shared_ptr<Segment>> create_segment(GlobalPosition first, bool zero_fill);
   Result<std::shared_ptr<Segment>> install_spare(GlobalPosition first, std::unique_ptr<File> spare);
+  // Writes and fdatasyncs a new segment's header.
+  Status write_header(File& file, GlobalPosition first);
+  // Maps a segment file whose header is written and wraps it.
+  Result<std::shared_ptr<Segment>> make_segment(const std::string& name, GlobalPosition first,
+                                                std::unique_ptr<File> file);
   Status zero_fill(File& file, std::uint64_t from, const std::atomic<bool>* abandon);
   void prepare_spares();
   std::string spare_path() const { return path_of(kSpareName); }
@@ -207,30 +217,35 @@ class Log::Impl {
 Status Log::Impl::corruption(const Segment& seg, const ScanStop& stop) const {
   std::string range;
   if (stop.next_valid_position && *stop.next_valid_position > stop.position)
-    range = fmt::format("positions {}..{}", stop.position.value, stop.next_valid_position->value - 1);
+    range =
+        fmt::format("positions {}..{}", stop.position.value, stop.next_valid_position->value - 1);
   else
     range = fmt::format("from position {}", stop.position.value);
-  return Status(Errc::kCorruption,
-                fmt::format("segment {} ({}): corrupt data at offset {} ({}): {}. The log will not open; "
-                            "run `annal repair {}` to inspect and repair it",
-                            seg.name, path_of(seg.name), stop.offset, range, stop.reason, opts_.dir));
+  return Status(
+      Errc::kCorruption,
+      fmt::format("segment {} ({}): corrupt data at offset {} ({}): {}. The log will not open; "
+                  "run `annal repair {}` to inspect and repair it",
+                  seg.name, path_of(seg.name), stop.offset, range, stop.reason, opts_.dir));
 }
 
-Result<std::shared_ptr<Segment>> Log::Impl::map_segment(std::unique_ptr<File> file, GlobalPosition first,
+Result<std::shared_ptr<Segment>> Log::Impl::map_segment(std::unique_ptr<File> file,
+                                                        GlobalPosition first,
                                                         const std::string& name) {
   auto header = read_segment_header(*file);
   if (!header) return header.status();
   if (header->first != first)
-    return Status(Errc::kCorruption, fmt::format("segment {}: header says first position {}, name says {}", name,
-                                                 header->first.value, first.value));
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {}: header says first position {}, name says {}", name,
+                              header->first.value, first.value));
   auto size = file->size();
   if (!size) return size.status();
   if (*size < header->allocated_size)
-    return Status(Errc::kCorruption, fmt::format("segment {}: file has {} bytes, header says {} were allocated", name,
-                                                 *size, header->allocated_size));
-  if (header->allocated_size > (std::uint64_t{1} << 32))
     return Status(Errc::kCorruption,
-                  fmt::format("segment {}: allocated size {} exceeds 4 GiB", name, header->allocated_size));
+                  fmt::format("segment {}: file has {} bytes, header says {} were allocated", name,
+                              *size, header->allocated_size));
+  if (header->allocated_size > (std::uint64_t{1} << 32))
+    return Status(Errc::kCorruption, fmt::format("segment {}: allocated size {} exceeds 4 GiB",
+                                                 name, header->allocated_size));
   auto map = file->map(header->allocated_size);
   if (!map) return map.status();
   auto seg = std::make_shared<Segment>();
@@ -267,8 +282,8 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_sealed(GlobalPosition first, bo
       DecodeResult last = decode(bytes.subspan(r->offsets.back()));
       DecodeResult after = decode(bytes.subspan(r->data_end));
       if (last.outcome != DecodeOutcome::kOk || last.view.position != first + (n - 1) ||
-          r->offsets.back() + last.view.size != r->data_end || !(last.view.flags & f::kFlagCommit) ||
-          after.outcome != DecodeOutcome::kEnd) {
+          r->offsets.back() + last.view.size != r->data_end ||
+          !(last.view.flags & f::kFlagCommit) || after.outcome != DecodeOutcome::kEnd) {
         why = fmt::format("{}: its last entry does not match the segment", index_file_name(first));
       } else {
         idx = std::move(*r);
@@ -279,19 +294,20 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_sealed(GlobalPosition first, bo
   }
 
   if (!idx) {
-    spdlog::warn("annal log {}: rebuilding the position index of segment {}: {}", opts_.dir, name, why);
+    spdlog::warn("annal log {}: rebuilding the position index of segment {}: {}", opts_.dir, name,
+                 why);
     SegmentScan scan = scan_segment(bytes, first);
     if (scan.stop.kind != ScanStopKind::kEnd) {
       ScanStop stop = scan.stop;
-      if (stop.kind == ScanStopKind::kTorn)
-        stop.reason += " (a sealed segment must end cleanly)";
+      if (stop.kind == ScanStopKind::kTorn) stop.reason += " (a sealed segment must end cleanly)";
       return corruption(*seg, stop);
     }
     if (scan.offsets.empty() || scan.committed_count != scan.offsets.size()) {
       ScanStop stop = scan.stop;
       stop.offset = scan.committed_end;
       stop.position = first + scan.committed_count;
-      stop.reason = "a sealed segment ends with an incomplete append (no commit flag on its last record)";
+      stop.reason =
+          "a sealed segment ends with an incomplete append (no commit flag on its last record)";
       return corruption(*seg, stop);
     }
     PositionIndex rebuilt{first, scan.data_end, std::move(scan.offsets)};
@@ -326,7 +342,8 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
   if (scan.stop.kind == ScanStopKind::kCorrupt) return corruption(*seg, scan.stop);
 
   const std::uint64_t incomplete = scan.offsets.size() - scan.committed_count;
-  const std::uint64_t torn = scan.stop.kind == ScanStopKind::kTorn ? scan.stop.garbage_end - scan.data_end : 0;
+  const std::uint64_t torn =
+      scan.stop.kind == ScanStopKind::kTorn ? scan.stop.garbage_end - scan.data_end : 0;
   const std::uint64_t cut_end = std::max(scan.data_end, scan.stop.garbage_end);
   if (cut_end > scan.committed_end) {
     // Zero instead of truncating: the file stays preallocated and mapped.
@@ -337,7 +354,8 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
     }
     ANNAL_RETURN_IF_ERROR(seg->file->datasync());
     spdlog::warn(
-        "annal log {}: cut the tail of segment {} at offset {} (position {}): {} torn bytes{}{}; {} events of an "
+        "annal log {}: cut the tail of segment {} at offset {} (position {}): {} torn bytes{}{}; "
+        "{} events of an "
         "incomplete append",
         opts_.dir, name, scan.committed_end, (first + scan.committed_count).value, torn,
         torn > 0 ? ": " : "", torn > 0 ? scan.stop.reason : "", incomplete);
@@ -346,7 +364,8 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
   }
   seg->capacity = (seg->allocated - f::kSegmentHeaderSize) / f::kRecordMinSize + 1;
   seg->offsets.reset(new std::uint32_t[seg->capacity]);
-  std::copy(scan.offsets.begin(), scan.offsets.begin() + static_cast<std::ptrdiff_t>(scan.committed_count),
+  std::copy(scan.offsets.begin(),
+            scan.offsets.begin() + static_cast<std::ptrdiff_t>(scan.committed_count),
             seg->offsets.get());
   seg->count.store(scan.committed_count, std::memory_order_relaxed);
   seg->data_end.store(scan.committed_end, std::memory_order_relaxed);
@@ -358,8 +377,8 @@ Status Log::Impl::recover() {
   if (opts_.segment_size < f::kMinSegmentSize || opts_.segment_size > (std::uint64_t{1} << 32) ||
       opts_.segment_size % f::kRecordAlign != 0)
     return Status(Errc::kInvalidArgument,
-                  fmt::format("segment size {} must be a multiple of 8 between {} and 4 GiB", opts_.segment_size,
-                              f::kMinSegmentSize));
+                  fmt::format("segment size {} must be a multiple of 8 between {} and 4 GiB",
+                              opts_.segment_size, f::kMinSegmentSize));
   if (opts_.max_group_bytes == 0) opts_.max_group_bytes = 1;
   ANNAL_RETURN_IF_ERROR(fs_->create_dirs(opts_.dir));
   auto names = fs_->list(opts_.dir);
@@ -381,7 +400,8 @@ Status Log::Impl::recover() {
       ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(n)));
     }
   }
-  for (std::uint64_t p : idx_only) ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(index_file_name(GlobalPosition(p)))));
+  for (std::uint64_t p : idx_only)
+    ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(index_file_name(GlobalPosition(p)))));
 
   // Make what a previous incarnation wrote durable before trusting it.
   for (const auto& [first, has_idx] : segs) {
@@ -407,11 +427,12 @@ Status Log::Impl::recover() {
         auto map = (*file)->map(*size);
         if (!map) return map.status();
         auto rest = (*map)->bytes().subspan(f::kSegmentHeaderSize);
-        blank = std::all_of(rest.begin(), rest.end(), [](std::byte b) { return b == std::byte{0}; });
+        blank =
+            std::all_of(rest.begin(), rest.end(), [](std::byte b) { return b == std::byte{0}; });
       }
       if (!blank) return header.status();
-      spdlog::warn("annal log {}: removing segment {} whose creation was interrupted ({})", opts_.dir, name,
-                   header.status().message());
+      spdlog::warn("annal log {}: removing segment {} whose creation was interrupted ({})",
+                   opts_.dir, name, header.status().message());
       file->reset();
       ANNAL_RETURN_IF_ERROR(fs_->remove(path_of(name)));
       ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
@@ -425,11 +446,13 @@ Status Log::Impl::recover() {
     const GlobalPosition first(first_v);
     const bool last = ++i == segs.size();
     if (first != expected)
-      return Status(Errc::kCorruption,
-                    fmt::format("segment {}: starts at position {}, but the segments before it end at {} ({}). "
-                                "The log will not open; run `annal repair {}`",
-                                segment_file_name(first), first.value, expected.value,
-                                first > expected ? "positions missing" : "positions overlap", opts_.dir));
+      return Status(
+          Errc::kCorruption,
+          fmt::format(
+              "segment {}: starts at position {}, but the segments before it end at {} ({}). "
+              "The log will not open; run `annal repair {}`",
+              segment_file_name(first), first.value, expected.value,
+              first > expected ? "positions missing" : "positions overlap", opts_.dir));
     auto seg = last ? open_active(first, has_idx) : open_sealed(first, has_idx);
     if (!seg) return seg.status();
     expected = first + (*seg)->count.load(std::memory_order_relaxed);
@@ -446,7 +469,8 @@ Status Log::Impl::recover() {
   durable_end_.store(next_, std::memory_order_release);
   report_.end = expected;
   report_.segments = segments_.size();
-  spdlog::info("annal log {}: opened {} segments, end position {}", opts_.dir, segments_.size(), next_);
+  spdlog::info("annal log {}: opened {} segments, end position {}", opts_.dir, segments_.size(),
+               next_);
   return Status::ok();
 }
 
@@ -477,25 +501,36 @@ Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first,
     file->reset();
     Status r = fs_->remove(path);
     if (r) r = fs_->sync_dir(opts_.dir);
-    if (!r) spdlog::error("annal log {}: removing {} after a failed allocation: {}", opts_.dir, name, r.to_string());
+    if (!r)
+      spdlog::error("annal log {}: removing {} after a failed allocation: {}", opts_.dir, name,
+                    r.to_string());
     return Status(s.code(), fmt::format("creating segment {}: {}", name, s.message()));
   }
+  ANNAL_RETURN_IF_ERROR(write_header(**file, first));
+  ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
+  return make_segment(name, first, std::move(*file));
+}
+
+Status Log::Impl::write_header(File& file, GlobalPosition first) {
   SegmentHeader h;
   h.first = first;
   h.allocated_size = opts_.segment_size;
   h.created_us = now_us();
-  const std::string header = encode_segment_header(h);
-  ANNAL_RETURN_IF_ERROR((*file)->pwrite(0, as_bytes(header)));
-  ANNAL_RETURN_IF_ERROR((*file)->datasync());
-  ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
-  auto map = (*file)->map(opts_.segment_size);
+  ANNAL_RETURN_IF_ERROR(file.pwrite(0, as_bytes(encode_segment_header(h))));
+  return file.datasync();
+}
+
+Result<std::shared_ptr<Segment>> Log::Impl::make_segment(const std::string& name,
+                                                         GlobalPosition first,
+                                                         std::unique_ptr<File> file) {
+  auto map = file->map(opts_.segment_size);
   if (!map) return map.status();
   auto seg = std::make_shared<Segment>();
   seg->name = name;
   seg->first = first;
   seg->allocated = opts_.segment_size;
   seg->map = std::move(*map);
-  seg->file = std::move(*file);
+  seg->file = std::move(file);
   seg->capacity = record_capacity() / f::kRecordMinSize + 1;
   seg->offsets.reset(new std::uint32_t[seg->capacity]);
   return seg;
@@ -504,30 +539,16 @@ Result<std::shared_ptr<Segment>> Log::Impl::create_segment(GlobalPosition first,
 // The spare is allocated, zero-filled and synced; it becomes the segment by
 // getting its header (synced) and then its name (rename + directory fsync),
 // so after a crash it is either still the spare or a complete empty segment.
-Result<std::shared_ptr<Segment>> Log::Impl::install_spare(GlobalPosition first, std::unique_ptr<File> spare) {
+Result<std::shared_ptr<Segment>> Log::Impl::install_spare(GlobalPosition first,
+                                                          std::unique_ptr<File> spare) {
   const std::string name = segment_file_name(first);
-  SegmentHeader h;
-  h.first = first;
-  h.allocated_size = opts_.segment_size;
-  h.created_us = now_us();
-  ANNAL_RETURN_IF_ERROR(spare->pwrite(0, as_bytes(encode_segment_header(h))));
-  ANNAL_RETURN_IF_ERROR(spare->datasync());
+  ANNAL_RETURN_IF_ERROR(write_header(*spare, first));
   spare.reset();
   ANNAL_RETURN_IF_ERROR(fs_->rename(spare_path(), path_of(name)));
   ANNAL_RETURN_IF_ERROR(fs_->sync_dir(opts_.dir));
   auto file = fs_->open(path_of(name), OpenOptions{});
   if (!file) return file.status();
-  auto map = (*file)->map(opts_.segment_size);
-  if (!map) return map.status();
-  auto seg = std::make_shared<Segment>();
-  seg->name = name;
-  seg->first = first;
-  seg->allocated = opts_.segment_size;
-  seg->map = std::move(*map);
-  seg->file = std::move(*file);
-  seg->capacity = record_capacity() / f::kRecordMinSize + 1;
-  seg->offsets.reset(new std::uint32_t[seg->capacity]);
-  return seg;
+  return make_segment(name, first, std::move(*file));
 }
 
 void Log::Impl::prepare_spares() {
@@ -555,7 +576,8 @@ void Log::Impl::prepare_spares() {
     if (s) s = fs_->sync_dir(opts_.dir);
     if (!s) {
       if (s.code() != Errc::kShuttingDown)
-        spdlog::warn("annal log {}: could not prepare a spare segment: {}", opts_.dir, s.to_string());
+        spdlog::warn("annal log {}: could not prepare a spare segment: {}", opts_.dir,
+                     s.to_string());
       file.reset();
       if (fs_->exists(path)) (void)fs_->remove(path);
       continue;
@@ -582,7 +604,8 @@ Status Log::Impl::roll() {
     // active and unsealed, and the next roll tries again.
     if (s.code() == Errc::kNoSpace)
       return Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message()));
-    fail_writer(Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message())));
+    fail_writer(
+        Status(s.code(), fmt::format("sealing segment {}: {}", active_->name, s.message())));
     return writer_status();
   }
   std::unique_ptr<File> spare;
@@ -592,7 +615,8 @@ Status Log::Impl::roll() {
   }
   // Without a ready spare, allocate now (fallocate only: the writer must not
   // stall on a full zero-fill).
-  auto seg = spare ? install_spare(GlobalPosition(next_), std::move(spare)) : create_segment(GlobalPosition(next_), false);
+  auto seg = spare ? install_spare(GlobalPosition(next_), std::move(spare))
+                   : create_segment(GlobalPosition(next_), false);
   // Only now (the spare's name is free again) may the next one be prepared.
   {
     std::lock_guard l(spare_mu_);
@@ -644,7 +668,8 @@ void Log::Impl::run() {
       cv_.wait(l, [&] { return !queue_.empty() || stopping_; });
       if (queue_.empty()) return;
       std::size_t total = 0;
-      while (!queue_.empty() && (batch.empty() || total + queue_.front().bytes <= opts_.max_group_bytes)) {
+      while (!queue_.empty() &&
+             (batch.empty() || total + queue_.front().bytes <= opts_.max_group_bytes)) {
         total += queue_.front().bytes;
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -657,8 +682,9 @@ void Log::Impl::run() {
 void Log::Impl::fail_writer(const Status& cause) {
   std::lock_guard l(status_mu_);
   if (!writer_status_.is_ok()) return;
-  writer_status_ = Status(Errc::kWriterFailed,
-                          fmt::format("log writer stopped after a failure; restart to recover: {}", cause.to_string()));
+  writer_status_ = Status(
+      Errc::kWriterFailed,
+      fmt::format("log writer stopped after a failure; restart to recover: {}", cause.to_string()));
   failed_.store(true, std::memory_order_release);
   spdlog::error("annal log {}: {}", opts_.dir, writer_status_.message());
 }
@@ -668,8 +694,9 @@ Status Log::Impl::check_floor() {
   auto free = fs_->free_bytes(opts_.dir);
   if (!free) return Status::ok();  // cannot tell: allocation will still catch a full disk
   if (*free < opts_.min_free_bytes)
-    return Status(Errc::kNoSpace, fmt::format("{} bytes free on the file system of {}, below the floor of {}", *free,
-                                              opts_.dir, opts_.min_free_bytes));
+    return Status(Errc::kNoSpace,
+                  fmt::format("{} bytes free on the file system of {}, below the floor of {}",
+                              *free, opts_.dir, opts_.min_free_bytes));
   return Status::ok();
 }
 
@@ -696,8 +723,9 @@ void Log::Impl::process(std::deque<Queued>& batch) {
       group.push_back(std::move(e));
       continue;
     }
-    const auto decision =
-        hooks_ != nullptr ? hooks_->prepare(e.req, GlobalPosition(next_), e.outcome) : WriteHooks::Decision::kWrite;
+    const auto decision = hooks_ != nullptr
+                              ? hooks_->prepare(e.req, GlobalPosition(next_), e.outcome)
+                              : WriteHooks::Decision::kWrite;
     if (decision == WriteHooks::Decision::kComplete) {
       group.push_back(std::move(e));
       continue;
@@ -717,7 +745,8 @@ void Log::Impl::process(std::deque<Queued>& batch) {
       size += encoded_size(events[i]);
     }
     // An append never spans segments: roll first.
-    if (active_->sealed.load(std::memory_order_relaxed) || active_end_ + buf_.size() + size > active_->allocated) {
+    if (active_->sealed.load(std::memory_order_relaxed) ||
+        active_end_ + buf_.size() + size > active_->allocated) {
       commit_group(group);
       Status s = failed_.load(std::memory_order_acquire) ? writer_status() : roll();
       if (!s) {
@@ -732,7 +761,8 @@ void Log::Impl::process(std::deque<Queued>& batch) {
     buf_.resize(at + size);
     for (const auto& ev : events) {
       const std::size_t n = encoded_size(ev);
-      active_->offsets[ev.position.value - active_->first.value] = static_cast<std::uint32_t>(active_end_ + at);
+      active_->offsets[ev.position.value - active_->first.value] =
+          static_cast<std::uint32_t>(active_end_ + at);
       encode_into(ev, std::span<std::byte>(reinterpret_cast<std::byte*>(buf_.data() + at), n));
       at += n;
     }
@@ -767,8 +797,11 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
       const std::string zeros(buf_.size(), '\0');
       Status z = file.pwrite(active_end_, as_bytes(zeros));
       if (z) z = file.datasync();
-      if (!z) fail_writer(Status(z.code(), fmt::format("zeroing a failed write in {}: {}", file.path(), z.message())));
-      s = Status(Errc::kNoSpace, fmt::format("writing to segment {}: {}", active_->name, s.message()));
+      if (!z)
+        fail_writer(Status(
+            z.code(), fmt::format("zeroing a failed write in {}: {}", file.path(), z.message())));
+      s = Status(Errc::kNoSpace,
+                 fmt::format("writing to segment {}: {}", active_->name, s.message()));
     } else if (!s) {
       fail_writer(s);
       s = writer_status();
@@ -818,8 +851,9 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
 
 std::pair<std::shared_ptr<Segment>, std::uint64_t> Log::Impl::find(GlobalPosition p) const {
   std::lock_guard l(segments_mu_);
-  auto it = std::upper_bound(segments_.begin(), segments_.end(), p,
-                             [](GlobalPosition v, const std::shared_ptr<Segment>& s) { return v < s->first; });
+  auto it = std::upper_bound(
+      segments_.begin(), segments_.end(), p,
+      [](GlobalPosition v, const std::shared_ptr<Segment>& s) { return v < s->first; });
   ANNAL_CHECK(it != segments_.begin(), fmt::format("no segment holds position {}", p.value));
   const std::uint64_t limit = it == segments_.end() ? UINT64_MAX : (*it)->first.value;
   return {*std::prev(it), limit};
@@ -827,19 +861,22 @@ std::pair<std::shared_ptr<Segment>, std::uint64_t> Log::Impl::find(GlobalPositio
 
 Status Log::Impl::view_at(const Segment& seg, GlobalPosition p, RecordView& out) const {
   const std::uint64_t i = p.value - seg.first.value;
-  ANNAL_CHECK(i < seg.capacity, fmt::format("position {} beyond the offsets of segment {}", p.value, seg.name));
+  ANNAL_CHECK(i < seg.capacity,
+              fmt::format("position {} beyond the offsets of segment {}", p.value, seg.name));
   const std::uint64_t off = seg.offsets[i];
   const auto bytes = seg.map->bytes();
   if (off >= bytes.size())
     return Status(Errc::kCorruption,
-                  fmt::format("segment {}: position {} indexed at offset {}, beyond the segment", seg.name, p.value, off));
+                  fmt::format("segment {}: position {} indexed at offset {}, beyond the segment",
+                              seg.name, p.value, off));
   DecodeResult r = decode(bytes.subspan(off));
   if (r.outcome != DecodeOutcome::kOk)
-    return Status(Errc::kCorruption,
-                  fmt::format("segment {} offset {} (position {}): {}", seg.name, off, p.value, r.reason));
+    return Status(Errc::kCorruption, fmt::format("segment {} offset {} (position {}): {}", seg.name,
+                                                 off, p.value, r.reason));
   if (r.view.position != p)
-    return Status(Errc::kCorruption, fmt::format("segment {} offset {}: record has position {}, expected {}", seg.name,
-                                                 off, r.view.position.value, p.value));
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {} offset {}: record has position {}, expected {}", seg.name,
+                              off, r.view.position.value, p.value));
   out = r.view;
   return Status::ok();
 }
@@ -879,8 +916,8 @@ Status Log::Impl::scan_backward(GlobalPosition from, std::uint64_t max_count,
 Status Log::Impl::visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const {
   const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
   if (p.value >= end)
-    return Status(Errc::kNotFound, fmt::format("position {} is beyond the durable end {} of log {}", p.value, end,
-                                               opts_.dir));
+    return Status(Errc::kNotFound, fmt::format("position {} is beyond the durable end {} of log {}",
+                                               p.value, end, opts_.dir));
   auto seg = find(p).first;
   RecordView v;
   ANNAL_RETURN_IF_ERROR(view_at(*seg, p, v));
@@ -917,8 +954,12 @@ Result<std::unique_ptr<Log>> Log::open(LogOptions options) {
   return std::unique_ptr<Log>(new Log(std::move(impl)));
 }
 
-const RecoveryReport& Log::recovery() const { return impl_->report_; }
-void Log::append(AppendRequest req) { impl_->append(std::move(req)); }
+const RecoveryReport& Log::recovery() const {
+  return impl_->report_;
+}
+void Log::append(AppendRequest req) {
+  impl_->append(std::move(req));
+}
 
 AppendOutcome Log::append_sync(std::vector<EventRecord> events) {
   std::promise<AppendOutcome> p;
@@ -930,8 +971,12 @@ AppendOutcome Log::append_sync(std::vector<EventRecord> events) {
   return fut.get();
 }
 
-GlobalPosition Log::durable_end() const { return impl_->durable_end(); }
-Status Log::writer_status() const { return impl_->writer_status(); }
+GlobalPosition Log::durable_end() const {
+  return impl_->durable_end();
+}
+Status Log::writer_status() const {
+  return impl_->writer_status();
+}
 Status Log::scan_forward(GlobalPosition from, std::uint64_t max_count,
                          const std::function<bool(const RecordView&)>& fn) const {
   return impl_->scan_forward(from, max_count, fn);
@@ -949,7 +994,11 @@ Result<EventRecord> Log::read(GlobalPosition position) const {
 Status Log::visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const {
   return impl_->visit(position, fn);
 }
-std::vector<SegmentInfo> Log::segments() const { return impl_->segments(); }
-const LogOptions& Log::options() const { return impl_->opts_; }
+std::vector<SegmentInfo> Log::segments() const {
+  return impl_->segments();
+}
+const LogOptions& Log::options() const {
+  return impl_->opts_;
+}
 
 }  // namespace annal::engine

@@ -82,7 +82,7 @@ struct LogOptions {
   // fdatasync into already-written blocks need not commit extent metadata,
   // which roughly halves its latency. Costs one segment of disk for the spare.
   bool prepare_segments = true;
-  FileSystem* fs = nullptr;    // nullptr: FileSystem::posix()
+  FileSystem* fs = nullptr;     // nullptr: FileSystem::posix()
   WriteHooks* hooks = nullptr;  // nullptr: events written as given
   // TEST ONLY: acknowledge before fdatasync. Exists so the power-loss test can
   // prove it catches a broken durability contract. Never set in production.
@@ -101,7 +101,7 @@ struct SegmentInfo {
 struct RecoveryReport {
   GlobalPosition end;  // one past the last event
   std::uint64_t segments = 0;
-  std::uint64_t torn_bytes_cut = 0;     // torn tail cut at open
+  std::uint64_t torn_bytes_cut = 0;         // torn tail cut at open
   std::uint64_t incomplete_events_cut = 0;  // events of an uncommitted trailing append
   std::uint64_t position_indexes_rebuilt = 0;
 };

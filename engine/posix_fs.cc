@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,8 +12,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-
-#include <fmt/format.h>
 
 #include "engine/file.h"
 
@@ -49,7 +48,8 @@ class PosixFile final : public File {
   Status pwrite(std::uint64_t offset, std::span<const std::byte> data) override {
     std::size_t done = 0;
     while (done < data.size()) {
-      ssize_t n = ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno_status(errno, fmt::format("write {} at offset {}", path_, offset + done));
@@ -62,14 +62,15 @@ class PosixFile final : public File {
   Status pread(std::uint64_t offset, std::span<std::byte> out) override {
     std::size_t done = 0;
     while (done < out.size()) {
-      ssize_t n = ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+      ssize_t n =
+          ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
       if (n < 0) {
         if (errno == EINTR) continue;
         return errno_status(errno, fmt::format("read {} at offset {}", path_, offset + done));
       }
       if (n == 0)
-        return Status(Errc::kCorruption,
-                      fmt::format("read {} at offset {}: unexpected end of file", path_, offset + done));
+        return Status(Errc::kCorruption, fmt::format("read {} at offset {}: unexpected end of file",
+                                                     path_, offset + done));
       done += static_cast<std::size_t>(n);
     }
     return Status::ok();
@@ -101,9 +102,11 @@ class PosixFile final : public File {
   }
 
   Result<std::shared_ptr<const Mapping>> map(std::size_t length) override {
-    if (length == 0) return std::shared_ptr<const Mapping>(std::make_shared<PosixMapping>(nullptr, 0));
+    if (length == 0)
+      return std::shared_ptr<const Mapping>(std::make_shared<PosixMapping>(nullptr, 0));
     void* addr = ::mmap(nullptr, length, PROT_READ, MAP_SHARED, fd_, 0);
-    if (addr == MAP_FAILED) return errno_status(errno, fmt::format("mmap {} ({} bytes)", path_, length));
+    if (addr == MAP_FAILED)
+      return errno_status(errno, fmt::format("mmap {} ({} bytes)", path_, length));
     return std::shared_ptr<const Mapping>(std::make_shared<PosixMapping>(addr, length));
   }
 
@@ -123,7 +126,8 @@ class PosixFileSystem final : public FileSystem {
       fd = ::open(path.c_str(), flags, 0644);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) {
-      if (errno == ENOENT) return Status(Errc::kNotFound, fmt::format("open {}: no such file", path));
+      if (errno == ENOENT)
+        return Status(Errc::kNotFound, fmt::format("open {}: no such file", path));
       return errno_status(errno, fmt::format("open {}", path));
     }
     return std::unique_ptr<File>(std::make_unique<PosixFile>(fd, path));
@@ -152,7 +156,8 @@ class PosixFileSystem final : public FileSystem {
   Status create_dirs(const std::string& dir) override {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) return Status(Errc::kIoError, fmt::format("create directory {}: {}", dir, ec.message()));
+    if (ec)
+      return Status(Errc::kIoError, fmt::format("create directory {}: {}", dir, ec.message()));
     return Status::ok();
   }
 
@@ -175,7 +180,8 @@ class PosixFileSystem final : public FileSystem {
 
   Result<std::uint64_t> free_bytes(const std::string& dir) override {
     struct statvfs sv;
-    if (::statvfs(dir.c_str(), &sv) != 0) return errno_status(errno, fmt::format("statvfs {}", dir));
+    if (::statvfs(dir.c_str(), &sv) != 0)
+      return errno_status(errno, fmt::format("statvfs {}", dir));
     return static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
   }
 };
@@ -195,7 +201,8 @@ Result<std::unique_ptr<DirectoryLock>> DirectoryLock::acquire(const std::string&
     const int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK)
-      return Status(Errc::kLocked, fmt::format("data directory {} is locked by another process ({})", dir, path));
+      return Status(Errc::kLocked,
+                    fmt::format("data directory {} is locked by another process ({})", dir, path));
     return errno_status(err, fmt::format("lock {}", path));
   }
   return std::unique_ptr<DirectoryLock>(new DirectoryLock(fd));

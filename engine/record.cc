@@ -1,10 +1,9 @@
 #include "engine/record.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "engine/endian.h"
 #include "engine/format.h"
@@ -13,7 +12,9 @@ namespace annal::engine {
 
 namespace f = format;
 
-bool EventRecord::is_lost() const { return (flags & f::kFlagLost) != 0; }
+bool EventRecord::is_lost() const {
+  return (flags & f::kFlagLost) != 0;
+}
 
 EventRecord RecordView::to_record() const {
   EventRecord r;
@@ -35,7 +36,8 @@ std::size_t encoded_size(const EventRecord& r) {
 
 void encode_into(const EventRecord& r, std::span<std::byte> dst) {
   const std::size_t n = encoded_size(r);
-  ANNAL_CHECK(dst.size() >= n, fmt::format("encode_into: {} bytes for a {}-byte record", dst.size(), n));
+  ANNAL_CHECK(dst.size() >= n,
+              fmt::format("encode_into: {} bytes for a {}-byte record", dst.size(), n));
   ANNAL_CHECK(r.stream.size() <= 0xFFFF && r.type.size() <= 0xFFFF,
               "stream name and event type must fit in 16-bit lengths");
   ANNAL_CHECK(r.metadata.size() <= 0xFFFFFFFFu && r.data.size() <= 0xFFFFFFFFu && n <= 0xFFFFFFFFu,
@@ -71,7 +73,8 @@ void encode_into(const EventRecord& r, std::span<std::byte> dst) {
 void encode(const EventRecord& r, std::string& out) {
   const std::size_t at = out.size();
   out.resize(at + encoded_size(r));
-  encode_into(r, std::span<std::byte>(reinterpret_cast<std::byte*>(out.data() + at), out.size() - at));
+  encode_into(r,
+              std::span<std::byte>(reinterpret_cast<std::byte*>(out.data() + at), out.size() - at));
 }
 
 namespace {
@@ -94,7 +97,8 @@ bool all_zero(std::span<const std::byte> b) {
 DecodeResult decode(std::span<const std::byte> bytes) {
   if (bytes.size() < 4) {
     if (all_zero(bytes)) return fail(DecodeOutcome::kEnd, "end of data");
-    return fail(DecodeOutcome::kTruncated, fmt::format("only {} bytes left for a length field", bytes.size()));
+    return fail(DecodeOutcome::kTruncated,
+                fmt::format("only {} bytes left for a length field", bytes.size()));
   }
   const std::byte* p = bytes.data();
   const std::uint32_t len = le::get_u32(p);
@@ -102,8 +106,9 @@ DecodeResult decode(std::span<const std::byte> bytes) {
   if (len % f::kRecordAlign != 0 || len < f::kRecordMinSize)
     return fail(DecodeOutcome::kCorrupt, fmt::format("invalid record length {}", len));
   if (len > bytes.size())
-    return fail(DecodeOutcome::kTruncated,
-                fmt::format("record length {} runs past the {} bytes available", len, bytes.size()));
+    return fail(
+        DecodeOutcome::kTruncated,
+        fmt::format("record length {} runs past the {} bytes available", len, bytes.size()));
   const std::uint32_t flags = le::get_u32(p + 4);
   const std::uint32_t trailer = le::get_u32(p + len - f::kRecordTrailerSize);
   if (trailer != len)
@@ -112,21 +117,25 @@ DecodeResult decode(std::span<const std::byte> bytes) {
   const std::uint64_t stored = le::get_u64(p + 8);
   const std::uint64_t computed = XXH3_64bits_withSeed(p + 16, len - 16, le::get_u64(p));
   if (stored != computed)
-    return fail(DecodeOutcome::kCorrupt,
-                fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
+    return fail(
+        DecodeOutcome::kCorrupt,
+        fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
   if ((flags & ~f::kKnownFlags) != 0)
-    return fail(DecodeOutcome::kCorrupt, fmt::format("unknown flag bits {:#x}", flags & ~f::kKnownFlags));
+    return fail(DecodeOutcome::kCorrupt,
+                fmt::format("unknown flag bits {:#x}", flags & ~f::kKnownFlags));
   const std::uint16_t s = le::get_u16(p + 56);
   const std::uint16_t t = le::get_u16(p + 58);
   const std::uint32_t m = le::get_u32(p + 60);
   const std::uint32_t d = le::get_u32(p + 64);
   // 64-bit arithmetic: m and d are attacker-controlled 32-bit values.
-  const std::uint64_t want = f::record_size(std::size_t{s}, std::size_t{t}, std::size_t{m}, std::size_t{d});
+  const std::uint64_t want =
+      f::record_size(std::size_t{s}, std::size_t{t}, std::size_t{m}, std::size_t{d});
   if (want != len)
-    return fail(DecodeOutcome::kCorrupt,
-                fmt::format("field lengths (stream {}, type {}, metadata {}, data {}) need {} bytes, "
-                            "record length is {}",
-                            s, t, m, d, want, len));
+    return fail(
+        DecodeOutcome::kCorrupt,
+        fmt::format("field lengths (stream {}, type {}, metadata {}, data {}) need {} bytes, "
+                    "record length is {}",
+                    s, t, m, d, want, len));
   const std::size_t payload_end = f::kRecordFixedSize + s + t + m + d;
   if (!all_zero(bytes.subspan(payload_end, len - f::kRecordTrailerSize - payload_end)))
     return fail(DecodeOutcome::kCorrupt, "non-zero padding");
@@ -156,15 +165,17 @@ DecodeResult decode(std::span<const std::byte> bytes) {
 DecodeResult decode_backward(std::span<const std::byte> bytes) {
   if (bytes.size() < 4) {
     if (all_zero(bytes)) return fail(DecodeOutcome::kEnd, "start of data");
-    return fail(DecodeOutcome::kTruncated, fmt::format("only {} bytes left for a length field", bytes.size()));
+    return fail(DecodeOutcome::kTruncated,
+                fmt::format("only {} bytes left for a length field", bytes.size()));
   }
   const std::uint32_t len = le::get_u32(bytes.data() + bytes.size() - 4);
   if (len == 0) return fail(DecodeOutcome::kEnd, "zero trailing length: no record ends here");
   if (len % f::kRecordAlign != 0 || len < f::kRecordMinSize)
     return fail(DecodeOutcome::kCorrupt, fmt::format("invalid trailing record length {}", len));
   if (len > bytes.size())
-    return fail(DecodeOutcome::kTruncated,
-                fmt::format("trailing length {} runs before the {} bytes available", len, bytes.size()));
+    return fail(
+        DecodeOutcome::kTruncated,
+        fmt::format("trailing length {} runs before the {} bytes available", len, bytes.size()));
   DecodeResult r = decode(bytes.last(len));
   if (r.outcome == DecodeOutcome::kOk && r.view.size != len)
     return fail(DecodeOutcome::kCorrupt, "leading and trailing lengths disagree");

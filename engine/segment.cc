@@ -1,10 +1,9 @@
 #include "engine/segment.h"
 
+#include <fmt/format.h>
 #include <xxhash.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "engine/endian.h"
 
@@ -63,8 +62,12 @@ std::span<const std::byte> as_bytes(const std::string& s) {
 
 }  // namespace
 
-std::string segment_file_name(GlobalPosition first) { return numbered_name(first, ".seg"); }
-std::string index_file_name(GlobalPosition first) { return numbered_name(first, ".idx"); }
+std::string segment_file_name(GlobalPosition first) {
+  return numbered_name(first, ".seg");
+}
+std::string index_file_name(GlobalPosition first) {
+  return numbered_name(first, ".idx");
+}
 std::optional<GlobalPosition> parse_segment_file_name(std::string_view name) {
   return parse_numbered(name, ".seg");
 }
@@ -87,7 +90,8 @@ std::string encode_segment_header(const SegmentHeader& h) {
   return out;
 }
 
-Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes, const std::string& file) {
+Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes,
+                                            const std::string& file) {
   auto bad = [&](const std::string& why) {
     return Status(Errc::kCorruption, fmt::format("segment {}: header: {}", file, why));
   };
@@ -98,17 +102,21 @@ Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes, co
   const std::uint64_t stored = le::get_u64(p + kSegmentHeaderChecksumOffset);
   const std::uint64_t computed = XXH3_64bits(p, kSegmentHeaderChecksumOffset);
   if (stored != computed)
-    return bad(fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
+    return bad(
+        fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
   SegmentHeader h;
   h.version = le::get_u32(p + 8);
   if (h.version != f::kSegmentVersion)
-    return bad(fmt::format("unsupported version {} (this build reads {})", h.version, f::kSegmentVersion));
+    return bad(
+        fmt::format("unsupported version {} (this build reads {})", h.version, f::kSegmentVersion));
   const std::uint32_t hs = le::get_u32(p + 12);
-  if (hs != f::kSegmentHeaderSize) return bad(fmt::format("header size {} (expected {})", hs, f::kSegmentHeaderSize));
+  if (hs != f::kSegmentHeaderSize)
+    return bad(fmt::format("header size {} (expected {})", hs, f::kSegmentHeaderSize));
   h.first = GlobalPosition(le::get_u64(p + 16));
   h.allocated_size = le::get_u64(p + 24);
   h.created_us = static_cast<std::int64_t>(le::get_u64(p + 32));
-  if (!all_zero(bytes.subspan(48, f::kSegmentHeaderSize - 48))) return bad("reserved bytes are not zero");
+  if (!all_zero(bytes.subspan(48, f::kSegmentHeaderSize - 48)))
+    return bad("reserved bytes are not zero");
   if (h.allocated_size < f::kSegmentHeaderSize)
     return bad(fmt::format("allocated size {} is smaller than the header", h.allocated_size));
   return h;
@@ -119,8 +127,10 @@ Result<SegmentHeader> read_segment_header(File& file) {
   auto size = file.size();
   if (!size) return size.status();
   if (*size < f::kSegmentHeaderSize)
-    return Status(Errc::kCorruption, fmt::format("segment {}: header: file is only {} bytes", file.path(), *size));
-  ANNAL_RETURN_IF_ERROR(file.pread(0, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), buf.size())));
+    return Status(Errc::kCorruption,
+                  fmt::format("segment {}: header: file is only {} bytes", file.path(), *size));
+  ANNAL_RETURN_IF_ERROR(
+      file.pread(0, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), buf.size())));
   return decode_segment_header(as_bytes(buf), file.path());
 }
 
@@ -128,15 +138,19 @@ Result<SegmentHeader> read_segment_header(File& file) {
 
 const char* scan_stop_kind_name(ScanStopKind k) {
   switch (k) {
-    case ScanStopKind::kEnd: return "end";
-    case ScanStopKind::kTorn: return "torn";
-    case ScanStopKind::kCorrupt: return "corrupt";
+    case ScanStopKind::kEnd:
+      return "end";
+    case ScanStopKind::kTorn:
+      return "torn";
+    case ScanStopKind::kCorrupt:
+      return "corrupt";
   }
   return "?";
 }
 
 std::optional<FoundRecord> find_valid_record(std::span<const std::byte> segment, std::uint64_t from,
-                                             GlobalPosition min_position, GlobalPosition max_position) {
+                                             GlobalPosition min_position,
+                                             GlobalPosition max_position) {
   std::uint64_t off = f::align_up(from, f::kRecordAlign);
   const std::uint64_t size = segment.size();
   for (; off + f::kRecordMinSize <= size; off += f::kRecordAlign) {
@@ -152,7 +166,8 @@ std::optional<FoundRecord> find_valid_record(std::span<const std::byte> segment,
   return std::nullopt;
 }
 
-SegmentScanner::SegmentScanner(std::span<const std::byte> segment, GlobalPosition first, std::uint64_t offset)
+SegmentScanner::SegmentScanner(std::span<const std::byte> segment, GlobalPosition first,
+                               std::uint64_t offset)
     : bytes_(segment), expected_(first), offset_(offset) {}
 
 bool SegmentScanner::next(RecordView& view, std::uint64_t& offset) {
@@ -199,12 +214,13 @@ void SegmentScanner::classify(std::uint64_t offset, std::string reason, bool mis
     if (found) {
       stop_.next_valid_offset = found->offset;
       stop_.next_valid_position = found->position;
-      reason += fmt::format("; a valid record (position {}) follows at offset {}", found->position.value,
-                            found->offset);
+      reason += fmt::format("; a valid record (position {}) follows at offset {}",
+                            found->position.value, found->offset);
     }
   } else {
     stop_.kind = ScanStopKind::kTorn;
-    reason += fmt::format("; no valid record follows (torn tail of {} bytes)", stop_.garbage_end - offset);
+    reason += fmt::format("; no valid record follows (torn tail of {} bytes)",
+                          stop_.garbage_end - offset);
   }
   stop_.reason = std::move(reason);
 }
@@ -236,13 +252,16 @@ std::string encode_position_index(const PositionIndex& index) {
   le::put_u64(p + 16, index.first.value);
   le::put_u64(p + 24, index.offsets.size());
   le::put_u64(p + 32, index.data_end);
-  for (std::size_t i = 0; i < index.offsets.size(); ++i) le::put_u32(p + kIndexHeaderSize + 4 * i, index.offsets[i]);
+  for (std::size_t i = 0; i < index.offsets.size(); ++i)
+    le::put_u32(p + kIndexHeaderSize + 4 * i, index.offsets[i]);
   const std::uint64_t seed = XXH3_64bits(p, 40);
-  le::put_u64(p + 40, XXH3_64bits_withSeed(p + kIndexHeaderSize, out.size() - kIndexHeaderSize, seed));
+  le::put_u64(p + 40,
+              XXH3_64bits_withSeed(p + kIndexHeaderSize, out.size() - kIndexHeaderSize, seed));
   return out;
 }
 
-Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes, const std::string& file) {
+Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes,
+                                            const std::string& file) {
   auto bad = [&](const std::string& why) {
     return Status(Errc::kCorruption, fmt::format("position index {}: {}", file, why));
   };
@@ -255,10 +274,11 @@ Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes, co
   if (count > (bytes.size() - kIndexHeaderSize) / 4 || kIndexHeaderSize + 4 * count != bytes.size())
     return bad(fmt::format("count {} does not match file size {}", count, bytes.size()));
   const std::uint64_t stored = le::get_u64(p + 40);
-  const std::uint64_t computed =
-      XXH3_64bits_withSeed(p + kIndexHeaderSize, bytes.size() - kIndexHeaderSize, XXH3_64bits(p, 40));
+  const std::uint64_t computed = XXH3_64bits_withSeed(
+      p + kIndexHeaderSize, bytes.size() - kIndexHeaderSize, XXH3_64bits(p, 40));
   if (stored != computed)
-    return bad(fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
+    return bad(
+        fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
   if (le::get_u32(p + 12) != 0) return bad("reserved field is not zero");
   PositionIndex idx;
   idx.first = GlobalPosition(le::get_u64(p + 16));
@@ -267,8 +287,8 @@ Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes, co
   std::uint64_t prev = 0;
   for (std::uint64_t i = 0; i < count; ++i) {
     const std::uint32_t o = le::get_u32(p + kIndexHeaderSize + 4 * i);
-    if (o < f::kSegmentHeaderSize || o % f::kRecordAlign != 0 || (i > 0 && o < prev + f::kRecordMinSize) ||
-        o + f::kRecordMinSize > idx.data_end)
+    if (o < f::kSegmentHeaderSize || o % f::kRecordAlign != 0 ||
+        (i > 0 && o < prev + f::kRecordMinSize) || o + f::kRecordMinSize > idx.data_end)
       return bad(fmt::format("entry {} has implausible offset {}", i, o));
     idx.offsets[i] = o;
     prev = o;
@@ -284,8 +304,8 @@ Result<PositionIndex> read_position_index(FileSystem& fs, const std::string& pat
   auto size = (*file)->size();
   if (!size) return size.status();
   std::string buf(*size, '\0');
-  ANNAL_RETURN_IF_ERROR(
-      (*file)->pread(0, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), buf.size())));
+  ANNAL_RETURN_IF_ERROR((*file)->pread(
+      0, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), buf.size())));
   return decode_position_index(as_bytes(buf), path);
 }
 

@@ -56,7 +56,8 @@ struct SegmentHeader {
 std::string encode_segment_header(const SegmentHeader& h);
 // Validates magic, version, header size, checksum and reserved bytes. `file`
 // names the segment in error messages (kCorruption).
-Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes, const std::string& file);
+Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes,
+                                            const std::string& file);
 // Reads and decodes the header of an open segment file.
 Result<SegmentHeader> read_segment_header(File& file);
 
@@ -122,11 +123,12 @@ struct FoundRecord {
   GlobalPosition position;
 };
 std::optional<FoundRecord> find_valid_record(std::span<const std::byte> segment, std::uint64_t from,
-                                             GlobalPosition min_position, GlobalPosition max_position);
+                                             GlobalPosition min_position,
+                                             GlobalPosition max_position);
 
 // Everything a full scan of a segment learns.
 struct SegmentScan {
-  std::vector<std::uint32_t> offsets;  // of every valid record, in position order
+  std::vector<std::uint32_t> offsets;                   // of every valid record, in position order
   std::uint64_t data_end = format::kSegmentHeaderSize;  // one past the last valid record
   // Records up to and including the last one carrying kFlagCommit, and the
   // offset right after it (kSegmentHeaderSize if none).
@@ -162,7 +164,8 @@ std::string encode_position_index(const PositionIndex& index);
 // Validates magic, version, size and checksum, and that offsets are strictly
 // increasing, 8-aligned, >= the segment header and < data_end. kCorruption
 // naming `file`.
-Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes, const std::string& file);
+Result<PositionIndex> decode_position_index(std::span<const std::byte> bytes,
+                                            const std::string& file);
 Result<PositionIndex> read_position_index(FileSystem& fs, const std::string& path);
 // Writes dir/<index_file_name(first)> durably: a temporary file, fsync, rename,
 // directory fsync. A crash leaves either the old file, the new one or none.

@@ -33,7 +33,8 @@ char g_file[128];
 
 std::string work_dir() {
   if (g_dir[0] == '\0') {
-    std::snprintf(g_dir, sizeof g_dir, "%s/annal-fuzz-ix-XXXXXX", ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    std::snprintf(g_dir, sizeof g_dir, "%s/annal-fuzz-ix-XXXXXX",
+                  ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (::mkdtemp(g_dir) == nullptr) std::abort();
     std::snprintf(g_file, sizeof g_file, "%s/%s", g_dir, index::index_file_name(7).c_str());
     std::atexit([] {
@@ -59,7 +60,8 @@ void fix_checksums(std::string& f, bool entries) {
   const std::uint64_t room = footer_off - index::kIndexHeaderSize;
   if (end >= first && count <= room / index::kIndexEntrySize &&
       end - first <= (room - count * index::kIndexEntrySize) / index::kIdDigestSize) {
-    const std::uint64_t body = count * index::kIndexEntrySize + (end - first) * index::kIdDigestSize;
+    const std::uint64_t body =
+        count * index::kIndexEntrySize + (end - first) * index::kIdDigestSize;
     const std::uint64_t summary_off = index::kIndexHeaderSize + body;
     put_u64(footer + 16, XXH3_64bits(p + summary_off, footer_off - summary_off));
     if (entries) put_u64(footer + 8, XXH3_64bits(p + index::kIndexHeaderSize, body));

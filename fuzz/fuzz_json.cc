@@ -5,12 +5,12 @@
 // bytes and requires that they agree, so the node and the offline tools
 // never disagree about what is JSON.
 
+#include <simdjson.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "fuzz/fuzz_util.h"
 #include "tools/offline_json.h"
