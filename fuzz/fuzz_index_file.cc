@@ -4,12 +4,13 @@
 // written as an index file and opened with IndexFile::open (expected meta
 // taken from its own header, so the header check passes), then queried.
 // Bit 1 fixes the header, summary and footer checksums first (so mutations
-// reach the structural checks); bit 2 also fixes the entries checksum.
+// reach the structural checks); bit 2 also fixes every block checksum.
 // Properties: no crash, no out-of-bounds read, no huge allocation driven by
 // a count field; a manifest that decodes re-encodes to the same manifest.
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -45,29 +46,52 @@ std::string work_dir() {
   return g_dir;
 }
 
-void fix_checksums(std::string& f, bool entries) {
+// Recomputes the header checksum, the footer's summary / digest-sums
+// checksums and the footer checksum; with `blocks`, also every block checksum
+// (summary slot sums and id digest block sums), so mutated entries pass.
+void fix_checksums(std::string& f, bool blocks) {
   using fuzz::le::get_u32;
   using fuzz::le::get_u64;
   using fuzz::le::put_u64;
   if (f.size() < index::kIndexHeaderSize + index::kIndexFooterSize) return;
   auto* p = reinterpret_cast<std::byte*>(f.data());
   put_u64(p + 56, XXH3_64bits(p, 56));
+  const std::uint64_t interval = get_u32(p + 12);
   const std::uint64_t count = get_u64(p + 40);
   const std::uint64_t first = get_u64(p + 24), end = get_u64(p + 32);
   const std::uint64_t footer_off = f.size() - index::kIndexFooterSize;
   std::byte* footer = p + footer_off;
-  // Entries (24 bytes each), then one id digest per position in [first, end).
   const std::uint64_t room = footer_off - index::kIndexHeaderSize;
-  if (end >= first && count <= room / index::kIndexEntrySize &&
-      end - first <= (room - count * index::kIndexEntrySize) / index::kIdDigestSize) {
-    const std::uint64_t body =
-        count * index::kIndexEntrySize + (end - first) * index::kIdDigestSize;
-    const std::uint64_t summary_off = index::kIndexHeaderSize + body;
-    put_u64(footer + 16, XXH3_64bits(p + summary_off, footer_off - summary_off));
-    if (entries) put_u64(footer + 8, XXH3_64bits(p + index::kIndexHeaderSize, body));
+  // Layout: entries (24 bytes each), id digests (8 per position), summary
+  // slots (24 per block of `interval` entries), digest block sums (8 per
+  // block of `interval` positions).
+  if (interval > 0 && end >= first && count <= room / 32 && end - first <= room / 16) {
+    const std::uint64_t ids = end - first;
+    const std::uint64_t slots = (count + interval - 1) / interval, sums = (ids + interval - 1) / interval;
+    const std::uint64_t need = count * index::kIndexEntrySize + ids * index::kIdDigestSize +
+                               slots * index::kSummarySlotSize + sums * index::kBlockSumSize;
+    if (need == room) {
+      const std::uint64_t digests_off = index::kIndexHeaderSize + count * index::kIndexEntrySize;
+      const std::uint64_t summary_off = digests_off + ids * index::kIdDigestSize;
+      const std::uint64_t sums_off = summary_off + slots * index::kSummarySlotSize;
+      if (blocks) {
+        for (std::uint64_t b = 0; b < slots; ++b) {
+          const std::uint64_t n = std::min(interval, count - b * interval);
+          put_u64(p + summary_off + b * index::kSummarySlotSize + 16,
+                  XXH3_64bits(p + index::kIndexHeaderSize + b * interval * index::kIndexEntrySize,
+                              n * index::kIndexEntrySize));
+        }
+        for (std::uint64_t b = 0; b < sums; ++b) {
+          const std::uint64_t n = std::min(interval, ids - b * interval);
+          put_u64(p + sums_off + b * index::kBlockSumSize,
+                  XXH3_64bits(p + digests_off + b * interval * index::kIdDigestSize, n * index::kIdDigestSize));
+        }
+      }
+      put_u64(footer + 8, XXH3_64bits(p + summary_off, sums_off - summary_off));
+      put_u64(footer + 16, XXH3_64bits(p + sums_off, footer_off - sums_off));
+    }
   }
   put_u64(footer + 24, XXH3_64bits(footer, 24));
-  (void)get_u32;
 }
 
 }  // namespace
@@ -109,15 +133,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!opened) return 0;
   const auto& ix = **opened;
   FUZZ_CHECK(ix.size() == meta.entry_count);
+  // Queries check the blocks they read: a damaged block is an error, and
+  // marks the file damaged; nothing unchecked is returned.
   std::vector<index::IndexEntry> out;
-  const std::uint64_t probes[] = {0, 1, UINT64_MAX, ix.size() ? ix.at(0).hash : 2,
-                                  ix.size() ? ix.at(ix.size() - 1).hash : 3};
+  const std::uint64_t probes[] = {0, 1, UINT64_MAX, 2, 3};
   for (std::uint64_t h : probes) {
-    const std::size_t lb = ix.lower_bound(h, 0);
-    FUZZ_CHECK(lb <= ix.size());
-    ix.collect(h, 0, UINT64_MAX, UINT64_MAX, out);
+    auto lb = ix.lower_bound(h, 0);
+    if (lb) FUZZ_CHECK(*lb <= ix.size());
+    Status st = ix.collect(h, 0, UINT64_MAX, UINT64_MAX, out);
+    FUZZ_CHECK(st.is_ok() || ix.damaged());
     std::size_t n = 0;
-    (void)ix.visit_desc(h, UINT64_MAX, [&](const index::IndexEntry&) { return ++n < 100000; });
+    auto more = ix.visit_desc(h, UINT64_MAX, [&](const index::IndexEntry&) { return ++n < 100000; });
+    FUZZ_CHECK(more.is_ok() || ix.damaged());
+  }
+  Status all = ix.verify_all();
+  FUZZ_CHECK(all.is_ok() != ix.damaged());
+  if (all.is_ok() && ix.size() > 0) {
+    // Verified: entries may be read directly (in bounds, whatever they hold),
+    // and queries no longer fail.
+    const index::IndexEntry e = ix.at(ix.size() - 1);
+    out.clear();
+    FUZZ_CHECK(ix.collect(e.hash, e.revision, e.revision, UINT64_MAX, out).is_ok());
   }
   return 0;
 }

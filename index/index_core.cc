@@ -87,6 +87,8 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std
   core->indexed_through_ = manifest.indexed_through;
   core->active_first_ = manifest.indexed_through;
   core->durable_end_ = manifest.indexed_through;
+  if (core->options_.scrub_after_open && !core->options_.verify_on_open)
+    core->to_scrub_.assign(version->files.begin(), version->files.end());
   core->version_ = std::move(version);
   core->thread_ = std::thread([c = core.get()] { c->background_loop(); });
   return core;
@@ -107,6 +109,19 @@ std::shared_ptr<const IndexCore::Version> IndexCore::current() const {
 }
 
 void IndexCore::install(std::shared_ptr<const Version> v) { version_ = std::move(v); }
+
+std::string IndexCore::rebuild_reason() const {
+  std::lock_guard lock(mu_);
+  return rebuild_reason_;
+}
+
+void IndexCore::note_damage() const {
+  {
+    std::lock_guard lock(mu_);
+    damage_pending_ = true;
+  }
+  cv_.notify_all();
+}
 
 void IndexCore::add(const IndexEntry& e) {
   current()->active->insert(e);
@@ -173,7 +188,8 @@ void IndexCore::throttle(std::size_t max_frozen) {
 void IndexCore::wait_idle() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] {
-    return (version_->frozen.empty() && !busy_ && !merge_wanted_locked()) || !bg_status_.is_ok();
+    return (version_->frozen.empty() && !busy_ && !merge_wanted_locked() && !damage_pending_ && to_scrub_.empty()) ||
+           !bg_status_.is_ok();
   });
 }
 
@@ -193,12 +209,17 @@ void IndexCore::fail(const Status& st) {
 
 void IndexCore::background_loop() {
   for (;;) {
+    // In order of urgency: frozen memtables (memory), damaged files (queries
+    // failing), the scrub of files found at open, merges.
     std::shared_ptr<Memtable> todo;
+    bool repair = false, scrub = false;
     {
       std::unique_lock lock(mu_);
       busy_ = false;
       cv_.notify_all();
-      cv_.wait(lock, [&] { return stop_ || !version_->frozen.empty() || merge_wanted_locked(); });
+      cv_.wait(lock, [&] {
+        return stop_ || !version_->frozen.empty() || damage_pending_ || !to_scrub_.empty() || merge_wanted_locked();
+      });
       if (!bg_status_.is_ok()) {
         if (stop_) return;
         cv_.wait(lock, [&] { return stop_; });
@@ -208,12 +229,21 @@ void IndexCore::background_loop() {
         todo = version_->frozen.front();
       } else if (stop_) {
         return;
+      } else if (damage_pending_) {
+        damage_pending_ = false;
+        repair = true;
+      } else {
+        scrub = !to_scrub_.empty();
       }
       busy_ = true;
     }
     if (todo) {
       Status st = flush_one(todo);
       if (!st.is_ok()) fail(st);
+    } else if (repair) {
+      repair_damaged();
+    } else if (scrub) {
+      scrub_one();
     } else {
       merge_some();
     }
@@ -282,21 +312,11 @@ bool IndexCore::merge_wanted_locked() const {
   return !stop_ && pick_merge(version_->files, options_.merge_fanout).second > 0;
 }
 
-bool IndexCore::merge_some() {
-  auto v = current();
-  auto [start, n] = pick_merge(v->files, options_.merge_fanout);
-  if (n == 0) return false;
-  std::vector<std::shared_ptr<IndexFile>> inputs(v->files.begin() + static_cast<std::ptrdiff_t>(start),
-                                                 v->files.begin() + static_cast<std::ptrdiff_t>(start + n));
-  ANNAL_CHECK(manifest_.files.size() == v->files.size() && manifest_.files[start] == inputs[0]->meta(),
-              "index manifest and live files disagree");
-  IndexFileMeta meta;
-  meta.number = manifest_.next_file_number;
-  meta.level = inputs[0]->meta().level + 1;
-  meta.first_position = inputs.front()->meta().first_position;
-  meta.end_position = inputs.back()->meta().end_position;
+Status IndexCore::merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta) {
+  for (const auto& f : inputs) ANNAL_RETURN_IF_ERROR(f->verify_all());
+  const std::size_t n = inputs.size();
   std::vector<std::size_t> cur(n, 0);
-  Status st = write_index_file(
+  return write_index_file(
       fs_, options_.dir, meta,
       [&](IndexEntry& out) {
         std::size_t best = n;
@@ -320,6 +340,158 @@ bool IndexCore::merge_some() {
         return std::uint64_t{0};
       },
       options_.summary_interval);
+}
+
+void IndexCore::scrub_one() {
+  std::shared_ptr<IndexFile> f;
+  {
+    std::lock_guard lock(mu_);
+    if (to_scrub_.empty()) return;
+    f = to_scrub_.front();
+    to_scrub_.pop_front();
+    // A file merged away meanwhile was checked by the merge.
+    if (std::find(version_->files.begin(), version_->files.end(), f) == version_->files.end()) return;
+  }
+  Status st = f->verify_all();
+  if (st.is_ok()) return;
+  spdlog::warn("stream index scrub: {}", st.to_string());
+  if (f->damaged()) note_damage();
+}
+
+void IndexCore::repair_damaged() {
+  for (;;) {
+    auto v = current();
+    std::size_t i = 0;
+    while (i < v->files.size() && !v->files[i]->damaged()) ++i;
+    if (i == v->files.size()) return;
+    Status st = rebuild_file(i);
+    if (st.code() == Errc::kShuttingDown) return;  // the owner is closing; the next open retries
+    if (!st.is_ok()) {
+      fail(st);
+      return;
+    }
+  }
+}
+
+Status IndexCore::rebuild_file(std::size_t index) {
+  auto v = current();
+  const std::shared_ptr<IndexFile> old = v->files[index];
+  const IndexFileMeta want = old->meta();
+  const std::string reason = old->verify_all().to_string();
+  spdlog::warn("rebuilding stream index file {} (log positions [{}, {})) from the log: {}", old->path(),
+               want.first_position, want.end_position, reason);
+  if (!options_.load_range)
+    return Status(Errc::kCorruption, fmt::format("{}; no log to rebuild it from", reason));
+  // The range is loaded in chunks of memtable_entries positions, each sorted
+  // and written as a part file (not in the manifest, so a crash leaves only
+  // files the next open removes); several parts are merged into the
+  // replacement. Memory stays bounded by the memtable size.
+  std::uint64_t number = manifest_.next_file_number;
+  std::vector<std::shared_ptr<IndexFile>> parts;
+  auto remove_parts = [&] {
+    for (const auto& p : parts) (void)fs_.remove(p->path());
+  };
+  const std::uint64_t step = std::max<std::uint64_t>(options_.memtable_entries, 1);
+  std::vector<IndexEntry> entries;
+  std::vector<std::uint64_t> digests;
+  std::uint64_t a = want.first_position;
+  do {
+    const std::uint64_t b = std::min(want.end_position, a + step);
+    entries.clear();
+    digests.assign(b - a, 0);
+    Status st = options_.load_range(a, b, entries, digests);
+    std::sort(entries.begin(), entries.end());
+    IndexFileMeta pm{number++, want.level, a, b, 0};
+    std::size_t i = 0;
+    if (st.is_ok())
+      st = write_index_file(
+          fs_, options_.dir, pm,
+          [&](IndexEntry& e) {
+            if (i == entries.size()) return false;
+            e = entries[i++];
+            return true;
+          },
+          [&](std::uint64_t p) { return digests[p - a]; }, options_.summary_interval);
+    if (st.is_ok()) {
+      auto f = IndexFile::open(fs_, options_.dir, pm, /*verify_entries=*/false);
+      if (f) parts.push_back(std::move(f).value());
+      else st = f.status();
+    }
+    if (!st.is_ok()) {
+      remove_parts();
+      return st;
+    }
+    a = b;
+  } while (a < want.end_position);
+  std::shared_ptr<IndexFile> fresh;
+  if (parts.size() == 1) {
+    fresh = parts.front();
+    parts.clear();
+  } else {
+    IndexFileMeta meta{number++, want.level, want.first_position, want.end_position, 0};
+    Status st = merge_into(parts, meta);
+    if (st.is_ok()) {
+      auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
+      if (f) fresh = std::move(f).value();
+      else st = f.status();
+    }
+    if (!st.is_ok()) {
+      remove_parts();
+      return st;
+    }
+  }
+  Manifest next = manifest_;
+  ANNAL_CHECK(next.files.size() == v->files.size() && next.files[index] == want,
+              "index manifest and live files disagree");
+  next.files[index] = fresh->meta();
+  next.next_file_number = number;
+  Status st = write_manifest(fs_, options_.dir, next);
+  if (!st.is_ok()) {
+    remove_parts();
+    (void)fs_.remove(fresh->path());
+    return st;
+  }
+  manifest_ = next;
+  {
+    std::lock_guard lock(mu_);
+    auto nv = std::make_shared<Version>(*version_);
+    ANNAL_CHECK(nv->files.size() > index && nv->files[index] == old, "index files changed during a repair");
+    nv->files[index] = fresh;
+    install(std::move(nv));
+    ++repairs_;
+    rebuild_reason_ = fmt::format("index file {} was rebuilt from the log: {}", old->path(), reason);
+  }
+  cv_.notify_all();
+  remove_parts();
+  Status rm = fs_.remove(old->path());
+  if (!rm.is_ok()) spdlog::warn("could not remove damaged index file {}: {}", old->path(), rm.to_string());
+  Status ds = fs_.sync_dir(options_.dir);
+  if (!ds.is_ok()) spdlog::warn("fsync of {} after an index repair failed: {}", options_.dir, ds.to_string());
+  spdlog::warn("stream index file {} replaced by {} ({} entries)", old->path(), fresh->path(), fresh->size());
+  return Status::ok();
+}
+
+bool IndexCore::merge_some() {
+  auto v = current();
+  auto [start, n] = pick_merge(v->files, options_.merge_fanout);
+  if (n == 0) return false;
+  std::vector<std::shared_ptr<IndexFile>> inputs(v->files.begin() + static_cast<std::ptrdiff_t>(start),
+                                                 v->files.begin() + static_cast<std::ptrdiff_t>(start + n));
+  ANNAL_CHECK(manifest_.files.size() == v->files.size() && manifest_.files[start] == inputs[0]->meta(),
+              "index manifest and live files disagree");
+  IndexFileMeta meta;
+  meta.number = manifest_.next_file_number;
+  meta.level = inputs[0]->meta().level + 1;
+  meta.first_position = inputs.front()->meta().first_position;
+  meta.end_position = inputs.back()->meta().end_position;
+  Status st = merge_into(inputs, meta);
+  if (!st.is_ok() && std::any_of(inputs.begin(), inputs.end(), [](const auto& f) { return f->damaged(); })) {
+    // Never merge damaged entries into a new, validly checksummed file:
+    // repair the input first, merge afterwards.
+    spdlog::warn("stream index merge postponed: {}", st.to_string());
+    note_damage();
+    return true;
+  }
   std::shared_ptr<IndexFile> merged;
   if (st.is_ok()) {
     auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
@@ -360,13 +532,17 @@ bool IndexCore::merge_some() {
   return true;
 }
 
-std::vector<IndexEntry> IndexCore::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
-                                           std::uint64_t pos_limit) const {
+Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                                                   std::uint64_t pos_limit) const {
   auto v = current();
   std::vector<IndexEntry> out;
   for (const auto& f : v->files) {
     if (f->meta().first_position >= pos_limit) break;
-    f->collect(hash, lo, hi, pos_limit, out);
+    Status st = f->collect(hash, lo, hi, pos_limit, out);
+    if (!st.is_ok()) {
+      if (f->damaged()) note_damage();
+      return st;
+    }
   }
   for (const auto& m : v->frozen) m->collect(hash, lo, hi, pos_limit, out);
   v->active->collect(hash, lo, hi, pos_limit, out);
@@ -377,16 +553,22 @@ std::vector<IndexEntry> IndexCore::collect(std::uint64_t hash, std::uint64_t lo,
   return out;
 }
 
-void IndexCore::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                           const std::function<bool(const IndexEntry&)>& fn) const {
+Status IndexCore::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                             const std::function<bool(const IndexEntry&)>& fn) const {
   auto v = current();
-  if (!v->active->visit_desc(hash, pos_limit, fn)) return;
+  if (!v->active->visit_desc(hash, pos_limit, fn)) return Status::ok();
   for (auto it = v->frozen.rbegin(); it != v->frozen.rend(); ++it)
-    if (!(*it)->visit_desc(hash, pos_limit, fn)) return;
+    if (!(*it)->visit_desc(hash, pos_limit, fn)) return Status::ok();
   for (auto it = v->files.rbegin(); it != v->files.rend(); ++it) {
     if ((*it)->meta().first_position >= pos_limit) continue;
-    if (!(*it)->visit_desc(hash, pos_limit, fn)) return;
+    auto more = (*it)->visit_desc(hash, pos_limit, fn);
+    if (!more) {
+      if ((*it)->damaged()) note_damage();
+      return more.status();
+    }
+    if (!*more) return Status::ok();
   }
+  return Status::ok();
 }
 
 Result<std::uint64_t> IndexCore::read_id_digests(std::uint64_t from, std::uint64_t to,
@@ -396,7 +578,11 @@ Result<std::uint64_t> IndexCore::read_id_digests(std::uint64_t from, std::uint64
   for (const auto& f : v->files) {
     if (f->meta().end_position <= from || f->meta().first_position >= to) continue;
     if (first == UINT64_MAX) first = std::max(from, f->meta().first_position);
-    ANNAL_RETURN_IF_ERROR(f->read_id_digests(fs_, from, to, out));
+    Status st = f->read_id_digests(from, to, out);
+    if (!st.is_ok()) {
+      if (f->damaged()) note_damage();
+      return st;
+    }
   }
   return first == UINT64_MAX ? from : first;
 }
@@ -417,6 +603,8 @@ IndexCoreStats IndexCore::stats() const {
   }
   s.flushes = flushes_;
   s.merges = merges_;
+  s.repairs = repairs_;
+  s.scrub_done = to_scrub_.empty();
   return s;
 }
 

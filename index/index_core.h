@@ -9,6 +9,13 @@
 // thread (the log's). collect/visit_desc/stats from any thread: they work on
 // an immutable snapshot (Version) taken under a short lock, so background
 // flushes and merges never block them or the writer.
+//
+// Damage: files are opened without reading their bodies (O(files), not
+// O(entries)). Queries check each block of a file they touch (IndexFile); a
+// background scrub checks the files found at open. A damaged file is never
+// served from: the query gets kCorruption naming it, and the background
+// thread rebuilds the file's position range from the log (options.load_range)
+// and swaps the new file in.
 
 #include <atomic>
 #include <condition_variable>
@@ -36,13 +43,24 @@ struct IndexCoreOptions {
   engine::FileSystem* fs = nullptr;  // nullptr: posix
   std::size_t memtable_entries = 1u << 20;
   std::size_t merge_fanout = 4;
-  bool verify_on_open = true;  // checksum every entry of every file at open
+  // Check every block of every file before open returns (reopen then reads
+  // the whole index). Off: blocks are checked when first queried, and
+  // scrub_after_open checks the rest in the background.
+  bool verify_on_open = false;
+  bool scrub_after_open = true;
   std::uint32_t summary_interval = kDefaultSummaryInterval;
   // Called on the writer thread when a memtable covering [first, end) is
   // frozen: the id digests of those positions (index p - first), stored in
   // its index file so the idempotency window can be reloaded at open without
   // reading the log. Null: zeros.
   std::function<void(std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out)> id_digests;
+  // Rebuilds a damaged file's range: appends the entries of log positions
+  // [first, end) (any order) and sets digests[p - first] to the id digest of
+  // position p. Called on the background thread. Null: a damaged file stops
+  // the background writer (and the next open rebuilds the whole index).
+  std::function<Status(std::uint64_t first, std::uint64_t end, std::vector<IndexEntry>& entries,
+                       std::vector<std::uint64_t>& digests)>
+      load_range;
 };
 
 struct IndexCoreStats {
@@ -53,16 +71,18 @@ struct IndexCoreStats {
   std::uint64_t resident_bytes_estimate = 0;
   std::uint64_t flushes = 0;
   std::uint64_t merges = 0;
+  std::uint64_t repairs = 0;        // damaged files rebuilt from the log
+  bool scrub_done = false;          // every file found at open checked
   std::vector<IndexFileMeta> files;
 };
 
 class IndexCore {
  public:
-  // Loads DIR/MANIFEST and the files it lists (validating checksums). If
-  // they are missing or damaged (or index beyond `log_end`), every index
-  // file is removed, the core starts empty and rebuild_reason() says which
-  // file and why (also logged). A missing manifest with log_end == 0 is a
-  // fresh start, not a rebuild.
+  // Loads DIR/MANIFEST and the files it lists (validating sizes, headers,
+  // footers and summaries). If they are missing or damaged (or index beyond
+  // `log_end`), every index file is removed, the core starts empty and
+  // rebuild_reason() says which file and why (also logged). A missing
+  // manifest with log_end == 0 is a fresh start, not a rebuild.
   static Result<std::unique_ptr<IndexCore>> open(IndexCoreOptions options, std::uint64_t log_end);
   // Stops the background thread after the write in progress. Does not write
   // the memtable out: call flush() first for a clean shutdown.
@@ -72,7 +92,8 @@ class IndexCore {
 
   // Positions below this are covered by durable index files.
   std::uint64_t indexed_through() const { return indexed_through_.load(); }
-  const std::string& rebuild_reason() const { return rebuild_reason_; }
+  // Why the index (or a file of it) was last rebuilt; empty if never.
+  std::string rebuild_reason() const;
 
   // ---- Writer thread ----
   // REQUIRES: positions never decrease across calls (log order).
@@ -91,14 +112,16 @@ class IndexCore {
 
   // ---- Any thread ----
   // Entries of `hash` with revision in [lo, hi] and position < pos_limit,
-  // sorted by (revision, position).
-  std::vector<IndexEntry> collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
-                                  std::uint64_t pos_limit) const;
+  // sorted by (revision, position). kCorruption if a file it reads is
+  // damaged (which schedules its rebuild).
+  Result<std::vector<IndexEntry>> collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                                          std::uint64_t pos_limit) const;
   // Entries of `hash` (position < pos_limit), newest source first and in
   // descending (revision, position) order within a source, until fn returns
-  // false. For one stream the first entry visited is its head.
-  void visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                  const std::function<bool(const IndexEntry&)>& fn) const;
+  // false. For one stream the first entry visited is its head. kCorruption
+  // as for collect.
+  Status visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                    const std::function<bool(const IndexEntry&)>& fn) const;
   IndexCoreStats stats() const;
   // The id digests stored for positions [from, to) ∩ [0, indexed_through())
   // (0 where unknown), read from the index files with pread. out[i] is
@@ -106,7 +129,7 @@ class IndexCore {
   Result<std::uint64_t> read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const;
   // Sticky error of the background writer (e.g. a failed fsync).
   Status background_status() const;
-  // Waits until no flush or merge is pending (tests).
+  // Waits until no flush, merge, scrub or repair is pending (tests).
   void wait_idle();
 
  private:
@@ -123,6 +146,13 @@ class IndexCore {
   void background_loop();
   Status flush_one(const std::shared_ptr<Memtable>& m);
   bool merge_some();  // false if there was nothing to merge
+  // Writes the k-way merge of `inputs` (verified, adjacent) as `meta`.
+  Status merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta);
+  void scrub_one();
+  void repair_damaged();
+  Status rebuild_file(std::size_t index);
+  // A query found a damaged file: wake the background thread to rebuild it.
+  void note_damage() const;
   bool merge_wanted_locked() const;  // REQUIRES: mu_ held
   static std::pair<std::size_t, std::size_t> pick_merge(const std::vector<std::shared_ptr<IndexFile>>& files,
                                                         std::size_t fanout);
@@ -130,16 +160,19 @@ class IndexCore {
 
   IndexCoreOptions options_;
   engine::FileSystem& fs_;
-  std::string rebuild_reason_;
 
   mutable std::mutex mu_;  // guards version_, bg_status_, counters, wake-ups
-  std::condition_variable cv_;
+  mutable std::condition_variable cv_;
+  std::string rebuild_reason_;
+  mutable bool damage_pending_ = false;
+  std::deque<std::shared_ptr<IndexFile>> to_scrub_;  // files found at open, unchecked
   std::shared_ptr<const Version> version_;
   Status bg_status_;
   bool stop_ = false;
   bool busy_ = false;
   std::uint64_t flushes_ = 0;
   std::uint64_t merges_ = 0;
+  std::uint64_t repairs_ = 0;
 
   // Background thread only (and open()).
   Manifest manifest_;

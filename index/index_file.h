@@ -4,11 +4,22 @@
 // search kept in memory, checksummed header and footer. Read through a
 // read-only memory map. Format: docs/storage-format.md ("Stream index files").
 //
-// Thread safety: an open IndexFile is immutable; any thread may query it.
+// Every block of summary_interval entries (and of summary_interval id
+// digests) has its own checksum, kept with the summary. Opening checks the
+// header, footer and summary only, so it costs O(files), not O(entries); a
+// block is checked the first time a query touches it (then remembered in a
+// bitmap), and verify_all() checks the rest (the background scrub, merges and
+// the offline tools). A failed check is a kCorruption error naming the file
+// and block, and marks the file damaged(): its contents are never served.
+//
+// Thread safety: an open IndexFile is immutable apart from its verification
+// bitmap (atomic); any thread may query it.
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -20,11 +31,12 @@ namespace annal::index {
 
 inline constexpr char kIndexFileMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'F'};
 inline constexpr char kIndexFooterMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'E'};
-inline constexpr std::uint32_t kIndexFileVersion = 1;
+inline constexpr std::uint32_t kIndexFileVersion = 2;
 inline constexpr std::size_t kIndexHeaderSize = 64;
 inline constexpr std::size_t kIndexFooterSize = 32;
 inline constexpr std::size_t kIndexEntrySize = 24;
-inline constexpr std::size_t kSummarySlotSize = 16;
+inline constexpr std::size_t kSummarySlotSize = 24;  // key + block checksum
+inline constexpr std::size_t kBlockSumSize = 8;       // per block of id digests
 inline constexpr std::size_t kIdDigestSize = 8;
 inline constexpr std::uint32_t kDefaultSummaryInterval = 512;
 
@@ -54,44 +66,82 @@ class IndexFile {
  public:
   // Opens and validates DIR/<expected.number>.ix: size, header and footer
   // checksums, the header against `expected`, the summary checksum and, if
-  // verify_entries, the checksum of all entries (read with pread, so the map
-  // stays cold). Errors are kCorruption / kIoError naming the file.
+  // verify_entries, every block (verify_all()). Errors are kCorruption /
+  // kIoError naming the file.
   static Result<std::shared_ptr<IndexFile>> open(engine::FileSystem& fs, const std::string& dir,
                                                  const IndexFileMeta& expected, bool verify_entries);
 
   const IndexFileMeta& meta() const { return meta_; }
   const std::string& path() const { return path_; }
   std::size_t size() const { return meta_.entry_count; }
-  IndexEntry at(std::size_t i) const;
-  // Index of the first entry >= (hash, revision, 0).
-  std::size_t lower_bound(std::uint64_t hash, std::uint64_t revision) const;
-  // The id digest stored for `position` (read through the map).
-  // REQUIRES: first_position <= position < end_position.
-  std::uint64_t id_digest(std::uint64_t position) const;
-  // Appends the digests of positions [from, to) ∩ [first, end) to out, read
-  // with pread (the map stays cold).
-  Status read_id_digests(engine::FileSystem& fs, std::uint64_t from, std::uint64_t to,
-                         std::vector<std::uint64_t>& out) const;
-  // Bytes of memory the file holds outside the map (the summary).
-  std::size_t resident_bytes() const { return summary_.size() * sizeof(summary_[0]); }
+  // Checks every block not checked yet. kCorruption names the first bad one.
+  Status verify_all() const;
+  bool verified() const { return unverified_.load(std::memory_order_acquire) == 0; }
+  // A check failed: the file must be replaced (IndexCore rebuilds it).
+  bool damaged() const { return damaged_.load(std::memory_order_acquire); }
 
-  void collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
-               std::vector<IndexEntry>& out) const;
-  bool visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                  const std::function<bool(const IndexEntry&)>& fn) const;
+  // Entry i, unchecked. REQUIRES: verified() (merges verify their inputs).
+  IndexEntry at(std::size_t i) const;
+  // The id digest stored for `position`, unchecked. REQUIRES: verified(),
+  // first_position <= position < end_position.
+  std::uint64_t id_digest(std::uint64_t position) const;
+
+  // Index of the first entry >= (hash, revision, 0), checking the block it
+  // searches.
+  Result<std::size_t> lower_bound(std::uint64_t hash, std::uint64_t revision) const;
+  // Appends the digests of positions [from, to) ∩ [first, end) to out,
+  // checking their blocks.
+  Status read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const;
+  // Bytes of memory the file holds outside the map (summary, block checksums,
+  // bitmap).
+  std::size_t resident_bytes() const {
+    return summary_.size() * sizeof(summary_[0]) + digest_sums_.size() * 8 + (blocks() + 63) / 64 * 8;
+  }
+
+  // Entries of `hash` with revision in [lo, hi] and position < pos_limit,
+  // appended to out in order; every block read is checked first.
+  Status collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
+                 std::vector<IndexEntry>& out) const;
+  // Entries of `hash` (position < pos_limit) in descending order until fn
+  // returns false; the result is false if fn stopped the visit.
+  Result<bool> visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                          const std::function<bool(const IndexEntry&)>& fn) const;
 
  private:
   IndexFile() = default;
-  struct Key {
+  struct Slot {
     std::uint64_t hash;
     std::uint64_t revision;
+    std::uint64_t sum;  // XXH3 of the block's entries
   };
+  std::size_t blocks() const { return summary_.size() + digest_sums_.size(); }
+  // Block b < summary_.size(): entries; else id digests (b - summary_.size()).
+  struct Block {
+    std::uint64_t offset;  // in the file
+    std::size_t bytes;
+    std::uint64_t sum;
+  };
+  Block block(std::size_t b) const;
+  bool is_checked(std::size_t b) const;
+  // Checks block b's bytes (at p) against its checksum; marks it checked, or
+  // the file damaged.
+  Status check_bytes(std::size_t b, const std::byte* p) const;
+  Status check_block(std::size_t b) const;  // through the map
+  Status check_entries_from(std::size_t i) const { return check_block(i / summary_interval_); }
+
   IndexFileMeta meta_;
   std::string path_;
   std::uint32_t summary_interval_ = kDefaultSummaryInterval;
-  std::vector<Key> summary_;
+  std::vector<Slot> summary_;
+  std::vector<std::uint64_t> digest_sums_;
   std::shared_ptr<const engine::Mapping> map_;
   const std::byte* entries_ = nullptr;
+  const std::byte* digests_ = nullptr;
+  mutable std::mutex file_mu_;  // guards file_ (verify_all's preads)
+  std::unique_ptr<engine::File> file_;
+  mutable std::unique_ptr<std::atomic<std::uint64_t>[]> checked_;  // bit per block
+  mutable std::atomic<std::uint64_t> unverified_{0};
+  mutable std::atomic<bool> damaged_{false};
 };
 
 }  // namespace annal::index

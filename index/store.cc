@@ -6,6 +6,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <shared_mutex>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -81,6 +82,11 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   ~Impl() override {
+    {
+      // A background index repair reads the log: stop it before the log goes.
+      std::unique_lock lock(log_gone_mu_);
+      log_gone_ = true;
+    }
     log_.reset();  // finishes queued appends; the hooks still run meanwhile
     if (core_ && !options_.test_skip_index_flush_on_close) {
       Status st = core_->flush(durable_end_);
@@ -109,10 +115,12 @@ class Store::Impl final : public engine::WriteHooks {
       out.resize(end - first);
       for (std::uint64_t p = first; p < end; ++p) out[p - first] = window_.digest_at(p);
     };
+    co.load_range = [this](std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
+                           std::vector<std::uint64_t>& digests) { return load_range(first, last, entries, digests); };
     auto core = IndexCore::open(co, end);
     if (!core) return core.status();
     core_ = std::move(core).value();
-    rebuild_reason_ = core_->rebuild_reason();
+    const std::string rebuild_reason = core_->rebuild_reason();
     const auto t1 = Clock::now();
 
     // The idempotency window: the last idempotency_window events' id digests,
@@ -121,15 +129,22 @@ class Store::Impl final : public engine::WriteHooks {
     const std::uint64_t w = options_.idempotency_window;
     const std::uint64_t wfrom = end > w ? end - w : 0;
     window_.reserve(static_cast<std::size_t>(end - wfrom));
+    std::uint64_t from = indexed;
     if (wfrom < indexed) {
       std::vector<std::uint64_t> digests;
       auto first = core_->read_id_digests(wfrom, indexed, digests);
-      if (!first) return first.status();
-      for (std::size_t i = 0; i < digests.size(); ++i) window_.insert_digest(digests[i], *first + i);
+      if (first) {
+        for (std::size_t i = 0; i < digests.size(); ++i) window_.insert_digest(digests[i], *first + i);
+      } else {
+        // A damaged digest block: take the window's ids from the log instead
+        // (bounded by idempotency_window); the file is rebuilt in the
+        // background.
+        spdlog::warn("stream index: reloading the idempotency window from the log: {}", first.status().to_string());
+        from = wfrom;
+      }
     }
     const auto t2 = Clock::now();
     // Replay the unindexed tail into the memtable (and the window).
-    const std::uint64_t from = indexed;
     std::uint64_t n = 0;
     Status st = log_->scan_forward(GlobalPosition(from), UINT64_MAX, [&](const engine::RecordView& v) {
       const std::uint64_t pos = v.position.value;
@@ -152,9 +167,24 @@ class Store::Impl final : public engine::WriteHooks {
         "store {} opened in {:.3f} s (log and index files {:.3f} s, id window {:.3f} s, {} events replayed into "
         "the index in {:.3f} s){}",
         options_.log.dir, secs(t0, t3), secs(t0, t1), secs(t1, t2), n, secs(t2, t3),
-        rebuild_reason_.empty() ? "" : "; index rebuilt: " + rebuild_reason_);
+        rebuild_reason.empty() ? "" : "; index rebuilt: " + rebuild_reason);
     ready_ = true;
     return Status::ok();
+  }
+
+  // IndexCoreOptions::load_range: the index entries and id digests of log
+  // positions [first, last), for the rebuild of a damaged index file.
+  Status load_range(std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
+                    std::vector<std::uint64_t>& digests) {
+    std::shared_lock lock(log_gone_mu_);
+    if (log_gone_) return Status(Errc::kShuttingDown, "the store is closing");
+    return log_->scan_forward(GlobalPosition(first), last - first, [&](const engine::RecordView& v) {
+      const std::uint64_t pos = v.position.value;
+      digests[pos - first] = IdWindow::digest(v.id);
+      if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
+        entries.push_back(IndexEntry{hash_of(v.stream), v.revision.value, pos});
+      return true;
+    });
   }
 
   std::uint64_t hash_of(std::string_view stream) const {
@@ -266,10 +296,10 @@ class Store::Impl final : public engine::WriteHooks {
     return out;
   }
 
-  std::optional<Head> writer_head(const AppendCtx& c) {
+  Result<std::optional<Head>> writer_head(const AppendCtx& c) {
     if (auto h = heads_.get(c.key)) return h;
     std::optional<Head> found;
-    core_->visit_desc(c.hash, UINT64_MAX, [&](const IndexEntry& e) {
+    Status st = core_->visit_desc(c.hash, UINT64_MAX, [&](const IndexEntry& e) {
       auto r = writer_record(e.position);
       if (r && r->stream == c.stream && r->revision == e.revision) {
         found = Head{e.revision, e.position};
@@ -277,6 +307,7 @@ class Store::Impl final : public engine::WriteHooks {
       }
       return true;
     });
+    if (!st.is_ok()) return st;
     if (found) heads_.put(c.key, *found);
     return found;
   }
@@ -288,21 +319,23 @@ class Store::Impl final : public engine::WriteHooks {
 
   // exact / no_stream retry: are `ids` this stream's events at revisions
   // [r0, r0 + n)? nullopt if not (all of them).
-  std::optional<Dedup> match_at_revisions(const AppendCtx& c, std::uint64_t r0, const std::vector<EventId>& ids) {
+  Result<std::optional<Dedup>> match_at_revisions(const AppendCtx& c, std::uint64_t r0,
+                                                 const std::vector<EventId>& ids) {
     const std::uint64_t n = ids.size();
     auto entries = core_->collect(c.hash, r0, r0 + n - 1, UINT64_MAX);
+    if (!entries) return entries.status();
     std::vector<std::optional<std::uint64_t>> pos_of(n);
-    for (const auto& e : entries) {
+    for (const auto& e : *entries) {
       const std::uint64_t i = e.revision - r0;
       if (pos_of[i]) continue;
       auto r = writer_record(e.position);
       if (!r || r->stream != c.stream) continue;
-      if (r->id != ids[i]) return std::nullopt;
+      if (r->id != ids[i]) return std::optional<Dedup>();
       pos_of[i] = e.position;
     }
     for (const auto& p : pos_of)
-      if (!p) return std::nullopt;
-    return Dedup{*pos_of[0], r0};
+      if (!p) return std::optional<Dedup>();
+    return std::optional<Dedup>(Dedup{*pos_of[0], r0});
   }
 
   enum class WindowResult { kNew, kDuplicate, kConflict };
@@ -360,7 +393,17 @@ class Store::Impl final : public engine::WriteHooks {
       }
       return Decision::kWrite;
     }
-    const std::optional<Head> head = writer_head(*c);
+    auto found_head = writer_head(*c);
+    if (!found_head) {
+      // A damaged index file (being rebuilt): refuse rather than guess.
+      outcome.status = found_head.status();
+      return Decision::kComplete;
+    }
+    const std::optional<Head> head = *found_head;
+    auto index_error = [&](const Status& st) {
+      outcome.status = st;
+      return Decision::kComplete;
+    };
     auto wrong = [&] {
       outcome.status = Status(Errc::kWrongExpectedRevision,
                               fmt::format("stream '{}': expected revision {}, actual {}", c->stream,
@@ -392,7 +435,9 @@ class Store::Impl final : public engine::WriteHooks {
       }
       case Kind::kNoStream:
         if (head) {
-          if (auto d = match_at_revisions(*c, 0, ids)) return duplicate(*d);
+          auto d = match_at_revisions(*c, 0, ids);
+          if (!d) return index_error(d.status());
+          if (*d) return duplicate(**d);
           return wrong();
         }
         break;
@@ -400,7 +445,9 @@ class Store::Impl final : public engine::WriteHooks {
         const std::uint64_t n = c->expected.revision.value;
         if (!head || head->revision < n) return wrong();
         if (head->revision > n) {
-          if (auto d = match_at_revisions(*c, n + 1, ids)) return duplicate(*d);
+          auto d = match_at_revisions(*c, n + 1, ids);
+          if (!d) return index_error(d.status());
+          if (*d) return duplicate(**d);
           return wrong();
         }
         break;
@@ -461,10 +508,10 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   // ---- Readers ----
-  std::optional<Head> durable_head(std::string_view stream, std::uint64_t hash, std::uint64_t end) const {
+  Result<std::optional<Head>> durable_head(std::string_view stream, std::uint64_t hash, std::uint64_t end) const {
     if (auto h = heads_.get(HeadCache::key_of(stream)); h && h->position < end) return h;
     std::optional<Head> found;
-    core_->visit_desc(hash, end, [&](const IndexEntry& e) {
+    Status vs = core_->visit_desc(hash, end, [&](const IndexEntry& e) {
       bool match = false;
       Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
         match = (v.stream == stream && v.revision.value == e.revision) ||
@@ -474,20 +521,24 @@ class Store::Impl final : public engine::WriteHooks {
       if (match) found = Head{e.revision, e.position};
       return !match;
     });
+    if (!vs.is_ok()) return vs;
     return found;
   }
 
   Result<StreamRevision> last_revision(const std::string& stream) const {
     auto h = durable_head(stream, hash_of(stream), log_->durable_end().value);
-    if (!h) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
-    return StreamRevision(h->revision);
+    if (!h) return h.status();
+    if (!*h) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+    return StreamRevision((*h)->revision);
   }
 
   Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream, StreamRevision from,
                                                        std::uint64_t count, Direction dir) const {
     const std::uint64_t end = log_->durable_end().value;
     const std::uint64_t hash = hash_of(stream);
-    auto head = durable_head(stream, hash, end);
+    auto found = durable_head(stream, hash, end);
+    if (!found) return found.status();
+    const std::optional<Head>& head = *found;
     if (!head) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
     std::vector<engine::EventRecord> out;
     if (count == 0) return out;
@@ -500,7 +551,9 @@ class Store::Impl final : public engine::WriteHooks {
       hi = std::min(from.value, head->revision);
       lo = hi >= count - 1 ? hi - (count - 1) : 0;
     }
-    auto entries = core_->collect(hash, lo, hi, end);
+    auto collected = core_->collect(hash, lo, hi, end);
+    if (!collected) return collected.status();
+    auto& entries = *collected;
     if (dir == Direction::kBackward) std::reverse(entries.begin(), entries.end());
     out.reserve(entries.size());
     Status err;
@@ -557,7 +610,9 @@ class Store::Impl final : public engine::WriteHooks {
     s.index_files = cs.index_files;
     s.indexed_through = cs.indexed_through;
     s.resident_bytes_estimate = cs.resident_bytes_estimate + heads_.memory_bytes() + window_.memory_bytes();
-    s.last_rebuild_reason = rebuild_reason_;
+    s.last_rebuild_reason = core_->rebuild_reason();
+    s.index_repairs = cs.repairs;
+    s.index_scrub_done = cs.scrub_done;
     return s;
   }
 
@@ -570,7 +625,8 @@ class Store::Impl final : public engine::WriteHooks {
   std::deque<Pending> pending_;  // writer thread
   std::uint64_t durable_end_ = 0;  // writer thread
   std::atomic<bool> ready_{false};
-  std::string rebuild_reason_;
+  std::shared_mutex log_gone_mu_;  // load_range (background) vs the destructor
+  bool log_gone_ = false;
 
   using Listeners = std::vector<std::pair<std::uint64_t, std::function<void(GlobalPosition)>>>;
   std::mutex listeners_mu_;

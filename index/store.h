@@ -45,10 +45,14 @@ struct StoreOptions {
   // Index files of one level merged into one file of the next level once
   // this many accumulate (tiered merging).
   std::size_t index_merge_fanout = 4;
-  // Checksum every entry of every index file at open (read with pread, so it
-  // costs page-cache bandwidth, not resident memory). Header, footer and
-  // summary checksums are always verified.
-  bool verify_index_on_open = true;
+  // Index files are opened by their header, footer and summary (checksummed),
+  // so a reopen does not read the whole index. Every block of entries is
+  // checked the first time a query reads it, and a background scrub checks
+  // all blocks after open; a damaged file fails the queries that touch it
+  // (kCorruption) until it is rebuilt from the log, in the background.
+  // true: check every block before open returns (reopen then reads the
+  // whole index: ~24 bytes per event).
+  bool verify_index_on_open = false;
   // TEST ONLY: the destructor does not write the memtable out, leaving the
   // index as a kill would (the log itself is always durable).
   bool test_skip_index_flush_on_close = false;
@@ -76,6 +80,8 @@ struct IndexStats {
   std::uint64_t indexed_through = 0;  // positions below this are in index files
   std::uint64_t resident_bytes_estimate = 0;
   std::string last_rebuild_reason;  // empty if none
+  std::uint64_t index_repairs = 0;  // damaged index files rebuilt while open
+  bool index_scrub_done = false;    // every index file found at open checked
 };
 
 class Store {

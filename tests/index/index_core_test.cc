@@ -1,9 +1,12 @@
 #include "index/index_core.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <set>
 
@@ -20,15 +23,33 @@ using testing::TempDir;
 
 class IndexCoreTest : public ::testing::Test {
  protected:
-  std::unique_ptr<IndexCore> open(std::uint64_t log_end) {
+  IndexCoreOptions options(const std::string& dir) {
     IndexCoreOptions o;
-    o.dir = dir_.path() + "/index";
+    o.dir = dir;
     o.memtable_entries = memtable_;
     o.merge_fanout = 3;
     o.summary_interval = 4;  // tiny, so summaries have many slots
-    auto c = IndexCore::open(o, log_end);
+    o.scrub_after_open = scrub_;
+    // The "log" a damaged file is rebuilt from: the model.
+    o.load_range = [this](std::uint64_t first, std::uint64_t end, std::vector<IndexEntry>& entries,
+                          std::vector<std::uint64_t>&) {
+      ++loads_;
+      for (const auto& e : model_)
+        if (e.position >= first && e.position < end) entries.push_back(e);
+      return Status::ok();
+    };
+    return o;
+  }
+  std::unique_ptr<IndexCore> open(std::uint64_t log_end) {
+    auto c = IndexCore::open(options(dir_.path() + "/index"), log_end);
     EXPECT_TRUE(c.is_ok()) << c.status().to_string();
     return std::move(c).value();
+  }
+  static std::vector<IndexEntry> collect(const IndexCore& c, std::uint64_t h, std::uint64_t lo, std::uint64_t hi,
+                                         std::uint64_t limit) {
+    auto r = c.collect(h, lo, hi, limit);
+    EXPECT_TRUE(r.is_ok()) << r.status().to_string();
+    return r ? *r : std::vector<IndexEntry>{};
   }
   // Appends `n` entries over `streams` hashes, in log order, durable at once.
   void add(IndexCore& c, std::uint64_t n, std::uint64_t streams, std::uint64_t seed) {
@@ -50,22 +71,25 @@ class IndexCoreTest : public ::testing::Test {
       std::vector<IndexEntry> want;
       for (const auto& e : model_)
         if (e.hash == h && e.position < limit) want.push_back(e);
-      EXPECT_EQ(c.collect(h, 0, UINT64_MAX, limit), want) << "hash " << h;
+      EXPECT_EQ(collect(c, h, 0, UINT64_MAX, limit), want) << "hash " << h;
       if (want.size() > 3) {
         std::vector<IndexEntry> mid(want.begin() + 1, want.begin() + 3);
-        EXPECT_EQ(c.collect(h, want[1].revision, want[2].revision, limit), mid);
+        EXPECT_EQ(collect(c, h, want[1].revision, want[2].revision, limit), mid);
       }
       std::vector<IndexEntry> desc;
-      c.visit_desc(h, limit, [&](const IndexEntry& e) {
+      Status st = c.visit_desc(h, limit, [&](const IndexEntry& e) {
         desc.push_back(e);
         return true;
       });
+      EXPECT_TRUE(st.is_ok()) << st.to_string();
       std::vector<IndexEntry> rwant(want.rbegin(), want.rend());
       EXPECT_EQ(desc, rwant) << "hash " << h;
     }
   }
 
   TempDir dir_;
+  bool scrub_ = true;
+  std::atomic<int> loads_{0};
   std::size_t memtable_ = 7;
   std::uint64_t next_ = 0;
   std::map<std::uint64_t, std::uint64_t> revs_;
@@ -122,9 +146,9 @@ TEST_F(IndexCoreTest, EntriesNotYetDurableStayInMemoryAndCanBeRemoved) {
   EXPECT_EQ(c->indexed_through(), 6u);
   std::vector<IndexEntry> want;
   for (std::uint64_t i = 0; i < 8; ++i) want.push_back(IndexEntry{1, i, i});
-  EXPECT_EQ(c->collect(1, 0, UINT64_MAX, UINT64_MAX), want);
+  EXPECT_EQ(collect(*c, 1, 0, UINT64_MAX, UINT64_MAX), want);
   want.resize(7);
-  EXPECT_EQ(c->collect(1, 0, UINT64_MAX, 7), want);
+  EXPECT_EQ(collect(*c, 1, 0, UINT64_MAX, 7), want);
 }
 
 TEST_F(IndexCoreTest, MissingManifestOnAFreshDirectoryIsNotARebuild) {
@@ -158,24 +182,109 @@ class IndexCoreDamageTest : public IndexCoreTest {
 };
 
 TEST_F(IndexCoreDamageTest, AnyFlippedByteOfAnyFileOrTheManifestIsDetected) {
+  int at_open = 0, by_scrub = 0;
   for (const auto& path : files()) {
     const std::uint64_t size = fs::file_size(path);
-    // About 10 probes a file, spread over header, entries, summary, footer.
+    // About 10 probes a file, spread over header, entries, digests, summary,
+    // footer.
     for (std::uint64_t off = 0; off < size; off += std::max<std::uint64_t>(1, size / 10) + 1) {
       flip(path, off);
-      IndexCoreOptions o;
-      o.dir = dir_.path() + "/index";
       // Open into a copy so a rebuild does not destroy the fixture.
       TempDir copy;
-      fs::copy(o.dir, copy.path() + "/index");
-      o.dir = copy.path() + "/index";
-      auto c = IndexCore::open(o, next_);
+      fs::copy(dir_.path() + "/index", copy.path() + "/index");
+      auto c = IndexCore::open(options(copy.path() + "/index"), next_);
       ASSERT_TRUE(c.is_ok());
-      EXPECT_NE((*c)->rebuild_reason(), "") << path << " offset " << off;
-      EXPECT_EQ((*c)->indexed_through(), 0u);
+      if ((*c)->rebuild_reason() != "") {
+        // Header, footer, summary or manifest: found at open, whole index reset.
+        ++at_open;
+        EXPECT_EQ((*c)->indexed_through(), 0u) << path << " offset " << off;
+      } else {
+        // A block of entries or id digests: found by the scrub, that file
+        // rebuilt from the log, every answer as before.
+        ++by_scrub;
+        (*c)->wait_idle();
+        EXPECT_NE((*c)->rebuild_reason(), "") << path << " offset " << off;
+        EXPECT_EQ((*c)->stats().repairs, 1u) << path << " offset " << off;
+        EXPECT_EQ((*c)->indexed_through(), next_);
+        expect_matches_model(**c, next_);
+        ASSERT_TRUE((*c)->background_status().is_ok());
+      }
       flip(path, off);
     }
   }
+  EXPECT_GT(at_open, 0);
+  EXPECT_GT(by_scrub, 0);
+}
+
+TEST_F(IndexCoreDamageTest, QueryOfADamagedBlockFailsUntilTheFileIsRebuilt) {
+  scrub_ = false;  // only the query finds the damage
+  std::string victim;
+  for (const auto& p : files())
+    if (p.ends_with(".ix")) victim = p;
+  ASSERT_FALSE(victim.empty());
+  // The first entry's hash, read from the file (entries start at byte 64).
+  std::uint64_t hash = 0;
+  {
+    std::ifstream in(victim, std::ios::binary);
+    in.seekg(kIndexHeaderSize);
+    in.read(reinterpret_cast<char*>(&hash), 8);
+  }
+  flip(victim, kIndexHeaderSize + 16);  // the first entry's position field
+  // Block the background thread's repair until the failing query was seen.
+  std::mutex gate;
+  std::unique_lock hold(gate);
+  auto o = options(dir_.path() + "/index");
+  auto model_load = o.load_range;
+  o.load_range = [&](std::uint64_t a, std::uint64_t b, std::vector<IndexEntry>& e, std::vector<std::uint64_t>& d) {
+    std::lock_guard wait(gate);
+    return model_load(a, b, e, d);
+  };
+  auto opened = IndexCore::open(o, next_);
+  ASSERT_TRUE(opened.is_ok());
+  auto& c = **opened;
+  EXPECT_EQ(c.rebuild_reason(), "");  // open does not read the entries
+  auto r = c.collect(hash, 0, UINT64_MAX, UINT64_MAX);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), Errc::kCorruption);
+  EXPECT_NE(r.status().message().find(fs::path(victim).filename().string()), std::string::npos)
+      << r.status().to_string();
+  Status v = c.visit_desc(hash, UINT64_MAX, [](const IndexEntry&) { return true; });
+  EXPECT_EQ(v.code(), Errc::kCorruption);
+  hold.unlock();
+  c.wait_idle();
+  EXPECT_EQ(c.stats().repairs, 1u);
+  EXPECT_NE(c.rebuild_reason().find(fs::path(victim).filename().string()), std::string::npos)
+      << c.rebuild_reason();
+  EXPECT_FALSE(fs::exists(victim));  // replaced by a new file
+  expect_matches_model(c, next_);
+  ASSERT_TRUE(c.background_status().is_ok());
+}
+
+TEST_F(IndexCoreDamageTest, ARebuildLargerThanTheMemtableIsMergedFromParts) {
+  // One file covering many memtables' worth of positions: after a merge of
+  // level-0 files, the biggest file spans more than memtable_entries.
+  memtable_ = 5;
+  auto c0 = open(next_);
+  add(*c0, 200, 7, 5);
+  ASSERT_TRUE(c0->flush(next_).is_ok());
+  c0->wait_idle();
+  std::string victim;
+  std::uint64_t span = 0;
+  for (const auto& m : c0->stats().files)
+    if (m.end_position - m.first_position > span) {
+      span = m.end_position - m.first_position;
+      victim = dir_.path() + "/index/" + index_file_name(m.number);
+    }
+  c0.reset();
+  ASSERT_GT(span, 3 * memtable_);
+  flip(victim, kIndexHeaderSize + 5);
+  auto c = open(next_);
+  c->wait_idle();
+  EXPECT_EQ(c->stats().repairs, 1u);
+  EXPECT_GE(loads_.load(), static_cast<int>(span / memtable_));  // loaded in memtable-sized parts
+  expect_matches_model(*c, next_);
+  // Only the manifest's files remain (parts were removed).
+  EXPECT_EQ(files().size(), c->stats().files.size() + 1);
 }
 
 TEST_F(IndexCoreDamageTest, DeletedFileOrManifestIsRebuiltAndNamed) {
@@ -201,6 +310,51 @@ TEST_F(IndexCoreDamageTest, DeletedFileOrManifestIsRebuiltAndNamed) {
 TEST_F(IndexCoreDamageTest, IndexAheadOfTheLogIsRebuilt) {
   auto c = open(next_ - 1);
   EXPECT_NE(c->rebuild_reason().find("log ends at"), std::string::npos) << c->rebuild_reason();
+}
+
+// docs/storage-format.md, "Index file (.ix), version 2", worked example:
+// the writer must produce exactly the bytes the document shows.
+TEST(IndexFileFormat, WorkedExampleIsByteExact) {
+  TempDir dir;
+  IndexFileMeta meta;
+  meta.number = 1;
+  meta.first_position = 0;
+  meta.end_position = 3;
+  const std::vector<IndexEntry> entries = {{0x1111, 0, 0}, {0x1111, 1, 2}, {0x2222, 0, 1}};
+  std::size_t i = 0;
+  ASSERT_TRUE(write_index_file(
+                  engine::FileSystem::posix(), dir.path(), meta,
+                  [&](IndexEntry& e) {
+                    if (i == entries.size()) return false;
+                    e = entries[i++];
+                    return true;
+                  },
+                  [](std::uint64_t p) { return 0xA0 + p; }, /*summary_interval=*/2)
+                  .is_ok());
+  std::ifstream in(dir.path() + "/" + index_file_name(1), std::ios::binary);
+  const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The hex of the document's dump, line by line.
+  const char* doc[] = {
+      "414e4e414c4958460200000002000000", "01000000000000000000000000000000",
+      "03000000000000000300000000000000", "00000000000000006c0e602e9829a284",
+      "11110000000000000000000000000000", "00000000000000001111000000000000",
+      "01000000000000000200000000000000", "22220000000000000000000000000000",
+      "0100000000000000a000000000000000", "a100000000000000a200000000000000",
+      "11110000000000000000000000000000", "617a5757d6312f0c2222000000000000",
+      "00000000000000003c63b2f3933a8d51", "15f8219457d56e6761c8f124f98b279c",
+      "414e4e414c4958458552ab2347511901", "deb034386f93eb14c8cbc5f71ebfd86e",
+  };
+  std::string want_hex;
+  for (const char* line : doc) want_hex += line;
+  std::string got_hex;
+  for (unsigned char c : got) got_hex += fmt::format("{:02x}", c);
+  EXPECT_EQ(got_hex, want_hex);
+  // And it reads back: every block checks, queries find the entries.
+  auto f = IndexFile::open(engine::FileSystem::posix(), dir.path(), meta, /*verify_entries=*/true);
+  ASSERT_TRUE(f.is_ok()) << f.status().to_string();
+  std::vector<IndexEntry> out;
+  ASSERT_TRUE((*f)->collect(0x1111, 0, UINT64_MAX, UINT64_MAX, out).is_ok());
+  EXPECT_EQ(out, (std::vector<IndexEntry>{{0x1111, 0, 0}, {0x1111, 1, 2}}));
 }
 
 TEST(ManifestTest, RoundTripsAndRejectsEveryFlippedByte) {

@@ -90,6 +90,10 @@ class StoreFixture : public ::testing::Test {
       auto last = store_->last_revision(name);
       v.emplace_back(UINT64_MAX - 1, last ? last->value : UINT64_MAX, 0);
       auto back = store_->read_stream(name, StreamRevision(UINT64_MAX), 2, Direction::kBackward);
+      if (!back) {
+        v.emplace_back(UINT64_MAX - 3, static_cast<std::uint64_t>(back.status().code()), 0);
+        continue;
+      }
       for (const auto& e : *back) v.emplace_back(UINT64_MAX - 2, e.revision.value, e.position.value);
     }
     return s;
