@@ -67,7 +67,8 @@ void fix_checksums(std::string& f, bool blocks) {
   // block of `interval` positions).
   if (interval > 0 && end >= first && count <= room / 32 && end - first <= room / 16) {
     const std::uint64_t ids = end - first;
-    const std::uint64_t slots = (count + interval - 1) / interval, sums = (ids + interval - 1) / interval;
+    const std::uint64_t slots = (count + interval - 1) / interval,
+                        sums = (ids + interval - 1) / interval;
     const std::uint64_t need = count * index::kIndexEntrySize + ids * index::kIdDigestSize +
                                slots * index::kSummarySlotSize + sums * index::kBlockSumSize;
     if (need == room) {
@@ -84,7 +85,8 @@ void fix_checksums(std::string& f, bool blocks) {
         for (std::uint64_t b = 0; b < sums; ++b) {
           const std::uint64_t n = std::min(interval, ids - b * interval);
           put_u64(p + sums_off + b * index::kBlockSumSize,
-                  XXH3_64bits(p + digests_off + b * interval * index::kIdDigestSize, n * index::kIdDigestSize));
+                  XXH3_64bits(p + digests_off + b * interval * index::kIdDigestSize,
+                              n * index::kIdDigestSize));
         }
       }
       put_u64(footer + 8, XXH3_64bits(p + summary_off, sums_off - summary_off));
@@ -143,7 +145,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Status st = ix.collect(h, 0, UINT64_MAX, UINT64_MAX, out);
     FUZZ_CHECK(st.is_ok() || ix.damaged());
     std::size_t n = 0;
-    auto more = ix.visit_desc(h, UINT64_MAX, [&](const index::IndexEntry&) { return ++n < 100000; });
+    auto more =
+        ix.visit_desc(h, UINT64_MAX, [&](const index::IndexEntry&) { return ++n < 100000; });
     FUZZ_CHECK(more.is_ok() || ix.damaged());
   }
   Status all = ix.verify_all();

@@ -1,15 +1,16 @@
 #include "index/index_core.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 namespace annal::index {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 }  // namespace
@@ -20,7 +21,8 @@ IndexCore::IndexCore(IndexCoreOptions options)
   if (options_.merge_fanout < 2) options_.merge_fanout = 2;
 }
 
-Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std::uint64_t log_end) {
+Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options,
+                                                   std::uint64_t log_end) {
   std::unique_ptr<IndexCore> core(new IndexCore(std::move(options)));
   auto& fs = core->fs_;
   const std::string& dir = core->options_.dir;
@@ -28,7 +30,8 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std
     ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
     // The new directory's entry must be durable before files in it count.
     const auto slash = dir.find_last_of('/');
-    if (slash != std::string::npos && slash > 0) ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir.substr(0, slash)));
+    if (slash != std::string::npos && slash > 0)
+      ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir.substr(0, slash)));
   }
   auto names = fs.list(dir);
   if (!names) return names.status();
@@ -41,13 +44,16 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std
   std::string reason;
   auto loaded = read_manifest(fs, dir);
   if (!loaded) {
-    bool any_files = std::any_of(names->begin(), names->end(), [](const std::string& n) { return ends_with(n, ".ix"); });
-    if (loaded.status().code() != Errc::kNotFound || log_end > 0 || any_files) reason = loaded.status().message();
+    bool any_files = std::any_of(names->begin(), names->end(),
+                                 [](const std::string& n) { return ends_with(n, ".ix"); });
+    if (loaded.status().code() != Errc::kNotFound || log_end > 0 || any_files)
+      reason = loaded.status().message();
   } else {
     manifest = *loaded;
     if (manifest.indexed_through > log_end) {
-      reason = fmt::format("index manifest {}/{} covers log positions below {} but the log ends at {}", dir,
-                           kManifestName, manifest.indexed_through, log_end);
+      reason =
+          fmt::format("index manifest {}/{} covers log positions below {} but the log ends at {}",
+                      dir, kManifestName, manifest.indexed_through, log_end);
     } else {
       for (const auto& meta : manifest.files) {
         auto f = IndexFile::open(fs, dir, meta, core->options_.verify_on_open);
@@ -77,7 +83,8 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options, std
     ANNAL_RETURN_IF_ERROR(fs.remove(dir + "/" + n));
     removed = true;
   }
-  for (const auto& f : manifest.files) manifest.next_file_number = std::max(manifest.next_file_number, f.number + 1);
+  for (const auto& f : manifest.files)
+    manifest.next_file_number = std::max(manifest.next_file_number, f.number + 1);
   if (!reason.empty() || !loaded) {
     ANNAL_RETURN_IF_ERROR(write_manifest(fs, dir, manifest));
   } else if (removed) {
@@ -108,7 +115,9 @@ std::shared_ptr<const IndexCore::Version> IndexCore::current() const {
   return version_;
 }
 
-void IndexCore::install(std::shared_ptr<const Version> v) { version_ = std::move(v); }
+void IndexCore::install(std::shared_ptr<const Version> v) {
+  version_ = std::move(v);
+}
 
 std::string IndexCore::rebuild_reason() const {
   std::lock_guard lock(mu_);
@@ -188,7 +197,8 @@ void IndexCore::throttle(std::size_t max_frozen) {
 void IndexCore::wait_idle() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] {
-    return (version_->frozen.empty() && !busy_ && !merge_wanted_locked() && !damage_pending_ && to_scrub_.empty()) ||
+    return (version_->frozen.empty() && !busy_ && !merge_wanted_locked() && !damage_pending_ &&
+            to_scrub_.empty()) ||
            !bg_status_.is_ok();
   });
 }
@@ -218,7 +228,8 @@ void IndexCore::background_loop() {
       busy_ = false;
       cv_.notify_all();
       cv_.wait(lock, [&] {
-        return stop_ || !version_->frozen.empty() || damage_pending_ || !to_scrub_.empty() || merge_wanted_locked();
+        return stop_ || !version_->frozen.empty() || damage_pending_ || !to_scrub_.empty() ||
+               merge_wanted_locked();
       });
       if (!bg_status_.is_ok()) {
         if (stop_) return;
@@ -285,7 +296,8 @@ Status IndexCore::flush_one(const std::shared_ptr<Memtable>& m) {
   {
     std::lock_guard lock(mu_);
     auto v = std::make_shared<Version>(*version_);
-    ANNAL_CHECK(!v->frozen.empty() && v->frozen.front() == m, "flushed memtable is not the oldest frozen one");
+    ANNAL_CHECK(!v->frozen.empty() && v->frozen.front() == m,
+                "flushed memtable is not the oldest frozen one");
     v->frozen.erase(v->frozen.begin());
     v->files.push_back(std::move(file).value());
     install(std::move(v));
@@ -295,8 +307,8 @@ Status IndexCore::flush_one(const std::shared_ptr<Memtable>& m) {
   return Status::ok();
 }
 
-std::pair<std::size_t, std::size_t> IndexCore::pick_merge(const std::vector<std::shared_ptr<IndexFile>>& files,
-                                                           std::size_t fanout) {
+std::pair<std::size_t, std::size_t> IndexCore::pick_merge(
+    const std::vector<std::shared_ptr<IndexFile>>& files, std::size_t fanout) {
   // Tiered: the first run of `fanout` adjacent files of one level.
   std::size_t i = 0;
   while (i < files.size()) {
@@ -312,7 +324,8 @@ bool IndexCore::merge_wanted_locked() const {
   return !stop_ && pick_merge(version_->files, options_.merge_fanout).second > 0;
 }
 
-Status IndexCore::merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta) {
+Status IndexCore::merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs,
+                             IndexFileMeta& meta) {
   for (const auto& f : inputs) ANNAL_RETURN_IF_ERROR(f->verify_all());
   const std::size_t n = inputs.size();
   std::vector<std::size_t> cur(n, 0);
@@ -350,7 +363,8 @@ void IndexCore::scrub_one() {
     f = to_scrub_.front();
     to_scrub_.pop_front();
     // A file merged away meanwhile was checked by the merge.
-    if (std::find(version_->files.begin(), version_->files.end(), f) == version_->files.end()) return;
+    if (std::find(version_->files.begin(), version_->files.end(), f) == version_->files.end())
+      return;
   }
   Status st = f->verify_all();
   if (st.is_ok()) return;
@@ -378,8 +392,8 @@ Status IndexCore::rebuild_file(std::size_t index) {
   const std::shared_ptr<IndexFile> old = v->files[index];
   const IndexFileMeta want = old->meta();
   const std::string reason = old->verify_all().to_string();
-  spdlog::warn("rebuilding stream index file {} (log positions [{}, {})) from the log: {}", old->path(),
-               want.first_position, want.end_position, reason);
+  spdlog::warn("rebuilding stream index file {} (log positions [{}, {})) from the log: {}",
+               old->path(), want.first_position, want.end_position, reason);
   if (!options_.load_range)
     return Status(Errc::kCorruption, fmt::format("{}; no log to rebuild it from", reason));
   // The range is loaded in chunks of memtable_entries positions, each sorted
@@ -414,8 +428,10 @@ Status IndexCore::rebuild_file(std::size_t index) {
           [&](std::uint64_t p) { return digests[p - a]; }, options_.summary_interval);
     if (st.is_ok()) {
       auto f = IndexFile::open(fs_, options_.dir, pm, /*verify_entries=*/false);
-      if (f) parts.push_back(std::move(f).value());
-      else st = f.status();
+      if (f)
+        parts.push_back(std::move(f).value());
+      else
+        st = f.status();
     }
     if (!st.is_ok()) {
       remove_parts();
@@ -432,8 +448,10 @@ Status IndexCore::rebuild_file(std::size_t index) {
     Status st = merge_into(parts, meta);
     if (st.is_ok()) {
       auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
-      if (f) fresh = std::move(f).value();
-      else st = f.status();
+      if (f)
+        fresh = std::move(f).value();
+      else
+        st = f.status();
     }
     if (!st.is_ok()) {
       remove_parts();
@@ -455,19 +473,24 @@ Status IndexCore::rebuild_file(std::size_t index) {
   {
     std::lock_guard lock(mu_);
     auto nv = std::make_shared<Version>(*version_);
-    ANNAL_CHECK(nv->files.size() > index && nv->files[index] == old, "index files changed during a repair");
+    ANNAL_CHECK(nv->files.size() > index && nv->files[index] == old,
+                "index files changed during a repair");
     nv->files[index] = fresh;
     install(std::move(nv));
     ++repairs_;
-    rebuild_reason_ = fmt::format("index file {} was rebuilt from the log: {}", old->path(), reason);
+    rebuild_reason_ =
+        fmt::format("index file {} was rebuilt from the log: {}", old->path(), reason);
   }
   cv_.notify_all();
   remove_parts();
   Status rm = fs_.remove(old->path());
-  if (!rm.is_ok()) spdlog::warn("could not remove damaged index file {}: {}", old->path(), rm.to_string());
+  if (!rm.is_ok())
+    spdlog::warn("could not remove damaged index file {}: {}", old->path(), rm.to_string());
   Status ds = fs_.sync_dir(options_.dir);
-  if (!ds.is_ok()) spdlog::warn("fsync of {} after an index repair failed: {}", options_.dir, ds.to_string());
-  spdlog::warn("stream index file {} replaced by {} ({} entries)", old->path(), fresh->path(), fresh->size());
+  if (!ds.is_ok())
+    spdlog::warn("fsync of {} after an index repair failed: {}", options_.dir, ds.to_string());
+  spdlog::warn("stream index file {} replaced by {} ({} entries)", old->path(), fresh->path(),
+               fresh->size());
   return Status::ok();
 }
 
@@ -475,17 +498,20 @@ bool IndexCore::merge_some() {
   auto v = current();
   auto [start, n] = pick_merge(v->files, options_.merge_fanout);
   if (n == 0) return false;
-  std::vector<std::shared_ptr<IndexFile>> inputs(v->files.begin() + static_cast<std::ptrdiff_t>(start),
-                                                 v->files.begin() + static_cast<std::ptrdiff_t>(start + n));
-  ANNAL_CHECK(manifest_.files.size() == v->files.size() && manifest_.files[start] == inputs[0]->meta(),
-              "index manifest and live files disagree");
+  std::vector<std::shared_ptr<IndexFile>> inputs(
+      v->files.begin() + static_cast<std::ptrdiff_t>(start),
+      v->files.begin() + static_cast<std::ptrdiff_t>(start + n));
+  ANNAL_CHECK(
+      manifest_.files.size() == v->files.size() && manifest_.files[start] == inputs[0]->meta(),
+      "index manifest and live files disagree");
   IndexFileMeta meta;
   meta.number = manifest_.next_file_number;
   meta.level = inputs[0]->meta().level + 1;
   meta.first_position = inputs.front()->meta().first_position;
   meta.end_position = inputs.back()->meta().end_position;
   Status st = merge_into(inputs, meta);
-  if (!st.is_ok() && std::any_of(inputs.begin(), inputs.end(), [](const auto& f) { return f->damaged(); })) {
+  if (!st.is_ok() &&
+      std::any_of(inputs.begin(), inputs.end(), [](const auto& f) { return f->damaged(); })) {
     // Never merge damaged entries into a new, validly checksummed file:
     // repair the input first, merge afterwards.
     spdlog::warn("stream index merge postponed: {}", st.to_string());
@@ -495,8 +521,10 @@ bool IndexCore::merge_some() {
   std::shared_ptr<IndexFile> merged;
   if (st.is_ok()) {
     auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
-    if (f) merged = std::move(f).value();
-    else st = f.status();
+    if (f)
+      merged = std::move(f).value();
+    else
+      st = f.status();
   }
   Manifest next = manifest_;
   if (st.is_ok()) {
@@ -514,7 +542,8 @@ bool IndexCore::merge_some() {
   {
     std::lock_guard lock(mu_);
     auto nv = std::make_shared<Version>(*version_);
-    ANNAL_CHECK(nv->files.size() >= start + n && nv->files[start] == inputs[0], "index files changed during merge");
+    ANNAL_CHECK(nv->files.size() >= start + n && nv->files[start] == inputs[0],
+                "index files changed during merge");
     nv->files.erase(nv->files.begin() + static_cast<std::ptrdiff_t>(start),
                     nv->files.begin() + static_cast<std::ptrdiff_t>(start + n));
     nv->files.insert(nv->files.begin() + static_cast<std::ptrdiff_t>(start), merged);
@@ -525,14 +554,17 @@ bool IndexCore::merge_some() {
   // their maps (unlinked files stay readable until unmapped).
   for (const auto& f : inputs) {
     Status rm = fs_.remove(f->path());
-    if (!rm.is_ok()) spdlog::warn("could not remove merged index file {}: {}", f->path(), rm.to_string());
+    if (!rm.is_ok())
+      spdlog::warn("could not remove merged index file {}: {}", f->path(), rm.to_string());
   }
   Status ds = fs_.sync_dir(options_.dir);
-  if (!ds.is_ok()) spdlog::warn("fsync of {} after a merge failed: {}", options_.dir, ds.to_string());
+  if (!ds.is_ok())
+    spdlog::warn("fsync of {} after a merge failed: {}", options_.dir, ds.to_string());
   return true;
 }
 
-Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo,
+                                                   std::uint64_t hi,
                                                    std::uint64_t pos_limit) const {
   auto v = current();
   std::vector<IndexEntry> out;
@@ -549,7 +581,8 @@ Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint
   auto by_revision = [](const IndexEntry& a, const IndexEntry& b) {
     return a.revision != b.revision ? a.revision < b.revision : a.position < b.position;
   };
-  if (!std::is_sorted(out.begin(), out.end(), by_revision)) std::sort(out.begin(), out.end(), by_revision);
+  if (!std::is_sorted(out.begin(), out.end(), by_revision))
+    std::sort(out.begin(), out.end(), by_revision);
   return out;
 }
 

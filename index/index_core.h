@@ -39,7 +39,7 @@
 namespace annal::index {
 
 struct IndexCoreOptions {
-  std::string dir;  // DATA/index
+  std::string dir;                   // DATA/index
   engine::FileSystem* fs = nullptr;  // nullptr: posix
   std::size_t memtable_entries = 1u << 20;
   std::size_t merge_fanout = 4;
@@ -53,7 +53,8 @@ struct IndexCoreOptions {
   // frozen: the id digests of those positions (index p - first), stored in
   // its index file so the idempotency window can be reloaded at open without
   // reading the log. Null: zeros.
-  std::function<void(std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out)> id_digests;
+  std::function<void(std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out)>
+      id_digests;
   // Rebuilds a damaged file's range: appends the entries of log positions
   // [first, end) (any order) and sets digests[p - first] to the id digest of
   // position p. Called on the background thread. Null: a damaged file stops
@@ -71,8 +72,8 @@ struct IndexCoreStats {
   std::uint64_t resident_bytes_estimate = 0;
   std::uint64_t flushes = 0;
   std::uint64_t merges = 0;
-  std::uint64_t repairs = 0;        // damaged files rebuilt from the log
-  bool scrub_done = false;          // every file found at open checked
+  std::uint64_t repairs = 0;  // damaged files rebuilt from the log
+  bool scrub_done = false;    // every file found at open checked
   std::vector<IndexFileMeta> files;
 };
 
@@ -126,7 +127,8 @@ class IndexCore {
   // The id digests stored for positions [from, to) ∩ [0, indexed_through())
   // (0 where unknown), read from the index files with pread. out[i] is
   // position max(from, ...)+i; returns the first position covered.
-  Result<std::uint64_t> read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const;
+  Result<std::uint64_t> read_id_digests(std::uint64_t from, std::uint64_t to,
+                                        std::vector<std::uint64_t>& out) const;
   // Sticky error of the background writer (e.g. a failed fsync).
   Status background_status() const;
   // Waits until no flush, merge, scrub or repair is pending (tests).
@@ -154,8 +156,8 @@ class IndexCore {
   // A query found a damaged file: wake the background thread to rebuild it.
   void note_damage() const;
   bool merge_wanted_locked() const;  // REQUIRES: mu_ held
-  static std::pair<std::size_t, std::size_t> pick_merge(const std::vector<std::shared_ptr<IndexFile>>& files,
-                                                        std::size_t fanout);
+  static std::pair<std::size_t, std::size_t> pick_merge(
+      const std::vector<std::shared_ptr<IndexFile>>& files, std::size_t fanout);
   void fail(const Status& st);
 
   IndexCoreOptions options_;

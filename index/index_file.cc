@@ -1,11 +1,11 @@
 #include "index/index_file.h"
 
+#include <fmt/format.h>
+#include <xxhash.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
-
-#include <fmt/format.h>
-#include <xxhash.h>
 
 namespace annal::index {
 namespace {
@@ -21,9 +21,13 @@ struct XxhState {
   std::uint64_t digest() const { return XXH3_64bits_digest(s); }
 };
 
-std::uint64_t checksum(const std::byte* p, std::size_t n) { return XXH3_64bits(p, n); }
+std::uint64_t checksum(const std::byte* p, std::size_t n) {
+  return XXH3_64bits(p, n);
+}
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) {
+  return (a + b - 1) / b;
+}
 
 std::uint64_t file_size_for(std::uint64_t entries, std::uint64_t ids, std::uint32_t interval) {
   return kIndexHeaderSize + entries * kIndexEntrySize + ids * kIdDigestSize +
@@ -33,7 +37,9 @@ std::uint64_t file_size_for(std::uint64_t entries, std::uint64_t ids, std::uint3
 
 }  // namespace
 
-std::string index_file_name(std::uint64_t number) { return fmt::format("{:020}.ix", number); }
+std::string index_file_name(std::uint64_t number) {
+  return fmt::format("{:020}.ix", number);
+}
 
 Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFileMeta& meta,
                         const std::function<bool(IndexEntry&)>& next,
@@ -131,20 +137,24 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
 }
 
 Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const std::string& dir,
-                                                   const IndexFileMeta& expected, bool verify_entries) {
+                                                   const IndexFileMeta& expected,
+                                                   bool verify_entries) {
   std::shared_ptr<IndexFile> f(new IndexFile());
   f->path_ = dir + "/" + index_file_name(expected.number);
   const std::string& path = f->path_;
-  if (!fs.exists(path)) return Status(Errc::kNotFound, fmt::format("index file {} is missing", path));
+  if (!fs.exists(path))
+    return Status(Errc::kNotFound, fmt::format("index file {} is missing", path));
   auto opened = fs.open(path, engine::OpenOptions{.read_only = true});
   if (!opened) return opened.status();
   auto& file = *opened;
   auto size = file->size();
   if (!size) return size.status();
   auto corrupt = [&](const std::string& what, std::uint64_t offset) {
-    return Status(Errc::kCorruption, fmt::format("index file {}: {} (offset {})", path, what, offset));
+    return Status(Errc::kCorruption,
+                  fmt::format("index file {}: {} (offset {})", path, what, offset));
   };
-  if (*size < kIndexHeaderSize + kIndexFooterSize) return corrupt(fmt::format("too short: {} bytes", *size), 0);
+  if (*size < kIndexHeaderSize + kIndexFooterSize)
+    return corrupt(fmt::format("too short: {} bytes", *size), 0);
   std::byte header[kIndexHeaderSize];
   ANNAL_RETURN_IF_ERROR(file->pread(0, header));
   if (std::memcmp(header, kIndexFileMagic, 8) != 0) return corrupt("bad magic", 0);
@@ -160,19 +170,22 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
   m.level = get_u32(header + 48);
   if (f->summary_interval_ == 0) return corrupt("summary interval 0", 12);
   if (!(m == expected))
-    return corrupt(fmt::format("header (number {}, positions [{}, {}), {} entries, level {}) does not match "
-                               "the manifest (number {}, positions [{}, {}), {} entries, level {})",
-                               m.number, m.first_position, m.end_position, m.entry_count, m.level,
-                               expected.number, expected.first_position, expected.end_position,
-                               expected.entry_count, expected.level),
-                   0);
+    return corrupt(
+        fmt::format("header (number {}, positions [{}, {}), {} entries, level {}) does not match "
+                    "the manifest (number {}, positions [{}, {}), {} entries, level {})",
+                    m.number, m.first_position, m.end_position, m.entry_count, m.level,
+                    expected.number, expected.first_position, expected.end_position,
+                    expected.entry_count, expected.level),
+        0);
   if (m.end_position < m.first_position) return corrupt("end position before first position", 32);
-  const std::uint64_t want = file_size_for(m.entry_count, m.end_position - m.first_position, f->summary_interval_);
+  const std::uint64_t want =
+      file_size_for(m.entry_count, m.end_position - m.first_position, f->summary_interval_);
   if (*size != want) return corrupt(fmt::format("size {} bytes, expected {}", *size, want), 0);
   const std::uint64_t ids = m.end_position - m.first_position;
   const std::uint64_t slots = ceil_div(m.entry_count, f->summary_interval_);
   const std::uint64_t sums = ceil_div(ids, f->summary_interval_);
-  const std::uint64_t summary_off = kIndexHeaderSize + m.entry_count * kIndexEntrySize + ids * kIdDigestSize;
+  const std::uint64_t summary_off =
+      kIndexHeaderSize + m.entry_count * kIndexEntrySize + ids * kIdDigestSize;
   const std::uint64_t sums_off = summary_off + slots * kSummarySlotSize;
   const std::uint64_t footer_off = *size - kIndexFooterSize;
   // Only the tail is read at open: slots and block checksums (32 bytes per
@@ -182,8 +195,10 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
   const std::byte* footer = tail.data() + (footer_off - summary_off);
   const std::byte* summary = tail.data();
   const std::byte* block_sums = tail.data() + (sums_off - summary_off);
-  if (std::memcmp(footer, kIndexFooterMagic, 8) != 0) return corrupt("bad footer magic", footer_off);
-  if (get_u64(footer + 24) != checksum(footer, 24)) return corrupt("footer checksum mismatch", footer_off + 24);
+  if (std::memcmp(footer, kIndexFooterMagic, 8) != 0)
+    return corrupt("bad footer magic", footer_off);
+  if (get_u64(footer + 24) != checksum(footer, 24))
+    return corrupt("footer checksum mismatch", footer_off + 24);
   if (get_u64(footer + 8) != checksum(summary, slots * kSummarySlotSize))
     return corrupt("summary checksum mismatch", summary_off);
   if (get_u64(footer + 16) != checksum(block_sums, sums * kBlockSumSize))
@@ -194,10 +209,12 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
     f->summary_[i] = Slot{get_u64(s), get_u64(s + 8), get_u64(s + 16)};
   }
   f->digest_sums_.resize(sums);
-  for (std::size_t i = 0; i < sums; ++i) f->digest_sums_[i] = get_u64(block_sums + i * kBlockSumSize);
+  for (std::size_t i = 0; i < sums; ++i)
+    f->digest_sums_[i] = get_u64(block_sums + i * kBlockSumSize);
   const std::size_t blocks = f->blocks();
   f->checked_ = std::make_unique<std::atomic<std::uint64_t>[]>((blocks + 63) / 64);
-  for (std::size_t i = 0; i < (blocks + 63) / 64; ++i) f->checked_[i].store(0, std::memory_order_relaxed);
+  for (std::size_t i = 0; i < (blocks + 63) / 64; ++i)
+    f->checked_[i].store(0, std::memory_order_relaxed);
   f->unverified_.store(blocks, std::memory_order_release);
   auto mapped = file->map(static_cast<std::size_t>(*size));
   if (!mapped) return mapped.status();
@@ -214,21 +231,24 @@ IndexFile::Block IndexFile::block(std::size_t b) const {
   if (b < summary_.size()) {
     const std::size_t first = b * interval;
     return Block{kIndexHeaderSize + first * kIndexEntrySize,
-                 (std::min<std::size_t>(size(), first + interval) - first) * kIndexEntrySize, summary_[b].sum};
+                 (std::min<std::size_t>(size(), first + interval) - first) * kIndexEntrySize,
+                 summary_[b].sum};
   }
   const std::size_t first = (b - summary_.size()) * interval;
   const std::size_t ids = static_cast<std::size_t>(meta_.end_position - meta_.first_position);
   return Block{kIndexHeaderSize + meta_.entry_count * kIndexEntrySize + first * kIdDigestSize,
-               (std::min(ids, first + interval) - first) * kIdDigestSize, digest_sums_[b - summary_.size()]};
+               (std::min(ids, first + interval) - first) * kIdDigestSize,
+               digest_sums_[b - summary_.size()]};
 }
 
 Status IndexFile::check_bytes(std::size_t b, const std::byte* p) const {
   const Block k = block(b);
   if (checksum(p, k.bytes) != k.sum) {
     damaged_.store(true, std::memory_order_release);
-    return Status(Errc::kCorruption,
-                  fmt::format("index file {}: checksum mismatch in the {} block at offset {} ({} bytes)", path_,
-                              b < summary_.size() ? "entries" : "id digests", k.offset, k.bytes));
+    return Status(
+        Errc::kCorruption,
+        fmt::format("index file {}: checksum mismatch in the {} block at offset {} ({} bytes)",
+                    path_, b < summary_.size() ? "entries" : "id digests", k.offset, k.bytes));
   }
   const std::uint64_t bit = std::uint64_t{1} << (b % 64);
   if (!(checked_[b / 64].fetch_or(bit, std::memory_order_acq_rel) & bit))
@@ -269,7 +289,8 @@ Status IndexFile::verify_all() const {
     ANNAL_RETURN_IF_ERROR(file_->pread(first.offset, buf));
     for (std::size_t k = b; k < e; ++k) {
       const Block blk = block(k);
-      if (!is_checked(k)) ANNAL_RETURN_IF_ERROR(check_bytes(k, buf.data() + (blk.offset - first.offset)));
+      if (!is_checked(k))
+        ANNAL_RETURN_IF_ERROR(check_bytes(k, buf.data() + (blk.offset - first.offset)));
     }
     b = e;
   }
@@ -280,7 +301,8 @@ std::uint64_t IndexFile::id_digest(std::uint64_t position) const {
   return get_u64(digests_ + (position - meta_.first_position) * kIdDigestSize);
 }
 
-Status IndexFile::read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const {
+Status IndexFile::read_id_digests(std::uint64_t from, std::uint64_t to,
+                                  std::vector<std::uint64_t>& out) const {
   from = std::max(from, meta_.first_position);
   to = std::min(to, meta_.end_position);
   if (from >= to) return Status::ok();
@@ -316,7 +338,8 @@ Result<std::size_t> IndexFile::lower_bound(std::uint64_t hash, std::uint64_t rev
   if (block == 0) return std::size_t{0};
   ANNAL_RETURN_IF_ERROR(check_block(block - 1));
   std::size_t lo = (block - 1) * summary_interval_;
-  std::size_t hi = std::min<std::size_t>(size(), block * static_cast<std::size_t>(summary_interval_));
+  std::size_t hi =
+      std::min<std::size_t>(size(), block * static_cast<std::size_t>(summary_interval_));
   while (lo < hi) {
     std::size_t mid = lo + (hi - lo) / 2;
     const std::byte* p = entries_ + mid * kIndexEntrySize;
@@ -329,8 +352,8 @@ Result<std::size_t> IndexFile::lower_bound(std::uint64_t hash, std::uint64_t rev
   return lo;
 }
 
-Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
-                          std::vector<IndexEntry>& out) const {
+Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                          std::uint64_t pos_limit, std::vector<IndexEntry>& out) const {
   auto start = lower_bound(hash, lo);
   if (!start) return start.status();
   for (std::size_t i = *start; i < size(); ++i) {

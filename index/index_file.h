@@ -36,14 +36,14 @@ inline constexpr std::size_t kIndexHeaderSize = 64;
 inline constexpr std::size_t kIndexFooterSize = 32;
 inline constexpr std::size_t kIndexEntrySize = 24;
 inline constexpr std::size_t kSummarySlotSize = 24;  // key + block checksum
-inline constexpr std::size_t kBlockSumSize = 8;       // per block of id digests
+inline constexpr std::size_t kBlockSumSize = 8;      // per block of id digests
 inline constexpr std::size_t kIdDigestSize = 8;
 inline constexpr std::uint32_t kDefaultSummaryInterval = 512;
 
 // What the manifest records about one index file (and its header repeats).
 struct IndexFileMeta {
-  std::uint64_t number = 0;  // file name: <number, 20 digits>.ix
-  std::uint32_t level = 0;   // 0 = written from a memtable; merges go up
+  std::uint64_t number = 0;          // file name: <number, 20 digits>.ix
+  std::uint32_t level = 0;           // 0 = written from a memtable; merges go up
   std::uint64_t first_position = 0;  // covers log positions [first, end)
   std::uint64_t end_position = 0;
   std::uint64_t entry_count = 0;
@@ -69,7 +69,8 @@ class IndexFile {
   // verify_entries, every block (verify_all()). Errors are kCorruption /
   // kIoError naming the file.
   static Result<std::shared_ptr<IndexFile>> open(engine::FileSystem& fs, const std::string& dir,
-                                                 const IndexFileMeta& expected, bool verify_entries);
+                                                 const IndexFileMeta& expected,
+                                                 bool verify_entries);
 
   const IndexFileMeta& meta() const { return meta_; }
   const std::string& path() const { return path_; }
@@ -91,11 +92,13 @@ class IndexFile {
   Result<std::size_t> lower_bound(std::uint64_t hash, std::uint64_t revision) const;
   // Appends the digests of positions [from, to) ∩ [first, end) to out,
   // checking their blocks.
-  Status read_id_digests(std::uint64_t from, std::uint64_t to, std::vector<std::uint64_t>& out) const;
+  Status read_id_digests(std::uint64_t from, std::uint64_t to,
+                         std::vector<std::uint64_t>& out) const;
   // Bytes of memory the file holds outside the map (summary, block checksums,
   // bitmap).
   std::size_t resident_bytes() const {
-    return summary_.size() * sizeof(summary_[0]) + digest_sums_.size() * 8 + (blocks() + 63) / 64 * 8;
+    return summary_.size() * sizeof(summary_[0]) + digest_sums_.size() * 8 +
+           (blocks() + 63) / 64 * 8;
   }
 
   // Entries of `hash` with revision in [lo, hi] and position < pos_limit,

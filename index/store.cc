@@ -1,5 +1,8 @@
 #include "index/store.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -7,9 +10,6 @@
 #include <future>
 #include <mutex>
 #include <shared_mutex>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/format.h"
 #include "index/entry.h"
@@ -51,7 +51,9 @@ struct RecordLite {
   std::uint64_t revision = 0;
 };
 
-std::string expected_text(const ExpectedRevision& e) { return e.to_string(); }
+std::string expected_text(const ExpectedRevision& e) {
+  return e.to_string();
+}
 
 std::string actual_text(const std::optional<Head>& h) {
   return h ? std::to_string(h->revision) : std::string("no stream");
@@ -76,8 +78,10 @@ class Store::Impl final : public engine::WriteHooks {
     limits_.max_event_type = std::min<std::size_t>(limits_.max_event_type, UINT16_MAX);
     // One append must fit in one segment (records never span segments).
     const std::uint64_t seg = options_.log.segment_size;
-    const std::uint64_t room = seg > format::kSegmentHeaderSize ? seg - format::kSegmentHeaderSize : 0;
-    limits_.max_append_size = static_cast<std::size_t>(std::min<std::uint64_t>(limits_.max_append_size, room));
+    const std::uint64_t room =
+        seg > format::kSegmentHeaderSize ? seg - format::kSegmentHeaderSize : 0;
+    limits_.max_append_size =
+        static_cast<std::size_t>(std::min<std::uint64_t>(limits_.max_append_size, room));
     limits_.max_event_size = std::min(limits_.max_event_size, limits_.max_append_size);
   }
 
@@ -97,7 +101,9 @@ class Store::Impl final : public engine::WriteHooks {
 
   Status open() {
     using Clock = std::chrono::steady_clock;
-    auto secs = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
+    auto secs = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double>(b - a).count();
+    };
     const auto t0 = Clock::now();
     engine::LogOptions lo = options_.log;
     lo.hooks = this;
@@ -111,12 +117,15 @@ class Store::Impl final : public engine::WriteHooks {
     co.memtable_entries = options_.memtable_entries;
     co.merge_fanout = options_.index_merge_fanout;
     co.verify_on_open = options_.verify_index_on_open;
-    co.id_digests = [this](std::uint64_t first, std::uint64_t end, std::vector<std::uint64_t>& out) {
+    co.id_digests = [this](std::uint64_t first, std::uint64_t end,
+                           std::vector<std::uint64_t>& out) {
       out.resize(end - first);
       for (std::uint64_t p = first; p < end; ++p) out[p - first] = window_.digest_at(p);
     };
-    co.load_range = [this](std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
-                           std::vector<std::uint64_t>& digests) { return load_range(first, last, entries, digests); };
+    co.load_range = [this](std::uint64_t first, std::uint64_t last,
+                           std::vector<IndexEntry>& entries, std::vector<std::uint64_t>& digests) {
+      return load_range(first, last, entries, digests);
+    };
     auto core = IndexCore::open(co, end);
     if (!core) return core.status();
     core_ = std::move(core).value();
@@ -134,37 +143,41 @@ class Store::Impl final : public engine::WriteHooks {
       std::vector<std::uint64_t> digests;
       auto first = core_->read_id_digests(wfrom, indexed, digests);
       if (first) {
-        for (std::size_t i = 0; i < digests.size(); ++i) window_.insert_digest(digests[i], *first + i);
+        for (std::size_t i = 0; i < digests.size(); ++i)
+          window_.insert_digest(digests[i], *first + i);
       } else {
         // A damaged digest block: take the window's ids from the log instead
         // (bounded by idempotency_window); the file is rebuilt in the
         // background.
-        spdlog::warn("stream index: reloading the idempotency window from the log: {}", first.status().to_string());
+        spdlog::warn("stream index: reloading the idempotency window from the log: {}",
+                     first.status().to_string());
         from = wfrom;
       }
     }
     const auto t2 = Clock::now();
     // Replay the unindexed tail into the memtable (and the window).
     std::uint64_t n = 0;
-    Status st = log_->scan_forward(GlobalPosition(from), UINT64_MAX, [&](const engine::RecordView& v) {
-      const std::uint64_t pos = v.position.value;
-      window_.insert(v.id, pos);
-      if (pos >= indexed) {
-        if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
-          core_->add(IndexEntry{hash_of(v.stream), v.revision.value, pos});
-        if (++n % 4096 == 0) {
-          core_->set_durable(pos + 1);
-          core_->throttle(2);
-        }
-      }
-      return true;
-    });
+    Status st =
+        log_->scan_forward(GlobalPosition(from), UINT64_MAX, [&](const engine::RecordView& v) {
+          const std::uint64_t pos = v.position.value;
+          window_.insert(v.id, pos);
+          if (pos >= indexed) {
+            if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
+              core_->add(IndexEntry{hash_of(v.stream), v.revision.value, pos});
+            if (++n % 4096 == 0) {
+              core_->set_durable(pos + 1);
+              core_->throttle(2);
+            }
+          }
+          return true;
+        });
     if (!st.is_ok()) return st;
     core_->set_durable(end);
     durable_end_ = end;
     const auto t3 = Clock::now();
     spdlog::info(
-        "store {} opened in {:.3f} s (log and index files {:.3f} s, id window {:.3f} s, {} events replayed into "
+        "store {} opened in {:.3f} s (log and index files {:.3f} s, id window {:.3f} s, {} events "
+        "replayed into "
         "the index in {:.3f} s){}",
         options_.log.dir, secs(t0, t3), secs(t0, t1), secs(t1, t2), n, secs(t2, t3),
         rebuild_reason.empty() ? "" : "; index rebuilt: " + rebuild_reason);
@@ -178,13 +191,14 @@ class Store::Impl final : public engine::WriteHooks {
                     std::vector<std::uint64_t>& digests) {
     std::shared_lock lock(log_gone_mu_);
     if (log_gone_) return Status(Errc::kShuttingDown, "the store is closing");
-    return log_->scan_forward(GlobalPosition(first), last - first, [&](const engine::RecordView& v) {
-      const std::uint64_t pos = v.position.value;
-      digests[pos - first] = IdWindow::digest(v.id);
-      if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
-        entries.push_back(IndexEntry{hash_of(v.stream), v.revision.value, pos});
-      return true;
-    });
+    return log_->scan_forward(
+        GlobalPosition(first), last - first, [&](const engine::RecordView& v) {
+          const std::uint64_t pos = v.position.value;
+          digests[pos - first] = IdWindow::digest(v.id);
+          if (!(v.stream.empty() && (v.flags & format::kFlagLost)))
+            entries.push_back(IndexEntry{hash_of(v.stream), v.revision.value, pos});
+          return true;
+        });
   }
 
   std::uint64_t hash_of(std::string_view stream) const {
@@ -195,33 +209,43 @@ class Store::Impl final : public engine::WriteHooks {
   Status validate(const StreamAppend& a) const {
     if (a.stream.empty()) return Status(Errc::kBadRequest, "stream name is empty");
     if (a.stream.size() > limits_.max_stream_name)
-      return Status(Errc::kTooLarge, fmt::format("stream name is {} bytes; the limit (max_stream_name) is {}",
-                                                 a.stream.size(), limits_.max_stream_name));
-    if (a.events.empty()) return Status(Errc::kBadRequest, fmt::format("append to '{}' has no events", a.stream));
+      return Status(Errc::kTooLarge,
+                    fmt::format("stream name is {} bytes; the limit (max_stream_name) is {}",
+                                a.stream.size(), limits_.max_stream_name));
+    if (a.events.empty())
+      return Status(Errc::kBadRequest, fmt::format("append to '{}' has no events", a.stream));
     if (a.events.size() > limits_.max_append_events)
-      return Status(Errc::kTooLarge, fmt::format("append to '{}' has {} events; the limit (max_append_events) is {}",
-                                                 a.stream, a.events.size(), limits_.max_append_events));
+      return Status(Errc::kTooLarge,
+                    fmt::format("append to '{}' has {} events; the limit (max_append_events) is {}",
+                                a.stream, a.events.size(), limits_.max_append_events));
     std::size_t total = 0;
     for (std::size_t i = 0; i < a.events.size(); ++i) {
       const NewEvent& e = a.events[i];
       if (e.id.is_nil())
-        return Status(Errc::kBadRequest, fmt::format("append to '{}': event {} has a nil event id", a.stream, i));
-      if (e.type.empty())
-        return Status(Errc::kBadRequest, fmt::format("append to '{}': event {} has an empty event type", a.stream, i));
-      if (e.type.size() > limits_.max_event_type)
-        return Status(Errc::kTooLarge,
-                      fmt::format("append to '{}': event {} type is {} bytes; the limit (max_event_type) is {}",
-                                  a.stream, i, e.type.size(), limits_.max_event_type));
-      if ((e.flags & ~(format::kFlagDataJson | format::kFlagMetadataJson)) != 0)
         return Status(Errc::kBadRequest,
-                      fmt::format("append to '{}': event {} has unknown flags {:#x}", a.stream, i, e.flags));
+                      fmt::format("append to '{}': event {} has a nil event id", a.stream, i));
+      if (e.type.empty())
+        return Status(Errc::kBadRequest,
+                      fmt::format("append to '{}': event {} has an empty event type", a.stream, i));
+      if (e.type.size() > limits_.max_event_type)
+        return Status(
+            Errc::kTooLarge,
+            fmt::format(
+                "append to '{}': event {} type is {} bytes; the limit (max_event_type) is {}",
+                a.stream, i, e.type.size(), limits_.max_event_type));
+      if ((e.flags & ~(format::kFlagDataJson | format::kFlagMetadataJson)) != 0)
+        return Status(
+            Errc::kBadRequest,
+            fmt::format("append to '{}': event {} has unknown flags {:#x}", a.stream, i, e.flags));
       const std::size_t body = e.metadata.size() + e.data.size();
       if (body > limits_.max_event_size)
-        return Status(Errc::kTooLarge,
-                      fmt::format("append to '{}': event {} is {} bytes (metadata + data); the limit "
-                                  "(max_event_size) is {}",
-                                  a.stream, i, body, limits_.max_event_size));
-      total += format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size());
+        return Status(
+            Errc::kTooLarge,
+            fmt::format("append to '{}': event {} is {} bytes (metadata + data); the limit "
+                        "(max_event_size) is {}",
+                        a.stream, i, body, limits_.max_event_size));
+      total +=
+          format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size());
     }
     // One event id names one event: an append carrying an id twice would leave
     // readers with two events under one id and make retries ambiguous.
@@ -232,15 +256,17 @@ class Store::Impl final : public engine::WriteHooks {
       std::sort(ids.begin(), ids.end());
       for (std::size_t k = 1; k < ids.size(); ++k)
         if (ids[k].first == ids[k - 1].first)
-          return Status(Errc::kBadRequest,
-                        fmt::format("append to '{}': events {} and {} have the same event id {}", a.stream,
-                                    ids[k - 1].second, ids[k].second, ids[k].first.to_string()));
+          return Status(
+              Errc::kBadRequest,
+              fmt::format("append to '{}': events {} and {} have the same event id {}", a.stream,
+                          ids[k - 1].second, ids[k].second, ids[k].first.to_string()));
     }
     if (total > limits_.max_append_size)
-      return Status(Errc::kTooLarge,
-                    fmt::format("append to '{}' is {} bytes encoded; the limit (max_append_size, clamped to "
-                                "the segment size) is {}",
-                                a.stream, total, limits_.max_append_size));
+      return Status(
+          Errc::kTooLarge,
+          fmt::format("append to '{}' is {} bytes encoded; the limit (max_append_size, clamped to "
+                      "the segment size) is {}",
+                      a.stream, total, limits_.max_append_size));
     return Status::ok();
   }
 
@@ -286,13 +312,15 @@ class Store::Impl final : public engine::WriteHooks {
 
   std::optional<RecordLite> writer_record(std::uint64_t pos) const {
     if (const Pending* p = pending_at(pos)) {
-      return RecordLite{p->stream, p->ids[pos - p->first_position], p->first_revision + (pos - p->first_position)};
+      return RecordLite{p->stream, p->ids[pos - p->first_position],
+                        p->first_revision + (pos - p->first_position)};
     }
     std::optional<RecordLite> out;
     Status st = log_->visit(GlobalPosition(pos), [&](const engine::RecordView& v) {
       out = RecordLite{std::string(v.stream), v.id, v.revision.value};
     });
-    if (!st.is_ok()) spdlog::warn("stream index: reading position {} for a write check: {}", pos, st.to_string());
+    if (!st.is_ok())
+      spdlog::warn("stream index: reading position {} for a write check: {}", pos, st.to_string());
     return out;
   }
 
@@ -320,7 +348,7 @@ class Store::Impl final : public engine::WriteHooks {
   // exact / no_stream retry: are `ids` this stream's events at revisions
   // [r0, r0 + n)? nullopt if not (all of them).
   Result<std::optional<Dedup>> match_at_revisions(const AppendCtx& c, std::uint64_t r0,
-                                                 const std::vector<EventId>& ids) {
+                                                  const std::vector<EventId>& ids) {
     const std::uint64_t n = ids.size();
     auto entries = core_->collect(c.hash, r0, r0 + n - 1, UINT64_MAX);
     if (!entries) return entries.status();
@@ -372,7 +400,8 @@ class Store::Impl final : public engine::WriteHooks {
     return WindowResult::kConflict;
   }
 
-  Decision prepare(engine::AppendRequest& req, GlobalPosition next, engine::AppendOutcome& outcome) override {
+  Decision prepare(engine::AppendRequest& req, GlobalPosition next,
+                   engine::AppendOutcome& outcome) override {
     ANNAL_CHECK(ready_, "append before the store finished opening");
     const std::uint64_t k = req.events.size();
     std::vector<EventId> ids;
@@ -384,8 +413,10 @@ class Store::Impl final : public engine::WriteHooks {
       // given (tests and tools).
       for (std::uint64_t i = 0; i < k; ++i) {
         const auto& e = req.events[i];
-        AppendCtx raw{e.stream, hash_of(e.stream), HeadCache::key_of(e.stream), ExpectedRevision::any()};
-        Pending p{next.value + i, e.revision.value, e.stream, raw.hash, raw.key, heads_.get(raw.key), {e.id}};
+        AppendCtx raw{e.stream, hash_of(e.stream), HeadCache::key_of(e.stream),
+                      ExpectedRevision::any()};
+        Pending p{next.value + i, e.revision.value,    e.stream, raw.hash,
+                  raw.key,        heads_.get(raw.key), {e.id}};
         core_->add(IndexEntry{raw.hash, e.revision.value, next.value + i});
         window_.insert(e.id, next.value + i);
         heads_.put(raw.key, Head{e.revision.value, next.value + i});
@@ -408,7 +439,8 @@ class Store::Impl final : public engine::WriteHooks {
       outcome.status = Status(Errc::kWrongExpectedRevision,
                               fmt::format("stream '{}': expected revision {}, actual {}", c->stream,
                                           expected_text(c->expected), actual_text(head)));
-      outcome.actual_revision = head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
+      outcome.actual_revision =
+          head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
       return Decision::kComplete;
     };
     auto duplicate = [&](const Dedup& d) {
@@ -427,9 +459,12 @@ class Store::Impl final : public engine::WriteHooks {
       case Kind::kAny: {
         Dedup d{};
         switch (match_in_window(*c, ids, d)) {
-          case WindowResult::kNew: break;
-          case WindowResult::kDuplicate: return duplicate(d);
-          case WindowResult::kConflict: return wrong();
+          case WindowResult::kNew:
+            break;
+          case WindowResult::kDuplicate:
+            return duplicate(d);
+          case WindowResult::kConflict:
+            return wrong();
         }
         break;
       }
@@ -465,7 +500,8 @@ class Store::Impl final : public engine::WriteHooks {
       window_.insert(ids[i], next.value + i);
     }
     heads_.put(c->key, Head{first_rev + k - 1, next.value + k - 1});
-    pending_.push_back(Pending{next.value, first_rev, c->stream, c->hash, c->key, head, std::move(ids)});
+    pending_.push_back(
+        Pending{next.value, first_rev, c->stream, c->hash, c->key, head, std::move(ids)});
     return Decision::kWrite;
   }
 
@@ -495,7 +531,8 @@ class Store::Impl final : public engine::WriteHooks {
   void durable(GlobalPosition end) override {
     if (!ready_) return;
     durable_end_ = end.value;
-    while (!pending_.empty() && pending_.front().first_position + pending_.front().ids.size() <= end.value)
+    while (!pending_.empty() &&
+           pending_.front().first_position + pending_.front().ids.size() <= end.value)
       pending_.pop_front();
     core_->set_durable(end.value);
     std::shared_ptr<const Listeners> ls;
@@ -508,7 +545,8 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   // ---- Readers ----
-  Result<std::optional<Head>> durable_head(std::string_view stream, std::uint64_t hash, std::uint64_t end) const {
+  Result<std::optional<Head>> durable_head(std::string_view stream, std::uint64_t hash,
+                                           std::uint64_t end) const {
     if (auto h = heads_.get(HeadCache::key_of(stream)); h && h->position < end) return h;
     std::optional<Head> found;
     Status vs = core_->visit_desc(hash, end, [&](const IndexEntry& e) {
@@ -517,7 +555,9 @@ class Store::Impl final : public engine::WriteHooks {
         match = (v.stream == stream && v.revision.value == e.revision) ||
                 (v.stream.empty() && (v.flags & format::kFlagLost));
       });
-      if (!st.is_ok()) spdlog::warn("stream index: reading position {} of '{}': {}", e.position, stream, st.to_string());
+      if (!st.is_ok())
+        spdlog::warn("stream index: reading position {} of '{}': {}", e.position, stream,
+                     st.to_string());
       if (match) found = Head{e.revision, e.position};
       return !match;
     });
@@ -532,8 +572,9 @@ class Store::Impl final : public engine::WriteHooks {
     return StreamRevision((*h)->revision);
   }
 
-  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream, StreamRevision from,
-                                                       std::uint64_t count, Direction dir) const {
+  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream,
+                                                       StreamRevision from, std::uint64_t count,
+                                                       Direction dir) const {
     const std::uint64_t end = log_->durable_end().value;
     const std::uint64_t hash = hash_of(stream);
     auto found = durable_head(stream, hash, end);
@@ -563,17 +604,21 @@ class Store::Impl final : public engine::WriteHooks {
       Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
         if (v.flags & format::kFlagLost) {
           if (v.stream.empty() || v.stream == stream)
-            err = Status(Errc::kLostAtRepair,
-                         fmt::format("stream '{}' revision {} (position {}) was lost and replaced by a repair "
-                                     "marker",
-                                     stream, e.revision, e.position));
+            err = Status(
+                Errc::kLostAtRepair,
+                fmt::format(
+                    "stream '{}' revision {} (position {}) was lost and replaced by a repair "
+                    "marker",
+                    stream, e.revision, e.position));
           return;
         }
         if (v.stream != stream) return;  // another stream with the same hash
         if (v.revision.value != e.revision) {
-          err = Status(Errc::kCorruption,
-                       fmt::format("stream '{}': the index maps revision {} to position {}, which holds revision {}",
-                                   stream, e.revision, e.position, v.revision.value));
+          err = Status(
+              Errc::kCorruption,
+              fmt::format(
+                  "stream '{}': the index maps revision {} to position {}, which holds revision {}",
+                  stream, e.revision, e.position, v.revision.value));
           return;
         }
         out.push_back(v.to_record());
@@ -588,7 +633,8 @@ class Store::Impl final : public engine::WriteHooks {
 
   std::uint64_t add_listener(std::function<void(GlobalPosition)> fn) {
     std::lock_guard lock(listeners_mu_);
-    auto next = listeners_ ? std::make_shared<Listeners>(*listeners_) : std::make_shared<Listeners>();
+    auto next =
+        listeners_ ? std::make_shared<Listeners>(*listeners_) : std::make_shared<Listeners>();
     const std::uint64_t id = ++next_listener_;
     next->emplace_back(id, std::move(fn));
     listeners_ = std::move(next);
@@ -609,7 +655,8 @@ class Store::Impl final : public engine::WriteHooks {
     s.memtable_entries = cs.memtable_entries;
     s.index_files = cs.index_files;
     s.indexed_through = cs.indexed_through;
-    s.resident_bytes_estimate = cs.resident_bytes_estimate + heads_.memory_bytes() + window_.memory_bytes();
+    s.resident_bytes_estimate =
+        cs.resident_bytes_estimate + heads_.memory_bytes() + window_.memory_bytes();
     s.last_rebuild_reason = core_->rebuild_reason();
     s.index_repairs = cs.repairs;
     s.index_scrub_done = cs.scrub_done;
@@ -621,8 +668,8 @@ class Store::Impl final : public engine::WriteHooks {
   std::unique_ptr<engine::Log> log_;
   std::unique_ptr<IndexCore> core_;
   mutable HeadCache heads_;
-  IdWindow window_;             // writer thread
-  std::deque<Pending> pending_;  // writer thread
+  IdWindow window_;                // writer thread
+  std::deque<Pending> pending_;    // writer thread
   std::uint64_t durable_end_ = 0;  // writer thread
   std::atomic<bool> ready_{false};
   std::shared_mutex log_gone_mu_;  // load_range (background) vs the destructor
@@ -654,22 +701,38 @@ engine::AppendOutcome Store::append_sync(StreamAppend append) {
   return f.get();
 }
 
-Result<std::vector<engine::EventRecord>> Store::read_stream(const std::string& stream, StreamRevision from,
-                                                            std::uint64_t count, Direction direction) const {
+Result<std::vector<engine::EventRecord>> Store::read_stream(const std::string& stream,
+                                                            StreamRevision from,
+                                                            std::uint64_t count,
+                                                            Direction direction) const {
   return impl_->read_stream(stream, from, count, direction);
 }
 
-Result<StreamRevision> Store::last_revision(const std::string& stream) const { return impl_->last_revision(stream); }
+Result<StreamRevision> Store::last_revision(const std::string& stream) const {
+  return impl_->last_revision(stream);
+}
 
 std::uint64_t Store::add_durable_listener(std::function<void(GlobalPosition end)> fn) {
   return impl_->add_listener(std::move(fn));
 }
-void Store::remove_durable_listener(std::uint64_t handle) { impl_->remove_listener(handle); }
+void Store::remove_durable_listener(std::uint64_t handle) {
+  impl_->remove_listener(handle);
+}
 
-engine::Log& Store::log() { return *impl_->log_; }
-const engine::Log& Store::log() const { return *impl_->log_; }
-const Limits& Store::limits() const { return impl_->limits_; }
-IndexStats Store::stats() const { return impl_->stats(); }
-void Store::wait_index_idle() { impl_->core_->wait_idle(); }
+engine::Log& Store::log() {
+  return *impl_->log_;
+}
+const engine::Log& Store::log() const {
+  return *impl_->log_;
+}
+const Limits& Store::limits() const {
+  return impl_->limits_;
+}
+IndexStats Store::stats() const {
+  return impl_->stats();
+}
+void Store::wait_index_idle() {
+  impl_->core_->wait_idle();
+}
 
 }  // namespace annal::index

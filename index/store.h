@@ -21,10 +21,10 @@
 namespace annal::index {
 
 struct Limits {
-  std::size_t max_stream_name = 1024;      // bytes
-  std::size_t max_event_type = 1024;       // bytes
-  std::size_t max_event_size = 4u << 20;   // metadata + data of one event
-  std::size_t max_append_size = 16u << 20; // all events of one append, encoded
+  std::size_t max_stream_name = 1024;       // bytes
+  std::size_t max_event_type = 1024;        // bytes
+  std::size_t max_event_size = 4u << 20;    // metadata + data of one event
+  std::size_t max_append_size = 16u << 20;  // all events of one append, encoded
   std::size_t max_append_events = 10000;
 };
 

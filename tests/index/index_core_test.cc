@@ -45,8 +45,8 @@ class IndexCoreTest : public ::testing::Test {
     EXPECT_TRUE(c.is_ok()) << c.status().to_string();
     return std::move(c).value();
   }
-  static std::vector<IndexEntry> collect(const IndexCore& c, std::uint64_t h, std::uint64_t lo, std::uint64_t hi,
-                                         std::uint64_t limit) {
+  static std::vector<IndexEntry> collect(const IndexCore& c, std::uint64_t h, std::uint64_t lo,
+                                         std::uint64_t hi, std::uint64_t limit) {
     auto r = c.collect(h, lo, hi, limit);
     EXPECT_TRUE(r.is_ok()) << r.status().to_string();
     return r ? *r : std::vector<IndexEntry>{};
@@ -166,7 +166,8 @@ class IndexCoreDamageTest : public IndexCoreTest {
   }
   std::vector<std::string> files() {
     std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_.path() + "/index")) out.push_back(e.path().string());
+    for (const auto& e : fs::directory_iterator(dir_.path() + "/index"))
+      out.push_back(e.path().string());
     std::sort(out.begin(), out.end());
     return out;
   }
@@ -235,7 +236,8 @@ TEST_F(IndexCoreDamageTest, QueryOfADamagedBlockFailsUntilTheFileIsRebuilt) {
   std::unique_lock hold(gate);
   auto o = options(dir_.path() + "/index");
   auto model_load = o.load_range;
-  o.load_range = [&](std::uint64_t a, std::uint64_t b, std::vector<IndexEntry>& e, std::vector<std::uint64_t>& d) {
+  o.load_range = [&](std::uint64_t a, std::uint64_t b, std::vector<IndexEntry>& e,
+                     std::vector<std::uint64_t>& d) {
     std::lock_guard wait(gate);
     return model_load(a, b, e, d);
   };
@@ -405,7 +407,8 @@ TEST(IdWindowTest, RemembersExactlyTheLastCapacityPositions) {
 
 TEST(HeadCacheTest, KeepsRecentHeadsAndEvictsWithinBound) {
   HeadCache c(64);
-  for (int i = 0; i < 1000; ++i) c.put(HeadCache::key_of("s-" + std::to_string(i)), {static_cast<std::uint64_t>(i), 7});
+  for (int i = 0; i < 1000; ++i)
+    c.put(HeadCache::key_of("s-" + std::to_string(i)), {static_cast<std::uint64_t>(i), 7});
   int hits = 0;
   for (int i = 0; i < 1000; ++i) {
     auto h = c.get(HeadCache::key_of("s-" + std::to_string(i)));

@@ -20,7 +20,8 @@ using Rev = ExpectedRevision;
 
 inline EventId make_id(std::uint64_t n) {
   EventId id;
-  for (int i = 0; i < 8; ++i) id.bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    id.bytes[static_cast<std::size_t>(i)] = static_cast<std::uint8_t>(n >> (8 * i));
   id.bytes[15] = 0xA5;  // never nil
   return id;
 }
@@ -49,12 +50,13 @@ class StoreFixture : public ::testing::Test {
   }
   void close() { store_.reset(); }
 
-  AppendOutcome append(const std::string& stream, Rev expected, const std::vector<std::uint64_t>& ids,
-                       const std::string& data = "{}") {
+  AppendOutcome append(const std::string& stream, Rev expected,
+                       const std::vector<std::uint64_t>& ids, const std::string& data = "{}") {
     StreamAppend a;
     a.stream = stream;
     a.expected = expected;
-    for (auto n : ids) a.events.push_back(NewEvent{make_id(n), "type-" + std::to_string(n), 0, "", data});
+    for (auto n : ids)
+      a.events.push_back(NewEvent{make_id(n), "type-" + std::to_string(n), 0, "", data});
     return store_->append_sync(std::move(a));
   }
   // Ids (as numbers) of the stream's events, read forward in pages of 3.
@@ -76,7 +78,8 @@ class StoreFixture : public ::testing::Test {
     }
   }
   // Every stream's events (id, revision, position) plus last revision.
-  using Snapshot = std::map<std::string, std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>>>;
+  using Snapshot =
+      std::map<std::string, std::vector<std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>>>;
   Snapshot snapshot(const std::vector<std::string>& streams) {
     Snapshot s;
     for (const auto& name : streams) {
@@ -86,7 +89,9 @@ class StoreFixture : public ::testing::Test {
         v.emplace_back(UINT64_MAX, static_cast<std::uint64_t>(fwd.status().code()), 0);
         continue;
       }
-      for (const auto& e : *fwd) v.emplace_back(e.id.bytes[0] | (e.id.bytes[1] << 8) | (e.id.bytes[2] << 16), e.revision.value, e.position.value);
+      for (const auto& e : *fwd)
+        v.emplace_back(e.id.bytes[0] | (e.id.bytes[1] << 8) | (e.id.bytes[2] << 16),
+                       e.revision.value, e.position.value);
       auto last = store_->last_revision(name);
       v.emplace_back(UINT64_MAX - 1, last ? last->value : UINT64_MAX, 0);
       auto back = store_->read_stream(name, StreamRevision(UINT64_MAX), 2, Direction::kBackward);
@@ -94,7 +99,8 @@ class StoreFixture : public ::testing::Test {
         v.emplace_back(UINT64_MAX - 3, static_cast<std::uint64_t>(back.status().code()), 0);
         continue;
       }
-      for (const auto& e : *back) v.emplace_back(UINT64_MAX - 2, e.revision.value, e.position.value);
+      for (const auto& e : *back)
+        v.emplace_back(UINT64_MAX - 2, e.revision.value, e.position.value);
     }
     return s;
   }

@@ -63,16 +63,17 @@ TEST_P(ExpectedRevisionTable, RowHolds) {
 
 INSTANTIATE_TEST_SUITE_P(
     AllRows, ExpectedRevisionTable,
-    ::testing::Values(Row{"new", Rev::any(), true, {}, 0}, Row{"new", Rev::no_stream(), true, {}, 0},
-                      Row{"new", Rev::stream_exists(), false, std::nullopt},
-                      Row{"new", Rev::exact(0), false, std::nullopt},
-                      Row{"new", Rev::exact(5), false, std::nullopt}, Row{"one", Rev::any(), true, {}, 1},
-                      Row{"one", Rev::no_stream(), false, 0}, Row{"one", Rev::stream_exists(), true, {}, 1},
-                      Row{"one", Rev::exact(0), true, {}, 1}, Row{"one", Rev::exact(1), false, 0},
-                      Row{"multi", Rev::any(), true, {}, 3}, Row{"multi", Rev::no_stream(), false, 2},
-                      Row{"multi", Rev::stream_exists(), true, {}, 3}, Row{"multi", Rev::exact(2), true, {}, 3},
-                      Row{"multi", Rev::exact(1), false, 2}, Row{"multi", Rev::exact(0), false, 2},
-                      Row{"multi", Rev::exact(3), false, 2}));
+    ::testing::Values(
+        Row{"new", Rev::any(), true, {}, 0}, Row{"new", Rev::no_stream(), true, {}, 0},
+        Row{"new", Rev::stream_exists(), false, std::nullopt},
+        Row{"new", Rev::exact(0), false, std::nullopt},
+        Row{"new", Rev::exact(5), false, std::nullopt}, Row{"one", Rev::any(), true, {}, 1},
+        Row{"one", Rev::no_stream(), false, 0}, Row{"one", Rev::stream_exists(), true, {}, 1},
+        Row{"one", Rev::exact(0), true, {}, 1}, Row{"one", Rev::exact(1), false, 0},
+        Row{"multi", Rev::any(), true, {}, 3}, Row{"multi", Rev::no_stream(), false, 2},
+        Row{"multi", Rev::stream_exists(), true, {}, 3}, Row{"multi", Rev::exact(2), true, {}, 3},
+        Row{"multi", Rev::exact(1), false, 2}, Row{"multi", Rev::exact(0), false, 2},
+        Row{"multi", Rev::exact(3), false, 2}));
 
 // ---- Idempotent retries ----
 
@@ -105,11 +106,12 @@ TEST_F(StoreTest, RetryWithDifferentExpectationOrPartialMatchIsWrongExpectedRevi
     Rev e;
     std::vector<std::uint64_t> ids;
   };
-  for (const Case& c : {Case{Rev::exact(0), {1, 2}},       // would put id 1 at revision 1
-                        Case{Rev::no_stream(), {1, 9}},     // partial
-                        Case{Rev::no_stream(), {1, 2, 3}},  // longer than what is there
-                        Case{Rev::no_stream(), {2}},        // wrong place
-                        Case{Rev::any(), {1, 9}}, Case{Rev::any(), {2, 1}}, Case{Rev::stream_exists(), {9, 2}}}) {
+  for (const Case& c :
+       {Case{Rev::exact(0), {1, 2}},        // would put id 1 at revision 1
+        Case{Rev::no_stream(), {1, 9}},     // partial
+        Case{Rev::no_stream(), {1, 2, 3}},  // longer than what is there
+        Case{Rev::no_stream(), {2}},        // wrong place
+        Case{Rev::any(), {1, 9}}, Case{Rev::any(), {2, 1}}, Case{Rev::stream_exists(), {9, 2}}}) {
     auto o = append("s", c.e, c.ids);
     EXPECT_EQ(o.status.code(), Errc::kWrongExpectedRevision) << c.e.to_string();
     EXPECT_EQ(o.actual_revision, StreamRevision(1));
@@ -146,7 +148,8 @@ TEST_F(StoreTest, AnyRetryIsRememberedForExactlyTheWindow) {
   memtable_ = 2;
   open();
   ASSERT_TRUE(append("s", Rev::any(), {1}).status.is_ok());
-  for (std::uint64_t i = 0; i < 3; ++i) ASSERT_TRUE(append("x", Rev::any(), {10 + i}).status.is_ok());
+  for (std::uint64_t i = 0; i < 3; ++i)
+    ASSERT_TRUE(append("x", Rev::any(), {10 + i}).status.is_ok());
   EXPECT_TRUE(append("s", Rev::any(), {1}).deduplicated);  // 4 events back: inside
   ASSERT_TRUE(append("x", Rev::any(), {20}).status.is_ok());
   auto o = append("s", Rev::any(), {1});  // 5 events back: forgotten, written again
@@ -156,7 +159,8 @@ TEST_F(StoreTest, AnyRetryIsRememberedForExactlyTheWindow) {
   open();  // the window is reloaded from the index files
   EXPECT_EQ(store_->stats().memtable_entries, 0u);
   EXPECT_TRUE(append("s", Rev::any(), {1}).deduplicated);
-  for (std::uint64_t i = 0; i < 4; ++i) ASSERT_TRUE(append("x", Rev::any(), {30 + i}).status.is_ok());
+  for (std::uint64_t i = 0; i < 4; ++i)
+    ASSERT_TRUE(append("x", Rev::any(), {30 + i}).status.is_ok());
   open();
   EXPECT_FALSE(append("s", Rev::any(), {1}).deduplicated);  // out of the window again
 }
@@ -173,11 +177,14 @@ TEST_F(StoreTest, ReadsForwardBackwardWithCountAndNotFound) {
     return out;
   };
   using V = std::vector<std::uint64_t>;
-  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(1), 3, Direction::kForward)), (V{1, 2, 3}));
+  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(1), 3, Direction::kForward)),
+            (V{1, 2, 3}));
   EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(4), 10, Direction::kForward)), (V{4, 5}));
   EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(6), 10, Direction::kForward)), V{});
-  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(UINT64_MAX), 2, Direction::kBackward)), (V{5, 4}));
-  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(2), 10, Direction::kBackward)), (V{2, 1, 0}));
+  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(UINT64_MAX), 2, Direction::kBackward)),
+            (V{5, 4}));
+  EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(2), 10, Direction::kBackward)),
+            (V{2, 1, 0}));
   EXPECT_EQ(revs(store_->read_stream("s", StreamRevision(0), 0, Direction::kForward)), V{});
   auto r = store_->read_stream("s", StreamRevision(5), 1, Direction::kForward);
   ASSERT_EQ(r->size(), 1u);
@@ -242,17 +249,21 @@ TEST_F(StoreTest, LimitsAreEnforcedWithErrorsNamingTheField) {
   dup.events.push_back(NewEvent{make_id(7), "t", 0, "", "c"});
   code_and(std::move(dup), Errc::kBadRequest, "events 0 and 2 have the same event id");
 
-  code_and(one("s", NewEvent{make_id(1), std::string(1025, 't'), 0, "", ""}), Errc::kTooLarge, "max_event_type");
-  code_and(one("s", NewEvent{make_id(1), "t", 0, std::string(100, 'm'), std::string(1u << 20, 'd')}),
-           Errc::kTooLarge, "max_event_size");
+  code_and(one("s", NewEvent{make_id(1), std::string(1025, 't'), 0, "", ""}), Errc::kTooLarge,
+           "max_event_type");
+  code_and(
+      one("s", NewEvent{make_id(1), "t", 0, std::string(100, 'm'), std::string(1u << 20, 'd')}),
+      Errc::kTooLarge, "max_event_size");
   StreamAppend many{"s", Rev::any(), {}};
-  for (int i = 0; i < 10001; ++i) many.events.push_back(NewEvent{make_id(static_cast<std::uint64_t>(i) + 1), "t", 0, "", ""});
+  for (int i = 0; i < 10001; ++i)
+    many.events.push_back(NewEvent{make_id(static_cast<std::uint64_t>(i) + 1), "t", 0, "", ""});
   code_and(std::move(many), Errc::kTooLarge, "max_append_events");
   // The append limit is clamped to what one 1 MiB segment holds.
   EXPECT_EQ(store_->limits().max_append_size, (1u << 20) - engine::format::kSegmentHeaderSize);
   StreamAppend big{"s", Rev::any(), {}};
   for (int i = 0; i < 3; ++i)
-    big.events.push_back(NewEvent{make_id(static_cast<std::uint64_t>(i) + 1), "t", 0, "", std::string(400000, 'd')});
+    big.events.push_back(
+        NewEvent{make_id(static_cast<std::uint64_t>(i) + 1), "t", 0, "", std::string(400000, 'd')});
   code_and(std::move(big), Errc::kTooLarge, "max_append_size");
   EXPECT_EQ(end(), 0u);
 }
@@ -304,8 +315,10 @@ class StoreRestartTest : public StoreTest {
   void fill(int appends) {
     for (int i = 0; i < appends; ++i) {
       std::string s = "s-" + std::to_string(i % 7);
-      ASSERT_TRUE(append(s, Rev::any(), {static_cast<std::uint64_t>(2 * i + 1), static_cast<std::uint64_t>(2 * i + 2)})
-                      .status.is_ok());
+      ASSERT_TRUE(
+          append(s, Rev::any(),
+                 {static_cast<std::uint64_t>(2 * i + 1), static_cast<std::uint64_t>(2 * i + 2)})
+              .status.is_ok());
     }
     store_->wait_index_idle();
   }
@@ -345,7 +358,8 @@ TEST_F(StoreRestartTest, DeletingOrCorruptingAnyIndexFileRebuildsWithIdenticalRe
   const auto want = snapshot(names());
   close();
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(dir_.path() + "/index")) files.push_back(e.path().string());
+  for (const auto& e : fs::directory_iterator(dir_.path() + "/index"))
+    files.push_back(e.path().string());
   ASSERT_GE(files.size(), 3u);
   // Keep a pristine copy to restore between damages.
   TempDir saved;
@@ -408,7 +422,8 @@ TEST(StoreCrashTest, MultiEventAppendIsAllOrNothingAtEveryCrashPoint) {
       ASSERT_TRUE(s.is_ok()) << s.status().to_string();
       auto append3 = [&](std::uint64_t base) {
         StreamAppend a{"s", Rev::any(), {}};
-        for (std::uint64_t i = 0; i < 3; ++i) a.events.push_back(NewEvent{make_id(base + i), "t", 0, "", "{}"});
+        for (std::uint64_t i = 0; i < 3; ++i)
+          a.events.push_back(NewEvent{make_id(base + i), "t", 0, "", "{}"});
         return (*s)->append_sync(std::move(a));
       };
       ASSERT_TRUE(append3(100).status.is_ok());
