@@ -18,6 +18,7 @@
 // and swaps the new file in.
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -178,6 +179,8 @@ class IndexCore {
 
   // Background thread only (and open()).
   Manifest manifest_;
+  std::chrono::steady_clock::time_point opened_at_;
+  std::uint64_t scrub_entries_ = 0;
   std::atomic<std::uint64_t> indexed_through_{0};
 
   // Writer thread only.
