@@ -59,9 +59,16 @@ TEST_F(LogFaultTest, FdatasyncErrorMakesTheWriterFailStickilyWhileDurableReadsKe
   log.reset();
   ASSERT_TRUE(ffs_.crash(1));
   log = open();
-  EXPECT_EQ(log->durable_end(), GlobalPosition(5));
+  // The 5 acknowledged events survive. The crash keeps a random prefix of the
+  // last (never synced, never acknowledged) write, which may hold whole
+  // records of the failed group: they may come back, like any unacknowledged
+  // write after a power loss, but never more than were written.
+  const GlobalPosition end = log->durable_end();
+  EXPECT_GE(end, GlobalPosition(5));
+  EXPECT_LE(end, GlobalPosition(5 + 20));
+  EXPECT_EQ(all(*log).size(), end.value);
   EXPECT_TRUE(log->writer_status());
-  EXPECT_EQ(log->append_sync({make_event(0)}).first_position, GlobalPosition(5));
+  EXPECT_EQ(log->append_sync({make_event(0)}).first_position, end);
 }
 
 TEST_F(LogFaultTest, NoSpaceAtSegmentAllocationFailsTheAppendAndTheWriterContinuesWhenSpaceReturns) {
