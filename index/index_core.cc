@@ -326,12 +326,12 @@ bool IndexCore::merge_wanted_locked() const {
   return !stop_ && pick_merge(version_->files, options_.merge_fanout).second > 0;
 }
 
-Status IndexCore::merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs,
-                             IndexFileMeta& meta) {
+Result<std::shared_ptr<IndexFile>> IndexCore::merge_into(
+    const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta) {
   for (const auto& f : inputs) ANNAL_RETURN_IF_ERROR(f->verify_all());
   const std::size_t n = inputs.size();
   std::vector<std::size_t> cur(n, 0);
-  return write_index_file(
+  ANNAL_RETURN_IF_ERROR(write_index_file(
       fs_, options_.dir, meta,
       [&](IndexEntry& out) {
         std::size_t best = n;
@@ -354,7 +354,8 @@ Status IndexCore::merge_into(const std::vector<std::shared_ptr<IndexFile>>& inpu
           if (p >= f->meta().first_position && p < f->meta().end_position) return f->id_digest(p);
         return std::uint64_t{0};
       },
-      options_.summary_interval);
+      options_.summary_interval));
+  return IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
 }
 
 void IndexCore::scrub_one() {
@@ -378,9 +379,10 @@ void IndexCore::scrub_one() {
     }
   }
   if (last)
-    spdlog::info("stream index scrub in {}: {} entries checked, done {:.3f} s after open", options_.dir,
-                 scrub_entries_,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_at_).count());
+    spdlog::info(
+        "stream index scrub in {}: {} entries checked, done {:.3f} s after open", options_.dir,
+        scrub_entries_,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_at_).count());
 }
 
 void IndexCore::repair_damaged() {
@@ -456,18 +458,12 @@ Status IndexCore::rebuild_file(std::size_t index) {
     parts.clear();
   } else {
     IndexFileMeta meta{number++, want.level, want.first_position, want.end_position, 0};
-    Status st = merge_into(parts, meta);
-    if (st.is_ok()) {
-      auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
-      if (f)
-        fresh = std::move(f).value();
-      else
-        st = f.status();
-    }
-    if (!st.is_ok()) {
+    auto merged = merge_into(parts, meta);
+    if (!merged) {
       remove_parts();
-      return st;
+      return merged.status();
     }
+    fresh = std::move(merged).value();
   }
   Manifest next = manifest_;
   ANNAL_CHECK(next.files.size() == v->files.size() && next.files[index] == want,
@@ -493,13 +489,9 @@ Status IndexCore::rebuild_file(std::size_t index) {
         fmt::format("index file {} was rebuilt from the log: {}", old->path(), reason);
   }
   cv_.notify_all();
-  remove_parts();
-  Status rm = fs_.remove(old->path());
-  if (!rm.is_ok())
-    spdlog::warn("could not remove damaged index file {}: {}", old->path(), rm.to_string());
-  Status ds = fs_.sync_dir(options_.dir);
-  if (!ds.is_ok())
-    spdlog::warn("fsync of {} after an index repair failed: {}", options_.dir, ds.to_string());
+  std::vector<std::string> unlisted{old->path()};
+  for (const auto& p : parts) unlisted.push_back(p->path());
+  remove_unlisted(unlisted, "an index repair");
   spdlog::warn("stream index file {} replaced by {} ({} entries)", old->path(), fresh->path(),
                fresh->size());
   return Status::ok();
@@ -520,7 +512,8 @@ bool IndexCore::merge_some() {
   meta.level = inputs[0]->meta().level + 1;
   meta.first_position = inputs.front()->meta().first_position;
   meta.end_position = inputs.back()->meta().end_position;
-  Status st = merge_into(inputs, meta);
+  auto merged_file = merge_into(inputs, meta);
+  Status st = merged_file.status();
   if (!st.is_ok() &&
       std::any_of(inputs.begin(), inputs.end(), [](const auto& f) { return f->damaged(); })) {
     // Never merge damaged entries into a new, validly checksummed file:
@@ -530,13 +523,7 @@ bool IndexCore::merge_some() {
     return true;
   }
   std::shared_ptr<IndexFile> merged;
-  if (st.is_ok()) {
-    auto f = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
-    if (f)
-      merged = std::move(f).value();
-    else
-      st = f.status();
-  }
+  if (st.is_ok()) merged = std::move(merged_file).value();
   Manifest next = manifest_;
   if (st.is_ok()) {
     next.next_file_number = meta.number + 1;
@@ -563,15 +550,21 @@ bool IndexCore::merge_some() {
   }
   // The new manifest is durable: the inputs may go. Readers holding them keep
   // their maps (unlinked files stay readable until unmapped).
-  for (const auto& f : inputs) {
-    Status rm = fs_.remove(f->path());
+  std::vector<std::string> unlisted;
+  for (const auto& f : inputs) unlisted.push_back(f->path());
+  remove_unlisted(unlisted, "a merge");
+  return true;
+}
+
+void IndexCore::remove_unlisted(const std::vector<std::string>& paths, const char* after) {
+  for (const auto& path : paths) {
+    Status rm = fs_.remove(path);
     if (!rm.is_ok())
-      spdlog::warn("could not remove merged index file {}: {}", f->path(), rm.to_string());
+      spdlog::warn("could not remove index file {} after {}: {}", path, after, rm.to_string());
   }
   Status ds = fs_.sync_dir(options_.dir);
   if (!ds.is_ok())
-    spdlog::warn("fsync of {} after a merge failed: {}", options_.dir, ds.to_string());
-  return true;
+    spdlog::warn("fsync of {} after {} failed: {}", options_.dir, after, ds.to_string());
 }
 
 Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo,

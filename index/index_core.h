@@ -149,8 +149,12 @@ class IndexCore {
   void background_loop();
   Status flush_one(const std::shared_ptr<Memtable>& m);
   bool merge_some();  // false if there was nothing to merge
-  // Writes the k-way merge of `inputs` (verified, adjacent) as `meta`.
-  Status merge_into(const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta);
+  // Checks `inputs` (adjacent), writes their k-way merge as `meta` and opens it.
+  Result<std::shared_ptr<IndexFile>> merge_into(
+      const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta);
+  // Deletes files that a durable manifest no longer lists, then fsyncs the
+  // directory. Failures are only logged: the next open deletes leftovers.
+  void remove_unlisted(const std::vector<std::string>& paths, const char* after);
   void scrub_one();
   void repair_damaged();
   Status rebuild_file(std::size_t index);

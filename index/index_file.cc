@@ -178,6 +178,13 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
                     expected.entry_count, expected.level),
         0);
   if (m.end_position < m.first_position) return corrupt("end position before first position", 32);
+  // Bound the counts by the file size first, so the size arithmetic below
+  // cannot overflow on a damaged (or hostile) header.
+  if (m.entry_count > *size / kIndexEntrySize ||
+      m.end_position - m.first_position > *size / kIdDigestSize)
+    return corrupt(fmt::format("{} entries over {} positions cannot fit in {} bytes", m.entry_count,
+                               m.end_position - m.first_position, *size),
+                   40);
   const std::uint64_t want =
       file_size_for(m.entry_count, m.end_position - m.first_position, f->summary_interval_);
   if (*size != want) return corrupt(fmt::format("size {} bytes, expected {}", *size, want), 0);
