@@ -24,6 +24,10 @@ class Mapping {
   virtual const std::byte* data() const = 0;
   virtual std::size_t size() const = 0;
   std::span<const std::byte> bytes() const { return {data(), size()}; }
+  // Drops the whole map's pages from this process's resident set (they stay
+  // in the page cache, and the next access maps them again): for maps that
+  // were read once in bulk, such as a segment scanned at recovery.
+  virtual void release_resident() const {}
 };
 
 class File {

@@ -369,6 +369,11 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
             seg->offsets.get());
   seg->count.store(scan.committed_count, std::memory_order_relaxed);
   seg->data_end.store(scan.committed_end, std::memory_order_relaxed);
+  // The scan read the whole segment, zero-filled tail included (to tell a
+  // torn tail from damage followed by valid records): without this, a
+  // freshly opened node held the active segment's size (256 MiB by default)
+  // in its resident set. Readers fault back in only what they read.
+  seg->map->release_resident();
   return seg;
 }
 

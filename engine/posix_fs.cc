@@ -32,6 +32,11 @@ class PosixMapping final : public Mapping {
   }
   const std::byte* data() const override { return static_cast<const std::byte*>(addr_); }
   std::size_t size() const override { return size_; }
+  void release_resident() const override {
+    // A read-only MAP_SHARED map: MADV_DONTNEED only unmaps the pages from
+    // this process; the file's data and the page cache are untouched.
+    if (addr_ != nullptr && size_ > 0) (void)::madvise(addr_, size_, MADV_DONTNEED);
+  }
 
  private:
   void* addr_;
