@@ -1,18 +1,19 @@
 // `annal append | read | read-all | tail | info`: client commands against a
 // running annald, printing JSON lines (one event per line) for jq.
+#include "tools/cli.h"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <boost/program_options.hpp>
 #include <cstdio>
 #include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
-#include <fmt/format.h>
-#include <simdjson.h>
-
 #include "engine/format.h"
 #include "net/client.h"
-#include "tools/cli.h"
 
 namespace po = boost::program_options;
 
@@ -31,13 +32,27 @@ void json_string(std::string& o, std::string_view s) {
   for (char ch : s) {
     auto c = static_cast<unsigned char>(ch);
     switch (c) {
-      case '"': o += "\\\""; break;
-      case '\\': o += "\\\\"; break;
-      case '\n': o += "\\n"; break;
-      case '\r': o += "\\r"; break;
-      case '\t': o += "\\t"; break;
-      case '\b': o += "\\b"; break;
-      case '\f': o += "\\f"; break;
+      case '"':
+        o += "\\\"";
+        break;
+      case '\\':
+        o += "\\\\";
+        break;
+      case '\n':
+        o += "\\n";
+        break;
+      case '\r':
+        o += "\\r";
+        break;
+      case '\t':
+        o += "\\t";
+        break;
+      case '\b':
+        o += "\\b";
+        break;
+      case '\f':
+        o += "\\f";
+        break;
       default:
         // Control characters, and (in invalid UTF-8 only) high bytes as \u00XX.
         if (c < 0x20 || (!utf8 && c >= 0x80)) {
@@ -58,7 +73,8 @@ std::string base64(std::string_view in) {
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
     std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 |
-                      static_cast<std::uint8_t>(in[i + 1]) << 8 | static_cast<std::uint8_t>(in[i + 2]);
+                      static_cast<std::uint8_t>(in[i + 1]) << 8 |
+                      static_cast<std::uint8_t>(in[i + 2]);
     out.push_back(kAlphabet[v >> 18 & 63]);
     out.push_back(kAlphabet[v >> 12 & 63]);
     out.push_back(kAlphabet[v >> 6 & 63]);
@@ -70,7 +86,8 @@ std::string base64(std::string_view in) {
     out.push_back(kAlphabet[v >> 12 & 63]);
     out += "==";
   } else if (i + 2 == in.size()) {
-    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 | static_cast<std::uint8_t>(in[i + 1]) << 8;
+    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 | static_cast<std::uint8_t>(in[i + 1])
+                                                                   << 8;
     out.push_back(kAlphabet[v >> 18 & 63]);
     out.push_back(kAlphabet[v >> 12 & 63]);
     out.push_back(kAlphabet[v >> 6 & 63]);
@@ -84,7 +101,8 @@ std::string base64(std::string_view in) {
 void json_payload(std::string& o, const std::string& text, const char* key) {
   std::string out(text.size(), '\0');
   std::size_t n = 0;
-  if (!text.empty() && simdjson::minify(text.data(), text.size(), out.data(), n) == simdjson::SUCCESS) {
+  if (!text.empty() &&
+      simdjson::minify(text.data(), text.size(), out.data(), n) == simdjson::SUCCESS) {
     o += fmt::format(",\"{}\":", key);
     o.append(out.data(), n);
   } else {
@@ -94,7 +112,8 @@ void json_payload(std::string& o, const std::string& text, const char* key) {
 
 std::string event_json(const engine::EventRecord& e) {
   std::string o;
-  if (e.flags & engine::format::kFlagLost) return fmt::format("{{\"position\":{},\"lost\":true}}", e.position.value);
+  if (e.flags & engine::format::kFlagLost)
+    return fmt::format("{{\"position\":{},\"lost\":true}}", e.position.value);
   o += fmt::format("{{\"position\":{},\"stream\":", e.position.value);
   json_string(o, e.stream);
   o += fmt::format(",\"revision\":{},\"type\":", e.revision.value);
@@ -134,7 +153,9 @@ int usage(const std::string& cmd, const std::string& msg, const po::options_desc
 
 net::Reply<std::unique_ptr<net::Client>> connect(const std::string& server) {
   auto hp = net::parse_host_port(server);
-  if (!hp) return proto::Error{proto::Code::kInvalidArgument, proto::kNone, "--server must be HOST:PORT, got '" + server + "'"};
+  if (!hp)
+    return proto::Error{proto::Code::kInvalidArgument, proto::kNone,
+                        "--server must be HOST:PORT, got '" + server + "'"};
   net::ClientOptions o;
   o.host = hp->first;
   o.port = hp->second;
@@ -146,21 +167,22 @@ std::optional<ExpectedRevision> parse_expected(const std::string& s) {
   if (s == "any") return ExpectedRevision::any();
   if (s == "no_stream") return ExpectedRevision::no_stream();
   if (s == "stream_exists") return ExpectedRevision::stream_exists();
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19) return std::nullopt;
+  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19)
+    return std::nullopt;
   return ExpectedRevision::exact(std::stoull(s));
 }
 
 int cmd_append(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, type, data, metadata, id_text, expected = "any";
   po::options_description desc("usage: annal append STREAM --type TYPE --data JSON [options]");
-  desc.add_options()("help,h", "this help")
-      ("server", po::value(&server)->default_value(server), "node address HOST:PORT")
-      ("type", po::value(&type), "event type (required)")
-      ("data", po::value(&data), "event data, JSON (required)")
-      ("metadata", po::value(&metadata), "event metadata, JSON")
-      ("id", po::value(&id_text), "event id (UUID); random if omitted")
-      ("expected", po::value(&expected)->default_value(expected),
-       "expected revision: any | no_stream | stream_exists | N");
+  desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
+                                            "node address HOST:PORT")("type", po::value(&type),
+                                                                      "event type (required)")(
+      "data", po::value(&data), "event data, JSON (required)")("metadata", po::value(&metadata),
+                                                               "event metadata, JSON")(
+      "id", po::value(&id_text), "event id (UUID); random if omitted")(
+      "expected", po::value(&expected)->default_value(expected),
+      "expected revision: any | no_stream | stream_exists | N");
   po::options_description hidden;
   hidden.add_options()("stream", po::value(&stream));
   po::positional_options_description pos;
@@ -170,7 +192,10 @@ int cmd_append(const std::vector<std::string>& args) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(all).positional(pos).run(), vm);
+                  .options(all)
+                  .positional(pos)
+                  .run(),
+              vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return usage("append", e.what(), desc);
@@ -223,14 +248,16 @@ struct ReadFlags {
 int cmd_read(const std::vector<std::string>& args, bool all) {
   ReadFlags f;
   const std::string cmd = all ? "read-all" : "read";
-  po::options_description desc(all ? "usage: annal read-all [--from POS] [--count N] [--backward]"
-                                   : "usage: annal read STREAM [--from REV] [--count N] [--backward]");
-  desc.add_options()("help,h", "this help")
-      ("server", po::value(&f.server)->default_value(f.server), "node address HOST:PORT")
-      ("from", po::value(&f.from), all ? "first position (default: start, or end with --backward)"
-                                       : "first revision (default: start, or end with --backward)")
-      ("count", po::value(&f.count), "at most N events (default: all)")
-      ("backward", po::bool_switch(&f.backward), "newest first");
+  po::options_description desc(
+      all ? "usage: annal read-all [--from POS] [--count N] [--backward]"
+          : "usage: annal read STREAM [--from REV] [--count N] [--backward]");
+  desc.add_options()("help,h", "this help")("server", po::value(&f.server)->default_value(f.server),
+                                            "node address HOST:PORT")(
+      "from", po::value(&f.from),
+      all ? "first position (default: start, or end with --backward)"
+          : "first revision (default: start, or end with --backward)")(
+      "count", po::value(&f.count), "at most N events (default: all)")(
+      "backward", po::bool_switch(&f.backward), "newest first");
   po::options_description hidden;
   hidden.add_options()("stream", po::value(&f.stream));
   po::positional_options_description pos;
@@ -240,7 +267,10 @@ int cmd_read(const std::vector<std::string>& args, bool all) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(opts).positional(pos).run(), vm);
+                  .options(opts)
+                  .positional(pos)
+                  .run(),
+              vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return usage(cmd, e.what(), desc);
@@ -257,10 +287,12 @@ int cmd_read(const std::vector<std::string>& args, bool all) {
   std::uint64_t printed = 0;
   std::uint64_t cursor = f.from;
   while (f.count == 0 || printed < f.count) {
-    const std::uint64_t left = f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000);
-    auto r = all ? c.value()->read_all(proto::ReadAllReq{cursor, static_cast<std::uint32_t>(left), dir})
-                 : c.value()->read_stream(
-                       proto::ReadStreamReq{f.stream, cursor, static_cast<std::uint32_t>(left), dir});
+    const std::uint64_t left =
+        f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000);
+    auto r =
+        all ? c.value()->read_all(proto::ReadAllReq{cursor, static_cast<std::uint32_t>(left), dir})
+            : c.value()->read_stream(
+                  proto::ReadStreamReq{f.stream, cursor, static_cast<std::uint32_t>(left), dir});
     if (!r.ok()) return fail(r.error());
     for (const auto& e : r->events) {
       if (f.count != 0 && printed >= f.count) break;
@@ -278,16 +310,19 @@ int cmd_tail(const std::vector<std::string>& args) {
   std::uint64_t from = 0, count = 0;
   bool all = false, checkpoints = false;
   po::options_description desc(
-      "usage: annal tail STREAM | --all [--from POS|REV] [--stream-prefix P] [--type-prefix P] [--count N]\n"
-      "Follows a stream or the global log: history from --from (default: only new events), then live");
-  desc.add_options()("help,h", "this help")
-      ("server", po::value(&server)->default_value(server), "node address HOST:PORT")
-      ("all", po::bool_switch(&all), "follow the global log instead of one stream")
-      ("from", po::value(&from), "start at this revision (stream) or position (--all); default: the end")
-      ("stream-prefix", po::value(&stream_prefix), "--all only: events of streams starting with P")
-      ("type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")
-      ("count", po::value(&count), "exit after N events")
-      ("checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
+      "usage: annal tail STREAM | --all [--from POS|REV] [--stream-prefix P] [--type-prefix P] "
+      "[--count N]\n"
+      "Follows a stream or the global log: history from --from (default: only new events), then "
+      "live");
+  desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
+                                            "node address HOST:PORT")(
+      "all", po::bool_switch(&all), "follow the global log instead of one stream")(
+      "from", po::value(&from),
+      "start at this revision (stream) or position (--all); default: the end")(
+      "stream-prefix", po::value(&stream_prefix), "--all only: events of streams starting with P")(
+      "type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")(
+      "count", po::value(&count), "exit after N events")(
+      "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
   po::options_description hidden;
   hidden.add_options()("stream", po::value(&stream));
   po::positional_options_description pos;
@@ -297,7 +332,10 @@ int cmd_tail(const std::vector<std::string>& args) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(opts).positional(pos).run(), vm);
+                  .options(opts)
+                  .positional(pos)
+                  .run(),
+              vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return usage("tail", e.what(), desc);
@@ -347,7 +385,9 @@ int cmd_info(const std::vector<std::string>& args) {
   po::variables_map vm;
   try {
     po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(desc).run(), vm);
+                  .options(desc)
+                  .run(),
+              vm);
     po::notify(vm);
   } catch (const std::exception& e) {
     return usage("info", e.what(), desc);
@@ -364,7 +404,8 @@ int cmd_info(const std::vector<std::string>& args) {
   std::string o = "{\"version\":";
   json_string(o, i.server_version);
   o += fmt::format(
-      ",\"protocol_version\":{},\"durable_end\":{},\"segments\":{},\"limits\":{{\"max_stream_name\":{},"
+      ",\"protocol_version\":{},\"durable_end\":{},\"segments\":{},\"limits\":{{\"max_stream_"
+      "name\":{},"
       "\"max_event_type\":{},\"max_event_size\":{},\"max_append_size\":{},\"max_append_events\":{},"
       "\"max_frame\":{},\"max_in_flight\":{},\"max_connections\":{}}},\"connections\":{},"
       "\"index\":{{\"memtable_entries\":{},\"files\":{},\"indexed_through\":{}}}}}",

@@ -44,7 +44,8 @@ inline EventRecord make_event(std::uint64_t position, std::size_t data_size = 40
   r.timestamp_us = 1'700'000'000'000'000 + static_cast<std::int64_t>(position);
   r.flags = format::kFlagDataJson | format::kFlagCommit;
   r.metadata = "{\"m\":1}";
-  r.data = "{\"n\":" + std::to_string(position) + ",\"pad\":\"" + std::string(data_size, 'x') + "\"}";
+  r.data =
+      "{\"n\":" + std::to_string(position) + ",\"pad\":\"" + std::string(data_size, 'x') + "\"}";
   return r;
 }
 

@@ -48,7 +48,8 @@ class Model {
     auto at_revisions = [&](std::uint64_t r0) -> std::optional<Outcome> {
       auto it = streams_.find(s);
       for (std::size_t i = 0; i < ids.size(); ++i) {
-        if (r0 + i >= it->second.size() || log_[it->second[r0 + i]].id != ids[i]) return std::nullopt;
+        if (r0 + i >= it->second.size() || log_[it->second[r0 + i]].id != ids[i])
+          return std::nullopt;
       }
       return Outcome{Errc::kOk, true, it->second[r0], r0, {}};
     };
@@ -92,7 +93,8 @@ class Model {
   }
 
  private:
-  Outcome write(const std::string&, std::optional<std::uint64_t> h, const std::vector<std::uint64_t>&) const {
+  Outcome write(const std::string&, std::optional<std::uint64_t> h,
+                const std::vector<std::uint64_t>&) const {
     return Outcome{Errc::kOk, false, log_.size(), h ? *h + 1 : 0, {}};
   }
   std::uint64_t window_;
@@ -150,12 +152,24 @@ TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
       auto h = model.head(s);
       Rev e;
       switch (pick(6)) {
-        case 0: e = Rev::any(); break;
-        case 1: e = Rev::no_stream(); break;
-        case 2: e = Rev::stream_exists(); break;
-        case 3: e = Rev::exact(h ? *h : 0); break;
-        case 4: e = Rev::exact(h && *h > 0 ? *h - 1 - pick(*h) : pick(3)); break;
-        default: e = h ? Rev::exact(*h) : Rev::no_stream(); break;
+        case 0:
+          e = Rev::any();
+          break;
+        case 1:
+          e = Rev::no_stream();
+          break;
+        case 2:
+          e = Rev::stream_exists();
+          break;
+        case 3:
+          e = Rev::exact(h ? *h : 0);
+          break;
+        case 4:
+          e = Rev::exact(h && *h > 0 ? *h - 1 - pick(*h) : pick(3));
+          break;
+        default:
+          e = h ? Rev::exact(*h) : Rev::no_stream();
+          break;
       }
       const bool crash_now = pick(100) < 3;
       if (crash_now) ffs.freeze_after(1 + pick(4), rng());
@@ -179,7 +193,8 @@ TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
         }
         continue;
       }
-      ASSERT_EQ(got.status.code(), want.code) << got.status.to_string() << " expected " << e.to_string();
+      ASSERT_EQ(got.status.code(), want.code)
+          << got.status.to_string() << " expected " << e.to_string();
       if (want.code == Errc::kOk) {
         EXPECT_EQ(got.deduplicated, want.dedup);
         EXPECT_EQ(got.first_position.value, want.first_position);
@@ -211,9 +226,11 @@ TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
       ASSERT_TRUE(r.is_ok()) << r.status().to_string();
       std::vector<std::uint64_t> want;
       if (fwd) {
-        for (std::uint64_t i = from; i < pos.size() && want.size() < count; ++i) want.push_back(pos[i]);
+        for (std::uint64_t i = from; i < pos.size() && want.size() < count; ++i)
+          want.push_back(pos[i]);
       } else {
-        std::uint64_t start = std::min<std::uint64_t>(r->empty() ? 0 : (*r)[0].revision.value, pos.size() - 1);
+        std::uint64_t start =
+            std::min<std::uint64_t>(r->empty() ? 0 : (*r)[0].revision.value, pos.size() - 1);
         start = std::min<std::uint64_t>(start, pos.size() - 1);
         for (std::uint64_t i = start + 1; i-- > 0 && want.size() < count;) want.push_back(pos[i]);
       }
@@ -224,7 +241,8 @@ TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
         EXPECT_EQ(ev.id, make_id(model.log()[ev.position.value].id));
         EXPECT_EQ(ev.revision.value, model.log()[ev.position.value].revision);
       }
-      ASSERT_EQ(got, want) << s << (fwd ? " forward from " : " backward from ") << from << " count " << count;
+      ASSERT_EQ(got, want) << s << (fwd ? " forward from " : " backward from ") << from << " count "
+                           << count;
       ASSERT_EQ(store_->last_revision(s)->value, pos.size() - 1);
     } else if (what < 95) {
       open();  // clean restart

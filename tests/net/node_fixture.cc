@@ -1,6 +1,8 @@
 #include "tests/net/node_fixture.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -9,16 +11,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
-
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "engine/format.h"
 
@@ -44,10 +42,10 @@ Node::Node(const std::string& dir, std::vector<std::string> extra, bool expect_s
   const std::string port_file = dir + "/port";
   std::error_code ec;
   fs::remove(port_file, ec);
-  std::vector<std::string> args = {ANNALD_PATH,       "--data", dir + "/data", "--listen",
-                                   "127.0.0.1:0",     "--port-file", port_file,
-                                   "--log-level",     "info",   "--segment-size", "8M",
-                                   "--min-free",      "1M",     "--threads", "2"};
+  std::vector<std::string> args = {
+      ANNALD_PATH,   "--data",     dir + "/data", "--listen",  "127.0.0.1:0",
+      "--port-file", port_file,    "--log-level", "info",      "--segment-size",
+      "8M",          "--min-free", "1M",          "--threads", "2"};
   for (auto& e : extra) args.push_back(e);
   // Everything the child needs is built before fork: only async-signal-safe
   // calls between fork and exec.
@@ -96,7 +94,9 @@ Node::Node(const std::string& dir, std::vector<std::string> extra, bool expect_s
   ADD_FAILURE() << "annald did not write its port file in time:\n" << log_text();
 }
 
-Node::~Node() { stop(); }
+Node::~Node() {
+  stop();
+}
 
 std::string Node::log_text() const {
   std::ifstream f(log_path_);
@@ -126,7 +126,8 @@ std::optional<int> Node::stop(std::chrono::milliseconds grace) {
   ::kill(pid_, SIGTERM);
   auto r = wait_exit(grace);
   if (!r) {
-    ADD_FAILURE() << "annald ignored SIGTERM for " << grace.count() << " ms; killing it\n" << log_text();
+    ADD_FAILURE() << "annald ignored SIGTERM for " << grace.count() << " ms; killing it\n"
+                  << log_text();
     ::kill(pid_, SIGKILL);
     r = wait_exit(std::chrono::seconds(10));
   }
@@ -171,7 +172,9 @@ RawConn::RawConn(std::uint16_t port) {
   if (fd_ >= 0) ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-RawConn::~RawConn() { close(); }
+RawConn::~RawConn() {
+  close();
+}
 
 void RawConn::close() {
   if (fd_ >= 0) ::close(fd_);
@@ -217,7 +220,8 @@ std::optional<RawConn::Frame> RawConn::read_frame(std::chrono::milliseconds time
   f.op = hdr.op;
   f.id = hdr.request_id;
   f.payload.resize(hdr.length - 9);
-  if (!f.payload.empty() && !read_exact(f.payload.data(), f.payload.size(), timeout)) return std::nullopt;
+  if (!f.payload.empty() && !read_exact(f.payload.data(), f.payload.size(), timeout))
+    return std::nullopt;
   return f;
 }
 
@@ -247,7 +251,8 @@ proto::Error error_of(const RawConn::Frame& f) {
   return e.value();
 }
 
-index::NewEvent json_event(const std::string& type, const std::string& data, const std::string& metadata) {
+index::NewEvent json_event(const std::string& type, const std::string& data,
+                           const std::string& metadata) {
   index::NewEvent e;
   e.id = EventId::random();
   e.type = type;
