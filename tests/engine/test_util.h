@@ -9,28 +9,12 @@
 
 #include "engine/format.h"
 #include "engine/record.h"
+#include "tests/common/temp_dir.h"
 
 namespace annal::engine::testing {
 
-// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "annal-engine-XXXXXX").string();
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("annal-engine") {}
 };
 
 inline EventRecord make_event(std::uint64_t position, std::size_t data_size = 40,

@@ -102,16 +102,11 @@ class Model {
   std::map<std::string, std::vector<std::uint64_t>> streams_;
 };
 
-std::uint64_t env_or(const char* name, std::uint64_t dflt) {
-  const char* v = std::getenv(name);
-  return v ? std::strtoull(v, nullptr, 10) : dflt;
-}
-
 class StoreModelTest : public StoreFixture {};
 
 TEST_F(StoreModelTest, EveryResultEqualsTheModel) {
-  const std::uint64_t ops = env_or("ANNAL_MODEL_OPS", 600);
-  const std::uint64_t seed = env_or("ANNAL_MODEL_SEED", 1);
+  const std::uint64_t ops = test::env_u64("ANNAL_MODEL_OPS", 600);
+  const std::uint64_t seed = test::env_u64("ANNAL_MODEL_SEED", 1);
   std::mt19937_64 rng(seed);
   engine::FaultInjectionFileSystem ffs;
   fs_ = &ffs;

@@ -25,18 +25,6 @@ namespace annal::net::testing {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-TempDir::TempDir() {
-  std::string tmpl = (fs::temp_directory_path() / "annal-net-XXXXXX").string();
-  char* p = ::mkdtemp(tmpl.data());
-  if (!p) std::abort();
-  path_ = p;
-}
-
-TempDir::~TempDir() {
-  std::error_code ec;
-  fs::remove_all(path_, ec);
-}
-
 Node::Node(const std::string& dir, std::vector<std::string> extra, bool expect_start)
     : dir_(dir), log_path_(dir + "/annald.log") {
   const std::string port_file = dir + "/port";

@@ -13,18 +13,12 @@
 
 #include "net/client.h"
 #include "net/protocol.h"
+#include "tests/common/temp_dir.h"
 
 namespace annal::net::testing {
 
-// A temporary directory removed (recursively) on destruction.
-class TempDir {
- public:
-  TempDir();
-  ~TempDir();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("annal-net") {}
 };
 
 class Node {

@@ -9,43 +9,15 @@
 #include <string>
 
 #include "engine/types.h"
+#include "tests/common/temp_dir.h"
 
 namespace annal::reliability {
 
-// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  // in_memory: under /dev/shm when it exists (for tests whose durability is
-  // simulated, so real fdatasyncs only cost time).
-  explicit TempDir(const char* prefix = "annal-rel", bool in_memory = false) {
-    std::filesystem::path base = std::filesystem::temp_directory_path();
-    std::error_code ec;
-    if (in_memory && std::filesystem::is_directory("/dev/shm", ec)) base = "/dev/shm";
-    std::string tmpl = (base / (std::string(prefix) + "-XXXXXX")).string();
-    char* p = ::mkdtemp(tmpl.data());
-    if (p == nullptr) std::abort();
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+struct TempDir : test::TempDir {
+  explicit TempDir(const char* prefix = "annal-rel", bool in_memory = false)
+      : test::TempDir(prefix, in_memory) {}
 };
-
-// An unsigned integer from the environment, or `fallback` when unset or invalid.
-inline std::uint64_t env_u64(const char* name, std::uint64_t fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  char* end = nullptr;
-  unsigned long long n = std::strtoull(v, &end, 10);
-  return (end != nullptr && *end == '\0') ? n : fallback;
-}
+using test::env_u64;
 
 inline EventId random_id(std::mt19937_64& rng) {
   EventId id;
