@@ -149,6 +149,37 @@ int usage(const std::string& cmd, const std::string& msg, const po::options_desc
   return 2;
 }
 
+// Parses args[1..] against `desc`, plus an optional positional STREAM into
+// *stream. Returns the exit code when the command stops here (0 after --help,
+// 2 with a usage error), nullopt when it goes on.
+std::optional<int> parse_command(const std::string& cmd, const std::vector<std::string>& args,
+                                 const po::options_description& desc, std::string* stream,
+                                 po::variables_map& vm) {
+  po::options_description hidden;
+  po::positional_options_description pos;
+  if (stream != nullptr) {
+    hidden.add_options()("stream", po::value(stream));
+    pos.add("stream", 1);
+  }
+  po::options_description opts;
+  opts.add(desc).add(hidden);
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(opts)
+                  .positional(pos)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage(cmd, e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  return std::nullopt;
+}
+
 // ---- commands ----
 
 net::Reply<std::unique_ptr<net::Client>> connect(const std::string& server) {
@@ -183,27 +214,8 @@ int cmd_append(const std::vector<std::string>& args) {
       "id", po::value(&id_text), "event id (UUID); random if omitted")(
       "expected", po::value(&expected)->default_value(expected),
       "expected revision: any | no_stream | stream_exists | N");
-  po::options_description hidden;
-  hidden.add_options()("stream", po::value(&stream));
-  po::positional_options_description pos;
-  pos.add("stream", 1);
-  po::options_description all;
-  all.add(desc).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(all)
-                  .positional(pos)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage("append", e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_command("append", args, desc, &stream, vm)) return *done;
   if (stream.empty() || !vm.count("type") || !vm.count("data"))
     return usage("append", "STREAM, --type and --data are required", desc);
   auto exp = parse_expected(expected);
@@ -258,27 +270,8 @@ int cmd_read(const std::vector<std::string>& args, bool all) {
           : "first revision (default: start, or end with --backward)")(
       "count", po::value(&f.count), "at most N events (default: all)")(
       "backward", po::bool_switch(&f.backward), "newest first");
-  po::options_description hidden;
-  hidden.add_options()("stream", po::value(&f.stream));
-  po::positional_options_description pos;
-  if (!all) pos.add("stream", 1);
-  po::options_description opts;
-  opts.add(desc).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(opts)
-                  .positional(pos)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage(cmd, e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_command(cmd, args, desc, all ? nullptr : &f.stream, vm)) return *done;
   if (!all && f.stream.empty()) return usage(cmd, "STREAM is required", desc);
   if (!vm.count("from") && f.backward) f.from = proto::kNone;
   auto c = connect(f.server);
@@ -323,27 +316,8 @@ int cmd_tail(const std::vector<std::string>& args) {
       "type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")(
       "count", po::value(&count), "exit after N events")(
       "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
-  po::options_description hidden;
-  hidden.add_options()("stream", po::value(&stream));
-  po::positional_options_description pos;
-  pos.add("stream", 1);
-  po::options_description opts;
-  opts.add(desc).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(opts)
-                  .positional(pos)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage("tail", e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_command("tail", args, desc, &stream, vm)) return *done;
   if (all == !stream.empty()) return usage("tail", "give either STREAM or --all", desc);
   if (!all && (!stream_prefix.empty() || !type_prefix.empty()))
     return usage("tail", "--stream-prefix and --type-prefix need --all", desc);
@@ -383,19 +357,7 @@ int cmd_info(const std::vector<std::string>& args) {
   desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
                                             "node address HOST:PORT");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(desc)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage("info", e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_command("info", args, desc, nullptr, vm)) return *done;
   auto c = connect(server);
   if (!c.ok()) return fail(c.error());
   auto r = c.value()->info();
