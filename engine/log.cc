@@ -132,6 +132,14 @@ class Log::Impl {
                        const std::function<bool(const RecordView&)>& fn) const;
   Status visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const;
   std::vector<SegmentInfo> segments() const;
+  void release_resident() const {
+    std::vector<std::shared_ptr<Segment>> segs;
+    {
+      std::lock_guard l(segments_mu_);
+      segs = segments_;
+    }
+    for (const auto& s : segs) s->map->release_resident();
+  }
 
   LogOptions opts_;
   FileSystem* fs_;
@@ -978,6 +986,9 @@ AppendOutcome Log::append_sync(std::vector<EventRecord> events) {
 
 GlobalPosition Log::durable_end() const {
   return impl_->durable_end();
+}
+void Log::release_resident() const {
+  impl_->release_resident();
 }
 Status Log::writer_status() const {
   return impl_->writer_status();

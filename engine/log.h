@@ -152,6 +152,10 @@ class Log {
 
   std::vector<SegmentInfo> segments() const;
   const LogOptions& options() const;
+  // Drops every segment map's pages from this process's resident set (the
+  // page cache keeps them; readers fault back what they read). For after a
+  // bulk read, such as the stream index replaying the log at open.
+  void release_resident() const;
 
   class Impl;
 

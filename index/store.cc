@@ -172,6 +172,9 @@ class Store::Impl final : public engine::WriteHooks {
           return true;
         });
     if (!st.is_ok()) return st;
+    // The replay read the tail through the segment maps; after a kill that is
+    // up to memtable_entries events that need not stay resident.
+    if (from < end) log_->release_resident();
     core_->set_durable(end);
     durable_end_ = end;
     const auto t3 = Clock::now();
