@@ -13,6 +13,7 @@
 #include "index/head_cache.h"
 #include "index/id_window.h"
 #include "index/manifest.h"
+#include "tests/common/file_edit.h"
 #include "tests/index/test_util.h"
 
 namespace annal::index {
@@ -171,15 +172,7 @@ class IndexCoreDamageTest : public IndexCoreTest {
     std::sort(out.begin(), out.end());
     return out;
   }
-  static void flip(const std::string& path, std::uint64_t offset) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(offset));
-    char b = 0;
-    f.read(&b, 1);
-    b = static_cast<char>(b ^ 0x10);
-    f.seekp(static_cast<std::streamoff>(offset));
-    f.write(&b, 1);
-  }
+  static void flip(const std::string& path, std::uint64_t offset) { test::flip_bits(path, offset); }
 };
 
 TEST_F(IndexCoreDamageTest, AnyFlippedByteOfAnyFileOrTheManifestIsDetected) {

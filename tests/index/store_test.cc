@@ -406,15 +406,21 @@ TEST_F(StoreRestartTest, DeletingOrCorruptingAnyIndexFileRebuildsWithIdenticalRe
 
 // ---- Atomic multi-event appends across a crash at every point ----
 
+// A store in `dir` on the fault-injecting file system, small segments.
+StoreOptions fault_options(const TempDir& dir, engine::FaultInjectionFileSystem& ffs) {
+  StoreOptions o;
+  o.log.dir = dir.path();
+  o.log.segment_size = 256u << 10;
+  o.log.min_free_bytes = 0;
+  o.log.fs = &ffs;
+  return o;
+}
+
 TEST(StoreCrashTest, MultiEventAppendIsAllOrNothingAtEveryCrashPoint) {
   for (std::uint64_t point = 1;; ++point) {
     TempDir dir;
     engine::FaultInjectionFileSystem ffs;
-    StoreOptions o;
-    o.log.dir = dir.path();
-    o.log.segment_size = 256u << 10;
-    o.log.min_free_bytes = 0;
-    o.log.fs = &ffs;
+    StoreOptions o = fault_options(dir, ffs);
     o.memtable_entries = 4;  // index flushes happen inside the crash window too
     std::vector<AppendOutcome> acked;
     {
@@ -473,11 +479,7 @@ namespace {
 TEST(StoreAbortTest, FailedGroupIsRolledBackCompletely) {
   TempDir dir;
   engine::FaultInjectionFileSystem ffs;
-  StoreOptions o;
-  o.log.dir = dir.path();
-  o.log.segment_size = 256u << 10;
-  o.log.min_free_bytes = 0;
-  o.log.fs = &ffs;
+  StoreOptions o = fault_options(dir, ffs);
   // Large enough that no background index flush runs: it would race the log
   // for the one injected ENOSPC.
   o.memtable_entries = 1024;

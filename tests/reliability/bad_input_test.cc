@@ -21,6 +21,7 @@
 #include "engine/format.h"
 #include "net/client.h"
 #include "net/protocol.h"
+#include "tests/common/file_edit.h"
 #include "tests/reliability/node_process.h"
 #include "tests/reliability/reliability_util.h"
 #include "tests/reliability/wire.h"
@@ -321,15 +322,7 @@ class DamagedFilesTest : public ::testing::Test {
     return v;
   }
 
-  static void flip(const std::string& path, std::uint64_t offset) {
-    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
-    f.seekg(static_cast<std::streamoff>(offset));
-    char b = 0;
-    f.read(&b, 1);
-    b = static_cast<char>(b ^ 0x10);
-    f.seekp(static_cast<std::streamoff>(offset));
-    f.write(&b, 1);
-  }
+  static void flip(const std::string& path, std::uint64_t offset) { test::flip_bits(path, offset); }
 
   // Starts the node; returns whether it came up, and reads everything back.
   bool start_and_read(std::uint64_t* events, std::string* log) {

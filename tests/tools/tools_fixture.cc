@@ -16,6 +16,7 @@
 #include "engine/format.h"
 #include "engine/log.h"
 #include "index/store.h"
+#include "tests/common/file_edit.h"
 
 // Options are built with designated initializers that leave defaulted
 // members out on purpose; GCC 12 warns about that.
@@ -131,14 +132,7 @@ std::vector<std::uint32_t> DataDirTest::offsets(const std::string& segment) cons
 std::uint64_t DataDirTest::file_size(const std::string& name) const { return stdfs::file_size(path(name)); }
 
 void DataDirTest::flip_bit(const std::string& name, std::uint64_t offset, int bit) {
-  std::fstream io(path(name), std::ios::in | std::ios::out | std::ios::binary);
-  ASSERT_TRUE(io.good()) << name;
-  io.seekg(static_cast<std::streamoff>(offset));
-  char c = 0;
-  io.read(&c, 1);
-  c = static_cast<char>(c ^ (1 << bit));
-  io.seekp(static_cast<std::streamoff>(offset));
-  io.write(&c, 1);
+  test::flip_bits(path(name), offset, static_cast<std::uint8_t>(1u << bit));
 }
 
 void DataDirTest::truncate_file(const std::string& name, std::uint64_t size) {
