@@ -43,16 +43,20 @@ inline constexpr std::uint32_t kFlagCommit = 1u << 2;
 // A marker written by `annal repair` in place of a damaged span: this position
 // was lost. Carries no data.
 inline constexpr std::uint32_t kFlagLost = 1u << 3;
-inline constexpr std::uint32_t kKnownFlags = kFlagDataJson | kFlagMetadataJson | kFlagCommit | kFlagLost;
+inline constexpr std::uint32_t kKnownFlags =
+    kFlagDataJson | kFlagMetadataJson | kFlagCommit | kFlagLost;
 
 // ---- Position index, beside each sealed segment: <first position>.idx ----
 inline constexpr char kIndexMagic[8] = {'A', 'N', 'N', 'A', 'L', 'P', 'I', 'X'};
 inline constexpr std::uint32_t kIndexVersion = 1;
 
-inline constexpr std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+inline constexpr std::size_t align_up(std::size_t n, std::size_t a) {
+  return (n + a - 1) / a * a;
+}
 inline constexpr std::size_t record_size(std::size_t stream, std::size_t type, std::size_t meta,
                                          std::size_t data) {
-  return align_up(kRecordFixedSize + stream + type + meta + data + kRecordTrailerSize, kRecordAlign);
+  return align_up(kRecordFixedSize + stream + type + meta + data + kRecordTrailerSize,
+                  kRecordAlign);
 }
 
 }  // namespace annal::engine::format

@@ -19,26 +19,44 @@ const std::error_category& annal_category() noexcept {
   return category;
 }
 
-std::error_code make_error_code(Errc e) noexcept { return {static_cast<int>(e), annal_category()}; }
+std::error_code make_error_code(Errc e) noexcept {
+  return {static_cast<int>(e), annal_category()};
+}
 
 const char* errc_name(Errc e) noexcept {
   switch (e) {
-    case Errc::kOk: return "ok";
-    case Errc::kWrongExpectedRevision: return "wrong_expected_revision";
-    case Errc::kStreamNotFound: return "stream_not_found";
-    case Errc::kInvalidJson: return "invalid_json";
-    case Errc::kTooLarge: return "too_large";
-    case Errc::kBadRequest: return "bad_request";
-    case Errc::kWriterFailed: return "writer_failed";
-    case Errc::kNoSpace: return "no_space";
-    case Errc::kShuttingDown: return "shutting_down";
-    case Errc::kCorruption: return "corruption";
-    case Errc::kIoError: return "io_error";
-    case Errc::kNotFound: return "not_found";
-    case Errc::kLostAtRepair: return "lost_at_repair";
-    case Errc::kLocked: return "locked";
-    case Errc::kInvalidArgument: return "invalid_argument";
-    case Errc::kInternal: return "internal";
+    case Errc::kOk:
+      return "ok";
+    case Errc::kWrongExpectedRevision:
+      return "wrong_expected_revision";
+    case Errc::kStreamNotFound:
+      return "stream_not_found";
+    case Errc::kInvalidJson:
+      return "invalid_json";
+    case Errc::kTooLarge:
+      return "too_large";
+    case Errc::kBadRequest:
+      return "bad_request";
+    case Errc::kWriterFailed:
+      return "writer_failed";
+    case Errc::kNoSpace:
+      return "no_space";
+    case Errc::kShuttingDown:
+      return "shutting_down";
+    case Errc::kCorruption:
+      return "corruption";
+    case Errc::kIoError:
+      return "io_error";
+    case Errc::kNotFound:
+      return "not_found";
+    case Errc::kLostAtRepair:
+      return "lost_at_repair";
+    case Errc::kLocked:
+      return "locked";
+    case Errc::kInvalidArgument:
+      return "invalid_argument";
+    case Errc::kInternal:
+      return "internal";
   }
   return "unknown";
 }

@@ -16,16 +16,16 @@ enum class Errc : std::uint16_t {
   kWrongExpectedRevision = 1,  // optimistic concurrency check failed
   kStreamNotFound = 2,
   kInvalidJson = 3,
-  kTooLarge = 4,               // event, append, stream name over a limit
+  kTooLarge = 4,  // event, append, stream name over a limit
   kBadRequest = 5,
-  kWriterFailed = 6,           // sticky: an fdatasync or write failed; restart to recover
-  kNoSpace = 7,                // ENOSPC or below the free-space floor
+  kWriterFailed = 6,  // sticky: an fdatasync or write failed; restart to recover
+  kNoSpace = 7,       // ENOSPC or below the free-space floor
   kShuttingDown = 8,
-  kCorruption = 9,             // checksum or structural damage, names file and offset
+  kCorruption = 9,  // checksum or structural damage, names file and offset
   kIoError = 10,
-  kNotFound = 11,              // position / revision out of range
-  kLostAtRepair = 12,          // position was replaced by a repair marker
-  kLocked = 13,                // data directory held by another process
+  kNotFound = 11,      // position / revision out of range
+  kLostAtRepair = 12,  // position was replaced by a repair marker
+  kLocked = 13,        // data directory held by another process
   kInvalidArgument = 14,
   kInternal = 15,
 };
@@ -58,8 +58,8 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}             // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}       // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
   Result(Errc code, std::string message) : v_(Status(code, std::move(message))) {}
 
   bool is_ok() const { return std::holds_alternative<T>(v_); }
@@ -84,17 +84,18 @@ template <>
 struct std::is_error_code_enum<annal::Errc> : std::true_type {};
 
 // Always-on invariant check: aborts with file:line and a message, in release too.
-#define ANNAL_CHECK(cond, msg)                                         \
-  do {                                                                 \
+#define ANNAL_CHECK(cond, msg)                                          \
+  do {                                                                  \
     if (!(cond)) ::annal::check_failed(__FILE__, __LINE__, #cond, msg); \
   } while (0)
 
 namespace annal {
-[[noreturn]] void check_failed(const char* file, int line, const char* cond, const std::string& msg);
+[[noreturn]] void check_failed(const char* file, int line, const char* cond,
+                               const std::string& msg);
 }  // namespace annal
 
-#define ANNAL_RETURN_IF_ERROR(expr)      \
-  do {                                   \
-    ::annal::Status _st = (expr);        \
-    if (!_st.is_ok()) return _st;        \
+#define ANNAL_RETURN_IF_ERROR(expr) \
+  do {                              \
+    ::annal::Status _st = (expr);   \
+    if (!_st.is_ok()) return _st;   \
   } while (0)

@@ -1,8 +1,8 @@
 #include "engine/types.h"
 
-#include <random>
-
 #include <xxhash.h>
+
+#include <random>
 
 namespace annal {
 
@@ -67,10 +67,14 @@ std::size_t EventIdHash::operator()(const EventId& id) const noexcept {
 
 std::string ExpectedRevision::to_string() const {
   switch (kind) {
-    case Kind::kAny: return "any";
-    case Kind::kNoStream: return "no_stream";
-    case Kind::kStreamExists: return "stream_exists";
-    case Kind::kExact: return std::to_string(revision.value);
+    case Kind::kAny:
+      return "any";
+    case Kind::kNoStream:
+      return "no_stream";
+    case Kind::kStreamExists:
+      return "stream_exists";
+    case Kind::kExact:
+      return std::to_string(revision.value);
   }
   return "?";
 }

@@ -59,15 +59,16 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
       auto m = proto::decode_read_stream(payload);
       if (!m) break;
       auto again = proto::decode_read_stream(payload_of(proto::encode_read_stream(id, *m)));
-      FUZZ_CHECK(again && again->stream == m->stream && again->from == m->from && again->count == m->count &&
-                 again->direction == m->direction);
+      FUZZ_CHECK(again && again->stream == m->stream && again->from == m->from &&
+                 again->count == m->count && again->direction == m->direction);
       break;
     }
     case proto::Op::kReadAll: {
       auto m = proto::decode_read_all(payload);
       if (!m) break;
       auto again = proto::decode_read_all(payload_of(proto::encode_read_all(id, *m)));
-      FUZZ_CHECK(again && again->from == m->from && again->count == m->count && again->direction == m->direction);
+      FUZZ_CHECK(again && again->from == m->from && again->count == m->count &&
+                 again->direction == m->direction);
       break;
     }
     case proto::Op::kSubscribe: {
@@ -88,8 +89,12 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
       break;
     }
     // The client's side: responses from a (possibly hostile) server.
-    case proto::Op::kHelloOk: (void)proto::decode_hello_ok(payload); break;
-    case proto::Op::kAppendOk: (void)proto::decode_append_ok(payload); break;
+    case proto::Op::kHelloOk:
+      (void)proto::decode_hello_ok(payload);
+      break;
+    case proto::Op::kAppendOk:
+      (void)proto::decode_append_ok(payload);
+      break;
     case proto::Op::kReadOk:
     case proto::Op::kSubEvents: {
       auto m = proto::decode_read_ok(payload);
@@ -97,20 +102,33 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
         // The encoder sends only the wire flags (data/metadata JSON, lost);
         // the client's decoder passes any other bits through. Compare what
         // the wire can carry.
-        constexpr std::uint32_t kWire = engine::format::kFlagDataJson | engine::format::kFlagMetadataJson |
+        constexpr std::uint32_t kWire = engine::format::kFlagDataJson |
+                                        engine::format::kFlagMetadataJson |
                                         engine::format::kFlagLost;
         for (auto& e : m->events) e.flags &= kWire;
         auto again = proto::decode_read_ok(payload_of(proto::encode_read_ok(id, *m)));
-        FUZZ_CHECK(again && again->end == m->end && again->next == m->next && again->events == m->events);
+        FUZZ_CHECK(again && again->end == m->end && again->next == m->next &&
+                   again->events == m->events);
       }
       (void)proto::decode_sub_events(payload);
       break;
     }
-    case proto::Op::kSubscribeOk: (void)proto::decode_subscribe_ok(payload); break;
-    case proto::Op::kCheckpoint: (void)proto::decode_checkpoint(payload); break;
-    case proto::Op::kError: (void)proto::decode_error(payload); break;
-    case proto::Op::kInfoOk: (void)proto::decode_info_ok(payload); break;
-    default: (void)proto::is_request_op(op); (void)proto::op_name(static_cast<proto::Op>(op)); break;
+    case proto::Op::kSubscribeOk:
+      (void)proto::decode_subscribe_ok(payload);
+      break;
+    case proto::Op::kCheckpoint:
+      (void)proto::decode_checkpoint(payload);
+      break;
+    case proto::Op::kError:
+      (void)proto::decode_error(payload);
+      break;
+    case proto::Op::kInfoOk:
+      (void)proto::decode_info_ok(payload);
+      break;
+    default:
+      (void)proto::is_request_op(op);
+      (void)proto::op_name(static_cast<proto::Op>(op));
+      break;
   }
 }
 

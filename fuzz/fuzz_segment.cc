@@ -28,7 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   if (mode & 2) {
     auto h = engine::decode_segment_header(fuzz::as_bytes(rest), "fuzz.seg");
-    if (h) FUZZ_CHECK(engine::decode_segment_header(fuzz::as_bytes(engine::encode_segment_header(*h)), "x").is_ok());
+    if (h)
+      FUZZ_CHECK(
+          engine::decode_segment_header(fuzz::as_bytes(engine::encode_segment_header(*h)), "x")
+              .is_ok());
   }
   if (mode & 4) {
     std::string idx = rest;
@@ -39,7 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     auto pi = engine::decode_position_index(fuzz::as_bytes(idx), "fuzz.idx");
     if (pi) {
-      auto again = engine::decode_position_index(fuzz::as_bytes(engine::encode_position_index(*pi)), "x");
+      auto again =
+          engine::decode_position_index(fuzz::as_bytes(engine::encode_position_index(*pi)), "x");
       FUZZ_CHECK(again.is_ok() && *again == *pi);
     }
   }
@@ -53,11 +57,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::memcpy(heap, seg.data(), seg.size());
   std::span<const std::byte> bytes(heap, seg.size());
 
-  FUZZ_CHECK(engine::decode_segment_header(bytes.first(format::kSegmentHeaderSize), "fuzz.seg").is_ok());
+  FUZZ_CHECK(
+      engine::decode_segment_header(bytes.first(format::kSegmentHeaderSize), "fuzz.seg").is_ok());
   engine::SegmentScan scan = engine::scan_segment(bytes, first);
   std::uint64_t prev = 0;
   for (std::uint32_t off : scan.offsets) {
-    FUZZ_CHECK(off >= format::kSegmentHeaderSize && off % format::kRecordAlign == 0 && off < seg.size());
+    FUZZ_CHECK(off >= format::kSegmentHeaderSize && off % format::kRecordAlign == 0 &&
+               off < seg.size());
     FUZZ_CHECK(prev == 0 || off > prev);
     prev = off;
   }

@@ -3,6 +3,8 @@
 // the input), checksum fix-ups that let mutated bytes past the checksums to
 // the structural checks behind them.
 
+#include <xxhash.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -10,17 +12,15 @@
 #include <span>
 #include <string>
 
-#include <xxhash.h>
-
 #include "engine/endian.h"
 #include "engine/format.h"
 
-#define FUZZ_CHECK(cond)                                                        \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
+#define FUZZ_CHECK(cond)                                                                 \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
       std::fprintf(stderr, "%s:%d: fuzz check failed: %s\n", __FILE__, __LINE__, #cond); \
-      std::abort();                                                             \
-    }                                                                           \
+      std::abort();                                                                      \
+    }                                                                                    \
   } while (0)
 
 namespace annal::fuzz {
@@ -34,7 +34,8 @@ inline std::size_t fix_record_checksum(std::string& buf, std::size_t offset) {
   if (offset + format::kRecordMinSize > buf.size()) return 0;
   auto* p = reinterpret_cast<std::byte*>(buf.data() + offset);
   const std::uint32_t len = le::get_u32(p);
-  if (len < format::kRecordMinSize || len % format::kRecordAlign != 0 || offset + len > buf.size()) return 0;
+  if (len < format::kRecordMinSize || len % format::kRecordAlign != 0 || offset + len > buf.size())
+    return 0;
   // Seeded with u64le(bytes[0, 8)): the length and flags (docs/storage-format.md).
   le::put_u64(p + 8, XXH3_64bits_withSeed(p + 16, len - 16, le::get_u64(p)));
   return offset + len;

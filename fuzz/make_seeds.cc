@@ -77,7 +77,8 @@ int main(int argc, char** argv) {
   // segment: mode, first position, records after the header.
   std::string recs;
   for (std::uint64_t p = 3; p < 8; ++p)
-    engine::encode(event(p, format::kFlagDataJson | (p == 5 || p == 7 ? format::kFlagCommit : 0)), recs);
+    engine::encode(event(p, format::kFlagDataJson | (p == 5 || p == 7 ? format::kFlagCommit : 0)),
+                   recs);
   put("fuzz_segment", "five-records", std::string("\x00\x03", 2) + recs);
   put("fuzz_segment", "torn-tail", std::string("\x00\x03", 2) + recs.substr(0, recs.size() - 20));
   std::string damaged = recs;
@@ -87,11 +88,13 @@ int main(int argc, char** argv) {
   pi.first = GlobalPosition(3);
   pi.offsets = {4096, 4200, 4304};
   pi.data_end = 4400;
-  put("fuzz_segment", "position-index", std::string("\x04\x03", 2) + engine::encode_position_index(pi));
+  put("fuzz_segment", "position-index",
+      std::string("\x04\x03", 2) + engine::encode_position_index(pi));
   engine::SegmentHeader sh;
   sh.first = GlobalPosition(3);
   sh.allocated_size = 65536;
-  put("fuzz_segment", "segment-header", std::string("\x02\x03", 2) + engine::encode_segment_header(sh));
+  put("fuzz_segment", "segment-header",
+      std::string("\x02\x03", 2) + engine::encode_segment_header(sh));
 
   // protocol: a stream of frames.
   proto::AppendReq ap;
@@ -105,9 +108,12 @@ int main(int argc, char** argv) {
   rok.events = {event(1, format::kFlagDataJson), event(2, format::kFlagCommit)};
   rok.next = 3;
   put("fuzz_protocol", "session",
-      proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 1, "fuzz"}) + proto::encode_append(2, ap) +
-          proto::encode_read_stream(3, proto::ReadStreamReq{"orders-1", 0, 10, index::Direction::kForward}) +
-          proto::encode_read_all(4, proto::ReadAllReq{proto::kNone, 5, index::Direction::kBackward}) +
+      proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 1, "fuzz"}) +
+          proto::encode_append(2, ap) +
+          proto::encode_read_stream(
+              3, proto::ReadStreamReq{"orders-1", 0, 10, index::Direction::kForward}) +
+          proto::encode_read_all(4,
+                                 proto::ReadAllReq{proto::kNone, 5, index::Direction::kBackward}) +
           proto::encode_subscribe(5, sub) + proto::encode_unsubscribe(6, proto::UnsubscribeReq{1}) +
           proto::encode_empty(proto::Op::kPing, 7));
   put("fuzz_protocol", "responses",
@@ -128,17 +134,17 @@ int main(int argc, char** argv) {
   meta.first_position = 0;
   meta.end_position = 40;
   int i = 0;
-  Status st = index::write_index_file(engine::FileSystem::posix(), tmp.string(), meta,
-                                      [&](index::IndexEntry& e) {
-                                        if (i == 40) return false;
-                                        e = index::IndexEntry{static_cast<std::uint64_t>(i / 4) * 1000003,
-                                                              static_cast<std::uint64_t>(i % 4),
-                                                              static_cast<std::uint64_t>(i)};
-                                        ++i;
-                                        return true;
-                                      },
-                                      [](std::uint64_t pos) { return pos * 0x9E3779B97F4A7C15ull; },
-                                      /*summary_interval=*/8);
+  Status st = index::write_index_file(
+      engine::FileSystem::posix(), tmp.string(), meta,
+      [&](index::IndexEntry& e) {
+        if (i == 40) return false;
+        e = index::IndexEntry{static_cast<std::uint64_t>(i / 4) * 1000003,
+                              static_cast<std::uint64_t>(i % 4), static_cast<std::uint64_t>(i)};
+        ++i;
+        return true;
+      },
+      [](std::uint64_t pos) { return pos * 0x9E3779B97F4A7C15ull; },
+      /*summary_interval=*/8);
   if (!st.is_ok()) {
     std::fprintf(stderr, "%s\n", st.to_string().c_str());
     return 1;

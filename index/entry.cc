@@ -4,6 +4,8 @@
 
 namespace annal::index {
 
-std::uint64_t xxh3_stream_hash(std::string_view stream) { return XXH3_64bits(stream.data(), stream.size()); }
+std::uint64_t xxh3_stream_hash(std::string_view stream) {
+  return XXH3_64bits(stream.data(), stream.size());
+}
 
 }  // namespace annal::index

@@ -33,8 +33,12 @@ static_assert(sizeof(IndexEntry) == 24);
 // XXH3_64bits of the stream name (the production stream hash).
 std::uint64_t xxh3_stream_hash(std::string_view stream);
 
-inline void put_u32(std::byte* p, std::uint32_t v) { std::memcpy(p, &v, 4); }
-inline void put_u64(std::byte* p, std::uint64_t v) { std::memcpy(p, &v, 8); }
+inline void put_u32(std::byte* p, std::uint32_t v) {
+  std::memcpy(p, &v, 4);
+}
+inline void put_u64(std::byte* p, std::uint64_t v) {
+  std::memcpy(p, &v, 8);
+}
 inline std::uint32_t get_u32(const std::byte* p) {
   std::uint32_t v;
   std::memcpy(&v, p, 4);

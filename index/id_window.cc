@@ -1,8 +1,8 @@
 #include "index/id_window.h"
 
-#include <algorithm>
-
 #include <xxhash.h>
+
+#include <algorithm>
 
 #include "engine/status.h"
 
@@ -74,7 +74,8 @@ void IdWindow::erase(const EventId& id, std::uint64_t position) {
 void IdWindow::erase_slot(std::uint64_t key, std::uint64_t position) {
   const std::size_t mask = slots_.size() - 1;
   std::size_t i = key & mask;
-  while (slots_[i].key != 0 && !(slots_[i].key == key && slots_[i].position == position)) i = (i + 1) & mask;
+  while (slots_[i].key != 0 && !(slots_[i].key == key && slots_[i].position == position))
+    i = (i + 1) & mask;
   if (slots_[i].key == 0) return;
   // Backward-shift deletion keeps linear probing chains intact.
   std::size_t hole = i;

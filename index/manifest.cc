@@ -1,10 +1,10 @@
 #include "index/manifest.h"
 
-#include <cstring>
-#include <memory>
-
 #include <fmt/format.h>
 #include <xxhash.h>
+
+#include <cstring>
+#include <memory>
 
 namespace annal::index {
 namespace {
@@ -44,8 +44,10 @@ Result<Manifest> decode_manifest(const std::string& bytes, const std::string& pa
   std::uint32_t n = get_u32(p + 12);
   if (bytes.size() != kHeader + std::size_t{n} * kFileRecord + 8)
     return corrupt(fmt::format("size {} bytes does not fit {} files", bytes.size(), n));
-  if (get_u64(p + bytes.size() - 8) != XXH3_64bits(p, bytes.size() - 8)) return corrupt("checksum mismatch");
-  if (get_u32(p + 8) != kManifestVersion) return corrupt(fmt::format("unsupported version {}", get_u32(p + 8)));
+  if (get_u64(p + bytes.size() - 8) != XXH3_64bits(p, bytes.size() - 8))
+    return corrupt("checksum mismatch");
+  if (get_u32(p + 8) != kManifestVersion)
+    return corrupt(fmt::format("unsupported version {}", get_u32(p + 8)));
   Manifest m;
   m.indexed_through = get_u64(p + 16);
   m.next_file_number = get_u64(p + 24);
@@ -58,14 +60,16 @@ Result<Manifest> decode_manifest(const std::string& bytes, const std::string& pa
     f.first_position = get_u64(q + 16);
     f.end_position = get_u64(q + 24);
     f.entry_count = get_u64(q + 32);
-    if (f.first_position != expect_first || f.end_position < f.first_position || f.number >= m.next_file_number)
-      return corrupt(fmt::format("file {} has inconsistent range [{}, {})", index_file_name(f.number),
-                                 f.first_position, f.end_position));
+    if (f.first_position != expect_first || f.end_position < f.first_position ||
+        f.number >= m.next_file_number)
+      return corrupt(fmt::format("file {} has inconsistent range [{}, {})",
+                                 index_file_name(f.number), f.first_position, f.end_position));
     expect_first = f.end_position;
     m.files.push_back(f);
   }
   if (expect_first != m.indexed_through)
-    return corrupt(fmt::format("files end at {} but indexed_through is {}", expect_first, m.indexed_through));
+    return corrupt(
+        fmt::format("files end at {} but indexed_through is {}", expect_first, m.indexed_through));
   return m;
 }
 
@@ -79,7 +83,8 @@ Status write_manifest(engine::FileSystem& fs, const std::string& dir, const Mani
   {
     std::unique_ptr<engine::File> f = std::move(opened).value();
     ANNAL_RETURN_IF_ERROR(
-        f->pwrite(0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size())));
+        f->pwrite(0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()),
+                                                bytes.size())));
     ANNAL_RETURN_IF_ERROR(f->datasync());
   }
   ANNAL_RETURN_IF_ERROR(fs.rename(tmp, path));
@@ -88,15 +93,17 @@ Status write_manifest(engine::FileSystem& fs, const std::string& dir, const Mani
 
 Result<Manifest> read_manifest(engine::FileSystem& fs, const std::string& dir) {
   const std::string path = dir + "/" + kManifestName;
-  if (!fs.exists(path)) return Status(Errc::kNotFound, fmt::format("index manifest {} is missing", path));
+  if (!fs.exists(path))
+    return Status(Errc::kNotFound, fmt::format("index manifest {} is missing", path));
   auto opened = fs.open(path, engine::OpenOptions{.read_only = true});
   if (!opened) return opened.status();
   auto size = (*opened)->size();
   if (!size) return size.status();
-  if (*size > (64u << 20)) return Status(Errc::kCorruption, fmt::format("index manifest {}: {} bytes", path, *size));
+  if (*size > (64u << 20))
+    return Status(Errc::kCorruption, fmt::format("index manifest {}: {} bytes", path, *size));
   std::string bytes(static_cast<std::size_t>(*size), '\0');
-  ANNAL_RETURN_IF_ERROR(
-      (*opened)->pread(0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
+  ANNAL_RETURN_IF_ERROR((*opened)->pread(
+      0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
   return decode_manifest(bytes, path);
 }
 

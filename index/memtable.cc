@@ -21,8 +21,8 @@ std::size_t Memtable::size() const {
   return set_.size();
 }
 
-void Memtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
-                       std::vector<IndexEntry>& out) const {
+void Memtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                       std::uint64_t pos_limit, std::vector<IndexEntry>& out) const {
   std::shared_lock lock(mu_);
   for (auto it = set_.lower_bound(IndexEntry{hash, lo, 0}); it != set_.end(); ++it) {
     if (it->hash != hash || it->revision > hi) break;

@@ -1,5 +1,6 @@
 #include "net/client.h"
 
+#include <fmt/format.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,8 +13,6 @@
 #include <future>
 #include <thread>
 #include <unordered_map>
-
-#include <fmt/format.h>
 
 namespace annal::net {
 namespace {
@@ -89,12 +88,15 @@ template <typename T>
 Reply<T> decode_reply(const Frame& f, proto::Op expected, Result<T> (*dec)(std::string_view)) {
   if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) {
     auto e = proto::decode_error(f.payload);
-    if (!e.is_ok()) return make_error(proto::Code::kBadRequest, "undecodable error frame: " + e.status().message());
+    if (!e.is_ok())
+      return make_error(proto::Code::kBadRequest,
+                        "undecodable error frame: " + e.status().message());
     return std::move(e.value());
   }
   if (f.op != static_cast<std::uint8_t>(expected))
-    return make_error(proto::Code::kBadRequest,
-                      fmt::format("expected {} from the node, got op 0x{:02x}", proto::op_name(expected), f.op));
+    return make_error(
+        proto::Code::kBadRequest,
+        fmt::format("expected {} from the node, got op 0x{:02x}", proto::op_name(expected), f.op));
   auto r = dec(f.payload);
   if (!r.is_ok()) return make_error(proto::Code::kBadRequest, r.status().message());
   return std::move(r.value());
@@ -105,12 +107,15 @@ Result<bool> decode_nothing(std::string_view payload) {
   return true;
 }
 
-std::string error_frame(const proto::Error& e) { return proto::encode_error(0, e).substr(13); }
+std::string error_frame(const proto::Error& e) {
+  return proto::encode_error(0, e).substr(13);
+}
 
 }  // namespace
 
 std::string error_string(const proto::Error& e) {
-  return fmt::format("{} ({}): {}", proto::code_name(e.code), static_cast<unsigned>(e.code), e.message);
+  return fmt::format("{} ({}): {}", proto::code_name(e.code), static_cast<unsigned>(e.code),
+                     e.message);
 }
 
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::string& text) {
@@ -118,7 +123,8 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::
   std::string port;
   if (!text.empty() && text[0] == '[') {
     auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return std::nullopt;
     host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
@@ -278,10 +284,9 @@ class Client::Impl {
       }
       f = Frame{};
     }
-    proto::Error err = have_conn_error
-                           ? last_conn_error
-                           : make_error(proto::Code::kConnectionLost,
-                                        stopping.load() ? "client closed" : why);
+    proto::Error err = have_conn_error ? last_conn_error
+                                       : make_error(proto::Code::kConnectionLost,
+                                                    stopping.load() ? "client closed" : why);
     std::unordered_map<std::uint64_t, Handler> failed;
     std::unordered_map<std::uint64_t, std::shared_ptr<Subscription::State>> ended;
     {
@@ -345,7 +350,8 @@ class Client::Impl {
                 Result<T> (*dec)(std::string_view)) {
     auto p = std::make_shared<std::promise<Reply<T>>>();
     auto fut = p->get_future();
-    request(build, [p, expected, dec](Frame&& f) { p->set_value(decode_reply<T>(f, expected, dec)); });
+    request(build,
+            [p, expected, dec](Frame&& f) { p->set_value(decode_reply<T>(f, expected, dec)); });
     return fut.get();
   }
 };
@@ -452,10 +458,11 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
 }
 
 void Client::append_async(const proto::AppendReq& req, AppendCallback cb) {
-  impl_->request([&req](std::uint64_t id) { return proto::encode_append(id, req); },
-                 [cb = std::move(cb)](Frame&& f) {
-                   cb(decode_reply<proto::AppendOk>(f, proto::Op::kAppendOk, &proto::decode_append_ok));
-                 });
+  impl_->request(
+      [&req](std::uint64_t id) { return proto::encode_append(id, req); },
+      [cb = std::move(cb)](Frame&& f) {
+        cb(decode_reply<proto::AppendOk>(f, proto::Op::kAppendOk, &proto::decode_append_ok));
+      });
 }
 
 void Client::read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb) {
@@ -492,13 +499,14 @@ Reply<proto::ReadOk> Client::read_all(const proto::ReadAllReq& req) {
 
 Reply<proto::InfoOk> Client::info() {
   return impl_->call<proto::InfoOk>(
-      [](std::uint64_t id) { return proto::encode_empty(proto::Op::kInfo, id); }, proto::Op::kInfoOk,
-      &proto::decode_info_ok);
+      [](std::uint64_t id) { return proto::encode_empty(proto::Op::kInfo, id); },
+      proto::Op::kInfoOk, &proto::decode_info_ok);
 }
 
 Reply<bool> Client::ping() {
-  return impl_->call<bool>([](std::uint64_t id) { return proto::encode_empty(proto::Op::kPing, id); },
-                           proto::Op::kPong, &decode_nothing);
+  return impl_->call<bool>(
+      [](std::uint64_t id) { return proto::encode_empty(proto::Op::kPing, id); }, proto::Op::kPong,
+      &decode_nothing);
 }
 
 Reply<std::unique_ptr<Subscription>> Client::subscribe(const proto::SubscribeReq& req) {

@@ -36,8 +36,8 @@ namespace annal::net {
 template <typename T>
 class [[nodiscard]] Reply {
  public:
-  Reply(T value) : v_(std::move(value)) {}               // NOLINT(google-explicit-constructor)
-  Reply(proto::Error error) : v_(std::move(error)) {}     // NOLINT(google-explicit-constructor)
+  Reply(T value) : v_(std::move(value)) {}             // NOLINT(google-explicit-constructor)
+  Reply(proto::Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   bool ok() const { return std::holds_alternative<T>(v_); }
   explicit operator bool() const { return ok(); }
   T& value() & { return std::get<T>(v_); }

@@ -1,9 +1,9 @@
 #include "net/connection.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "engine/format.h"
 
@@ -80,8 +80,8 @@ namespace {
 
 struct Filter {
   proto::Target target = proto::Target::kAll;
-  std::string stream;        // kStream
-  std::uint64_t min_rev = 0; // kStream
+  std::string stream;         // kStream
+  std::uint64_t min_rev = 0;  // kStream
   std::string stream_prefix;
   std::string type_prefix;
 
@@ -98,11 +98,11 @@ struct Batch {
   Status status;
   std::string events;  // encoded events
   std::uint32_t count = 0;
-  GlobalPosition next;          // log phase: next position to scan
-  std::uint64_t next_rev = 0;   // stream subscriptions: next revision wanted
-  std::uint64_t scanned = 0;    // log phase: positions scanned
+  GlobalPosition next;         // log phase: next position to scan
+  std::uint64_t next_rev = 0;  // stream subscriptions: next revision wanted
+  std::uint64_t scanned = 0;   // log phase: positions scanned
   std::uint64_t scanned_after_last_event = 0;
-  bool index_done = false;      // index phase: caught up with the index
+  bool index_done = false;  // index phase: caught up with the index
 };
 
 // Runs on the reading pool.
@@ -136,7 +136,8 @@ Batch read_index(const index::Store& store, const std::string& stream, std::uint
   const GlobalPosition log_end = store.log().durable_end();
   while (true) {
     std::uint64_t want = std::min<std::uint64_t>(kStreamChunk, max_count - b.count);
-    auto r = store.read_stream(stream, StreamRevision(b.next_rev), want, index::Direction::kForward);
+    auto r =
+        store.read_stream(stream, StreamRevision(b.next_rev), want, index::Direction::kForward);
     if (!r.is_ok()) {
       if (r.status().code() == Errc::kStreamNotFound) {
         b.index_done = true;
@@ -201,9 +202,12 @@ auto log_exceptions(std::string what) {
 void Connection::start() {
   auto self = shared_from_this();
   spdlog::debug("connection {} from {}", id_, peer_);
-  asio::co_spawn(strand_, [self]() { return self->reader(); }, log_exceptions("reader"));
-  asio::co_spawn(strand_, [self]() { return self->writer(); }, log_exceptions("writer"));
-  asio::co_spawn(strand_, [self]() { return self->watchdog(); }, log_exceptions("watchdog"));
+  asio::co_spawn(
+      strand_, [self]() { return self->reader(); }, log_exceptions("reader"));
+  asio::co_spawn(
+      strand_, [self]() { return self->writer(); }, log_exceptions("writer"));
+  asio::co_spawn(
+      strand_, [self]() { return self->watchdog(); }, log_exceptions("watchdog"));
 }
 
 void Connection::refuse(proto::Code code, const std::string& message) {
@@ -211,8 +215,10 @@ void Connection::refuse(proto::Code code, const std::string& message) {
   asio::post(strand_, [self, code, message]() {
     self->send_error(0, code, message);
     self->close_when_drained_ = true;
-    asio::co_spawn(self->strand_, [self]() { return self->writer(); }, log_exceptions("writer"));
-    asio::co_spawn(self->strand_, [self]() { return self->watchdog(); }, log_exceptions("watchdog"));
+    asio::co_spawn(
+        self->strand_, [self]() { return self->writer(); }, log_exceptions("writer"));
+    asio::co_spawn(
+        self->strand_, [self]() { return self->watchdog(); }, log_exceptions("watchdog"));
   });
 }
 
@@ -319,7 +325,8 @@ asio::awaitable<void> Connection::reader() {
     co_await wait_for_room(nullptr);
     if (closed_ || close_when_drained_) break;
     boost::system::error_code ec;
-    co_await asio::async_read(socket_, asio::buffer(hdr.data(), 4), redirect_error(use_awaitable, ec));
+    co_await asio::async_read(socket_, asio::buffer(hdr.data(), 4),
+                              redirect_error(use_awaitable, ec));
     if (ec) {
       // EOF between frames: answer what is in flight, then close.
       if (ec == asio::error::eof && !closed_) {
@@ -333,8 +340,9 @@ asio::awaitable<void> Connection::reader() {
     last_activity_ = Clock::now();
     const std::uint32_t len = proto::parse_length(std::span<const std::uint8_t, 4>(hdr.data(), 4));
     if (len < proto::kFrameMinBody) {
-      fail_and_close(0, proto::Code::kBadRequest,
-                     fmt::format("frame length {} is below the minimum {}", len, proto::kFrameMinBody));
+      fail_and_close(
+          0, proto::Code::kBadRequest,
+          fmt::format("frame length {} is below the minimum {}", len, proto::kFrameMinBody));
       break;
     }
     if (len > max_frame) {
@@ -342,7 +350,8 @@ asio::awaitable<void> Connection::reader() {
                      fmt::format("frame length {} exceeds the maximum {}", len, max_frame));
       break;
     }
-    co_await asio::async_read(socket_, asio::buffer(hdr.data() + 4, 9), redirect_error(use_awaitable, ec));
+    co_await asio::async_read(socket_, asio::buffer(hdr.data() + 4, 9),
+                              redirect_error(use_awaitable, ec));
     if (ec) {
       close();  // closed in the middle of a frame: nobody left to answer
       break;
@@ -397,10 +406,10 @@ asio::awaitable<void> Connection::writer() {
 
 asio::awaitable<void> Connection::watchdog() {
   const auto idle = shared_->options.idle_timeout;
-  const auto tick = idle.count() > 0
-                        ? std::clamp<std::chrono::milliseconds>(idle / 4, std::chrono::milliseconds(10),
-                                                                std::chrono::milliseconds(1000))
-                        : std::chrono::milliseconds(1000);
+  const auto tick = idle.count() > 0 ? std::clamp<std::chrono::milliseconds>(
+                                           idle / 4, std::chrono::milliseconds(10),
+                                           std::chrono::milliseconds(1000))
+                                     : std::chrono::milliseconds(1000);
   while (!closed_) {
     watchdog_timer_.expires_after(tick);
     boost::system::error_code ec;
@@ -451,12 +460,24 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string payload) {
       }
       send(proto::encode_empty(proto::Op::kPong, h.request_id));
       return;
-    case proto::Op::kInfo: handle_info(h.request_id); return;
-    case proto::Op::kAppend: handle_append(h.request_id, payload); return;
-    case proto::Op::kReadStream: handle_read_stream(h.request_id, payload); return;
-    case proto::Op::kReadAll: handle_read_all(h.request_id, payload); return;
-    case proto::Op::kSubscribe: handle_subscribe(h.request_id, payload); return;
-    case proto::Op::kUnsubscribe: handle_unsubscribe(h.request_id, payload); return;
+    case proto::Op::kInfo:
+      handle_info(h.request_id);
+      return;
+    case proto::Op::kAppend:
+      handle_append(h.request_id, payload);
+      return;
+    case proto::Op::kReadStream:
+      handle_read_stream(h.request_id, payload);
+      return;
+    case proto::Op::kReadAll:
+      handle_read_all(h.request_id, payload);
+      return;
+    case proto::Op::kSubscribe:
+      handle_subscribe(h.request_id, payload);
+      return;
+    case proto::Op::kUnsubscribe:
+      handle_unsubscribe(h.request_id, payload);
+      return;
     default:
       send_error(h.request_id, proto::Code::kUnknownOperation,
                  fmt::format("unknown operation 0x{:02x}", h.op));
@@ -471,9 +492,9 @@ void Connection::handle_hello(std::uint64_t id, std::string_view payload) {
     return;
   }
   if (m->magic != proto::kHelloMagic) {
-    fail_and_close(id, proto::Code::kBadRequest,
-                   fmt::format("hello: bad magic 0x{:08x}, expected 0x{:08x}", m->magic,
-                               proto::kHelloMagic));
+    fail_and_close(
+        id, proto::Code::kBadRequest,
+        fmt::format("hello: bad magic 0x{:08x}, expected 0x{:08x}", m->magic, proto::kHelloMagic));
     return;
   }
   if (m->version != proto::kProtocolVersion) {
@@ -519,7 +540,8 @@ bool Connection::validate_json(std::uint64_t id, const proto::AppendReq& req) {
       if (auto err = check(e.data); err != simdjson::SUCCESS) return invalid(i, "data", err);
     }
     if (e.flags & engine::format::kFlagMetadataJson) {
-      if (auto err = check(e.metadata); err != simdjson::SUCCESS) return invalid(i, "metadata", err);
+      if (auto err = check(e.metadata); err != simdjson::SUCCESS)
+        return invalid(i, "metadata", err);
     }
   }
   // Large payloads leave a large buffer behind: give it back.
@@ -581,8 +603,9 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
     const auto& opts = self->shared_->options;
-    const std::uint64_t max_count =
-        req.count == 0 ? opts.max_read_count : std::min<std::uint64_t>(req.count, opts.max_read_count);
+    const std::uint64_t max_count = req.count == 0
+                                        ? opts.max_read_count
+                                        : std::min<std::uint64_t>(req.count, opts.max_read_count);
     const bool forward = req.direction == index::Direction::kForward;
     std::string events;
     std::uint32_t n = 0;
@@ -591,7 +614,8 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
     std::string frame;
     while (true) {
       std::uint64_t want = std::min<std::uint64_t>(kStreamChunk, max_count - n);
-      auto r = self->shared_->store.read_stream(req.stream, StreamRevision(cursor), want, req.direction);
+      auto r =
+          self->shared_->store.read_stream(req.stream, StreamRevision(cursor), want, req.direction);
       if (!r.is_ok()) {
         if (n == 0) {
           frame = proto::encode_error(id, proto::Error{proto::code_from_errc(r.status().code()),
@@ -621,7 +645,8 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
     }
     if (frame.empty()) {
       if (!forward && end) cursor = proto::kNone;
-      frame = proto::make_frame(proto::Op::kReadOk, id, proto::read_ok_payload(end, cursor, n, events));
+      frame =
+          proto::make_frame(proto::Op::kReadOk, id, proto::read_ok_payload(end, cursor, n, events));
     }
     asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
       self->send(std::move(frame));
@@ -647,8 +672,9 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
   asio::post(shared_->reads, [self, id, req = m.value()]() {
     const auto& opts = self->shared_->options;
     const auto& log = self->shared_->store.log();
-    const std::uint64_t max_count =
-        req.count == 0 ? opts.max_read_count : std::min<std::uint64_t>(req.count, opts.max_read_count);
+    const std::uint64_t max_count = req.count == 0
+                                        ? opts.max_read_count
+                                        : std::min<std::uint64_t>(req.count, opts.max_read_count);
     const std::uint64_t durable = log.durable_end().value;
     std::string events;
     std::uint32_t n = 0;
@@ -686,10 +712,11 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
         next = end ? proto::kNone : last - 1;
       }
     }
-    std::string frame =
-        st.is_ok() ? proto::make_frame(proto::Op::kReadOk, id, proto::read_ok_payload(end, next, n, events))
-                   : proto::encode_error(id, proto::Error{proto::code_from_errc(st.code()),
-                                                          proto::kNone, st.message()});
+    std::string frame = st.is_ok()
+                            ? proto::make_frame(proto::Op::kReadOk, id,
+                                                proto::read_ok_payload(end, next, n, events))
+                            : proto::encode_error(id, proto::Error{proto::code_from_errc(st.code()),
+                                                                   proto::kNone, st.message()});
     asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
       self->send(std::move(frame));
       self->request_finished();
@@ -733,9 +760,9 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
     return;
   }
   if (subs_.size() >= shared_->options.max_subscriptions) {
-    send_error(id, proto::Code::kTooManySubscriptions,
-               fmt::format("at most {} subscriptions per connection",
-                           shared_->options.max_subscriptions));
+    send_error(
+        id, proto::Code::kTooManySubscriptions,
+        fmt::format("at most {} subscriptions per connection", shared_->options.max_subscriptions));
     return;
   }
   auto sub = std::make_shared<Subscription>(strand_);
@@ -771,8 +798,9 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   subs_[id] = sub;
   send(proto::encode_subscribe_ok(id, proto::SubscribeOk{start}));
   auto self = shared_from_this();
-  asio::co_spawn(strand_, [self, sub]() { return self->run_subscription(sub); },
-                 log_exceptions("subscription"));
+  asio::co_spawn(
+      strand_, [self, sub]() { return self->run_subscription(sub); },
+      log_exceptions("subscription"));
 }
 
 void Connection::handle_unsubscribe(std::uint64_t id, std::string_view payload) {

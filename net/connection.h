@@ -6,6 +6,8 @@
 // except what is marked atomic. Work for the log-reading pool copies what it
 // needs and posts its result back to the strand.
 
+#include <simdjson.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -16,8 +18,6 @@
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <simdjson.h>
 
 #include "index/store.h"
 #include "net/asio.h"

@@ -9,7 +9,9 @@ namespace {
 
 // ---- little-endian writer/reader ----
 
-void put_u8(std::string& o, std::uint8_t v) { o.push_back(static_cast<char>(v)); }
+void put_u8(std::string& o, std::uint8_t v) {
+  o.push_back(static_cast<char>(v));
+}
 void put_u16(std::string& o, std::uint16_t v) {
   for (int i = 0; i < 2; ++i) o.push_back(static_cast<char>(v >> (8 * i)));
 }
@@ -142,9 +144,9 @@ bool get_event(Reader& r, engine::EventRecord& e) {
   std::uint64_t ts;
   return r.u64(e.position.value, "event.position") && r.u64(e.revision.value, "event.revision") &&
          r.u64(ts, "event.timestamp") && (e.timestamp_us = static_cast<std::int64_t>(ts), true) &&
-         r.u32(e.flags, "event.flags") && r.id(e.id, "event.id") && r.str(e.stream, "event.stream") &&
-         r.str(e.type, "event.type") && r.str(e.metadata, "event.metadata") &&
-         r.str(e.data, "event.data");
+         r.u32(e.flags, "event.flags") && r.id(e.id, "event.id") &&
+         r.str(e.stream, "event.stream") && r.str(e.type, "event.type") &&
+         r.str(e.metadata, "event.metadata") && r.str(e.data, "event.data");
 }
 
 bool get_events(Reader& r, std::vector<engine::EventRecord>& out) {
@@ -170,24 +172,42 @@ bool get_direction(Reader& r, index::Direction& d) {
 
 const char* op_name(Op op) {
   switch (op) {
-    case Op::kHello: return "hello";
-    case Op::kPing: return "ping";
-    case Op::kInfo: return "info";
-    case Op::kAppend: return "append";
-    case Op::kReadStream: return "read_stream";
-    case Op::kReadAll: return "read_all";
-    case Op::kSubscribe: return "subscribe";
-    case Op::kUnsubscribe: return "unsubscribe";
-    case Op::kHelloOk: return "hello_ok";
-    case Op::kPong: return "pong";
-    case Op::kInfoOk: return "info_ok";
-    case Op::kAppendOk: return "append_ok";
-    case Op::kReadOk: return "read_ok";
-    case Op::kSubscribeOk: return "subscribe_ok";
-    case Op::kSubEvents: return "sub_events";
-    case Op::kCheckpoint: return "checkpoint";
-    case Op::kUnsubscribeOk: return "unsubscribe_ok";
-    case Op::kError: return "error";
+    case Op::kHello:
+      return "hello";
+    case Op::kPing:
+      return "ping";
+    case Op::kInfo:
+      return "info";
+    case Op::kAppend:
+      return "append";
+    case Op::kReadStream:
+      return "read_stream";
+    case Op::kReadAll:
+      return "read_all";
+    case Op::kSubscribe:
+      return "subscribe";
+    case Op::kUnsubscribe:
+      return "unsubscribe";
+    case Op::kHelloOk:
+      return "hello_ok";
+    case Op::kPong:
+      return "pong";
+    case Op::kInfoOk:
+      return "info_ok";
+    case Op::kAppendOk:
+      return "append_ok";
+    case Op::kReadOk:
+      return "read_ok";
+    case Op::kSubscribeOk:
+      return "subscribe_ok";
+    case Op::kSubEvents:
+      return "sub_events";
+    case Op::kCheckpoint:
+      return "checkpoint";
+    case Op::kUnsubscribeOk:
+      return "unsubscribe_ok";
+    case Op::kError:
+      return "error";
   }
   return "unknown";
 }
@@ -201,31 +221,46 @@ bool is_request_op(std::uint8_t op) {
     case Op::kReadStream:
     case Op::kReadAll:
     case Op::kSubscribe:
-    case Op::kUnsubscribe: return true;
-    default: return false;
+    case Op::kUnsubscribe:
+      return true;
+    default:
+      return false;
   }
 }
 
 const char* code_name(Code c) {
   switch (c) {
-    case Code::kUnsupportedVersion: return "unsupported_version";
-    case Code::kUnknownOperation: return "unknown_operation";
-    case Code::kFrameTooLarge: return "frame_too_large";
-    case Code::kTooManyRequests: return "too_many_requests";
-    case Code::kTooManyConnections: return "too_many_connections";
-    case Code::kIdleTimeout: return "idle_timeout";
-    case Code::kUnknownSubscription: return "unknown_subscription";
-    case Code::kHandshakeRequired: return "handshake_required";
-    case Code::kTooManySubscriptions: return "too_many_subscriptions";
-    case Code::kConnectionLost: return "connection_lost";
-    default: break;
+    case Code::kUnsupportedVersion:
+      return "unsupported_version";
+    case Code::kUnknownOperation:
+      return "unknown_operation";
+    case Code::kFrameTooLarge:
+      return "frame_too_large";
+    case Code::kTooManyRequests:
+      return "too_many_requests";
+    case Code::kTooManyConnections:
+      return "too_many_connections";
+    case Code::kIdleTimeout:
+      return "idle_timeout";
+    case Code::kUnknownSubscription:
+      return "unknown_subscription";
+    case Code::kHandshakeRequired:
+      return "handshake_required";
+    case Code::kTooManySubscriptions:
+      return "too_many_subscriptions";
+    case Code::kConnectionLost:
+      return "connection_lost";
+    default:
+      break;
   }
   auto v = static_cast<std::uint16_t>(c);
   if (v <= static_cast<std::uint16_t>(Errc::kInternal)) return errc_name(static_cast<Errc>(v));
   return "unknown";
 }
 
-Code code_from_errc(Errc e) { return static_cast<Code>(static_cast<std::uint16_t>(e)); }
+Code code_from_errc(Errc e) {
+  return static_cast<Code>(static_cast<std::uint16_t>(e));
+}
 
 std::string make_frame(Op op, std::uint64_t id, std::string_view payload) {
   std::string o = begin_frame(op, id, payload.size());
@@ -233,7 +268,9 @@ std::string make_frame(Op op, std::uint64_t id, std::string_view payload) {
   return end_frame(std::move(o));
 }
 
-std::string encode_empty(Op op, std::uint64_t id) { return end_frame(begin_frame(op, id)); }
+std::string encode_empty(Op op, std::uint64_t id) {
+  return end_frame(begin_frame(op, id));
+}
 
 std::string encode_hello(std::uint64_t id, const Hello& m) {
   std::string o = begin_frame(Op::kHello, id);
@@ -299,8 +336,9 @@ std::string encode_read_all(std::uint64_t id, const ReadAllReq& m) {
 std::string encode_read_ok(std::uint64_t id, const ReadOk& m) {
   std::string events;
   for (const auto& e : m.events) put_event(events, e);
-  return make_frame(Op::kReadOk, id,
-                    read_ok_payload(m.end, m.next, static_cast<std::uint32_t>(m.events.size()), events));
+  return make_frame(
+      Op::kReadOk, id,
+      read_ok_payload(m.end, m.next, static_cast<std::uint32_t>(m.events.size()), events));
 }
 
 std::string read_ok_payload(bool end, std::uint64_t next, std::uint32_t count,
@@ -407,7 +445,9 @@ void append_event(std::string& o, const engine::RecordView& v) {
   put_str(o, v.data);
 }
 
-void append_event(std::string& o, const engine::EventRecord& e) { put_event(o, e); }
+void append_event(std::string& o, const engine::EventRecord& e) {
+  put_event(o, e);
+}
 
 std::uint32_t parse_length(std::span<const std::uint8_t, 4> b) {
   return static_cast<std::uint32_t>(b[0]) | static_cast<std::uint32_t>(b[1]) << 8 |
@@ -451,11 +491,13 @@ Result<AppendReq> decode_append(std::string_view p) {
       r.fail("count", "exceeds payload");
     } else {
       m.expected.kind = static_cast<ExpectedRevision::Kind>(kind);
-      if (m.expected.kind == ExpectedRevision::Kind::kExact) m.expected.revision = StreamRevision(rev);
+      if (m.expected.kind == ExpectedRevision::Kind::kExact)
+        m.expected.revision = StreamRevision(rev);
       m.events.resize(n);
       for (auto& e : m.events)
-        if (!(r.id(e.id, "event.id") && r.str(e.type, "event.type") && r.u32(e.flags, "event.flags") &&
-              r.str(e.metadata, "event.metadata") && r.str(e.data, "event.data")))
+        if (!(r.id(e.id, "event.id") && r.str(e.type, "event.type") &&
+              r.u32(e.flags, "event.flags") && r.str(e.metadata, "event.metadata") &&
+              r.str(e.data, "event.data")))
           break;
     }
   }

@@ -133,19 +133,19 @@ struct ReadAllReq {
 // Events on the wire are full records; a lost entry (format::kFlagLost) has
 // only its position and flags, every other field empty or zero.
 struct ReadOk {
-  bool end = false;              // nothing more in this direction (now)
-  std::uint64_t next = kNone;    // where to continue; kNone if end in backward direction
+  bool end = false;            // nothing more in this direction (now)
+  std::uint64_t next = kNone;  // where to continue; kNone if end in backward direction
   std::vector<engine::EventRecord> events;
 };
 
 enum class Target : std::uint8_t { kStream = 0, kAll = 1 };
 struct SubscribeReq {
   Target target = Target::kAll;
-  std::string stream;           // kStream only
-  bool from_end = false;        // start after the last durable event
-  std::uint64_t from = 0;       // revision (stream) or position (all), inclusive
-  std::string stream_prefix;    // kAll only; empty = no filter
-  std::string type_prefix;      // kAll only; empty = no filter
+  std::string stream;                     // kStream only
+  bool from_end = false;                  // start after the last durable event
+  std::uint64_t from = 0;                 // revision (stream) or position (all), inclusive
+  std::string stream_prefix;              // kAll only; empty = no filter
+  std::string type_prefix;                // kAll only; empty = no filter
   std::uint32_t checkpoint_interval = 0;  // positions scanned; 0 = server default
 };
 struct SubscribeOk {

@@ -1,11 +1,11 @@
 #include "net/server.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "net/asio.h"
 #include "net/connection.h"
@@ -52,8 +52,8 @@ class Server::Impl {
                     fmt::format("cannot listen on {}:{}: {}", o.host, o.port, ec.message()));
     port_ = acceptor_->local_endpoint().port();
     auto shared = shared_;
-    listener_ = store_.add_durable_listener(
-        [shared](GlobalPosition end) { shared->notifier.notify(end); });
+    listener_ =
+        store_.add_durable_listener([shared](GlobalPosition end) { shared->notifier.notify(end); });
     has_listener_ = true;
     running_ = true;
     asio::co_spawn(acceptor_->get_executor(), accept_loop(), asio::detached);
@@ -183,10 +183,20 @@ class Server::Impl {
 Server::Server(index::Store& store, ServerOptions options)
     : impl_(std::make_unique<Impl>(store, std::move(options))) {}
 Server::~Server() = default;
-Status Server::start() { return impl_->start(); }
-std::uint16_t Server::port() const { return impl_->port(); }
-const ServerOptions& Server::options() const { return impl_->options(); }
-ServerStats Server::stats() const { return impl_->stats(); }
-void Server::stop(std::chrono::milliseconds drain) { impl_->stop(drain); }
+Status Server::start() {
+  return impl_->start();
+}
+std::uint16_t Server::port() const {
+  return impl_->port();
+}
+const ServerOptions& Server::options() const {
+  return impl_->options();
+}
+ServerStats Server::stats() const {
+  return impl_->stats();
+}
+void Server::stop(std::chrono::milliseconds drain) {
+  impl_->stop(drain);
+}
 
 }  // namespace annal::net

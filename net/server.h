@@ -30,15 +30,15 @@ struct ServerOptions {
   unsigned threads = 0;       // I/O threads; 0 = std::thread::hardware_concurrency()
   unsigned read_threads = 2;  // log-reading pool
   std::uint32_t max_connections = 1024;
-  std::uint32_t max_in_flight = 1024;      // outstanding requests per connection
+  std::uint32_t max_in_flight = 1024;           // outstanding requests per connection
   std::size_t max_in_flight_bytes = 64u << 20;  // append payload bytes awaiting durability
-  std::uint32_t max_subscriptions = 64;    // per connection
+  std::uint32_t max_subscriptions = 64;         // per connection
   std::uint32_t max_frame = proto::kDefaultMaxFrame;
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(5)};  // 0 = never
-  std::uint32_t max_read_count = 1000;     // events per read response / subscription batch
-  std::size_t max_read_bytes = 1u << 20;   // bytes per read response / subscription batch
+  std::uint32_t max_read_count = 1000;            // events per read response / subscription batch
+  std::size_t max_read_bytes = 1u << 20;          // bytes per read response / subscription batch
   std::size_t write_queue_high_water = 4u << 20;  // per connection: stop reading above
-  std::uint32_t checkpoint_interval = 1024;  // default positions scanned between checkpoints
+  std::uint32_t checkpoint_interval = 1024;       // default positions scanned between checkpoints
   std::chrono::milliseconds checkpoint_period{1000};  // idle checkpoint cadence
   std::string server_version = "annal 0.1.0";
 };

@@ -1,7 +1,11 @@
 // annald: the annal storage node. Opens (and recovers) a data directory and
 // serves protocol v1 (docs/protocol.md) over TCP. Flags: docs/node.md.
+#include <fmt/format.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
+#include <boost/program_options.hpp>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -11,11 +15,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-
-#include <boost/program_options.hpp>
-#include <fmt/format.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/file.h"
 #include "index/store.h"
@@ -40,11 +39,16 @@ std::optional<std::uint64_t> parse_size(const std::string& s) {
   if (i == 0) return std::nullopt;
   std::string suffix = s.substr(i);
   std::uint64_t mult = 1;
-  if (suffix.empty() || suffix == "B" || suffix == "b") mult = 1;
-  else if (suffix == "K" || suffix == "k" || suffix == "KiB") mult = 1ull << 10;
-  else if (suffix == "M" || suffix == "m" || suffix == "MiB") mult = 1ull << 20;
-  else if (suffix == "G" || suffix == "g" || suffix == "GiB") mult = 1ull << 30;
-  else return std::nullopt;
+  if (suffix.empty() || suffix == "B" || suffix == "b")
+    mult = 1;
+  else if (suffix == "K" || suffix == "k" || suffix == "KiB")
+    mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "m" || suffix == "MiB")
+    mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "g" || suffix == "GiB")
+    mult = 1ull << 30;
+  else
+    return std::nullopt;
   if (v > UINT64_MAX / mult) return std::nullopt;
   return v * mult;
 }
@@ -142,12 +146,12 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("annald"));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ annald: %v", spdlog::pattern_time_type::utc);
   auto level = spdlog::level::from_str(log_level);
-  if (level == spdlog::level::off && log_level != "off") return usage_error("unknown --log-level " + log_level);
+  if (level == spdlog::level::off && log_level != "off")
+    return usage_error("unknown --log-level " + log_level);
   spdlog::set_level(level);
 
-  for (auto [name, text, out] :
-       {std::tuple{"--segment-size", segment_size, &so.log.segment_size},
-        std::tuple{"--min-free", min_free, &so.log.min_free_bytes}}) {
+  for (auto [name, text, out] : {std::tuple{"--segment-size", segment_size, &so.log.segment_size},
+                                 std::tuple{"--min-free", min_free, &so.log.min_free_bytes}}) {
     auto v = parse_size(text);
     if (!v) return usage_error(fmt::format("{}: cannot parse size '{}'", name, text));
     *out = *v;
@@ -207,10 +211,11 @@ int main(int argc, char** argv) {
   std::unique_ptr<index::Store> store = std::move(opened.value());
   {
     const auto& rr = store->log().recovery();
-    spdlog::info("recovered log: end position {}, {} segments, {} torn bytes cut, {} incomplete "
-                 "events cut, {} position indexes rebuilt",
-                 rr.end.value, rr.segments, rr.torn_bytes_cut, rr.incomplete_events_cut,
-                 rr.position_indexes_rebuilt);
+    spdlog::info(
+        "recovered log: end position {}, {} segments, {} torn bytes cut, {} incomplete "
+        "events cut, {} position indexes rebuilt",
+        rr.end.value, rr.segments, rr.torn_bytes_cut, rr.incomplete_events_cut,
+        rr.position_indexes_rebuilt);
     spdlog::info("durable end {}", store->log().durable_end().value);
     const auto st = store->stats();
     spdlog::info("stream index: {} memtable entries, {} index files, indexed through {}{}",
@@ -227,11 +232,12 @@ int main(int argc, char** argv) {
     spdlog::error("{}", st.to_string());
     return 1;
   }
-  spdlog::info("listening on {}:{} ({} I/O threads, max {} connections, {} in flight per "
-               "connection, idle timeout {} ms)",
-               no.host, server.port(),
-               no.threads ? no.threads : std::max(1u, std::thread::hardware_concurrency()),
-               no.max_connections, no.max_in_flight, idle_timeout_ms);
+  spdlog::info(
+      "listening on {}:{} ({} I/O threads, max {} connections, {} in flight per "
+      "connection, idle timeout {} ms)",
+      no.host, server.port(),
+      no.threads ? no.threads : std::max(1u, std::thread::hardware_concurrency()),
+      no.max_connections, no.max_in_flight, idle_timeout_ms);
   if (!port_file.empty()) {
     // Write then rename, so a reader never sees a partial number.
     const std::string tmp = port_file + ".tmp";

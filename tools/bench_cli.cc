@@ -16,6 +16,7 @@
 // window (after --warmup, before the deadline); latencies are from handing
 // the request to the client library to its acknowledgement callback.
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,8 +37,6 @@
 #include <thread>
 #include <vector>
 
-#include <fmt/format.h>
-
 #include "engine/format.h"
 #include "engine/record.h"
 #include "net/client.h"
@@ -51,7 +50,8 @@ using net::Client;
 namespace proto = net::proto;
 
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
 }
 
 // ---- Latency histogram -------------------------------------------------------
@@ -96,7 +96,7 @@ class Histogram {
   static std::size_t index(std::uint64_t v) {
     if (v < 2 * kSub) return static_cast<std::size_t>(v);
     const int msb = 63 - std::countl_zero(v);  // >= 7
-    const int shift = msb - 6;                  // v >> shift in [64, 128)
+    const int shift = msb - 6;                 // v >> shift in [64, 128)
     return static_cast<std::size_t>(shift) * kSub + static_cast<std::size_t>(v >> shift);
   }
   static std::uint64_t midpoint(std::size_t i) {
@@ -123,8 +123,8 @@ std::string latency_json(const Histogram& h) {
 std::string latency_text(const Histogram& h) {
   auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
   return fmt::format("p50 {:.3f} ms  p90 {:.3f}  p99 {:.3f}  p99.9 {:.3f}  max {:.3f}  (n={})",
-                     ms(h.quantile(0.5)), ms(h.quantile(0.9)), ms(h.quantile(0.99)), ms(h.quantile(0.999)),
-                     ms(h.max()), h.count());
+                     ms(h.quantile(0.5)), ms(h.quantile(0.9)), ms(h.quantile(0.99)),
+                     ms(h.quantile(0.999)), ms(h.max()), h.count());
 }
 
 // ---- Options -------------------------------------------------------------------
@@ -136,24 +136,24 @@ struct Options {
   // load
   unsigned connections = 1;
   unsigned in_flight = 1;
-  unsigned batch = 1;          // events per append
-  std::size_t size = 256;      // bytes of JSON data per event
+  unsigned batch = 1;      // events per append
+  std::size_t size = 256;  // bytes of JSON data per event
   std::uint64_t streams = 1000;
   std::string stream_prefix = "bench";
   bool zipf = false;
   double zipf_s = 0.99;
-  double duration = 10;        // seconds; ignored when count is set
-  std::uint64_t count = 0;     // events (append) or events to read (read-all)
-  double warmup = 1;           // seconds not measured at the start
-  std::uint64_t seed = 0;      // 0: random (event ids must differ between runs)
-  std::uint64_t fill_to = 0;   // append: only as many events as bring the log to this end
+  double duration = 10;       // seconds; ignored when count is set
+  std::uint64_t count = 0;    // events (append) or events to read (read-all)
+  double warmup = 1;          // seconds not measured at the start
+  std::uint64_t seed = 0;     // 0: random (event ids must differ between runs)
+  std::uint64_t fill_to = 0;  // append: only as many events as bring the log to this end
   // read
   std::string stream;
   std::uint64_t from = 0;
-  unsigned chunk = 1000;       // events asked per read request
+  unsigned chunk = 1000;  // events asked per read request
   // subscribe
   unsigned subscribers = 10;
-  double settle = 30;          // seconds subscribers may take to catch up at the end
+  double settle = 30;  // seconds subscribers may take to catch up at the end
 };
 
 int usage(const std::string& why) {
@@ -163,8 +163,10 @@ int usage(const std::string& why) {
                "common:    --host HOST:PORT (127.0.0.1:7411)  --json  --label TEXT\n"
                "append/subscribe load:\n"
                "           --connections C (1)  --in-flight P (1)  --batch E (1)  --size S (256)\n"
-               "           --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  --zipf-s X (0.99)\n"
-               "           --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup SEC (1)  --seed N\n"
+               "           --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  "
+               "--zipf-s X (0.99)\n"
+               "           --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup "
+               "SEC (1)  --seed N\n"
                "read-stream: --stream NAME  --in-flight P (8)  --chunk K (1000)\n"
                "read-all:    --from POS (0)  --count N (all)  --in-flight P (8)  --chunk K (1000)\n"
                "subscribe:   --subscribers N (10)  --settle SEC (30) plus the load options\n");
@@ -196,31 +198,59 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       }
     };
     bool ok = true;
-    if (a == "--json") o.json = true;
-    else if (a == "--host") { auto v = value(); ok = v.has_value(); if (ok) o.host = *v; }
-    else if (a == "--label") { auto v = value(); ok = v.has_value(); if (ok) o.label = *v; }
-    else if (a == "--stream") { auto v = value(); ok = v.has_value(); if (ok) o.stream = *v; }
-    else if (a == "--stream-prefix") { auto v = value(); ok = v.has_value(); if (ok) o.stream_prefix = *v; }
-    else if (a == "--dist") {
+    if (a == "--json")
+      o.json = true;
+    else if (a == "--host") {
+      auto v = value();
+      ok = v.has_value();
+      if (ok) o.host = *v;
+    } else if (a == "--label") {
+      auto v = value();
+      ok = v.has_value();
+      if (ok) o.label = *v;
+    } else if (a == "--stream") {
+      auto v = value();
+      ok = v.has_value();
+      if (ok) o.stream = *v;
+    } else if (a == "--stream-prefix") {
+      auto v = value();
+      ok = v.has_value();
+      if (ok) o.stream_prefix = *v;
+    } else if (a == "--dist") {
       auto v = value();
       ok = v && (*v == "uniform" || *v == "zipf");
       if (ok) o.zipf = *v == "zipf";
-    }
-    else if (a == "--connections") ok = num(o.connections) && o.connections > 0;
-    else if (a == "--in-flight") { ok = num(o.in_flight) && o.in_flight > 0; in_flight_set = true; }
-    else if (a == "--batch") ok = num(o.batch) && o.batch > 0;
-    else if (a == "--size") ok = num(o.size) && o.size >= 16;
-    else if (a == "--streams") ok = num(o.streams) && o.streams > 0;
-    else if (a == "--zipf-s") ok = num(o.zipf_s) && o.zipf_s > 0;
-    else if (a == "--duration") ok = num(o.duration) && o.duration > 0;
-    else if (a == "--count") ok = num(o.count);
-    else if (a == "--warmup") ok = num(o.warmup) && o.warmup >= 0;
-    else if (a == "--seed") ok = num(o.seed);
-    else if (a == "--fill-to") ok = num(o.fill_to) && o.fill_to > 0;
-    else if (a == "--from") ok = num(o.from);
-    else if (a == "--chunk") ok = num(o.chunk) && o.chunk > 0;
-    else if (a == "--subscribers") ok = num(o.subscribers) && o.subscribers > 0;
-    else if (a == "--settle") ok = num(o.settle) && o.settle > 0;
+    } else if (a == "--connections")
+      ok = num(o.connections) && o.connections > 0;
+    else if (a == "--in-flight") {
+      ok = num(o.in_flight) && o.in_flight > 0;
+      in_flight_set = true;
+    } else if (a == "--batch")
+      ok = num(o.batch) && o.batch > 0;
+    else if (a == "--size")
+      ok = num(o.size) && o.size >= 16;
+    else if (a == "--streams")
+      ok = num(o.streams) && o.streams > 0;
+    else if (a == "--zipf-s")
+      ok = num(o.zipf_s) && o.zipf_s > 0;
+    else if (a == "--duration")
+      ok = num(o.duration) && o.duration > 0;
+    else if (a == "--count")
+      ok = num(o.count);
+    else if (a == "--warmup")
+      ok = num(o.warmup) && o.warmup >= 0;
+    else if (a == "--seed")
+      ok = num(o.seed);
+    else if (a == "--fill-to")
+      ok = num(o.fill_to) && o.fill_to > 0;
+    else if (a == "--from")
+      ok = num(o.from);
+    else if (a == "--chunk")
+      ok = num(o.chunk) && o.chunk > 0;
+    else if (a == "--subscribers")
+      ok = num(o.subscribers) && o.subscribers > 0;
+    else if (a == "--settle")
+      ok = num(o.settle) && o.settle > 0;
     else {
       why = "unknown option " + a;
       return std::nullopt;
@@ -248,7 +278,8 @@ std::unique_ptr<Client> connect(const Options& o, const std::string& name) {
   co.subscription_queue = 256;
   auto c = Client::connect(co);
   if (!c) {
-    std::fprintf(stderr, "annal bench: cannot connect to %s: %s\n", o.host.c_str(), c.error_string().c_str());
+    std::fprintf(stderr, "annal bench: cannot connect to %s: %s\n", o.host.c_str(),
+                 c.error_string().c_str());
     return nullptr;
   }
   return std::move(c).value();
@@ -270,11 +301,13 @@ class Progress {
       while (!cv_.wait_for(lk, std::chrono::milliseconds(500), [&] { return stop_; })) {
         const auto t = Clock::now();
         const std::uint64_t d = done();
-        const double rate = static_cast<double>(d - last) / std::chrono::duration<double>(t - tl).count();
+        const double rate =
+            static_cast<double>(d - last) / std::chrono::duration<double>(t - tl).count();
         last = d;
         tl = t;
-        std::fprintf(stderr, "\r\033[K%s %6.1f s  %12" PRIu64 " events  %10.0f events/s  %s", what_.c_str(),
-                     std::chrono::duration<double>(t - t0).count(), d, rate, extra ? extra().c_str() : "");
+        std::fprintf(stderr, "\r\033[K%s %6.1f s  %12" PRIu64 " events  %10.0f events/s  %s",
+                     what_.c_str(), std::chrono::duration<double>(t - t0).count(), d, rate,
+                     extra ? extra().c_str() : "");
         std::fflush(stderr);
       }
       std::fprintf(stderr, "\r\033[K");
@@ -387,7 +420,7 @@ class AckTimes {
 // ---- append --------------------------------------------------------------------
 
 struct AppendResult {
-  std::uint64_t events = 0;   // acknowledged inside the window
+  std::uint64_t events = 0;  // acknowledged inside the window
   std::uint64_t appends = 0;
   std::uint64_t errors = 0;
   std::uint64_t total_events = 0;  // acknowledged in the whole run
@@ -405,15 +438,17 @@ class AppendLoad {
       auto c = connect(o_, fmt::format("annal-bench-append-{}", i));
       if (!c) return false;
       if (c->hello().max_in_flight < o_.in_flight) {
-        std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n", o_.in_flight,
-                     c->hello().max_in_flight);
+        std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n",
+                     o_.in_flight, c->hello().max_in_flight);
         return false;
       }
       auto conn = std::make_unique<Conn>();
       conn->client = std::move(c);
       // Event ids come from this generator: a fixed --seed repeats the ids of
       // an earlier run, which the node then treats as retries (or conflicts).
-      conn->rng.seed(o_.seed != 0 ? o_.seed * 1000003 + i : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
+      conn->rng.seed(o_.seed != 0
+                         ? o_.seed * 1000003 + i
+                         : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
       conns_.push_back(std::move(conn));
     }
     return true;
@@ -443,7 +478,8 @@ class AppendLoad {
       cv_.wait(lk, [&] { return outstanding_ == 0; });
     }
     AppendResult r;
-    const std::int64_t window_end = o_.count > 0 && last_ack_.load() > 0 ? last_ack_.load() : stopped;
+    const std::int64_t window_end =
+        o_.count > 0 && last_ack_.load() > 0 ? last_ack_.load() : stopped;
     r.seconds = static_cast<double>(window_end - t_measure_) / 1e9;
     for (auto& c : conns_) {
       std::lock_guard lk(c->mu);
@@ -554,17 +590,21 @@ std::size_t record_bytes(const Options& o) {
 
 std::string load_json(const Options& o) {
   return fmt::format(
-      "\"connections\":{},\"in_flight\":{},\"batch\":{},\"event_size\":{},\"streams\":{},\"dist\":\"{}\","
+      "\"connections\":{},\"in_flight\":{},\"batch\":{},\"event_size\":{},\"streams\":{},\"dist\":"
+      "\"{}\","
       "\"record_bytes\":{}",
-      o.connections, o.in_flight, o.batch, o.size, o.streams, o.zipf ? "zipf" : "uniform", record_bytes(o));
+      o.connections, o.in_flight, o.batch, o.size, o.streams, o.zipf ? "zipf" : "uniform",
+      record_bytes(o));
 }
 
 std::string append_json(const Options& o, const AppendResult& r) {
   const double eps = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
   return fmt::format(
-      "\"seconds\":{:.3f},\"events\":{},\"total_events\":{},\"appends\":{},\"errors\":{},\"events_per_s\":{:.1f},"
+      "\"seconds\":{:.3f},\"events\":{},\"total_events\":{},\"appends\":{},\"errors\":{},\"events_"
+      "per_s\":{:.1f},"
       "\"appends_per_s\":{:.1f},\"data_mb_per_s\":{:.3f},\"record_mb_per_s\":{:.3f},\"latency\":{}",
-      r.seconds, r.events, r.total_events, r.appends, r.errors, eps, r.seconds > 0 ? static_cast<double>(r.appends) / r.seconds : 0,
+      r.seconds, r.events, r.total_events, r.appends, r.errors, eps,
+      r.seconds > 0 ? static_cast<double>(r.appends) / r.seconds : 0,
       eps * static_cast<double>(o.size) / 1e6, eps * static_cast<double>(record_bytes(o)) / 1e6,
       latency_json(r.latency));
 }
@@ -573,9 +613,10 @@ void print_append_text(const Options& o, const AppendResult& r) {
   const double eps = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
   std::printf("append: %u conn x %u in flight, %u events/append, %zu B, %" PRIu64 " streams (%s)\n",
               o.connections, o.in_flight, o.batch, o.size, o.streams, o.zipf ? "zipf" : "uniform");
-  std::printf("  %.0f events/s  %.0f appends/s  %.2f MB/s data  %.2f MB/s on disk  (%" PRIu64 " events in %.2f s, %" PRIu64
-              " errors)\n",
-              eps, static_cast<double>(r.appends) / std::max(r.seconds, 1e-9), eps * static_cast<double>(o.size) / 1e6,
+  std::printf("  %.0f events/s  %.0f appends/s  %.2f MB/s data  %.2f MB/s on disk  (%" PRIu64
+              " events in %.2f s, %" PRIu64 " errors)\n",
+              eps, static_cast<double>(r.appends) / std::max(r.seconds, 1e-9),
+              eps * static_cast<double>(o.size) / 1e6,
               eps * static_cast<double>(record_bytes(o)) / 1e6, r.events, r.seconds, r.errors);
   std::printf("  ack latency: %s\n", latency_text(r.latency).c_str());
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
@@ -591,7 +632,8 @@ int cmd_append(Options o) {
       return 1;
     }
     if (info->durable_end >= o.fill_to) {
-      if (o.json) std::printf("{\"command\":\"append\",\"label\":\"%s\",\"events\":0}\n", o.label.c_str());
+      if (o.json)
+        std::printf("{\"command\":\"append\",\"label\":\"%s\",\"events\":0}\n", o.label.c_str());
       return 0;
     }
     o.count = o.fill_to - info->durable_end;
@@ -604,8 +646,8 @@ int cmd_append(Options o) {
   AppendResult r = load.run();
   p.stop();
   if (o.json) {
-    std::printf("{\"command\":\"append\",\"label\":\"%s\",%s,%s}\n", o.label.c_str(), load_json(o).c_str(),
-                append_json(o, r).c_str());
+    std::printf("{\"command\":\"append\",\"label\":\"%s\",%s,%s}\n", o.label.c_str(),
+                load_json(o).c_str(), append_json(o, r).c_str());
   } else {
     print_append_text(o, r);
   }
@@ -626,8 +668,8 @@ struct ReadResult {
   Histogram latency;
 };
 
-ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t from, std::uint64_t end,
-                          std::atomic<std::uint64_t>& progress) {
+ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t from,
+                          std::uint64_t end, std::atomic<std::uint64_t>& progress) {
   ReadResult r;
   std::mutex mu;
   std::condition_variable cv;
@@ -668,17 +710,21 @@ ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t f
           for (; k < ev.size() && k < n; ++k) {
             const std::uint64_t got = all ? ev[k].position.value : ev[k].revision.value;
             if (got != f + k) {
-              if (r.error.empty()) r.error = fmt::format("asked for {} at {}, got {}", f + k, f + k, got);
+              if (r.error.empty())
+                r.error = fmt::format("asked for {} at {}, got {}", f + k, f + k, got);
               break;
             }
             r.bytes += ev[k].data.size() + ev[k].metadata.size();
           }
           r.events += k;
           progress.fetch_add(k, std::memory_order_relaxed);
-          if (ev.size() > n && r.error.empty()) r.error = fmt::format("asked for {} events at {}, got {}", n, f, ev.size());
+          if (ev.size() > n && r.error.empty())
+            r.error = fmt::format("asked for {} events at {}, got {}", n, f, ev.size());
           if (k < n && r.error.empty()) {
-            if (ev.empty()) r.error = fmt::format("no events at {} (end={})", f + k, reply->end);
-            else short_reads.emplace_back(f + k, n - k);
+            if (ev.empty())
+              r.error = fmt::format("no events at {} (end={})", f + k, reply->end);
+            else
+              short_reads.emplace_back(f + k, n - k);
           }
         }
         again = take_next(nf, nn);
@@ -726,8 +772,8 @@ int cmd_read(const Options& o, bool all) {
   auto c = connect(o, all ? "annal-bench-read-all" : "annal-bench-read-stream");
   if (!c) return 1;
   if (c->hello().max_in_flight < o.in_flight) {
-    std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n", o.in_flight,
-                 c->hello().max_in_flight);
+    std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n",
+                 o.in_flight, c->hello().max_in_flight);
     return 1;
   }
   std::uint64_t from = o.from, end = 0;
@@ -755,7 +801,8 @@ int cmd_read(const Options& o, bool all) {
     if (o.count > 0) end = std::min(end, from + o.count);
   }
   if (end <= from) {
-    std::fprintf(stderr, "annal bench: nothing to read (from %" PRIu64 ", end %" PRIu64 ")\n", from, end);
+    std::fprintf(stderr, "annal bench: nothing to read (from %" PRIu64 ", end %" PRIu64 ")\n", from,
+                 end);
     return 1;
   }
   std::atomic<std::uint64_t> progress{0};
@@ -765,17 +812,22 @@ int cmd_read(const Options& o, bool all) {
   p.stop();
   const double eps = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
   if (o.json) {
-    std::printf(
-        "{\"command\":\"%s\",\"label\":\"%s\",\"stream\":\"%s\",\"from\":%" PRIu64 ",\"in_flight\":%u,\"chunk\":%u,"
-        "\"seconds\":%.4f,\"events\":%" PRIu64 ",\"requests\":%" PRIu64 ",\"events_per_s\":%.1f,"
-        "\"data_mb_per_s\":%.3f,\"complete\":%s,\"error\":\"%s\",\"request_latency\":%s}\n",
-        all ? "read-all" : "read-stream", o.label.c_str(), all ? "" : o.stream.c_str(), from, o.in_flight, o.chunk,
-        r.seconds, r.events, r.requests, eps, static_cast<double>(r.bytes) / std::max(r.seconds, 1e-9) / 1e6,
-        r.error.empty() ? "true" : "false", r.error.c_str(), latency_json(r.latency).c_str());
+    std::printf("{\"command\":\"%s\",\"label\":\"%s\",\"stream\":\"%s\",\"from\":%" PRIu64
+                ",\"in_flight\":%u,\"chunk\":%u,"
+                "\"seconds\":%.4f,\"events\":%" PRIu64 ",\"requests\":%" PRIu64
+                ",\"events_per_s\":%.1f,"
+                "\"data_mb_per_s\":%.3f,\"complete\":%s,\"error\":\"%s\",\"request_latency\":%s}\n",
+                all ? "read-all" : "read-stream", o.label.c_str(), all ? "" : o.stream.c_str(),
+                from, o.in_flight, o.chunk, r.seconds, r.events, r.requests, eps,
+                static_cast<double>(r.bytes) / std::max(r.seconds, 1e-9) / 1e6,
+                r.error.empty() ? "true" : "false", r.error.c_str(),
+                latency_json(r.latency).c_str());
   } else {
-    std::printf("%s%s: %" PRIu64 " events in %.3f s: %.0f events/s, %.1f MB/s of data (%u in flight x %u)\n",
-                all ? "read-all" : "read-stream ", all ? "" : o.stream.c_str(), r.events, r.seconds, eps,
-                static_cast<double>(r.bytes) / std::max(r.seconds, 1e-9) / 1e6, o.in_flight, o.chunk);
+    std::printf("%s%s: %" PRIu64
+                " events in %.3f s: %.0f events/s, %.1f MB/s of data (%u in flight x %u)\n",
+                all ? "read-all" : "read-stream ", all ? "" : o.stream.c_str(), r.events, r.seconds,
+                eps, static_cast<double>(r.bytes) / std::max(r.seconds, 1e-9) / 1e6, o.in_flight,
+                o.chunk);
     std::printf("  request latency: %s\n", latency_text(r.latency).c_str());
     if (!r.error.empty()) std::printf("  INCOMPLETE: %s\n", r.error.c_str());
   }
@@ -904,25 +956,28 @@ int cmd_subscribe(const Options& o) {
     delay.merge(s->delay);
     min_received = std::min(min_received, s->received);
     before_ack += s->before_ack;
-    if (s->error.empty() && s->received == end - base) ++complete;
-    else if (first_error.empty()) first_error = s->error;
+    if (s->error.empty() && s->received == end - base)
+      ++complete;
+    else if (first_error.empty())
+      first_error = s->error;
   }
   const bool all_complete = complete == subs.size();
   if (o.json) {
     std::printf(
-        "{\"command\":\"subscribe\",\"label\":\"%s\",\"subscribers\":%u,%s,%s,\"expected_events\":%" PRIu64
-        ",\"subscribers_complete\":%u,\"all_complete\":%s,\"min_received\":%" PRIu64
-        ",\"delivered_before_ack\":%" PRIu64 ",\"settle_s\":%.3f,\"first_error\":\"%s\",\"delay\":%s}\n",
-        o.label.c_str(), o.subscribers, load_json(o).c_str(), append_json(o, r).c_str(), end - base, complete,
-        all_complete ? "true" : "false", min_received, before_ack, settle_s, first_error.c_str(),
-        latency_json(delay).c_str());
+        "{\"command\":\"subscribe\",\"label\":\"%s\",\"subscribers\":%u,%s,%s,\"expected_events\":"
+        "%" PRIu64 ",\"subscribers_complete\":%u,\"all_complete\":%s,\"min_received\":%" PRIu64
+        ",\"delivered_before_ack\":%" PRIu64
+        ",\"settle_s\":%.3f,\"first_error\":\"%s\",\"delay\":%s}\n",
+        o.label.c_str(), o.subscribers, load_json(o).c_str(), append_json(o, r).c_str(), end - base,
+        complete, all_complete ? "true" : "false", min_received, before_ack, settle_s,
+        first_error.c_str(), latency_json(delay).c_str());
   } else {
     print_append_text(o, r);
-    std::printf("subscribe: %u subscribers, %u/%zu received all %" PRIu64 " events (slowest %" PRIu64
-                "), %.2f s to settle\n",
+    std::printf("subscribe: %u subscribers, %u/%zu received all %" PRIu64
+                " events (slowest %" PRIu64 "), %.2f s to settle\n",
                 o.subscribers, complete, subs.size(), end - base, min_received, settle_s);
-    std::printf("  ack -> delivery delay: %s; %" PRIu64 " deliveries came before the ack\n", latency_text(delay).c_str(),
-                before_ack);
+    std::printf("  ack -> delivery delay: %s; %" PRIu64 " deliveries came before the ack\n",
+                latency_text(delay).c_str(), before_ack);
     if (!first_error.empty()) std::printf("  first problem: %s\n", first_error.c_str());
   }
   return all_complete && r.errors == 0 ? 0 : 1;

@@ -32,10 +32,10 @@ struct VerifyOptions {
 };
 
 struct VerifyReport {
-  DirectorySurvey survey;  // findings include the stream index checks
-  std::uint64_t index_entries = 0;     // entries in stream index files
-  std::uint64_t indexed_through = 0;   // from the index manifest
-  std::uint64_t lost_revisions = 0;    // index entries pointing at lost markers
+  DirectorySurvey survey;             // findings include the stream index checks
+  std::uint64_t index_entries = 0;    // entries in stream index files
+  std::uint64_t indexed_through = 0;  // from the index manifest
+  std::uint64_t lost_revisions = 0;   // index entries pointing at lost markers
   double seconds = 0;
   bool clean() const { return survey.findings.empty(); }
   double mib_per_second() const;
@@ -51,20 +51,21 @@ struct PositionKey {
   std::uint64_t revision = 0;
   std::uint8_t state = 0;  // 0 unknown (damaged / missing), 1 event, 2 lost marker
 };
-void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys, VerifyReport& report);
+void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys,
+                        VerifyReport& report);
 
 // ---- repair ------------------------------------------------------------------
 
 struct RepairAction {
   enum class Kind {
-    kRebuildHeader,   // header unreadable: original moved aside whole, a copy gets a fresh header
-    kFillLost,        // overwrite [offset, end) with lost markers for positions [first, first+count)
-    kCutTail,         // zero [offset, end) at the end of the log
-    kCreateSegment,   // a segment of lost markers for positions [first, first+count)
-    kRestoreSize,     // extend a truncated segment to its allocated size (fallocate)
-    kRewriteIdx,      // (re)build the .idx of a sealed segment from the segment
-    kMoveAside,       // move a file or directory into the backup folder
-    kDropStreamIndex, // move DIR/index aside: the node rebuilds it at open
+    kRebuildHeader,  // header unreadable: original moved aside whole, a copy gets a fresh header
+    kFillLost,       // overwrite [offset, end) with lost markers for positions [first, first+count)
+    kCutTail,        // zero [offset, end) at the end of the log
+    kCreateSegment,  // a segment of lost markers for positions [first, first+count)
+    kRestoreSize,    // extend a truncated segment to its allocated size (fallocate)
+    kRewriteIdx,     // (re)build the .idx of a sealed segment from the segment
+    kMoveAside,      // move a file or directory into the backup folder
+    kDropStreamIndex,  // move DIR/index aside: the node rebuilds it at open
   };
   Kind kind;
   std::string file;
@@ -103,7 +104,7 @@ struct RepairResult {
   bool applied = false;
   std::string backup_dir;  // empty if nothing was changed
   std::uint64_t bytes_backed_up = 0;
-  bool clean_after = false;  // a verify after applying found nothing
+  bool clean_after = false;        // a verify after applying found nothing
   std::vector<Finding> remaining;  // findings of that verify
 };
 
@@ -131,11 +132,12 @@ struct DumpOptions {
 // One JSON line per record (and per damaged span). Returns the number of
 // damaged spans seen via `damaged`.
 Status dump_directory(const std::string& dir, const DumpOptions& options,
-                      const std::function<void(const std::string&)>& out, std::uint64_t* damaged = nullptr);
+                      const std::function<void(const std::string&)>& out,
+                      std::uint64_t* damaged = nullptr);
 
 // What DIR/index holds, from its manifest (files are not opened).
 struct StreamIndexSummary {
-  bool present = false;      // DIR/index exists
+  bool present = false;  // DIR/index exists
   bool manifest_ok = false;
   std::string error;
   std::uint64_t indexed_through = 0;

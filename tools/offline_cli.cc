@@ -2,6 +2,7 @@
 // front end of tools/offline.h. Exit status: 0 clean / success, 1 damage
 // found or failure, 2 usage error (docs/operations.md).
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,8 +11,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "tools/cli.h"
 #include "tools/offline.h"
@@ -164,10 +163,12 @@ int run_verify(const Parsed& p) {
       last = now;
       const double secs = std::chrono::duration<double>(now - t0).count();
       const double mib = static_cast<double>(done) / (1 << 20);
-      const double pct = total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
+      const double pct =
+          total ? 100.0 * static_cast<double>(done) / static_cast<double>(total) : 100.0;
       const int bar = static_cast<int>(pct / 5);
-      std::fprintf(stderr, "\r[%-20.*s] %5.1f%% %9.1f / %.1f MiB %8.1f MiB/s", bar, "####################", pct, mib,
-                   static_cast<double>(total) / (1 << 20), secs > 0 ? mib / secs : 0.0);
+      std::fprintf(stderr, "\r[%-20.*s] %5.1f%% %9.1f / %.1f MiB %8.1f MiB/s", bar,
+                   "####################", pct, mib, static_cast<double>(total) / (1 << 20),
+                   secs > 0 ? mib / secs : 0.0);
       std::fflush(stderr);
     };
   }
@@ -176,10 +177,12 @@ int run_verify(const Parsed& p) {
   if (!report) return fail_status("verify", report.status());
   const auto& d = report->survey;
   const std::string summary = fmt::format(
-      "verify {}: {} finding(s); {} segment(s), {} positions ({} lost at repair), {} index entries; {:.1f} MiB in "
+      "verify {}: {} finding(s); {} segment(s), {} positions ({} lost at repair), {} index "
+      "entries; {:.1f} MiB in "
       "{:.3f} s = {:.1f} MiB/s",
-      p.dir, d.findings.size(), d.segments.size(), d.end.value, d.lost_markers, report->index_entries,
-      static_cast<double>(d.bytes_scanned) / (1 << 20), report->seconds, report->mib_per_second());
+      p.dir, d.findings.size(), d.segments.size(), d.end.value, d.lost_markers,
+      report->index_entries, static_cast<double>(d.bytes_scanned) / (1 << 20), report->seconds,
+      report->mib_per_second());
   if (p.has("json")) {
     std::string arr = "[";
     for (std::size_t i = 0; i < d.findings.size(); ++i) {

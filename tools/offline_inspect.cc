@@ -1,15 +1,14 @@
 // annal inspect and annal dump.
 
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <ctime>
 #include <map>
 #include <unordered_set>
-
-#include <fmt/format.h>
-#include <xxhash.h>
 
 #include "engine/file.h"
 #include "engine/format.h"
@@ -63,7 +62,8 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
       o.str("file", s.file).num("first_position", s.first.value).num("end_position", s.end.value);
       o.num("events", s.records - s.lost_markers).num("lost_markers", s.lost_markers);
       if (s.records > s.lost_markers)
-        o.str("first_timestamp", format_timestamp(s.first_ts)).str("last_timestamp", format_timestamp(s.last_ts));
+        o.str("first_timestamp", format_timestamp(s.first_ts))
+            .str("last_timestamp", format_timestamp(s.last_ts));
       else
         o.null("first_timestamp").null("last_timestamp");
       o.num("bytes_used", s.data_end).num("bytes_allocated", s.file_size);
@@ -76,48 +76,65 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
     segs += "]";
     JsonObject ixo;
     ixo.boolean("present", ix.present).boolean("manifest_ok", ix.manifest_ok);
-    ixo.num("indexed_through", ix.indexed_through).num("files", ix.files).num("entries", ix.entries);
+    ixo.num("indexed_through", ix.indexed_through)
+        .num("files", ix.files)
+        .num("entries", ix.entries);
     if (!ix.error.empty()) ixo.str("error", ix.error);
     JsonObject sum;
     sum.num("positions", d.end.value).num("events", events).num("lost_markers", d.lost_markers);
-    sum.num("streams", static_cast<std::uint64_t>(streams.size())).num("segments", static_cast<std::uint64_t>(d.segments.size()));
+    sum.num("streams", static_cast<std::uint64_t>(streams.size()))
+        .num("segments", static_cast<std::uint64_t>(d.segments.size()));
     sum.num("bytes_used", used).num("bytes_allocated", allocated);
-    if (free) sum.num("free_bytes", *free); else sum.null("free_bytes");
+    if (free)
+      sum.num("free_bytes", *free);
+    else
+      sum.null("free_bytes");
     sum.num("findings", static_cast<std::uint64_t>(d.findings.size()));
-    out(JsonObject().str("dir", dir).raw("segments", segs).raw("stream_index", ixo.done()).raw("summary", sum.done()).done());
+    out(JsonObject()
+            .str("dir", dir)
+            .raw("segments", segs)
+            .raw("stream_index", ixo.done())
+            .raw("summary", sum.done())
+            .done());
     return Status::ok();
   }
 
-  out(fmt::format("{:<24} {:>12} {:>12} {:>10} {:>6} {:<27} {:<27} {:>12} {:>12} {:<7} {}", "segment", "first",
-                  "last", "events", "lost", "first timestamp", "last timestamp", "bytes used", "allocated", "state",
-                  "idx"));
+  out(fmt::format("{:<24} {:>12} {:>12} {:>10} {:>6} {:<27} {:<27} {:>12} {:>12} {:<7} {}",
+                  "segment", "first", "last", "events", "lost", "first timestamp", "last timestamp",
+                  "bytes used", "allocated", "state", "idx"));
   for (const auto& s : d.segments) {
     const bool any = s.records > s.lost_markers;
     std::string note;
     if (!s.header_ok) note += "  HEADER DAMAGED";
     if (!s.spans.empty()) note += fmt::format("  {} DAMAGED SPAN(S)", s.spans.size());
     if (s.torn_tail) note += "  TORN TAIL";
-    out(fmt::format("{:<24} {:>12} {:>12} {:>10} {:>6} {:<27} {:<27} {:>12} {:>12} {:<7} {}{}", s.file,
-                    s.first.value, s.end.value > s.first.value ? fmt::format("{}", s.end.value - 1) : "-",
-                    s.records - s.lost_markers, s.lost_markers, any ? format_timestamp(s.first_ts) : "-",
-                    any ? format_timestamp(s.last_ts) : "-", s.data_end, s.file_size, s.last ? "active" : "sealed",
-                    s.idx_present ? idx_state_name(s.idx) : (s.last ? "none" : "MISSING"), note));
+    out(fmt::format(
+        "{:<24} {:>12} {:>12} {:>10} {:>6} {:<27} {:<27} {:>12} {:>12} {:<7} {}{}", s.file,
+        s.first.value, s.end.value > s.first.value ? fmt::format("{}", s.end.value - 1) : "-",
+        s.records - s.lost_markers, s.lost_markers, any ? format_timestamp(s.first_ts) : "-",
+        any ? format_timestamp(s.last_ts) : "-", s.data_end, s.file_size,
+        s.last ? "active" : "sealed",
+        s.idx_present ? idx_state_name(s.idx) : (s.last ? "none" : "MISSING"), note));
   }
-  out(fmt::format("positions: [0, {}): {} events, {} lost at repair; {} streams", d.end.value, events, d.lost_markers,
-                  streams.size()));
-  out(fmt::format("segments: {}, {} bytes used of {} allocated", d.segments.size(), used, allocated));
+  out(fmt::format("positions: [0, {}): {} events, {} lost at repair; {} streams", d.end.value,
+                  events, d.lost_markers, streams.size()));
+  out(fmt::format("segments: {}, {} bytes used of {} allocated", d.segments.size(), used,
+                  allocated));
   if (!ix.present)
     out("stream index: none (the node builds it at open)");
   else if (!ix.manifest_ok)
     out("stream index: " + ix.error);
   else
-    out(fmt::format("stream index: {} file(s), {} entries, covering positions [0, {}); [{}, {}) indexed by the node "
-                    "at open{}",
-                    ix.files, ix.entries, ix.indexed_through, std::min(ix.indexed_through, d.end.value),
-                    d.end.value, ix.error.empty() ? "" : "; " + ix.error));
+    out(fmt::format(
+        "stream index: {} file(s), {} entries, covering positions [0, {}); [{}, {}) indexed by the "
+        "node "
+        "at open{}",
+        ix.files, ix.entries, ix.indexed_through, std::min(ix.indexed_through, d.end.value),
+        d.end.value, ix.error.empty() ? "" : "; " + ix.error));
   if (free) out(fmt::format("free space: {} bytes", *free));
   if (!d.findings.empty())
-    out(fmt::format("damage: {} finding(s); run `annal verify {}` for details", d.findings.size(), dir));
+    out(fmt::format("damage: {} finding(s); run `annal verify {}` for details", d.findings.size(),
+                    dir));
   return Status::ok();
 }
 
@@ -130,8 +147,8 @@ std::string payload_json(std::string_view bytes, bool is_json) {
 
 }  // namespace
 
-Status dump_directory(const std::string& dir, const DumpOptions& o, const std::function<void(const std::string&)>& out,
-                      std::uint64_t* damaged) {
+Status dump_directory(const std::string& dir, const DumpOptions& o,
+                      const std::function<void(const std::string&)>& out, std::uint64_t* damaged) {
   auto& fs = engine::FileSystem::posix();
   auto names = fs.list(dir);
   if (!names) return names.status();
@@ -140,7 +157,8 @@ Status dump_directory(const std::string& dir, const DumpOptions& o, const std::f
     if (auto p = engine::parse_segment_file_name(n)) segs.emplace(p->value, n);
   if (!o.segment.empty()) {
     auto p = engine::parse_segment_file_name(o.segment);
-    if (!p || !segs.count(p->value)) return Status(Errc::kNotFound, fmt::format("{}: no segment {}", dir, o.segment));
+    if (!p || !segs.count(p->value))
+      return Status(Errc::kNotFound, fmt::format("{}: no segment {}", dir, o.segment));
     segs = {{p->value, o.segment}};
   }
   std::uint64_t emitted = 0, spans = 0;
@@ -176,10 +194,14 @@ Status dump_directory(const std::string& dir, const DumpOptions& o, const std::f
         if (lost) {
           j.boolean("lost", true);
         } else {
-          j.str("stream", v.stream).num("revision", v.revision.value).str("type", v.type).str("id", v.id.to_string());
+          j.str("stream", v.stream)
+              .num("revision", v.revision.value)
+              .str("type", v.type)
+              .str("id", v.id.to_string());
         }
         j.num("timestamp_us", v.timestamp_us).str("timestamp", format_timestamp(v.timestamp_us));
-        j.num("flags", static_cast<std::uint64_t>(v.flags)).num("size", static_cast<std::uint64_t>(v.size));
+        j.num("flags", static_cast<std::uint64_t>(v.flags))
+            .num("size", static_cast<std::uint64_t>(v.size));
         j.num("metadata_size", static_cast<std::uint64_t>(v.metadata.size()))
             .num("data_size", static_cast<std::uint64_t>(v.data.size()));
         j.str("checksum", fmt::format("{:016x}", v.checksum)).str("checksum_status", "ok");
@@ -203,7 +225,10 @@ Status dump_directory(const std::string& dir, const DumpOptions& o, const std::f
       ++spans;
       const std::uint64_t end = st.next_valid_offset.value_or(st.garbage_end);
       JsonObject j;
-      j.str("segment", name).num("offset", st.offset).num("bytes", end - st.offset).boolean("damaged", true);
+      j.str("segment", name)
+          .num("offset", st.offset)
+          .num("bytes", end - st.offset)
+          .boolean("damaged", true);
       j.num("first_position", st.position.value);
       if (st.next_valid_position) j.num("end_position", st.next_valid_position->value);
       j.str("checksum_status", "bad").str("reason", st.reason);

@@ -9,6 +9,7 @@
 // of at least 72k bytes can be filled exactly. A span never holds fewer bytes
 // than that, because the k records it once held took at least 72 bytes each.
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -17,8 +18,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "engine/file.h"
 #include "engine/format.h"
@@ -38,14 +37,22 @@ namespace stdfs = std::filesystem;
 const char* repair_action_name(RepairAction::Kind k) {
   using K = RepairAction::Kind;
   switch (k) {
-    case K::kRebuildHeader: return "rebuild-header";
-    case K::kFillLost: return "fill-lost";
-    case K::kCutTail: return "cut-tail";
-    case K::kCreateSegment: return "create-segment";
-    case K::kRestoreSize: return "restore-size";
-    case K::kRewriteIdx: return "rewrite-idx";
-    case K::kMoveAside: return "move-aside";
-    case K::kDropStreamIndex: return "drop-stream-index";
+    case K::kRebuildHeader:
+      return "rebuild-header";
+    case K::kFillLost:
+      return "fill-lost";
+    case K::kCutTail:
+      return "cut-tail";
+    case K::kCreateSegment:
+      return "create-segment";
+    case K::kRestoreSize:
+      return "restore-size";
+    case K::kRewriteIdx:
+      return "rewrite-idx";
+    case K::kMoveAside:
+      return "move-aside";
+    case K::kDropStreamIndex:
+      return "drop-stream-index";
   }
   return "?";
 }
@@ -55,7 +62,8 @@ std::string repair_action_text(const RepairAction& a) {
   std::string s = fmt::format("{} {}", repair_action_name(a.kind), a.file);
   switch (a.kind) {
     case K::kFillLost:
-      s += fmt::format(" bytes=[{},{}) positions=[{},{})", a.offset, a.end, a.first.value, a.first.value + a.count);
+      s += fmt::format(" bytes=[{},{}) positions=[{},{})", a.offset, a.end, a.first.value,
+                       a.first.value + a.count);
       break;
     case K::kCutTail:
       s += fmt::format(" bytes=[{},{})", a.offset, a.end);
@@ -74,7 +82,9 @@ std::string repair_action_text(const RepairAction& a) {
 
 namespace {
 
-std::uint64_t align8(std::uint64_t n) { return f::align_up(n, f::kRecordAlign); }
+std::uint64_t align8(std::uint64_t n) {
+  return f::align_up(n, f::kRecordAlign);
+}
 
 void add_lost(RepairPlan& plan, GlobalPosition a, GlobalPosition b) {
   if (a >= b) return;
@@ -94,11 +104,12 @@ RepairPlan plan_repair(const VerifyReport& report) {
   for (const Finding& fd : d.findings) {
     if (!fd.repairable) plan.unrepairable.push_back(fd);
     if (fd.kind == FindingKind::kMissingSegment && fd.first && fd.end) {
-      plan.actions.push_back(RepairAction{.kind = K::kCreateSegment,
-                                          .file = fd.file,
-                                          .first = *fd.first,
-                                          .count = fd.end->value - fd.first->value,
-                                          .why = "a segment of lost markers keeps positions dense"});
+      plan.actions.push_back(
+          RepairAction{.kind = K::kCreateSegment,
+                       .file = fd.file,
+                       .first = *fd.first,
+                       .count = fd.end->value - fd.first->value,
+                       .why = "a segment of lost markers keeps positions dense"});
     }
   }
   // Segment-level actions, in log order.
@@ -109,30 +120,33 @@ RepairPlan plan_repair(const VerifyReport& report) {
     std::vector<RepairAction> acts;
     bool changed = false;
     if (!s.header_ok) {
-      acts.push_back(RepairAction{.kind = K::kRebuildHeader,
-                                  .file = s.file,
-                                  .offset = 0,
-                                  .end = f::kSegmentHeaderSize,
-                                  .first = s.name_first,
-                                  .why = "header unreadable (" + s.header_error +
-                                         "); the original is moved aside whole and a copy with a header rebuilt "
-                                         "from the file name keeps its intact records"});
+      acts.push_back(RepairAction{
+          .kind = K::kRebuildHeader,
+          .file = s.file,
+          .offset = 0,
+          .end = f::kSegmentHeaderSize,
+          .first = s.name_first,
+          .why = "header unreadable (" + s.header_error +
+                 "); the original is moved aside whole and a copy with a header rebuilt "
+                 "from the file name keeps its intact records"});
       changed = true;
     }
     for (const DamagedSpan& span : s.spans) {
       const std::uint64_t k = span.end.value - span.first.value;
       if (k == 0) {
-        acts.push_back(RepairAction{.kind = K::kCutTail,
-                                    .file = s.file,
-                                    .offset = span.offset,
-                                    .end = span.garbage_end,
-                                    .first = span.first,
-                                    .why = "invalid bytes after the last record of a sealed segment"});
+        acts.push_back(
+            RepairAction{.kind = K::kCutTail,
+                         .file = s.file,
+                         .offset = span.offset,
+                         .end = span.garbage_end,
+                         .first = span.first,
+                         .why = "invalid bytes after the last record of a sealed segment"});
         changed = true;
         continue;
       }
       std::uint64_t end = span.garbage_end;
-      if (span.at_segment_end) end = std::max(align8(span.garbage_end), span.offset + k * f::kRecordMinSize);
+      if (span.at_segment_end)
+        end = std::max(align8(span.garbage_end), span.offset + k * f::kRecordMinSize);
       if (end - span.offset < k * f::kRecordMinSize) continue;  // unrepairable, listed above
       acts.push_back(RepairAction{.kind = K::kFillLost,
                                   .file = s.file,
@@ -164,8 +178,8 @@ RepairPlan plan_repair(const VerifyReport& report) {
             .end = cut_to,
             .first = GlobalPosition(s.end.value - s.uncommitted_records),
             .why = s.uncommitted_records > 0
-                       ? fmt::format("{} record(s) of an append that never completed{}", s.uncommitted_records,
-                                     s.torn_tail ? ", and a torn tail" : "")
+                       ? fmt::format("{} record(s) of an append that never completed{}",
+                                     s.uncommitted_records, s.torn_tail ? ", and a torn tail" : "")
                        : "torn tail: invalid bytes after the log's last record"});
         changed = true;
       }
@@ -178,21 +192,26 @@ RepairPlan plan_repair(const VerifyReport& report) {
                                   .why = "the node maps a segment's whole allocated size"});
       changed = true;
     }
-    const bool idx_bad = s.idx == IdxState::kMissing || s.idx == IdxState::kCorrupt || s.idx == IdxState::kMismatch;
+    const bool idx_bad =
+        s.idx == IdxState::kMissing || s.idx == IdxState::kCorrupt || s.idx == IdxState::kMismatch;
     if (!s.last && (changed || idx_bad)) {
-      acts.push_back(RepairAction{.kind = K::kRewriteIdx,
-                                  .file = engine::index_file_name(s.name_first),
-                                  .first = s.name_first,
-                                  .why = changed ? "the segment changes" : fmt::format("position index {}", idx_state_name(s.idx))});
+      acts.push_back(
+          RepairAction{.kind = K::kRewriteIdx,
+                       .file = engine::index_file_name(s.name_first),
+                       .first = s.name_first,
+                       .why = changed ? "the segment changes"
+                                      : fmt::format("position index {}", idx_state_name(s.idx))});
     } else if (s.last && s.idx_present && s.idx != IdxState::kOk) {
-      acts.push_back(RepairAction{.kind = K::kMoveAside,
-                                  .file = engine::index_file_name(s.name_first),
-                                  .why = fmt::format("position index of the active segment is {}", idx_state_name(s.idx))});
+      acts.push_back(RepairAction{
+          .kind = K::kMoveAside,
+          .file = engine::index_file_name(s.name_first),
+          .why = fmt::format("position index of the active segment is {}", idx_state_name(s.idx))});
     }
     log_changed = log_changed || changed;
     for (auto& a : acts) ordered.emplace_back(s.name_first.value, std::move(a));
   }
-  std::stable_sort(ordered.begin(), ordered.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [k, a] : ordered) {
     if (a.kind == K::kCreateSegment) {
       add_lost(plan, a.first, a.first + a.count);
@@ -208,17 +227,20 @@ RepairPlan plan_repair(const VerifyReport& report) {
   }
   std::sort(plan.lost.begin(), plan.lost.end());
   for (const auto& n : d.orphan_idx)
-    plan.actions.push_back(RepairAction{.kind = K::kMoveAside, .file = n, .why = "position index without a segment"});
+    plan.actions.push_back(
+        RepairAction{.kind = K::kMoveAside, .file = n, .why = "position index without a segment"});
   for (const auto& n : d.unknown_files)
-    plan.actions.push_back(RepairAction{.kind = K::kMoveAside, .file = n, .why = "not a file annal writes"});
+    plan.actions.push_back(
+        RepairAction{.kind = K::kMoveAside, .file = n, .why = "not a file annal writes"});
   bool index_bad = false;
   for (const Finding& fd : d.findings)
-    index_bad = index_bad || fd.kind == FindingKind::kIndexMissing || fd.kind == FindingKind::kIndexCorrupt ||
-                fd.kind == FindingKind::kIndexMismatch;
+    index_bad = index_bad || fd.kind == FindingKind::kIndexMissing ||
+                fd.kind == FindingKind::kIndexCorrupt || fd.kind == FindingKind::kIndexMismatch;
   if (index_bad)
-    plan.actions.push_back(RepairAction{.kind = K::kDropStreamIndex,
-                                        .file = "index",
-                                        .why = "the stream index is damaged; the node rebuilds it from the log at open"});
+    plan.actions.push_back(RepairAction{
+        .kind = K::kDropStreamIndex,
+        .file = "index",
+        .why = "the stream index is damaged; the node rebuilds it from the log at open"});
   (void)log_changed;
   return plan;
 }
@@ -230,7 +252,8 @@ std::span<const std::byte> as_bytes(const std::string& s) {
 }
 
 // k lost markers filling exactly `bytes` bytes (see the file comment).
-std::string encode_markers(GlobalPosition first, std::uint64_t k, std::uint64_t bytes, std::int64_t now_us) {
+std::string encode_markers(GlobalPosition first, std::uint64_t k, std::uint64_t bytes,
+                           std::int64_t now_us) {
   std::string out;
   out.reserve(bytes);
   for (std::uint64_t i = 0; i < k; ++i) {
@@ -241,13 +264,15 @@ std::string encode_markers(GlobalPosition first, std::uint64_t k, std::uint64_t 
     if (i + 1 == k) r.metadata.assign(bytes - out.size() - f::kRecordMinSize, '\0');
     engine::encode(r, out);
   }
-  ANNAL_CHECK(out.size() == bytes, fmt::format("lost markers fill {} bytes, span is {}", out.size(), bytes));
+  ANNAL_CHECK(out.size() == bytes,
+              fmt::format("lost markers fill {} bytes, span is {}", out.size(), bytes));
   return out;
 }
 
 class Applier {
  public:
-  Applier(std::string dir, std::string backup, std::int64_t now_us, const std::function<void(const std::string&)>& out)
+  Applier(std::string dir, std::string backup, std::int64_t now_us,
+          const std::function<void(const std::string&)>& out)
       : dir_(std::move(dir)), backup_(std::move(backup)), now_us_(now_us), out_(out) {}
 
   Status run(const RepairPlan& plan, std::uint64_t& backed_up) {
@@ -257,7 +282,8 @@ class Applier {
     ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir_));
     // Log changes first, then the files derived from the log.
     for (const auto& a : plan.actions) {
-      if (a.kind == K::kRewriteIdx || a.kind == K::kDropStreamIndex || a.kind == K::kMoveAside) continue;
+      if (a.kind == K::kRewriteIdx || a.kind == K::kDropStreamIndex || a.kind == K::kMoveAside)
+        continue;
       ANNAL_RETURN_IF_ERROR(apply(a));
       out_("  done: " + repair_action_text(a));
     }
@@ -283,22 +309,27 @@ class Applier {
   Status apply(const RepairAction& a) {
     using K = RepairAction::Kind;
     switch (a.kind) {
-      case K::kRebuildHeader: return rebuild_header(a);
+      case K::kRebuildHeader:
+        return rebuild_header(a);
       case K::kFillLost: {
         const std::string markers = encode_markers(a.first, a.count, a.end - a.offset, now_us_);
         return overwrite(a.file, a.offset, markers);
       }
-      case K::kCutTail: return overwrite(a.file, a.offset, std::string(a.end - a.offset, '\0'));
-      case K::kCreateSegment: return create_segment(a);
+      case K::kCutTail:
+        return overwrite(a.file, a.offset, std::string(a.end - a.offset, '\0'));
+      case K::kCreateSegment:
+        return create_segment(a);
       case K::kRestoreSize: {
         auto file = open_rw(a.file);
         if (!file) return file.status();
-        restore_notes_ += fmt::format("{}: extended from {} to {} bytes (zeros).\n  restore: truncate -s {} DIR/{}\n",
-                                      a.file, a.offset, a.end, a.offset, a.file);
+        restore_notes_ += fmt::format(
+            "{}: extended from {} to {} bytes (zeros).\n  restore: truncate -s {} DIR/{}\n", a.file,
+            a.offset, a.end, a.offset, a.file);
         ANNAL_RETURN_IF_ERROR((*file)->allocate(a.end));
         return (*file)->sync();
       }
-      default: return Status::ok();
+      default:
+        return Status::ok();
     }
   }
 
@@ -307,21 +338,25 @@ class Applier {
   }
 
   // Copies the bytes [offset, offset+len) that exist now into the backup.
-  Status backup_range(const std::string& name, engine::File& file, std::uint64_t offset, std::uint64_t len) {
+  Status backup_range(const std::string& name, engine::File& file, std::uint64_t offset,
+                      std::uint64_t len) {
     auto size = file.size();
     if (!size) return size.status();
     const std::uint64_t have = offset < *size ? std::min(len, *size - offset) : 0;
     std::string buf(have, '\0');
     if (have > 0)
-      ANNAL_RETURN_IF_ERROR(file.pread(offset, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), have)));
+      ANNAL_RETURN_IF_ERROR(
+          file.pread(offset, std::span<std::byte>(reinterpret_cast<std::byte*>(buf.data()), have)));
     const std::string bname = fmt::format("{}@{}", name, offset);
-    auto out = engine::FileSystem::posix().open(backup_ + "/" + bname, engine::OpenOptions{.create = true});
+    auto out = engine::FileSystem::posix().open(backup_ + "/" + bname,
+                                                engine::OpenOptions{.create = true});
     if (!out) return out.status();
     ANNAL_RETURN_IF_ERROR((*out)->pwrite(0, as_bytes(buf)));
     ANNAL_RETURN_IF_ERROR((*out)->sync());
     backed_up_ += have;
     restore_notes_ += fmt::format(
-        "{}: the {} original bytes of {} at offset {} (file size was {}).\n  restore: dd if={} of=DIR/{} bs=4096 "
+        "{}: the {} original bytes of {} at offset {} (file size was {}).\n  restore: dd if={} "
+        "of=DIR/{} bs=4096 "
         "seek={} oflag=seek_bytes conv=notrunc{}\n",
         bname, have, name, offset, *size, bname, name, offset,
         offset + len > *size ? fmt::format(" && truncate -s {} DIR/{}", *size, name) : "");
@@ -343,7 +378,8 @@ class Applier {
     ANNAL_RETURN_IF_ERROR(fs.rename(path, moved));
     std::error_code ec;
     stdfs::copy_file(moved, path, ec);
-    if (ec) return Status(Errc::kIoError, fmt::format("copy {} to {}: {}", moved, path, ec.message()));
+    if (ec)
+      return Status(Errc::kIoError, fmt::format("copy {} to {}: {}", moved, path, ec.message()));
     auto file = open_rw(a.file);
     if (!file) return file.status();
     auto size = (*file)->size();
@@ -351,8 +387,9 @@ class Applier {
     struct stat st {};
     ::stat(moved.c_str(), &st);
     backed_up_ += static_cast<std::uint64_t>(st.st_size);
-    restore_notes_ += fmt::format("{}: the whole original segment (moved aside).\n  restore: mv {} DIR/{}\n", a.file,
-                                  a.file, a.file);
+    restore_notes_ +=
+        fmt::format("{}: the whole original segment (moved aside).\n  restore: mv {} DIR/{}\n",
+                    a.file, a.file, a.file);
     engine::SegmentHeader h;
     h.first = a.first;
     h.allocated_size = std::max<std::uint64_t>(*size, f::kSegmentHeaderSize);
@@ -374,8 +411,9 @@ class Applier {
     bytes += encode_markers(a.first, a.count, a.count * f::kRecordMinSize, now_us_);
     ANNAL_RETURN_IF_ERROR((*file)->pwrite(0, as_bytes(bytes)));
     ANNAL_RETURN_IF_ERROR((*file)->sync());
-    restore_notes_ += fmt::format("{}: created by repair (lost markers for positions [{}, {})).\n  restore: rm DIR/{}\n",
-                                  name, a.first.value, a.first.value + a.count, name);
+    restore_notes_ += fmt::format(
+        "{}: created by repair (lost markers for positions [{}, {})).\n  restore: rm DIR/{}\n",
+        name, a.first.value, a.first.value + a.count, name);
     return fs.sync_dir(dir_);
   }
 
@@ -387,7 +425,8 @@ class Applier {
     std::error_code ec;
     for (const auto& e : stdfs::recursive_directory_iterator(backup_ + "/" + name, ec))
       if (e.is_regular_file(ec)) backed_up_ += e.file_size(ec);
-    if (stdfs::is_regular_file(backup_ + "/" + name, ec)) backed_up_ += stdfs::file_size(backup_ + "/" + name, ec);
+    if (stdfs::is_regular_file(backup_ + "/" + name, ec))
+      backed_up_ += stdfs::file_size(backup_ + "/" + name, ec);
     restore_notes_ += fmt::format("{}: moved aside.\n  restore: mv {} DIR/{}\n", name, name, name);
     return Status::ok();
   }
@@ -403,14 +442,17 @@ class Applier {
     if (!map) return map.status();
     engine::SegmentScan scan = engine::scan_segment((*map)->bytes(), first);
     if (scan.stop.kind != engine::ScanStopKind::kEnd)
-      return Status(Errc::kCorruption, fmt::format("{} still damaged after repair: {}", seg, scan.stop.reason));
+      return Status(Errc::kCorruption,
+                    fmt::format("{} still damaged after repair: {}", seg, scan.stop.reason));
     const std::string idx = engine::index_file_name(first);
     if (fs.exists(dir_ + "/" + idx)) {
       std::error_code ec;
-      stdfs::copy_file(dir_ + "/" + idx, backup_ + "/" + idx, stdfs::copy_options::overwrite_existing, ec);
+      stdfs::copy_file(dir_ + "/" + idx, backup_ + "/" + idx,
+                       stdfs::copy_options::overwrite_existing, ec);
       if (ec) return Status(Errc::kIoError, fmt::format("back up {}: {}", idx, ec.message()));
       backed_up_ += stdfs::file_size(backup_ + "/" + idx, ec);
-      restore_notes_ += fmt::format("{}: the original position index.\n  restore: cp {} DIR/{}\n", idx, idx, idx);
+      restore_notes_ +=
+          fmt::format("{}: the original position index.\n  restore: cp {} DIR/{}\n", idx, idx, idx);
     }
     engine::PositionIndex pi;
     pi.first = first;
@@ -425,7 +467,8 @@ class Applier {
   const std::function<void(const std::string&)>& out_;
   std::uint64_t backed_up_ = 0;
   std::string restore_notes_ =
-      "Written by `annal repair --apply`. Each entry below is a file of this folder and how to put it back\n"
+      "Written by `annal repair --apply`. Each entry below is a file of this folder and how to put "
+      "it back\n"
       "(DIR is the data directory; run with the node stopped, in reverse order).\n\n";
 };
 
@@ -469,9 +512,11 @@ Result<RepairResult> repair_directory(const std::string& dir, const RepairOption
                     b.value - a.value == 1 ? "" : "s"));
     lost += b.value - a.value;
   }
-  for (const auto& g : plan.lost_guesses) out("  lost (unverified, read from the damaged bytes): " + g);
+  for (const auto& g : plan.lost_guesses)
+    out("  lost (unverified, read from the damaged bytes): " + g);
   if (plan.cut_positions > 0)
-    out(fmt::format("positions cut at the end of the log: {} (an append that never completed)", plan.cut_positions));
+    out(fmt::format("positions cut at the end of the log: {} (an append that never completed)",
+                    plan.cut_positions));
   if (lost == 0 && plan.cut_positions == 0) out("no position is lost");
   if (!options.apply) {
     out("dry run: nothing changed; run again with --apply to perform this plan");
@@ -481,10 +526,12 @@ Result<RepairResult> repair_directory(const std::string& dir, const RepairOption
 
   std::int64_t now = options.now_us;
   if (now == 0)
-    now = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+    now = std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
               .count();
   std::string bdir = dir + "/" + backup_name(now);
-  for (int n = 2; engine::FileSystem::posix().exists(bdir); ++n) bdir = dir + "/" + backup_name(now) + fmt::format("-{}", n);
+  for (int n = 2; engine::FileSystem::posix().exists(bdir); ++n)
+    bdir = dir + "/" + backup_name(now) + fmt::format("-{}", n);
   result.backup_dir = bdir;
   out("applying; originals of every changed byte go to " + bdir);
   Applier applier(dir, bdir, now, out);

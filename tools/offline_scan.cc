@@ -1,18 +1,16 @@
 #include "tools/offline_scan.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
-
-#include <algorithm>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "engine/endian.h"
 #include "engine/file.h"
@@ -29,33 +27,54 @@ namespace le = engine::le;
 
 const char* idx_state_name(IdxState s) {
   switch (s) {
-    case IdxState::kNotExpected: return "none";
-    case IdxState::kOk: return "ok";
-    case IdxState::kMissing: return "missing";
-    case IdxState::kCorrupt: return "corrupt";
-    case IdxState::kMismatch: return "mismatch";
+    case IdxState::kNotExpected:
+      return "none";
+    case IdxState::kOk:
+      return "ok";
+    case IdxState::kMissing:
+      return "missing";
+    case IdxState::kCorrupt:
+      return "corrupt";
+    case IdxState::kMismatch:
+      return "mismatch";
   }
   return "?";
 }
 
 const char* finding_kind_name(FindingKind k) {
   switch (k) {
-    case FindingKind::kSegmentHeader: return "segment-header";
-    case FindingKind::kCorruptRecord: return "corrupt-record";
-    case FindingKind::kSegmentTail: return "segment-tail";
-    case FindingKind::kTornTail: return "torn-tail";
-    case FindingKind::kIncompleteAppend: return "incomplete-append";
-    case FindingKind::kMissingSegment: return "missing-segment";
-    case FindingKind::kSegmentOverlap: return "segment-overlap";
-    case FindingKind::kTruncatedSegment: return "truncated-segment";
-    case FindingKind::kIdxMissing: return "idx-missing";
-    case FindingKind::kIdxCorrupt: return "idx-corrupt";
-    case FindingKind::kIdxMismatch: return "idx-mismatch";
-    case FindingKind::kIdxOrphan: return "idx-orphan";
-    case FindingKind::kIndexMissing: return "index-missing";
-    case FindingKind::kIndexCorrupt: return "index-corrupt";
-    case FindingKind::kIndexMismatch: return "index-mismatch";
-    case FindingKind::kUnknownFile: return "unknown-file";
+    case FindingKind::kSegmentHeader:
+      return "segment-header";
+    case FindingKind::kCorruptRecord:
+      return "corrupt-record";
+    case FindingKind::kSegmentTail:
+      return "segment-tail";
+    case FindingKind::kTornTail:
+      return "torn-tail";
+    case FindingKind::kIncompleteAppend:
+      return "incomplete-append";
+    case FindingKind::kMissingSegment:
+      return "missing-segment";
+    case FindingKind::kSegmentOverlap:
+      return "segment-overlap";
+    case FindingKind::kTruncatedSegment:
+      return "truncated-segment";
+    case FindingKind::kIdxMissing:
+      return "idx-missing";
+    case FindingKind::kIdxCorrupt:
+      return "idx-corrupt";
+    case FindingKind::kIdxMismatch:
+      return "idx-mismatch";
+    case FindingKind::kIdxOrphan:
+      return "idx-orphan";
+    case FindingKind::kIndexMissing:
+      return "index-missing";
+    case FindingKind::kIndexCorrupt:
+      return "index-corrupt";
+    case FindingKind::kIndexMismatch:
+      return "index-mismatch";
+    case FindingKind::kUnknownFile:
+      return "unknown-file";
   }
   return "?";
 }
@@ -67,7 +86,8 @@ bool is_known_entry(const std::string& name) {
   if (name.rfind("repair-backup-", 0) == 0) return true;
   if (engine::parse_segment_file_name(name) || engine::parse_index_file_name(name)) return true;
   // A position index write a crash interrupted; the node removes it at open.
-  if (name.size() > 8 && name.ends_with(".idx.tmp") && engine::parse_index_file_name(name.substr(0, name.size() - 4)))
+  if (name.size() > 8 && name.ends_with(".idx.tmp") &&
+      engine::parse_index_file_name(name.substr(0, name.size() - 4)))
     return true;
   return false;
 }
@@ -83,8 +103,8 @@ struct TailStop {
 };
 
 // Reads what a damaged span still seems to say about the records it held.
-std::vector<std::string> guess_span(std::span<const std::byte> b, std::uint64_t off, std::uint64_t limit,
-                                    GlobalPosition pos, GlobalPosition end) {
+std::vector<std::string> guess_span(std::span<const std::byte> b, std::uint64_t off,
+                                    std::uint64_t limit, GlobalPosition pos, GlobalPosition end) {
   std::vector<std::string> out;
   limit = std::min<std::uint64_t>(limit, b.size());
   while (pos < end && off + f::kRecordMinSize <= limit) {
@@ -168,14 +188,16 @@ Scanned scan_one(const std::string& dir, const std::string& name, GlobalPosition
     }
   }
 
-  auto header = engine::decode_segment_header(b.first(std::min<std::size_t>(b.size(), f::kSegmentHeaderSize)), name);
+  auto header = engine::decode_segment_header(
+      b.first(std::min<std::size_t>(b.size(), f::kSegmentHeaderSize)), name);
   if (header) {
     s.header = *header;
     s.header_ok = true;
     if (header->first != name_first) {
       s.header_ok = false;
-      s.header_error = fmt::format("segment {}: header says first position {}, the file name says {}", name,
-                                   header->first.value, name_first.value);
+      s.header_error =
+          fmt::format("segment {}: header says first position {}, the file name says {}", name,
+                      header->first.value, name_first.value);
     }
   } else {
     s.header_error = header.status().message();
@@ -232,7 +254,8 @@ Scanned scan_one(const std::string& dir, const std::string& name, GlobalPosition
     }
     out.tail.offset = st.offset;
     out.tail.position = st.position;
-    out.tail.garbage_end = st.kind == engine::ScanStopKind::kEnd ? st.offset : std::max(st.garbage_end, st.offset);
+    out.tail.garbage_end =
+        st.kind == engine::ScanStopKind::kEnd ? st.offset : std::max(st.garbage_end, st.offset);
     out.tail.reason = st.reason;
     break;
   }
@@ -279,7 +302,8 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
   std::uint64_t total = 0;
   for (const auto& [first, name] : segs) {
     struct stat fst {};
-    if (::stat((dir + "/" + name).c_str(), &fst) == 0) total += static_cast<std::uint64_t>(fst.st_size);
+    if (::stat((dir + "/" + name).c_str(), &fst) == 0)
+      total += static_cast<std::uint64_t>(fst.st_size);
   }
 
   std::uint64_t done = 0;
@@ -312,43 +336,47 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
     const bool single = !opt.only_segment.empty();
 
     if (i == 0 && !single && s.name_first.value > 0) {
-      add(Finding{.kind = FindingKind::kMissingSegment,
-                  .file = engine::segment_file_name(GlobalPosition(0)),
-                  .first = GlobalPosition(0),
-                  .end = s.name_first,
-                  .detail = fmt::format("no segment holds positions [0, {}): the log's first segment is {}",
-                                        s.name_first.value, s.file)});
+      add(Finding{
+          .kind = FindingKind::kMissingSegment,
+          .file = engine::segment_file_name(GlobalPosition(0)),
+          .first = GlobalPosition(0),
+          .end = s.name_first,
+          .detail = fmt::format("no segment holds positions [0, {}): the log's first segment is {}",
+                                s.name_first.value, s.file)});
     }
     if (!s.header_ok) {
-      add(Finding{.kind = FindingKind::kSegmentHeader,
-                  .file = s.file,
-                  .offset = 0,
-                  .bytes = std::min<std::uint64_t>(s.file_size, f::kSegmentHeaderSize),
-                  .detail = s.header_error +
-                            (s.records > 0 ? fmt::format("; its {} records are intact (positions from {})",
-                                                         s.records, s.first.value)
-                                           : std::string("; no valid record follows it"))});
+      add(Finding{
+          .kind = FindingKind::kSegmentHeader,
+          .file = s.file,
+          .offset = 0,
+          .bytes = std::min<std::uint64_t>(s.file_size, f::kSegmentHeaderSize),
+          .detail = s.header_error +
+                    (s.records > 0 ? fmt::format("; its {} records are intact (positions from {})",
+                                                 s.records, s.first.value)
+                                   : std::string("; no valid record follows it"))});
     }
     if (s.header_ok && s.file_size < s.header.allocated_size) {
       add(Finding{.kind = FindingKind::kTruncatedSegment,
                   .file = s.file,
                   .offset = s.file_size,
                   .bytes = s.header.allocated_size - s.file_size,
-                  .detail = fmt::format("the file has {} bytes, its header says {} were allocated", s.file_size,
-                                        s.header.allocated_size)});
+                  .detail = fmt::format("the file has {} bytes, its header says {} were allocated",
+                                        s.file_size, s.header.allocated_size)});
     }
     for (const auto& span : s.spans) {
       const std::uint64_t need = (span.end.value - span.first.value) * f::kRecordMinSize;
       const bool room = span.garbage_end - span.offset >= need;
-      add(Finding{.kind = FindingKind::kCorruptRecord,
-                  .file = s.file,
-                  .offset = span.offset,
-                  .bytes = span.garbage_end - span.offset,
-                  .first = span.first,
-                  .end = span.end,
-                  .detail = span.reason + (room ? "" : "; the span is too small to hold a lost marker per position"),
-                  .guesses = span.guesses,
-                  .repairable = room});
+      add(Finding{
+          .kind = FindingKind::kCorruptRecord,
+          .file = s.file,
+          .offset = span.offset,
+          .bytes = span.garbage_end - span.offset,
+          .first = span.first,
+          .end = span.end,
+          .detail = span.reason +
+                    (room ? "" : "; the span is too small to hold a lost marker per position"),
+          .guesses = span.guesses,
+          .repairable = room});
     }
 
     if (s.last || single) {
@@ -368,18 +396,20 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
                       .offset = t.offset,
                       .bytes = t.garbage_end - t.offset,
                       .first = t.position,
-                      .detail = t.reason + "; nothing after it was acknowledged unless a later append was"});
+                      .detail = t.reason +
+                                "; nothing after it was acknowledged unless a later append was"});
       }
       if (s.uncommitted_records > 0 && !single) {
-        add(Finding{.kind = FindingKind::kIncompleteAppend,
-                    .file = s.file,
-                    .offset = s.committed_end,
-                    .bytes = s.data_end - s.committed_end,
-                    .first = GlobalPosition(s.end.value - s.uncommitted_records),
-                    .end = s.end,
-                    .detail = fmt::format("{} record(s) after the last commit flag: an append that never "
-                                          "completed (never acknowledged)",
-                                          s.uncommitted_records)});
+        add(Finding{
+            .kind = FindingKind::kIncompleteAppend,
+            .file = s.file,
+            .offset = s.committed_end,
+            .bytes = s.data_end - s.committed_end,
+            .first = GlobalPosition(s.end.value - s.uncommitted_records),
+            .end = s.end,
+            .detail = fmt::format("{} record(s) after the last commit flag: an append that never "
+                                  "completed (never acknowledged)",
+                                  s.uncommitted_records)});
       }
     } else {
       const SegmentSurvey& nx = d.segments[i + 1];
@@ -394,10 +424,12 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
         span.first = P;
         span.end = F;
         span.at_segment_end = true;
-        span.reason = garbage ? t.reason
-                              : fmt::format("segment ends at offset {} (file {} of {} allocated bytes): "
-                                            "positions [{}, {}) are not in it",
-                                            t.offset, s.file_size, s.header.allocated_size, P.value, F.value);
+        span.reason = garbage
+                          ? t.reason
+                          : fmt::format(
+                                "segment ends at offset {} (file {} of {} allocated bytes): "
+                                "positions [{}, {}) are not in it",
+                                t.offset, s.file_size, s.header.allocated_size, P.value, F.value);
         {
           const std::uint64_t limit = garbage ? t.garbage_end : t.offset;
           (void)limit;
@@ -416,9 +448,10 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
                     .file = engine::segment_file_name(P),
                     .first = P,
                     .end = F,
-                    .detail = fmt::format("no segment holds positions [{}, {}): {} ends cleanly at {}, the next "
-                                          "segment {} starts at {}",
-                                          P.value, F.value, s.file, P.value, nx.file, F.value)});
+                    .detail = fmt::format(
+                        "no segment holds positions [{}, {}): {} ends cleanly at {}, the next "
+                        "segment {} starts at {}",
+                        P.value, F.value, s.file, P.value, nx.file, F.value)});
       } else if (P == F && garbage) {
         DamagedSpan span;
         span.offset = t.offset;
@@ -428,20 +461,22 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
         span.at_segment_end = true;
         span.reason = t.reason;
         s.spans.push_back(span);
-        add(Finding{.kind = FindingKind::kSegmentTail,
-                    .file = s.file,
-                    .offset = t.offset,
-                    .bytes = t.garbage_end - t.offset,
-                    .first = P,
-                    .end = P,
-                    .detail = t.reason + "; no position is lost (the next segment starts right after)"});
+        add(Finding{
+            .kind = FindingKind::kSegmentTail,
+            .file = s.file,
+            .offset = t.offset,
+            .bytes = t.garbage_end - t.offset,
+            .first = P,
+            .end = P,
+            .detail = t.reason + "; no position is lost (the next segment starts right after)"});
       } else if (P > F) {
         add(Finding{.kind = FindingKind::kSegmentOverlap,
                     .file = nx.file,
                     .first = F,
                     .end = P,
-                    .detail = fmt::format("{} starts at position {} but {} already holds positions up to {}",
-                                          nx.file, F.value, s.file, P.value - 1),
+                    .detail = fmt::format(
+                        "{} starts at position {} but {} already holds positions up to {}", nx.file,
+                        F.value, s.file, P.value - 1),
                     .repairable = false});
       }
     }
@@ -463,11 +498,14 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
       } else if (!damaged && (idx->offsets != s.offsets || idx->data_end != s.data_end)) {
         s.idx = IdxState::kMismatch;
         std::size_t k = 0;
-        while (k < idx->offsets.size() && k < s.offsets.size() && idx->offsets[k] == s.offsets[k]) ++k;
+        while (k < idx->offsets.size() && k < s.offsets.size() && idx->offsets[k] == s.offsets[k])
+          ++k;
         s.idx_detail = fmt::format(
-            "{} lists {} records ending at offset {}; the segment has {} ending at {} (first difference at "
+            "{} lists {} records ending at offset {}; the segment has {} ending at {} (first "
+            "difference at "
             "position {})",
-            idx_name, idx->offsets.size(), idx->data_end, s.offsets.size(), s.data_end, s.name_first.value + k);
+            idx_name, idx->offsets.size(), idx->data_end, s.offsets.size(), s.data_end,
+            s.name_first.value + k);
       } else {
         s.idx = IdxState::kOk;
       }
@@ -478,10 +516,16 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
     if (s.idx == IdxState::kCorrupt)
       add(Finding{.kind = FindingKind::kIdxCorrupt, .file = idx_name, .detail = s.idx_detail});
     else if (s.idx == IdxState::kMismatch)
-      add(Finding{.kind = FindingKind::kIdxMismatch, .file = idx_name, .first = s.first, .end = s.end,
+      add(Finding{.kind = FindingKind::kIdxMismatch,
+                  .file = idx_name,
+                  .first = s.first,
+                  .end = s.end,
                   .detail = s.idx_detail});
     else if (s.idx == IdxState::kMissing && !single)
-      add(Finding{.kind = FindingKind::kIdxMissing, .file = idx_name, .first = s.first, .end = s.end,
+      add(Finding{.kind = FindingKind::kIdxMissing,
+                  .file = idx_name,
+                  .first = s.first,
+                  .end = s.end,
                   .detail = s.idx_detail});
   }
   if (opt.only_segment.empty()) {
@@ -490,7 +534,8 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
       d.orphan_idx.push_back(n);
       add(Finding{.kind = FindingKind::kIdxOrphan,
                   .file = n,
-                  .detail = fmt::format("{} has no segment {}", n, engine::segment_file_name(GlobalPosition(first)))});
+                  .detail = fmt::format("{} has no segment {}", n,
+                                        engine::segment_file_name(GlobalPosition(first)))});
     }
     for (const auto& n : d.unknown_files)
       add(Finding{.kind = FindingKind::kUnknownFile,

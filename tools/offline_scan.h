@@ -45,9 +45,9 @@ struct SegmentSurvey {
   GlobalPosition name_first;  // from the file name
   std::uint64_t file_size = 0;
   bool header_ok = false;
-  std::string header_error;   // when !header_ok
+  std::string header_error;      // when !header_ok
   engine::SegmentHeader header;  // when header_ok
-  bool last = false;          // the active segment (highest first position)
+  bool last = false;             // the active segment (highest first position)
 
   // Records with a valid checksum at their expected positions (lost markers
   // included), and what they span.
@@ -56,8 +56,9 @@ struct SegmentSurvey {
   GlobalPosition first;  // first position this segment holds
   GlobalPosition end;    // one past the last position it accounts for (valid or lost)
   std::int64_t first_ts = 0, last_ts = 0;  // of real events (markers excluded)
-  std::uint64_t data_end = 0;  // one past the last valid record
-  std::vector<std::uint32_t> offsets;  // of valid records in position order (no gaps only if no spans)
+  std::uint64_t data_end = 0;              // one past the last valid record
+  std::vector<std::uint32_t>
+      offsets;  // of valid records in position order (no gaps only if no spans)
 
   std::vector<DamagedSpan> spans;
   // Last segment only: bytes after the last valid record that no valid record
@@ -87,8 +88,8 @@ enum class FindingKind {
   kIdxMissing,
   kIdxCorrupt,
   kIdxMismatch,
-  kIdxOrphan,         // a .idx without its segment
-  kIndexMissing,      // stream index
+  kIdxOrphan,     // a .idx without its segment
+  kIndexMissing,  // stream index
   kIndexCorrupt,
   kIndexMismatch,
   kUnknownFile,
@@ -99,7 +100,7 @@ struct Finding {
   FindingKind kind;
   std::string file;  // segment or other file (relative to DIR)
   std::optional<std::uint64_t> offset;
-  std::uint64_t bytes = 0;  // damaged bytes, when meaningful
+  std::uint64_t bytes = 0;                   // damaged bytes, when meaningful
   std::optional<GlobalPosition> first, end;  // positions affected [first, end)
   std::string detail;
   std::vector<std::string> guesses;  // see DamagedSpan::guesses

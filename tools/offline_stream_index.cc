@@ -1,9 +1,8 @@
 // Stream index (DIR/index) checks for verify, and dump-index. Built on the
 // index's public reading API: read_manifest and IndexFile.
 
-#include <sys/stat.h>
-
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include "engine/file.h"
 #include "index/index_file.h"
@@ -24,11 +23,14 @@ bool exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-std::string rel(const std::string& name) { return "index/" + name; }
+std::string rel(const std::string& name) {
+  return "index/" + name;
+}
 
 }  // namespace
 
-void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys, VerifyReport& report) {
+void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys,
+                        VerifyReport& report) {
   auto& fs = engine::FileSystem::posix();
   const std::string idir = dir + "/index";
   auto& findings = report.survey.findings;
@@ -42,9 +44,10 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
       if (names)
         for (const auto& n : *names) any = any || (n.size() > 3 && n.substr(n.size() - 3) == ".ix");
       if (any)
-        findings.push_back(Finding{.kind = FindingKind::kIndexMissing,
-                                   .file = rel(index::kManifestName),
-                                   .detail = "index files exist but the manifest listing them is missing"});
+        findings.push_back(
+            Finding{.kind = FindingKind::kIndexMissing,
+                    .file = rel(index::kManifestName),
+                    .detail = "index files exist but the manifest listing them is missing"});
       return;
     }
     findings.push_back(Finding{.kind = FindingKind::kIndexCorrupt,
@@ -55,24 +58,26 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
   report.indexed_through = manifest->indexed_through;
   const std::uint64_t log_end = keys.size();
   if (manifest->indexed_through > log_end)
-    findings.push_back(Finding{.kind = FindingKind::kIndexMismatch,
-                               .file = rel(index::kManifestName),
-                               .first = GlobalPosition(log_end),
-                               .end = GlobalPosition(manifest->indexed_through),
-                               .detail = fmt::format("the manifest says positions below {} are indexed; the log "
-                                                     "ends at {}",
-                                                     manifest->indexed_through, log_end)});
+    findings.push_back(
+        Finding{.kind = FindingKind::kIndexMismatch,
+                .file = rel(index::kManifestName),
+                .first = GlobalPosition(log_end),
+                .end = GlobalPosition(manifest->indexed_through),
+                .detail = fmt::format("the manifest says positions below {} are indexed; the log "
+                                      "ends at {}",
+                                      manifest->indexed_through, log_end)});
   std::vector<bool> seen(log_end, false);
   bool all_files_read = true;
   for (const auto& meta : manifest->files) {
     const std::string name = index::index_file_name(meta.number);
     if (!exists(idir + "/" + name)) {
       all_files_read = false;
-      findings.push_back(Finding{.kind = FindingKind::kIndexMissing,
-                                 .file = rel(name),
-                                 .first = GlobalPosition(meta.first_position),
-                                 .end = GlobalPosition(meta.end_position),
-                                 .detail = fmt::format("{} is listed in the manifest but missing", name)});
+      findings.push_back(
+          Finding{.kind = FindingKind::kIndexMissing,
+                  .file = rel(name),
+                  .first = GlobalPosition(meta.first_position),
+                  .end = GlobalPosition(meta.end_position),
+                  .detail = fmt::format("{} is listed in the manifest but missing", name)});
       continue;
     }
     auto file = index::IndexFile::open(fs, idir, meta, /*verify_entries=*/true);
@@ -92,11 +97,14 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
       ++report.index_entries;
       std::string why;
       if (e.position < meta.first_position || e.position >= meta.end_position) {
-        why = fmt::format("entry (hash {:016x}, revision {}) points to position {} outside the file's range [{}, {})",
-                          e.hash, e.revision, e.position, meta.first_position, meta.end_position);
+        why = fmt::format(
+            "entry (hash {:016x}, revision {}) points to position {} outside the file's range [{}, "
+            "{})",
+            e.hash, e.revision, e.position, meta.first_position, meta.end_position);
       } else if (e.position >= log_end) {
-        why = fmt::format("entry (hash {:016x}, revision {}) points to position {} past the log's end {}", e.hash,
-                          e.revision, e.position, log_end);
+        why = fmt::format(
+            "entry (hash {:016x}, revision {}) points to position {} past the log's end {}", e.hash,
+            e.revision, e.position, log_end);
       } else {
         const PositionKey& k = keys[e.position];
         if (seen[e.position]) {
@@ -104,9 +112,10 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
         } else if (k.state == 2) {
           ++report.lost_revisions;  // a revision lost at repair: reads of it say so
         } else if (k.state == 1 && (k.hash != e.hash || k.revision != e.revision)) {
-          why = fmt::format("entry (hash {:016x}, revision {}) points to position {}, which holds (hash {:016x}, "
-                            "revision {})",
-                            e.hash, e.revision, e.position, k.hash, k.revision);
+          why = fmt::format(
+              "entry (hash {:016x}, revision {}) points to position {}, which holds (hash {:016x}, "
+              "revision {})",
+              e.hash, e.revision, e.position, k.hash, k.revision);
         }
         seen[e.position] = true;
       }
@@ -119,8 +128,8 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
                                  .file = rel(name),
                                  .first = GlobalPosition(meta.first_position),
                                  .end = GlobalPosition(meta.end_position),
-                                 .detail = fmt::format("{} wrong entr{}; first: {}", bad, bad == 1 ? "y" : "ies",
-                                                       first_bad)});
+                                 .detail = fmt::format("{} wrong entr{}; first: {}", bad,
+                                                       bad == 1 ? "y" : "ies", first_bad)});
   }
   if (!all_files_read) return;  // unindexed records are explained by the missing file
   std::uint64_t unindexed = 0;
@@ -132,13 +141,14 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
     }
   }
   if (unindexed > 0)
-    findings.push_back(Finding{.kind = FindingKind::kIndexMismatch,
-                               .file = rel(index::kManifestName),
-                               .first = GlobalPosition(first_unindexed),
-                               .end = GlobalPosition(through),
-                               .detail = fmt::format("{} record(s) below the indexed-through position {} have no "
-                                                     "index entry; first at position {}",
-                                                     unindexed, through, first_unindexed)});
+    findings.push_back(
+        Finding{.kind = FindingKind::kIndexMismatch,
+                .file = rel(index::kManifestName),
+                .first = GlobalPosition(first_unindexed),
+                .end = GlobalPosition(through),
+                .detail = fmt::format("{} record(s) below the indexed-through position {} have no "
+                                      "index entry; first at position {}",
+                                      unindexed, through, first_unindexed)});
 }
 
 Status dump_index(const std::string& dir, const std::function<void(const std::string&)>& out) {

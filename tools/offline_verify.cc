@@ -1,7 +1,7 @@
-#include <chrono>
-
 #include <fmt/format.h>
 #include <xxhash.h>
+
+#include <chrono>
 
 #include "engine/format.h"
 #include "tools/offline.h"
@@ -38,7 +38,10 @@ std::string finding_text(const Finding& fd) {
 std::string finding_json(const Finding& fd) {
   JsonObject o;
   o.str("kind", finding_kind_name(fd.kind)).str("file", fd.file);
-  if (fd.offset) o.num("offset", *fd.offset); else o.null("offset");
+  if (fd.offset)
+    o.num("offset", *fd.offset);
+  else
+    o.null("offset");
   o.num("bytes", fd.bytes);
   if (fd.first) {
     o.num("first_position", fd.first->value);
@@ -58,7 +61,8 @@ std::string finding_json(const Finding& fd) {
 }
 
 double VerifyReport::mib_per_second() const {
-  return seconds > 0 ? static_cast<double>(survey.bytes_scanned) / (1024.0 * 1024.0) / seconds : 0.0;
+  return seconds > 0 ? static_cast<double>(survey.bytes_scanned) / (1024.0 * 1024.0) / seconds
+                     : 0.0;
 }
 
 Result<VerifyReport> verify_directory(const std::string& dir, const VerifyOptions& options) {

@@ -18,7 +18,9 @@ class FaultFsTest : public ::testing::Test {
     EXPECT_TRUE(f) << f.status().to_string();
     return std::move(*f);
   }
-  static void write(File& f, std::uint64_t off, const std::string& s) { ASSERT_TRUE(f.pwrite(off, testing::bytes_of(s))); }
+  static void write(File& f, std::uint64_t off, const std::string& s) {
+    ASSERT_TRUE(f.pwrite(off, testing::bytes_of(s)));
+  }
   std::string contents(const std::string& name) {
     std::ifstream in(path(name), std::ios::binary);
     return {std::istreambuf_iterator<char>(in), {}};
@@ -58,7 +60,8 @@ TEST_F(FaultFsTest, CrashCanKeepAPrefixOfTheLastWrite) {
     }
     ASSERT_TRUE(fs_.crash(seed));
     const std::string c = contents("a");
-    const std::size_t n = c.find_first_not_of('x') == std::string::npos ? 64 : c.find_first_not_of('x');
+    const std::size_t n =
+        c.find_first_not_of('x') == std::string::npos ? 64 : c.find_first_not_of('x');
     EXPECT_EQ(c.substr(n), std::string(64 - n, '.'));
     kept.insert(n);
   }

@@ -1,6 +1,7 @@
 // Failures and power loss, through FaultInjectionFileSystem.
 
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -11,8 +12,6 @@
 #include <random>
 #include <sstream>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "engine/fault_fs.h"
 #include "engine/format.h"
@@ -71,7 +70,8 @@ TEST_F(LogFaultTest, FdatasyncErrorMakesTheWriterFailStickilyWhileDurableReadsKe
   EXPECT_EQ(log->append_sync({make_event(0)}).first_position, end);
 }
 
-TEST_F(LogFaultTest, NoSpaceAtSegmentAllocationFailsTheAppendAndTheWriterContinuesWhenSpaceReturns) {
+TEST_F(LogFaultTest,
+       NoSpaceAtSegmentAllocationFailsTheAppendAndTheWriterContinuesWhenSpaceReturns) {
   auto log = open(options(64 << 10));
   ffs_.set_allocate_enospc(true);
   AppendOutcome o;
@@ -157,7 +157,8 @@ class Ledger {
       std::istringstream in{std::string(v.stream)};
       char c1, c2;
       in >> id >> c1 >> j >> c2 >> cnt;
-      if (v.position.value != expect_pos) err << "position " << v.position.value << " where " << expect_pos << "; ";
+      if (v.position.value != expect_pos)
+        err << "position " << v.position.value << " where " << expect_pos << "; ";
       ++expect_pos;
       if (j == 0) {
         if (idx != n) err << "append " << cur << " incomplete at " << v.position.value << "; ";
@@ -179,7 +180,8 @@ class Ledger {
       if (it == first_of.end())
         err << "acknowledged append " << id << " (position " << fc.first << ") lost; ";
       else if (it->second != fc.first)
-        err << "acknowledged append " << id << " at " << it->second << ", acked at " << fc.first << "; ";
+        err << "acknowledged append " << id << " at " << it->second << ", acked at " << fc.first
+            << "; ";
     }
     if (order.size() < prefix.size() || !std::equal(prefix.begin(), prefix.end(), order.begin()))
       err << "log is no longer an extension of what recovery found before; ";
@@ -212,7 +214,8 @@ std::string crash_loop(const std::string& dir, std::uint64_t seed, int rounds, b
   o.prepare_segments = seed % 2 == 0;  // both ways of creating segments
   for (int round = 0; round <= rounds; ++round) {
     auto opened = Log::open(o);
-    if (!opened) return "round " + std::to_string(round) + ": open failed: " + opened.status().to_string();
+    if (!opened)
+      return "round " + std::to_string(round) + ": open failed: " + opened.status().to_string();
     auto log = std::move(*opened);
     if (tails_cut != nullptr)
       *tails_cut += log->recovery().torn_bytes_cut + log->recovery().incomplete_events_cut;
@@ -267,7 +270,8 @@ TEST_F(LogFaultTest, AfterAnyCrashTheLogIsAPrefixOfWhatWasWrittenHoldingEveryAck
   std::uint64_t tails_cut = 0;
   for (int seed = 1; seed <= crash_seeds(); ++seed) {
     const std::string dir = dir_.path() + "/crash-" + std::to_string(seed);
-    const std::string violation = crash_loop(dir, static_cast<std::uint64_t>(seed), 6, false, &tails_cut);
+    const std::string violation =
+        crash_loop(dir, static_cast<std::uint64_t>(seed), 6, false, &tails_cut);
     EXPECT_EQ(violation, "") << "replay with seed " << seed;
   }
   // The crashes did leave torn or uncommitted tails for recovery to cut.

@@ -72,5 +72,4 @@ class LogFixture : public ::testing::Test {
   FileSystem* fs_ = nullptr;  // nullptr: posix
 };
 
-
 }  // namespace annal::engine

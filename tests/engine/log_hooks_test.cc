@@ -87,9 +87,10 @@ TEST_F(LogHooksTest, PrepareRunsInOrderAndDurableComesBeforeDone) {
   EXPECT_TRUE(d.deduplicated);
   auto b = append(*log, hooks, "b");
   EXPECT_EQ(b.first_position, GlobalPosition(2));
-  EXPECT_EQ(hooks.calls, (std::vector<std::string>{"prepare a @0", "durable 2", "done a", "prepare reject @2",
-                                                   "done reject", "prepare dedupe @2", "done dedupe",
-                                                   "prepare b @2", "durable 3", "done b"}));
+  EXPECT_EQ(hooks.calls,
+            (std::vector<std::string>{"prepare a @0", "durable 2", "done a", "prepare reject @2",
+                                      "done reject", "prepare dedupe @2", "done dedupe",
+                                      "prepare b @2", "durable 3", "done b"}));
   // What prepare changed is what was written.
   EXPECT_EQ(log->read(GlobalPosition(1))->revision, StreamRevision(101));
   EXPECT_EQ(log->read(GlobalPosition(2))->revision, StreamRevision(102));
@@ -123,9 +124,9 @@ TEST_F(LogHooksTest, AFailedGroupIsAbortedInReverseOrderBeforeItsOutcomes) {
   EXPECT_TRUE(f[0].get().status);
   for (int i = 1; i < 4; ++i) EXPECT_EQ(f[i].get().status.code(), Errc::kWriterFailed);
   EXPECT_EQ(hooks.calls,
-            (std::vector<std::string>{"prepare gate @0", "durable 1", "done gate", "prepare x @1", "prepare y @2",
-                                      "prepare z @3", "aborted z", "aborted y", "aborted x", "done x", "done y",
-                                      "done z"}));
+            (std::vector<std::string>{"prepare gate @0", "durable 1", "done gate", "prepare x @1",
+                                      "prepare y @2", "prepare z @3", "aborted z", "aborted y",
+                                      "aborted x", "done x", "done y", "done z"}));
 }
 
 TEST_F(LogHooksTest, LostMarkersAreReturnedByScansAsLostEntries) {
@@ -136,7 +137,8 @@ TEST_F(LogHooksTest, LostMarkersAreReturnedByScansAsLostEntries) {
   // Put a repair marker (same position, lost flag, no data) in place of the last record.
   const auto used = [&] { return open()->segments().back().bytes_used; }();
   std::string bytes = slurp(seg_path(0), 0, used);
-  SegmentScan scan = scan_segment(testing::bytes_of(bytes + std::string(4096, '\0')), GlobalPosition(0));
+  SegmentScan scan =
+      scan_segment(testing::bytes_of(bytes + std::string(4096, '\0')), GlobalPosition(0));
   ASSERT_EQ(scan.offsets.size(), 3u);
   EventRecord lost;
   lost.position = GlobalPosition(2);

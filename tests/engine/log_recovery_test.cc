@@ -41,7 +41,8 @@ TEST_F(LogRecoveryTest, TornTailIsCutAtEveryByteOffsetOfTheLastRecord) {
     auto log = open();
     ASSERT_NE(log, nullptr) << "keep " << keep;
     EXPECT_EQ(log->durable_end(), GlobalPosition(whole ? 3 : 2)) << "keep " << keep;
-    const bool garbage = !whole && record.substr(0, keep).find_first_not_of('\0') != std::string::npos;
+    const bool garbage =
+        !whole && record.substr(0, keep).find_first_not_of('\0') != std::string::npos;
     EXPECT_EQ(log->recovery().torn_bytes_cut > 0, garbage) << "keep " << keep;
     EXPECT_EQ(all(*log).size(), whole ? 3u : 2u);
     log.reset();
@@ -193,7 +194,8 @@ TEST_F(LogRecoveryTest, GapBetweenSegmentsRefusesToOpen) {
   auto r = Log::open(options(64 << 10));
   ASSERT_FALSE(r);
   EXPECT_EQ(r.status().code(), Errc::kCorruption);
-  EXPECT_NE(r.status().message().find("positions missing"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("positions missing"), std::string::npos)
+      << r.status().message();
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ TEST_F(LogTest, AppendedEventsAreReadBackWithDensePositions) {
 
 TEST_F(LogTest, BackwardScanIsForwardScanReversed) {
   auto log = open(options(64 << 10));
-  for (int i = 0; i < 150; ++i) ASSERT_TRUE(log->append_sync({make_event(0, 500), make_event(0, 300)}).status);
+  for (int i = 0; i < 150; ++i)
+    ASSERT_TRUE(log->append_sync({make_event(0, 500), make_event(0, 300)}).status);
   ASSERT_GT(log->segments().size(), 2u);
   auto fwd = all(*log);
   std::vector<EventRecord> back;
@@ -109,7 +110,8 @@ TEST_F(LogTest, SegmentRollUnderConcurrentAppendsKeepsPositionsDense) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         std::vector<EventRecord> batch;
-        for (int j = 0; j <= (t + i) % 4; ++j) batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
+        for (int j = 0; j <= (t + i) % 4; ++j)
+          batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
         if (!log->append_sync(std::move(batch)).status) ++failures;
       }
     });
@@ -118,7 +120,8 @@ TEST_F(LogTest, SegmentRollUnderConcurrentAppendsKeepsPositionsDense) {
   EXPECT_EQ(failures.load(), 0);
   auto events = all(*log);
   ASSERT_EQ(events.size(), log->durable_end().value);
-  for (std::uint64_t i = 0; i < events.size(); ++i) ASSERT_EQ(events[i].position, GlobalPosition(i));
+  for (std::uint64_t i = 0; i < events.size(); ++i)
+    ASSERT_EQ(events[i].position, GlobalPosition(i));
   EXPECT_GT(log->segments().size(), 3u);
   log.reset();
   log = open(options(64 << 10));
@@ -153,7 +156,8 @@ TEST_F(LogTest, ReadersConcurrentWithTheWriterSeeOnlyValidDurableRecords) {
   std::vector<std::thread> writers;
   for (int w = 0; w < 3; ++w)
     writers.emplace_back([&] {
-      for (int i = 0; i < 120; ++i) ASSERT_TRUE(log->append_sync({make_event(0, 300), make_event(0, 10)}).status);
+      for (int i = 0; i < 120; ++i)
+        ASSERT_TRUE(log->append_sync({make_event(0, 300), make_event(0, 10)}).status);
     });
   for (auto& t : writers) t.join();
   done = true;

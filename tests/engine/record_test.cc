@@ -66,7 +66,8 @@ TEST(RecordTest, EverySingleBitFlipIsDetected) {
 
 TEST(RecordTest, CorruptedLengthIsDetected) {
   const std::string good = encoded(make_event(5, 64));
-  for (std::uint32_t len : {0u, 8u, 64u, 72u, 80u, 0xFFFFFFF8u, static_cast<std::uint32_t>(good.size() + 8)}) {
+  for (std::uint32_t len :
+       {0u, 8u, 64u, 72u, 80u, 0xFFFFFFF8u, static_cast<std::uint32_t>(good.size() + 8)}) {
     std::string bad = good + std::string(64, '\0');
     for (int i = 0; i < 4; ++i) bad[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
     DecodeResult d = decode(bytes_of(bad));
@@ -148,14 +149,16 @@ TEST(RecordFormatTest, TheDocumentedExampleEncodesToTheDocumentedBytes) {
   r.flags = format::kFlagDataJson | format::kFlagCommit;
   r.data = "{\"qty\":2}";
   const char* hex =
-      "60000000050000" "00d8b473dbef683c8f"
+      "60000000050000"
+      "00d8b473dbef683c8f"
       "05000000000000000000000000000000"
       "00887293904406000f8e7d6c5b4a4938"
       "8271605f4e3d2c1b0700060000000000"
       "090000006f726465722d31506c616365"
       "647b22717479223a327d000060000000";
   std::string expected;
-  for (const char* p = hex; *p != 0; p += 2) expected.push_back(static_cast<char>(std::stoi(std::string(p, 2), nullptr, 16)));
+  for (const char* p = hex; *p != 0; p += 2)
+    expected.push_back(static_cast<char>(std::stoi(std::string(p, 2), nullptr, 16)));
   std::string bytes;
   encode(r, bytes);
   EXPECT_EQ(bytes, expected);

@@ -79,10 +79,12 @@ TEST(PositionIndexTest, WriteThenReadThroughTheFileSystem) {
   testing::TempDir dir;
   PositionIndex idx{GlobalPosition(7), 4096 + 72, {4096}};
   ASSERT_TRUE(write_position_index(FileSystem::posix(), dir.path(), idx));
-  auto r = read_position_index(FileSystem::posix(), dir.path() + "/" + index_file_name(GlobalPosition(7)));
+  auto r = read_position_index(FileSystem::posix(),
+                               dir.path() + "/" + index_file_name(GlobalPosition(7)));
   ASSERT_TRUE(r) << r.status().to_string();
   EXPECT_EQ(*r, idx);
-  EXPECT_FALSE(FileSystem::posix().exists(dir.path() + "/" + index_file_name(GlobalPosition(7)) + ".tmp"));
+  EXPECT_FALSE(
+      FileSystem::posix().exists(dir.path() + "/" + index_file_name(GlobalPosition(7)) + ".tmp"));
 }
 
 TEST(SegmentScannerTest, CleanSegmentEndsWithEnd) {

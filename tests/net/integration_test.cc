@@ -21,7 +21,9 @@ using Kind = Subscription::Message::Kind;
 
 class NodeTest : public ::testing::Test {
  protected:
-  void start(std::vector<std::string> flags = {}) { node_ = std::make_unique<Node>(dir_.path(), flags); }
+  void start(std::vector<std::string> flags = {}) {
+    node_ = std::make_unique<Node>(dir_.path(), flags);
+  }
   void TearDown() override {
     if (node_) {
       auto code = node_->stop();
@@ -37,9 +39,9 @@ class NodeTest : public ::testing::Test {
   }
 
   // Collects subscription events until `n` have arrived (or a timeout).
-  static std::vector<engine::EventRecord> collect(Subscription& s, std::size_t n,
-                                                  std::chrono::milliseconds timeout = 60s,
-                                                  std::vector<std::uint64_t>* checkpoints = nullptr) {
+  static std::vector<engine::EventRecord> collect(
+      Subscription& s, std::size_t n, std::chrono::milliseconds timeout = 60s,
+      std::vector<std::uint64_t>* checkpoints = nullptr) {
     std::vector<engine::EventRecord> out;
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
@@ -70,19 +72,23 @@ TEST_F(NodeTest, EveryOperationWorksEndToEnd) {
   ASSERT_TRUE(c->ping().ok());
 
   // append: new stream, then exact revision, then a conflict with the actual revision.
-  auto a1 = append(*c, "order-1", {json_event("Placed", R"({"n":1})"), json_event("Paid", R"({"n":2})", R"({"m":1})")},
-                   ExpectedRevision::no_stream());
+  auto a1 =
+      append(*c, "order-1",
+             {json_event("Placed", R"({"n":1})"), json_event("Paid", R"({"n":2})", R"({"m":1})")},
+             ExpectedRevision::no_stream());
   EXPECT_EQ(a1.first_position, 0u);
   EXPECT_EQ(a1.first_revision, 0u);
   EXPECT_EQ(a1.count, 2u);
   auto a2 = append(*c, "order-1", {json_event("Shipped", "{}")}, ExpectedRevision::exact(1));
   EXPECT_EQ(a2.first_position, 2u);
   EXPECT_EQ(a2.first_revision, 2u);
-  auto conflict = c->append(proto::AppendReq{"order-1", ExpectedRevision::exact(0), {json_event("X", "{}")}});
+  auto conflict =
+      c->append(proto::AppendReq{"order-1", ExpectedRevision::exact(0), {json_event("X", "{}")}});
   ASSERT_FALSE(conflict.ok());
   EXPECT_EQ(conflict.error().code, proto::Code::kWrongExpectedRevision);
   EXPECT_EQ(conflict.error().detail, 2u);  // the actual revision
-  auto nostream = c->append(proto::AppendReq{"nope", ExpectedRevision::stream_exists(), {json_event("X", "{}")}});
+  auto nostream = c->append(
+      proto::AppendReq{"nope", ExpectedRevision::stream_exists(), {json_event("X", "{}")}});
   ASSERT_FALSE(nostream.ok());
   EXPECT_EQ(nostream.error().code, proto::Code::kWrongExpectedRevision);
   EXPECT_EQ(nostream.error().detail, proto::kNone);
@@ -107,7 +113,8 @@ TEST_F(NodeTest, EveryOperationWorksEndToEnd) {
   EXPECT_EQ(rf->events[1].metadata, R"({"m":1})");
   EXPECT_EQ(rf->events[1].flags, engine::format::kFlagDataJson | engine::format::kFlagMetadataJson);
   EXPECT_EQ(rf->events[2].revision.value, 2u);
-  auto rb = c->read_stream(proto::ReadStreamReq{"order-1", proto::kNone, 2, index::Direction::kBackward});
+  auto rb =
+      c->read_stream(proto::ReadStreamReq{"order-1", proto::kNone, 2, index::Direction::kBackward});
   ASSERT_TRUE(rb.ok()) << rb.error_string();
   ASSERT_EQ(rb->events.size(), 2u);
   EXPECT_EQ(rb->events[0].revision.value, 2u);
@@ -143,7 +150,8 @@ TEST_F(NodeTest, EveryOperationWorksEndToEnd) {
   EXPECT_GT(info->max_event_size, 0u);
 
   // subscribe to a stream from the start, get history, then a live event, then unsubscribe.
-  auto sub = c->subscribe(proto::SubscribeReq{proto::Target::kStream, "order-1", false, 1, "", "", 0});
+  auto sub =
+      c->subscribe(proto::SubscribeReq{proto::Target::kStream, "order-1", false, 1, "", "", 0});
   ASSERT_TRUE(sub.ok()) << sub.error_string();
   EXPECT_EQ(sub.value()->start(), 1u);
   auto hist = collect(*sub.value(), 2, 10s);
@@ -190,7 +198,8 @@ TEST_F(NodeTest, PipelinedRequestsAreAnsweredByRequestId) {
   std::map<int, std::uint64_t> revision_of;
   std::atomic<int> failures{0};
   for (int i = 0; i < n; ++i) {
-    c->append_async(proto::AppendReq{"pipe-" + std::to_string(i % 7), ExpectedRevision::any(),
+    c->append_async(proto::AppendReq{"pipe-" + std::to_string(i % 7),
+                                     ExpectedRevision::any(),
                                      {json_event("E", "{\"i\":" + std::to_string(i) + "}")}},
                     [&, i](Reply<proto::AppendOk> r) {
                       if (!r.ok()) {
@@ -219,9 +228,14 @@ TEST_F(NodeTest, PipelinedRequestsAreAnsweredByRequestId) {
   ASSERT_TRUE(raw.handshake());
   std::string burst;
   for (std::uint64_t id = 100; id < 140; ++id) {
-    if (id % 3 == 0) burst += proto::encode_empty(proto::Op::kPing, id);
-    else if (id % 3 == 1) burst += proto::encode_read_all(id, proto::ReadAllReq{id - 100, 1, index::Direction::kForward});
-    else burst += proto::encode_append(id, proto::AppendReq{"raw", ExpectedRevision::any(), {json_event("R", "[]")}});
+    if (id % 3 == 0)
+      burst += proto::encode_empty(proto::Op::kPing, id);
+    else if (id % 3 == 1)
+      burst +=
+          proto::encode_read_all(id, proto::ReadAllReq{id - 100, 1, index::Direction::kForward});
+    else
+      burst += proto::encode_append(
+          id, proto::AppendReq{"raw", ExpectedRevision::any(), {json_event("R", "[]")}});
   }
   ASSERT_TRUE(raw.send(burst));
   std::set<std::uint64_t> answered;
@@ -257,7 +271,8 @@ TEST_F(NodeTest, SubscriptionsCatchUpToLiveWhileFourWritersAppend) {
   for (int i = 0; i < history; i += 50) {
     std::vector<index::NewEvent> batch;
     for (int k = 0; k < 50; ++k) batch.push_back(json_event("H", "{}"));
-    append(*c, "w1", std::move(batch));  // w1 also gets history: a stream sub crosses from index to log
+    append(*c, "w1",
+           std::move(batch));  // w1 also gets history: a stream sub crosses from index to log
   }
   auto sc = node_->client();
   auto all = sc->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "", 0});
@@ -273,7 +288,8 @@ TEST_F(NodeTest, SubscriptionsCatchUpToLiveWhileFourWritersAppend) {
       auto wc = node_->client();
       if (!wc) return;
       for (int i = 0; i < per_writer; ++i) {
-        wc->append_async(proto::AppendReq{"w" + std::to_string(w), ExpectedRevision::any(),
+        wc->append_async(proto::AppendReq{"w" + std::to_string(w),
+                                          ExpectedRevision::any(),
                                           {json_event("W", "{\"i\":" + std::to_string(i) + "}")}},
                          [&](Reply<proto::AppendOk> r) {
                            if (!r.ok()) ++failures;
@@ -288,7 +304,8 @@ TEST_F(NodeTest, SubscriptionsCatchUpToLiveWhileFourWritersAppend) {
   for (auto& t : ts) t.join();
   EXPECT_EQ(failures.load(), 0);
   ASSERT_EQ(got.size(), total);
-  for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i].position.value, i) << "gap or duplicate";
+  for (std::size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(got[i].position.value, i) << "gap or duplicate";
   ASSERT_EQ(got_w1.size(), static_cast<std::size_t>(history + per_writer));
   for (std::size_t i = 0; i < got_w1.size(); ++i) {
     ASSERT_EQ(got_w1[i].revision.value, i);
@@ -348,11 +365,12 @@ TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
       auto wc = node_->client();
       if (!wc) return;
       for (int i = 0; i < per_writer; ++i)
-        wc->append_async(proto::AppendReq{"slow-" + std::to_string(w), ExpectedRevision::any(),
-                                          {json_event("S", payload)}},
-                         [&](Reply<proto::AppendOk> r) {
-                           if (!r.ok()) ++failures;
-                         });
+        wc->append_async(
+            proto::AppendReq{
+                "slow-" + std::to_string(w), ExpectedRevision::any(), {json_event("S", payload)}},
+            [&](Reply<proto::AppendOk> r) {
+              if (!r.ok()) ++failures;
+            });
       wc->drain();
     });
   }
@@ -390,10 +408,12 @@ TEST_F(NodeTest, FilteredSubscriptionsSendCheckpointsEvenWhenNothingMatches) {
   start();
   auto c = node_->client();
   auto sc = node_->client();
-  auto sub = sc->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "match-", "", 100});
+  auto sub =
+      sc->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "match-", "", 100});
   ASSERT_TRUE(sub.ok());
   auto sc2 = node_->client();
-  auto by_type = sc2->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "Good", 0});
+  auto by_type =
+      sc2->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "Good", 0});
   ASSERT_TRUE(by_type.ok());
   for (int i = 0; i < 10; ++i) {
     std::vector<index::NewEvent> batch;
@@ -437,15 +457,18 @@ TEST_F(NodeTest, FilteredSubscriptionsSendCheckpointsEvenWhenNothingMatches) {
 TEST_F(NodeTest, InvalidJsonRejectsTheWholeAppendNamingTheEvent) {
   start();
   auto c = node_->client();
-  auto r = c->append(proto::AppendReq{"j", ExpectedRevision::any(),
-                                      {json_event("A", "{}"), json_event("B", R"({"a":1,"x":[1,2,}})"),
-                                       json_event("C", "{}")}});
+  auto r = c->append(proto::AppendReq{
+      "j",
+      ExpectedRevision::any(),
+      {json_event("A", "{}"), json_event("B", R"({"a":1,"x":[1,2,}})"), json_event("C", "{}")}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, proto::Code::kInvalidJson);
   EXPECT_EQ(r.error().detail, 1u);
   EXPECT_NE(r.error().message.find("event 1"), std::string::npos) << r.error().message;
-  auto m = c->append(proto::AppendReq{"j", ExpectedRevision::any(),
-                                      {json_event("A", "{}"), json_event("B", "{}"), json_event("C", "{}", "{oops")}});
+  auto m = c->append(proto::AppendReq{
+      "j",
+      ExpectedRevision::any(),
+      {json_event("A", "{}"), json_event("B", "{}"), json_event("C", "{}", "{oops")}});
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.error().code, proto::Code::kInvalidJson);
   EXPECT_EQ(m.error().detail, 2u);
@@ -548,7 +571,11 @@ TEST_F(NodeTest, CliCommandsPrintJsonLinesAndExitCodes) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
   };
   std::string out;
-  EXPECT_EQ(run("append cart-1 --type Added --data '{\"sku\":\"a\\nb\"}' --metadata '{\"by\":1}' --expected no_stream", &out), 0) << out;
+  EXPECT_EQ(run("append cart-1 --type Added --data '{\"sku\":\"a\\nb\"}' --metadata '{\"by\":1}' "
+                "--expected no_stream",
+                &out),
+            0)
+      << out;
   EXPECT_NE(out.find("\"revision\":0"), std::string::npos) << out;
   EXPECT_EQ(run("append cart-1 --type Added --data '{\"sku\":2}' --expected 0", &out), 0) << out;
   EXPECT_EQ(run("append cart-1 --type Added --data '{\"sku\":3}' --expected 5", &out), 1);

@@ -83,7 +83,8 @@ TEST(ProtocolTest, AppendRoundTripsEveryExpectation) {
     AppendReq r;
     r.stream = "s";
     r.expected = exp;
-    r.events.push_back(index::NewEvent{fixed_id(), "T", engine::format::kFlagDataJson, "meta", "{}"});
+    r.events.push_back(
+        index::NewEvent{fixed_id(), "T", engine::format::kFlagDataJson, "meta", "{}"});
     r.events.push_back(index::NewEvent{EventId::random(), "U", 0, "", std::string("\0\1\2", 3)});
     auto s = split(encode_append(77, r));
     EXPECT_EQ(s.h.request_id, 77u);
@@ -174,10 +175,12 @@ TEST(ProtocolTest, SmallMessagesRoundTrip) {
   EXPECT_EQ(dsr->type_prefix, "Order");
   EXPECT_EQ(dsr->checkpoint_interval, 500u);
 
-  EXPECT_EQ(decode_checkpoint(split(encode_checkpoint(1, Checkpoint{123})).payload)->position, 123u);
+  EXPECT_EQ(decode_checkpoint(split(encode_checkpoint(1, Checkpoint{123})).payload)->position,
+            123u);
   EXPECT_EQ(decode_subscribe_ok(split(encode_subscribe_ok(1, SubscribeOk{4})).payload)->start, 4u);
-  EXPECT_EQ(decode_unsubscribe(split(encode_unsubscribe(1, UnsubscribeReq{8})).payload)->subscription_id,
-            8u);
+  EXPECT_EQ(
+      decode_unsubscribe(split(encode_unsubscribe(1, UnsubscribeReq{8})).payload)->subscription_id,
+      8u);
   AppendOk ao{10, 2, 3, true};
   auto dao = decode_append_ok(split(encode_append_ok(1, ao)).payload);
   ASSERT_TRUE(dao.is_ok());
@@ -283,17 +286,17 @@ TEST(ProtocolTest, WorkedExampleMatchesTheDocument) {
   const std::string resp = encode_append_ok(7, AppendOk{1000, 0, 1, false});
   std::printf("append request:  %s\nappend response: %s\n", hex(req).c_str(), hex(resp).c_str());
   EXPECT_EQ(hex(req),
-            "59000000"              // length 89
-            "10"                    // op append
-            "0700000000000000"      // request id 7
-            "080000006f726465722d3137"  // stream "order-17"
-            "01"                    // expected kind: no_stream
-            "0000000000000000"      // expected revision (unused)
-            "01000000"              // 1 event
-            "0f8fad5bd9cb469fa16570867728950e"  // event id
-            "0b0000004f72646572506c61636564"    // type "OrderPlaced"
-            "01000000"              // flags: data is JSON
-            "00000000"              // metadata: empty
+            "59000000"                            // length 89
+            "10"                                  // op append
+            "0700000000000000"                    // request id 7
+            "080000006f726465722d3137"            // stream "order-17"
+            "01"                                  // expected kind: no_stream
+            "0000000000000000"                    // expected revision (unused)
+            "01000000"                            // 1 event
+            "0f8fad5bd9cb469fa16570867728950e"    // event id
+            "0b0000004f72646572506c61636564"      // type "OrderPlaced"
+            "01000000"                            // flags: data is JSON
+            "00000000"                            // metadata: empty
             "0c0000007b22746f74616c223a34327d");  // data {"total":42}
   EXPECT_EQ(hex(resp),
             "1e000000"          // length 30

@@ -30,9 +30,12 @@ class RobustnessTest : public ::testing::Test {
       auto c = node_->client();
       if (!c) return;
       while (!stop_) {
-        auto r = c->append(proto::AppendReq{"bystander", ExpectedRevision::any(), {json_event("B", "{}")}});
-        if (r.ok()) ++bystander_acks_;
-        else ++bystander_failures_;
+        auto r = c->append(
+            proto::AppendReq{"bystander", ExpectedRevision::any(), {json_event("B", "{}")}});
+        if (r.ok())
+          ++bystander_acks_;
+        else
+          ++bystander_failures_;
         std::this_thread::sleep_for(2ms);
       }
     });
@@ -91,8 +94,10 @@ TEST_F(RobustnessTest, TruncatedFrameThenCloseAffectsNoOne) {
     RawConn c(node_->port());
     ASSERT_TRUE(c.handshake());
     std::string frame = proto::encode_append(
-        9, proto::AppendReq{"x", ExpectedRevision::any(), {json_event("T", std::string(1000, ' ') + "{}")}});
-    ASSERT_TRUE(c.send(std::string_view(frame).substr(0, frame.size() / 2 + static_cast<std::size_t>(i))));
+        9, proto::AppendReq{
+               "x", ExpectedRevision::any(), {json_event("T", std::string(1000, ' ') + "{}")}});
+    ASSERT_TRUE(
+        c.send(std::string_view(frame).substr(0, frame.size() / 2 + static_cast<std::size_t>(i))));
     c.close();  // mid-frame
   }
   // Close in the middle of the 13-byte header, too.
@@ -186,9 +191,11 @@ TEST_F(RobustnessTest, MaxFrameLimit) {
   start({"--max-frame", "4K"});
   auto c = node_->client();
   EXPECT_EQ(c->hello().max_frame, 4096u);
-  auto ok = c->append(proto::AppendReq{"f", ExpectedRevision::any(), {json_event("T", "\"" + std::string(3000, 'a') + "\"")}});
+  auto ok = c->append(proto::AppendReq{
+      "f", ExpectedRevision::any(), {json_event("T", "\"" + std::string(3000, 'a') + "\"")}});
   EXPECT_TRUE(ok.ok()) << ok.error_string();
-  auto big = c->append(proto::AppendReq{"f", ExpectedRevision::any(), {json_event("T", "\"" + std::string(5000, 'a') + "\"")}});
+  auto big = c->append(proto::AppendReq{
+      "f", ExpectedRevision::any(), {json_event("T", "\"" + std::string(5000, 'a') + "\"")}});
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.error().code, proto::Code::kFrameTooLarge);
   EXPECT_FALSE(c->ping().ok());  // that connection is closed
@@ -221,14 +228,17 @@ TEST_F(RobustnessTest, MaxInFlightLimit) {
   ASSERT_TRUE(c.handshake());
   std::string burst;
   for (std::uint64_t id = 10; id < 60; ++id)
-    burst += proto::encode_append(id, proto::AppendReq{"inflight", ExpectedRevision::any(), {json_event("T", "{}")}});
+    burst += proto::encode_append(
+        id, proto::AppendReq{"inflight", ExpectedRevision::any(), {json_event("T", "{}")}});
   ASSERT_TRUE(c.send(burst));
   int ok = 0, limited = 0;
   for (int i = 0; i < 50; ++i) {
     auto f = c.read_frame();
     ASSERT_TRUE(f);
-    if (f->op == static_cast<std::uint8_t>(proto::Op::kAppendOk)) ++ok;
-    else if (error_of(*f).code == proto::Code::kTooManyRequests) ++limited;
+    if (f->op == static_cast<std::uint8_t>(proto::Op::kAppendOk))
+      ++ok;
+    else if (error_of(*f).code == proto::Code::kTooManyRequests)
+      ++limited;
   }
   EXPECT_EQ(ok + limited, 50);
   EXPECT_GE(ok, 4);
@@ -256,7 +266,8 @@ TEST_F(RobustnessTest, IdleTimeoutClosesOnlyIdleConnections) {
   EXPECT_TRUE(idle.closed_by_peer());
   // A subscriber with nothing to receive is not idle.
   auto sc = node_->client();
-  auto sub = sc->subscribe(proto::SubscribeReq{proto::Target::kStream, "quiet", true, 0, "", "", 0});
+  auto sub =
+      sc->subscribe(proto::SubscribeReq{proto::Target::kStream, "quiet", true, 0, "", "", 0});
   ASSERT_TRUE(sub.ok());
   std::this_thread::sleep_for(900ms);
   EXPECT_TRUE(sc->connected());
@@ -268,15 +279,18 @@ TEST_F(RobustnessTest, IdleTimeoutClosesOnlyIdleConnections) {
 TEST_F(RobustnessTest, StoreLimitsAreReportedAsTooLarge) {
   start({"--max-event-size", "1K", "--max-stream-name", "16", "--max-append-events", "3"});
   auto c = node_->client();
-  auto big = c->append(proto::AppendReq{"s", ExpectedRevision::any(), {json_event("T", "\"" + std::string(2000, 'a') + "\"")}});
+  auto big = c->append(proto::AppendReq{
+      "s", ExpectedRevision::any(), {json_event("T", "\"" + std::string(2000, 'a') + "\"")}});
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.error().code, proto::Code::kTooLarge) << big.error_string();
-  auto name = c->append(proto::AppendReq{std::string(17, 'n'), ExpectedRevision::any(), {json_event("T", "{}")}});
+  auto name = c->append(
+      proto::AppendReq{std::string(17, 'n'), ExpectedRevision::any(), {json_event("T", "{}")}});
   ASSERT_FALSE(name.ok());
   EXPECT_EQ(name.error().code, proto::Code::kTooLarge) << name.error_string();
-  auto many = c->append(proto::AppendReq{"s", ExpectedRevision::any(),
-                                         {json_event("T", "{}"), json_event("T", "{}"), json_event("T", "{}"),
-                                          json_event("T", "{}")}});
+  auto many = c->append(proto::AppendReq{"s",
+                                         ExpectedRevision::any(),
+                                         {json_event("T", "{}"), json_event("T", "{}"),
+                                          json_event("T", "{}"), json_event("T", "{}")}});
   ASSERT_FALSE(many.ok());
   EXPECT_EQ(many.error().code, proto::Code::kTooLarge) << many.error_string();
   auto info = c->info();

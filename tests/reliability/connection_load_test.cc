@@ -8,6 +8,7 @@
 // 400, because every connection's work costs several times more there.
 // ANNAL_LOAD_CONNECTIONS / ANNAL_LOAD_SECONDS override.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 
@@ -19,8 +20,6 @@
 #include <set>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/format.h"
 #include "net/client.h"
@@ -91,12 +90,13 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
   const rlim_t need = n + 256;
   const rlim_t got = raise_fd_limit(need);
   ASSERT_GE(got, need) << "cannot raise RLIMIT_NOFILE to " << need << " (soft limit stays " << got
-                       << "): run with a higher hard limit (ulimit -Hn) to open " << n << " connections";
+                       << "): run with a higher hard limit (ulimit -Hn) to open " << n
+                       << " connections";
 
   TempDir work("annal-load");
   NodeProcess node(annald(), work.path() + "/data", work.path(),
-                   {"--max-connections", std::to_string(n + 100), "--segment-size", "1M", "--min-free", "0",
-                    "--log-level", "warn", "--idle-timeout-ms", "0"});
+                   {"--max-connections", std::to_string(n + 100), "--segment-size", "1M",
+                    "--min-free", "0", "--log-level", "warn", "--idle-timeout-ms", "0"});
   ASSERT_TRUE(node.started()) << "annald did not start:\n" << node.log_tail();
   const long fds_before = node.open_fds();
   const long rss_start = node.status_kb("VmRSS:");
@@ -111,7 +111,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
     conns[i].subscriber = i % 10 == 0;
   }
   const long fds_open = node.open_fds();
-  EXPECT_GE(fds_open - fds_before, static_cast<long>(n)) << "the node does not hold one fd per connection?";
+  EXPECT_GE(fds_open - fds_before, static_cast<long>(n))
+      << "the node does not hold one fd per connection?";
 
   // Subscribers: $all from position 0 (catch-up, then live).
   for (auto& c : conns) {
@@ -144,8 +145,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
       }
       for (const auto& e : m->events) {
         if (e.position.value != *c.next_position) {
-          error(fmt::format("conn {}: subscription delivered position {}, expected {}", idx, e.position.value,
-                            *c.next_position));
+          error(fmt::format("conn {}: subscription delivered position {}, expected {}", idx,
+                            e.position.value, *c.next_position));
           return false;
         }
         c.next_position = e.position.value + 1;
@@ -155,7 +156,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
     }
     if (f.op == static_cast<std::uint8_t>(proto::Op::kCheckpoint)) return true;
     auto m = proto::decode_error(f.payload);
-    error(fmt::format("conn {}: unexpected push op {}: {}", idx, f.op, m ? m->message : std::string("?")));
+    error(fmt::format("conn {}: unexpected push op {}: {}", idx, f.op,
+                      m ? m->message : std::string("?")));
     return false;
   };
 
@@ -176,7 +178,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
           const std::uint64_t id = c.next_id++;
           if (rng() % 4 == 0) {
             proto::ReadAllReq r{proto::kNone, 5, index::Direction::kBackward};
-            if (!c.wire->send_all(proto::encode_read_all(id, r))) error(fmt::format("conn {}: send", i));
+            if (!c.wire->send_all(proto::encode_read_all(id, r)))
+              error(fmt::format("conn {}: send", i));
             sent.emplace_back(i, std::nullopt);
           } else {
             proto::AppendReq a;
@@ -188,7 +191,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
             e.flags = format::kFlagDataJson;
             e.data = random_json(rng, rng() % 200);
             a.events.push_back(std::move(e));
-            if (!c.wire->send_all(proto::encode_append(id, a))) error(fmt::format("conn {}: send", i));
+            if (!c.wire->send_all(proto::encode_append(id, a)))
+              error(fmt::format("conn {}: send", i));
             sent.emplace_back(i, std::move(a));
           }
         }
@@ -209,9 +213,11 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
             }
             appends.fetch_add(1, std::memory_order_relaxed);
             std::lock_guard<std::mutex> lock(mu);
-            acked.push_back(Acked{ok->first_position, req->stream, req->events[0].id, req->events[0].data});
+            acked.push_back(
+                Acked{ok->first_position, req->stream, req->events[0].id, req->events[0].data});
           } else {
-            if (f->op != static_cast<std::uint8_t>(proto::Op::kReadOk) || !proto::decode_read_ok(f->payload))
+            if (f->op != static_cast<std::uint8_t>(proto::Op::kReadOk) ||
+                !proto::decode_read_ok(f->payload))
               error(fmt::format("conn {}: read answered with op {}", i, f->op));
             reads.fetch_add(1, std::memory_order_relaxed);
           }
@@ -250,7 +256,8 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
     }
     std::set<std::uint64_t> positions;
     for (const auto& a : acked) {
-      EXPECT_TRUE(positions.insert(a.position).second) << "position " << a.position << " acknowledged twice";
+      EXPECT_TRUE(positions.insert(a.position).second)
+          << "position " << a.position << " acknowledged twice";
       auto it = log.find(a.position);
       ASSERT_NE(it, log.end()) << "acknowledged position " << a.position << " missing";
       EXPECT_EQ(it->second.id, a.id);
@@ -268,16 +275,20 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
         auto f = sc.wire->read_frame();
         if (!f || !take_push(sc, i, *f)) break;
       }
-      EXPECT_EQ(*sc.next_position, end) << "subscriber " << i << " stopped at " << *sc.next_position;
+      EXPECT_EQ(*sc.next_position, end)
+          << "subscriber " << i << " stopped at " << *sc.next_position;
     }
     for (const auto& e : errors) ADD_FAILURE() << e;
   }
 
-  std::printf("connection load: %llu connections (%llu subscribers), %llu s: %llu appends, %llu reads; node RSS "
-              "%ld kB at start, %ld kB under load, peak %ld kB; fds %ld idle, %ld with connections\n",
-              static_cast<unsigned long long>(n), static_cast<unsigned long long>(n / 10),
-              static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(appends.load()),
-              static_cast<unsigned long long>(reads.load()), rss_start, rss_load, hwm, fds_before, fds_open);
+  std::printf(
+      "connection load: %llu connections (%llu subscribers), %llu s: %llu appends, %llu reads; "
+      "node RSS "
+      "%ld kB at start, %ld kB under load, peak %ld kB; fds %ld idle, %ld with connections\n",
+      static_cast<unsigned long long>(n), static_cast<unsigned long long>(n / 10),
+      static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(appends.load()),
+      static_cast<unsigned long long>(reads.load()), rss_start, rss_load, hwm, fds_before,
+      fds_open);
 #ifdef ANNAL_SANITIZER
   constexpr long kRssLimitKb = 4l << 20;  // sanitizers' shadow memory and quarantine
 #else
@@ -294,7 +305,7 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(fds_after, fds_before) << "the node holds " << fds_after - fds_before
-                                    << " more descriptors than before the connections (leak)";
+                                   << " more descriptors than before the connections (leak)";
   std::printf("connection load: node fds after close %ld (before %ld)\n", fds_after, fds_before);
   EXPECT_EQ(node.terminate(), 0) << node.log_tail();
 }

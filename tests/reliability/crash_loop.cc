@@ -17,6 +17,7 @@
 //   ANNAL_CRASH_CYCLES overrides --cycles; ANNAL_CRASH_SEED overrides --seed.
 // Exit 0 when every check passed; 1 with the violations listed otherwise.
 
+#include <fmt/format.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -31,8 +32,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "engine/format.h"
 #include "net/client.h"
@@ -76,7 +75,8 @@ class Model {
   void acked(const proto::AppendReq& req, const proto::AppendOk& ok) {
     std::lock_guard<std::mutex> lock(mu_);
     if (ok.count != req.events.size()) {
-      add_problem(fmt::format("append of {} events acknowledged with count {}", req.events.size(), ok.count));
+      add_problem(fmt::format("append of {} events acknowledged with count {}", req.events.size(),
+                              ok.count));
       return;
     }
     for (std::size_t i = 0; i < req.events.size(); ++i) {
@@ -85,17 +85,20 @@ class Model {
       auto it = events_.find(pos);
       if (it != events_.end()) {
         // Only a deduplicated retry of the very same events may land here.
-        if (it->second.event.id != req.events[i].id || it->second.revision != rev || it->second.stream != req.stream)
-          add_problem(fmt::format("position {} acknowledged twice: stream {} rev {} id {}, then stream {} rev {} "
-                                  "id {} (deduplicated={})",
-                                  pos, it->second.stream, it->second.revision, it->second.event.id.to_string(),
-                                  req.stream, rev, req.events[i].id.to_string(), ok.deduplicated));
+        if (it->second.event.id != req.events[i].id || it->second.revision != rev ||
+            it->second.stream != req.stream)
+          add_problem(fmt::format(
+              "position {} acknowledged twice: stream {} rev {} id {}, then stream {} rev {} "
+              "id {} (deduplicated={})",
+              pos, it->second.stream, it->second.revision, it->second.event.id.to_string(),
+              req.stream, rev, req.events[i].id.to_string(), ok.deduplicated));
         continue;
       }
       auto id_it = pos_of_id_.find(req.events[i].id);
       if (id_it != pos_of_id_.end() && id_it->second != pos)
-        add_problem(fmt::format("event id {} acknowledged at position {} and again at {} (deduplicated={})",
-                                req.events[i].id.to_string(), id_it->second, pos, ok.deduplicated));
+        add_problem(
+            fmt::format("event id {} acknowledged at position {} and again at {} (deduplicated={})",
+                        req.events[i].id.to_string(), id_it->second, pos, ok.deduplicated));
       pos_of_id_[req.events[i].id] = pos;
       events_[pos] = AckedEvent{req.stream, rev, req.events[i]};
       ++acked_total_;
@@ -141,12 +144,14 @@ class Model {
     for (;;) {
       auto r = c.read_all(proto::ReadAllReq{from, 1000, index::Direction::kForward});
       if (!r) {
-        problem(fmt::format("cycle {}: read_all from {} failed: {}", cycle, from, r.error_string()));
+        problem(
+            fmt::format("cycle {}: read_all from {} failed: {}", cycle, from, r.error_string()));
         return;
       }
       for (auto& e : r->events) {
         if (e.position.value != from)
-          problem(fmt::format("cycle {}: read_all returned position {} where {} was due", cycle, e.position.value, from));
+          problem(fmt::format("cycle {}: read_all returned position {} where {} was due", cycle,
+                              e.position.value, from));
         from = e.position.value + 1;
         log.emplace(e.position.value, std::move(e));
       }
@@ -157,30 +162,36 @@ class Model {
     std::map<std::string, std::vector<std::uint64_t>> streams;  // positions in revision order
     for (const auto& [pos, e] : log) {
       if (!ids.insert(e.id).second)
-        add_problem(fmt::format("cycle {}: event id {} stored twice (again at position {})", cycle, e.id.to_string(), pos));
+        add_problem(fmt::format("cycle {}: event id {} stored twice (again at position {})", cycle,
+                                e.id.to_string(), pos));
       if (!attempted_.count(e.id))
-        add_problem(fmt::format("cycle {}: position {} holds id {} that no client sent", cycle, pos, e.id.to_string()));
+        add_problem(fmt::format("cycle {}: position {} holds id {} that no client sent", cycle, pos,
+                                e.id.to_string()));
       auto& v = streams[e.stream];
       if (e.revision.value != v.size())
-        add_problem(fmt::format("cycle {}: stream {} revision {} at position {}, expected revision {}", cycle,
-                                e.stream, e.revision.value, pos, v.size()));
+        add_problem(
+            fmt::format("cycle {}: stream {} revision {} at position {}, expected revision {}",
+                        cycle, e.stream, e.revision.value, pos, v.size()));
       v.push_back(pos);
     }
     for (const auto& [pos, a] : events_) {
       auto it = log.find(pos);
       if (it == log.end()) {
-        add_problem(fmt::format("cycle {}: LOST acknowledged event at position {} (stream {} rev {} id {}); the log "
-                                "ends at {}",
-                                cycle, pos, a.stream, a.revision, a.event.id.to_string(), log.size()));
+        add_problem(fmt::format(
+            "cycle {}: LOST acknowledged event at position {} (stream {} rev {} id {}); the log "
+            "ends at {}",
+            cycle, pos, a.stream, a.revision, a.event.id.to_string(), log.size()));
         continue;
       }
       const auto& e = it->second;
-      if (e.stream != a.stream || e.revision.value != a.revision || e.id != a.event.id || e.type != a.event.type ||
-          e.metadata != a.event.metadata || e.data != a.event.data || (e.flags & kJsonFlags) != a.event.flags)
-        add_problem(fmt::format("cycle {}: position {} holds stream {} rev {} id {} ({} data bytes); acknowledged "
-                                "was stream {} rev {} id {} ({} data bytes)",
-                                cycle, pos, e.stream, e.revision.value, e.id.to_string(), e.data.size(), a.stream,
-                                a.revision, a.event.id.to_string(), a.event.data.size()));
+      if (e.stream != a.stream || e.revision.value != a.revision || e.id != a.event.id ||
+          e.type != a.event.type || e.metadata != a.event.metadata || e.data != a.event.data ||
+          (e.flags & kJsonFlags) != a.event.flags)
+        add_problem(fmt::format(
+            "cycle {}: position {} holds stream {} rev {} id {} ({} data bytes); acknowledged "
+            "was stream {} rev {} id {} ({} data bytes)",
+            cycle, pos, e.stream, e.revision.value, e.id.to_string(), e.data.size(), a.stream,
+            a.revision, a.event.id.to_string(), a.event.data.size()));
     }
     stream_positions_ = std::move(streams);
     log_end_ = log.size();
@@ -197,9 +208,11 @@ class Model {
       std::vector<std::uint64_t> got;
       std::uint64_t from = 0;
       for (;;) {
-        auto r = c.read_stream(proto::ReadStreamReq{stream, from, 1000, index::Direction::kForward});
+        auto r =
+            c.read_stream(proto::ReadStreamReq{stream, from, 1000, index::Direction::kForward});
         if (!r) {
-          problem(fmt::format("cycle {}: read_stream {} from {}: {}", cycle, stream, from, r.error_string()));
+          problem(fmt::format("cycle {}: read_stream {} from {}: {}", cycle, stream, from,
+                              r.error_string()));
           return;
         }
         for (const auto& e : r->events) {
@@ -209,8 +222,9 @@ class Model {
         if (r->end || r->events.empty()) break;
       }
       if (got != positions)
-        problem(fmt::format("cycle {}: read_stream {} gives {} events, the log holds {} (or positions differ)", cycle,
-                            stream, got.size(), positions.size()));
+        problem(fmt::format(
+            "cycle {}: read_stream {} gives {} events, the log holds {} (or positions differ)",
+            cycle, stream, got.size(), positions.size()));
     }
   }
 
@@ -254,15 +268,22 @@ proto::AppendReq make_append(std::mt19937_64& rng, Model& model) {
       a.expected = last ? ExpectedRevision::exact(*last) : ExpectedRevision::no_stream();
       break;
     }
-    case 1: a.expected = ExpectedRevision::no_stream(); break;
-    case 2: a.expected = ExpectedRevision::stream_exists(); break;
-    default: a.expected = ExpectedRevision::any(); break;
+    case 1:
+      a.expected = ExpectedRevision::no_stream();
+      break;
+    case 2:
+      a.expected = ExpectedRevision::stream_exists();
+      break;
+    default:
+      a.expected = ExpectedRevision::any();
+      break;
   }
   return a;
 }
 
 // One client thread: appends until the connection is lost.
-void client_thread(std::uint16_t port, std::uint64_t seed, Model& model, std::atomic<std::uint64_t>& acks) {
+void client_thread(std::uint16_t port, std::uint64_t seed, Model& model,
+                   std::atomic<std::uint64_t>& acks) {
   std::mt19937_64 rng(seed);
   net::ClientOptions co;
   co.port = port;
@@ -275,8 +296,10 @@ void client_thread(std::uint16_t port, std::uint64_t seed, Model& model, std::at
     std::optional<proto::AppendOk> original;
     const auto pick = rng() % 10;
     if (pick == 0) {
-      if (auto u = model.take_unknown(rng)) req = std::move(*u);
-      else req = make_append(rng, model);
+      if (auto u = model.take_unknown(rng))
+        req = std::move(*u);
+      else
+        req = make_append(rng, model);
     } else if (pick == 1) {
       if (auto a = model.some_acked(rng)) {
         req = a->first;
@@ -293,10 +316,11 @@ void client_thread(std::uint16_t port, std::uint64_t seed, Model& model, std::at
     if (r) {
       if (retry_of_acked && (!r->deduplicated || r->first_position != original->first_position ||
                              r->first_revision != original->first_revision))
-        model.problem(fmt::format("re-sent acknowledged append (position {} rev {}) answered position {} rev {} "
-                                  "deduplicated={}",
-                                  original->first_position, original->first_revision, r->first_position,
-                                  r->first_revision, r->deduplicated));
+        model.problem(fmt::format(
+            "re-sent acknowledged append (position {} rev {}) answered position {} rev {} "
+            "deduplicated={}",
+            original->first_position, original->first_revision, r->first_position,
+            r->first_revision, r->deduplicated));
       model.acked(req, r.value());
       acks.fetch_add(1, std::memory_order_relaxed);
       continue;
@@ -304,14 +328,17 @@ void client_thread(std::uint16_t port, std::uint64_t seed, Model& model, std::at
     const auto code = r.error().code;
     if (code == proto::Code::kWrongExpectedRevision) {
       if (retry_of_acked)
-        model.problem(fmt::format("re-sent acknowledged append (position {}) failed: {}", original->first_position,
-                                  r.error_string()));
+        model.problem(fmt::format("re-sent acknowledged append (position {}) failed: {}",
+                                  original->first_position, r.error_string()));
       continue;
     }
     // Connection lost (the kill) or the node shutting down: outcome unknown.
     if (!retry_of_acked) model.unknown(req);
-    if (code == proto::Code::kConnectionLost || code == proto::Code::kShuttingDown || !c.value()->connected()) return;
-    model.problem(fmt::format("append to {} failed unexpectedly: {}", req.stream, r.error_string()));
+    if (code == proto::Code::kConnectionLost || code == proto::Code::kShuttingDown ||
+        !c.value()->connected())
+      return;
+    model.problem(
+        fmt::format("append to {} failed unexpectedly: {}", req.stream, r.error_string()));
     return;
   }
 }
@@ -329,10 +356,14 @@ int main(int argc, char** argv) {
   Args args;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--annald") args.annald = v;
-    else if (k == "--annal") args.annal = v;
-    else if (k == "--cycles") args.cycles = std::stoull(v);
-    else if (k == "--seed") args.seed = std::stoull(v);
+    if (k == "--annald")
+      args.annald = v;
+    else if (k == "--annal")
+      args.annal = v;
+    else if (k == "--cycles")
+      args.cycles = std::stoull(v);
+    else if (k == "--seed")
+      args.seed = std::stoull(v);
     else {
       std::fprintf(stderr, "crash_loop: unknown flag %s\n", k.c_str());
       return 2;
@@ -345,14 +376,15 @@ int main(int argc, char** argv) {
   args.cycles = env_u64("ANNAL_CRASH_CYCLES", args.cycles);
   args.seed = env_u64("ANNAL_CRASH_SEED", args.seed);
   std::printf("crash loop: seed %llu, %llu kill cycles (replay: ANNAL_CRASH_SEED=%llu)\n",
-              static_cast<unsigned long long>(args.seed), static_cast<unsigned long long>(args.cycles),
+              static_cast<unsigned long long>(args.seed),
+              static_cast<unsigned long long>(args.cycles),
               static_cast<unsigned long long>(args.seed));
   std::fflush(stdout);
 
   TempDir work("annal-crashloop");
   const std::string data = work.path() + "/data";
-  const std::vector<std::string> flags = {"--segment-size", "64K", "--memtable-entries", "64", "--min-free", "0",
-                                          "--log-level", "warn"};
+  const std::vector<std::string> flags = {"--segment-size", "64K", "--memtable-entries", "64",
+                                          "--min-free",     "0",   "--log-level",        "warn"};
   std::mt19937_64 rng(args.seed);
   Model model;
   std::atomic<std::uint64_t> acks{0};
@@ -362,7 +394,8 @@ int main(int argc, char** argv) {
   for (std::uint64_t cycle = 0; cycle <= args.cycles && model.problems.empty(); ++cycle) {
     NodeProcess node(args.annald, data, work.path(), flags);
     if (!node.started()) {
-      model.problem(fmt::format("cycle {}: annald did not start after the kill; its log:\n{}", cycle, node.log_tail()));
+      model.problem(fmt::format("cycle {}: annald did not start after the kill; its log:\n{}",
+                                cycle, node.log_tail()));
       break;
     }
     {
@@ -392,18 +425,23 @@ int main(int argc, char** argv) {
     std::string out;
     const int rc = run_program({args.annal, "verify", data}, &out);
     ++verify_runs;
-    if (rc != 0) model.problem(fmt::format("cycle {}: annal verify exited {} after SIGKILL:\n{}", cycle, rc, out));
+    if (rc != 0)
+      model.problem(
+          fmt::format("cycle {}: annal verify exited {} after SIGKILL:\n{}", cycle, rc, out));
   }
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("crash loop: %llu kill cycles, %llu acknowledged appends (%llu events), final log %llu events, %llu "
-              "verify runs, %.1f s\n",
-              static_cast<unsigned long long>(args.cycles), static_cast<unsigned long long>(acks.load()),
-              static_cast<unsigned long long>(model.acked_total()), static_cast<unsigned long long>(model.log_end()),
-              static_cast<unsigned long long>(verify_runs), secs);
+  std::printf(
+      "crash loop: %llu kill cycles, %llu acknowledged appends (%llu events), final log %llu "
+      "events, %llu "
+      "verify runs, %.1f s\n",
+      static_cast<unsigned long long>(args.cycles), static_cast<unsigned long long>(acks.load()),
+      static_cast<unsigned long long>(model.acked_total()),
+      static_cast<unsigned long long>(model.log_end()),
+      static_cast<unsigned long long>(verify_runs), secs);
   if (!model.problems.empty()) {
-    std::printf("crash loop FAILED (seed %llu): %zu violation(s)\n", static_cast<unsigned long long>(args.seed),
-                model.problems.size());
+    std::printf("crash loop FAILED (seed %llu): %zu violation(s)\n",
+                static_cast<unsigned long long>(args.seed), model.problems.size());
     for (const auto& p : model.problems) std::printf("  %s\n", p.c_str());
     return 1;
   }

@@ -26,13 +26,15 @@ using Entry = int (*)(const std::uint8_t*, std::size_t);
 
 std::size_t replay(const std::string& target, Entry entry) {
   std::size_t n = 0;
-  for (const fs::path& root : {fs::path(ANNAL_SOURCE_DIR) / "fuzz/corpus" / target,
-                              fs::path(ANNAL_SOURCE_DIR) / "tests/reliability/fuzz-regressions" / target}) {
+  for (const fs::path& root :
+       {fs::path(ANNAL_SOURCE_DIR) / "fuzz/corpus" / target,
+        fs::path(ANNAL_SOURCE_DIR) / "tests/reliability/fuzz-regressions" / target}) {
     if (!fs::is_directory(root)) continue;
     for (const auto& f : fs::directory_iterator(root)) {
       if (!f.is_regular_file()) continue;
       std::ifstream in(f.path(), std::ios::binary);
-      std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
       SCOPED_TRACE(f.path().string());
       // Copy to an exact-size buffer so an over-read is an ASan report.
       std::vector<std::uint8_t> exact(bytes.begin(), bytes.end());
@@ -43,10 +45,20 @@ std::size_t replay(const std::string& target, Entry entry) {
   return n;
 }
 
-TEST(FuzzReplayTest, RecordDecoderSeedsAndFindings) { EXPECT_GT(replay("fuzz_record", fuzz_record_entry), 0u); }
-TEST(FuzzReplayTest, SegmentScannerSeedsAndFindings) { EXPECT_GT(replay("fuzz_segment", fuzz_segment_entry), 0u); }
-TEST(FuzzReplayTest, ProtocolSeedsAndFindings) { EXPECT_GT(replay("fuzz_protocol", fuzz_protocol_entry), 0u); }
-TEST(FuzzReplayTest, IndexFileSeedsAndFindings) { EXPECT_GT(replay("fuzz_index_file", fuzz_index_file_entry), 0u); }
-TEST(FuzzReplayTest, JsonValidationSeedsAndFindings) { EXPECT_GT(replay("fuzz_json", fuzz_json_entry), 0u); }
+TEST(FuzzReplayTest, RecordDecoderSeedsAndFindings) {
+  EXPECT_GT(replay("fuzz_record", fuzz_record_entry), 0u);
+}
+TEST(FuzzReplayTest, SegmentScannerSeedsAndFindings) {
+  EXPECT_GT(replay("fuzz_segment", fuzz_segment_entry), 0u);
+}
+TEST(FuzzReplayTest, ProtocolSeedsAndFindings) {
+  EXPECT_GT(replay("fuzz_protocol", fuzz_protocol_entry), 0u);
+}
+TEST(FuzzReplayTest, IndexFileSeedsAndFindings) {
+  EXPECT_GT(replay("fuzz_index_file", fuzz_index_file_entry), 0u);
+}
+TEST(FuzzReplayTest, JsonValidationSeedsAndFindings) {
+  EXPECT_GT(replay("fuzz_json", fuzz_json_entry), 0u);
+}
 
 }  // namespace

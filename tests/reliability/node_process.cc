@@ -36,7 +36,8 @@ NodeProcess::NodeProcess(std::string annald, std::string data_dir, std::string w
   const std::string port_file = work_dir + "/port";
   log_path_ = work_dir + "/annald.log";
   ::unlink(port_file.c_str());
-  std::vector<std::string> args = {annald, "--data", data_dir, "--listen", "127.0.0.1:0", "--port-file", port_file};
+  std::vector<std::string> args = {annald,        "--data",      data_dir, "--listen",
+                                   "127.0.0.1:0", "--port-file", port_file};
   args.insert(args.end(), extra.begin(), extra.end());
   auto argv = c_argv(args);
   pid_ = ::fork();
@@ -67,7 +68,9 @@ NodeProcess::NodeProcess(std::string annald, std::string data_dir, std::string w
   }
 }
 
-NodeProcess::~NodeProcess() { kill9(); }
+NodeProcess::~NodeProcess() {
+  kill9();
+}
 
 void NodeProcess::kill9() {
   if (pid_ <= 0) return;
@@ -144,8 +147,10 @@ int run_program(const std::vector<std::string>& argv_in, std::string* output) {
   char buf[4096];
   for (;;) {
     ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-    if (n > 0) out.append(buf, static_cast<std::size_t>(n));
-    else if (n == 0 || errno != EINTR) break;
+    if (n > 0)
+      out.append(buf, static_cast<std::size_t>(n));
+    else if (n == 0 || errno != EINTR)
+      break;
   }
   ::close(pipefd[0]);
   int st = 0;

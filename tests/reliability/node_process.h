@@ -16,7 +16,8 @@ class NodeProcess {
  public:
   // Starts `annald --data data_dir ...extra`; its stderr goes to log_path.
   // Waits up to `timeout` for the port file; started() tells whether it came up.
-  NodeProcess(std::string annald, std::string data_dir, std::string work_dir, std::vector<std::string> extra,
+  NodeProcess(std::string annald, std::string data_dir, std::string work_dir,
+              std::vector<std::string> extra,
               std::chrono::milliseconds timeout = std::chrono::seconds(60));
   ~NodeProcess();  // SIGKILL if still running
   NodeProcess(const NodeProcess&) = delete;

@@ -20,7 +20,9 @@
 // failure printed as "seed N" replays with ANNAL_POWER_LOSS_SEED_BASE=N
 // ANNAL_POWER_LOSS_SEEDS=1.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -31,9 +33,6 @@
 #include <set>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "engine/fault_fs.h"
 #include "engine/format.h"
@@ -60,7 +59,7 @@ struct RunConfig {
 
 struct RunResult {
   std::vector<std::string> problems;  // every violation found, in order
-  std::uint64_t lost_acked = 0;        // acknowledged events missing or changed
+  std::uint64_t lost_acked = 0;       // acknowledged events missing or changed
   std::uint64_t acked_events = 0;
   std::uint64_t crashes = 0;
   std::uint64_t index_rebuilds = 0;
@@ -69,7 +68,8 @@ struct RunResult {
 
 class PowerLossRun {
  public:
-  PowerLossRun(const std::string& dir, RunConfig cfg) : dir_(dir), cfg_(cfg), rng_(cfg.seed * 0x9E3779B97F4A7C15ull + 1) {}
+  PowerLossRun(const std::string& dir, RunConfig cfg)
+      : dir_(dir), cfg_(cfg), rng_(cfg.seed * 0x9E3779B97F4A7C15ull + 1) {}
 
   RunResult run() {
     for (std::uint64_t round = 0; round <= cfg_.rounds; ++round) {
@@ -102,26 +102,29 @@ class PowerLossRun {
     o.log.min_free_bytes = 0;
     o.log.fs = &fs_;
     o.log.test_ack_before_sync = cfg_.ack_before_sync;
-    o.memtable_entries = 16;  // an index file write every 16 events
+    o.memtable_entries = 16;   // an index file write every 16 events
     o.index_merge_fanout = 2;  // and merges often
     o.idempotency_window = 1u << 16;
     o.test_skip_index_flush_on_close = (rng_() % 2) == 0;
     auto s = index::Store::open(std::move(o));
     if (!s) {
-      problem(fmt::format("reopen after crash {} failed: {}", result_.crashes, s.status().to_string()));
+      problem(
+          fmt::format("reopen after crash {} failed: {}", result_.crashes, s.status().to_string()));
       return nullptr;
     }
     const auto& rec = (*s)->log().recovery();
     result_.torn_bytes_cut += rec.torn_bytes_cut;
     if (!(*s)->stats().last_rebuild_reason.empty()) {
       ++result_.index_rebuilds;
-      if (std::getenv("ANNAL_POWER_LOSS_VERBOSE")) std::printf("index rebuilt: %s\n", (*s)->stats().last_rebuild_reason.c_str());
+      if (std::getenv("ANNAL_POWER_LOSS_VERBOSE"))
+        std::printf("index rebuilt: %s\n", (*s)->stats().last_rebuild_reason.c_str());
     }
     return std::move(s).value();
   }
 
   void problem(std::string p) {
-    if (result_.problems.size() < 50) result_.problems.push_back(fmt::format("seed {}: {}", cfg_.seed, p));
+    if (result_.problems.size() < 50)
+      result_.problems.push_back(fmt::format("seed {}: {}", cfg_.seed, p));
   }
 
   // ---- the workload ----
@@ -136,7 +139,8 @@ class PowerLossRun {
       e.id = random_id(rng_);
       e.type = fmt::format("Type{}", rng_() % 5);
       e.flags = format::kFlagDataJson | ((rng_() % 2) ? format::kFlagMetadataJson : 0u);
-      e.metadata = (e.flags & format::kFlagMetadataJson) ? random_json(rng_, rng_() % 20) : std::string();
+      e.metadata =
+          (e.flags & format::kFlagMetadataJson) ? random_json(rng_, rng_() % 20) : std::string();
       e.data = random_json(rng_, 20 + rng_() % (rng_() % 8 == 0 ? 3000 : 400));
       attempted_ids_.insert(e.id);
       a.events.push_back(std::move(e));
@@ -151,9 +155,15 @@ class PowerLossRun {
                                                  : ExpectedRevision::exact(it->second);
         break;
       }
-      case 1: a.expected = ExpectedRevision::stream_exists(); break;
-      case 2: a.expected = ExpectedRevision::no_stream(); break;
-      default: a.expected = ExpectedRevision::any(); break;
+      case 1:
+        a.expected = ExpectedRevision::stream_exists();
+        break;
+      case 2:
+        a.expected = ExpectedRevision::no_stream();
+        break;
+      default:
+        a.expected = ExpectedRevision::any();
+        break;
     }
     return a;
   }
@@ -171,8 +181,9 @@ class PowerLossRun {
       for (int i = 0; i < k; ++i) {
         // Sometimes re-send an append whose outcome we never learned (its
         // ids): it must be written once at most.
-        index::StreamAppend a = (!unknown_.empty() && rng_() % 5 == 0) ? unknown_[rng_() % unknown_.size()]
-                                                                     : make_append();
+        index::StreamAppend a = (!unknown_.empty() && rng_() % 5 == 0)
+                                    ? unknown_[rng_() % unknown_.size()]
+                                    : make_append();
         done[i].first = a;
         store.append(std::move(a), [&, i](const engine::AppendOutcome& out) {
           std::lock_guard<std::mutex> lock(mu);
@@ -204,16 +215,16 @@ class PowerLossRun {
     if (it != acked_by_first_id_.end()) {
       const Acked& prev = acked_[it->second];
       if (prev.first_position != a.first_position || prev.first_revision != a.first_revision)
-        problem(fmt::format("append with first id {} acknowledged at position {} rev {} and again at position "
-                            "{} rev {} (deduplicated={})",
-                            req.events.front().id.to_string(), prev.first_position, prev.first_revision,
-                            a.first_position, a.first_revision, out.deduplicated));
+        problem(fmt::format(
+            "append with first id {} acknowledged at position {} rev {} and again at position "
+            "{} rev {} (deduplicated={})",
+            req.events.front().id.to_string(), prev.first_position, prev.first_revision,
+            a.first_position, a.first_revision, out.deduplicated));
       return;
     }
     for (std::size_t i = 0; i < req.events.size(); ++i) {
       const std::uint64_t pos = a.first_position + i;
-      if (acked_pos_.count(pos))
-        problem(fmt::format("position {} acknowledged twice", pos));
+      if (acked_pos_.count(pos)) problem(fmt::format("position {} acknowledged twice", pos));
       acked_pos_[pos] = {acked_.size(), i};
     }
     auto& last = last_acked_rev_[req.stream];
@@ -229,28 +240,31 @@ class PowerLossRun {
     if (acked_.empty()) return;
     for (int i = 0; i < 3; ++i) {
       const Acked& a = acked_[rng_() % acked_.size()];
-      if (last_checked_end_ > 0 && a.first_position + a.request.events.size() + 60000 < last_checked_end_) continue;
+      if (last_checked_end_ > 0 &&
+          a.first_position + a.request.events.size() + 60000 < last_checked_end_)
+        continue;
       auto out = store.append_sync(a.request);
       if (!out.status.is_ok()) {
-        problem(fmt::format("retry of acknowledged append at position {} failed: {}", a.first_position,
-                            out.status.to_string()));
+        problem(fmt::format("retry of acknowledged append at position {} failed: {}",
+                            a.first_position, out.status.to_string()));
       } else if (!out.deduplicated || out.first_position.value != a.first_position ||
                  out.first_revision.value != a.first_revision) {
-        problem(fmt::format("retry of acknowledged append at position {} rev {} answered position {} rev {} "
-                            "deduplicated={}",
-                            a.first_position, a.first_revision, out.first_position.value,
-                            out.first_revision.value, out.deduplicated));
+        problem(fmt::format(
+            "retry of acknowledged append at position {} rev {} answered position {} rev {} "
+            "deduplicated={}",
+            a.first_position, a.first_revision, out.first_position.value, out.first_revision.value,
+            out.deduplicated));
       }
     }
   }
 
   // ---- the checks ----
 
-  static bool same_event(const engine::EventRecord& r, const index::StreamAppend& req, std::size_t i,
-                         std::uint64_t pos, std::uint64_t rev) {
+  static bool same_event(const engine::EventRecord& r, const index::StreamAppend& req,
+                         std::size_t i, std::uint64_t pos, std::uint64_t rev) {
     const auto& e = req.events[i];
-    return r.position.value == pos && r.revision.value == rev && r.stream == req.stream && r.id == e.id &&
-           r.type == e.type && r.metadata == e.metadata && r.data == e.data &&
+    return r.position.value == pos && r.revision.value == rev && r.stream == req.stream &&
+           r.id == e.id && r.type == e.type && r.metadata == e.metadata && r.data == e.data &&
            (r.flags & ~format::kFlagCommit) == e.flags;
   }
 
@@ -263,9 +277,10 @@ class PowerLossRun {
       const std::uint64_t rev = a.first_revision + where.second;
       if (pos >= end) {
         ++result_.lost_acked;
-        problem(fmt::format("after crash {}: acknowledged event at position {} (stream {} rev {}) lost: log "
-                            "ends at {}",
-                            round, pos, a.request.stream, rev, end));
+        problem(fmt::format(
+            "after crash {}: acknowledged event at position {} (stream {} rev {}) lost: log "
+            "ends at {}",
+            round, pos, a.request.stream, rev, end));
         continue;
       }
       auto r = store.log().read(GlobalPosition(pos));
@@ -275,61 +290,73 @@ class PowerLossRun {
                             r.status().to_string()));
       } else if (!same_event(*r, a.request, where.second, pos, rev)) {
         ++result_.lost_acked;
-        problem(fmt::format("after crash {}: position {} holds stream {} rev {} id {}, acknowledged was "
-                            "stream {} rev {} id {} (or content differs)",
-                            round, pos, r->stream, r->revision.value, r->id.to_string(), a.request.stream, rev,
-                            a.request.events[where.second].id.to_string()));
+        problem(fmt::format(
+            "after crash {}: position {} holds stream {} rev {} id {}, acknowledged was "
+            "stream {} rev {} id {} (or content differs)",
+            round, pos, r->stream, r->revision.value, r->id.to_string(), a.request.stream, rev,
+            a.request.events[where.second].id.to_string()));
       }
     }
     // Dense positions, unique ids, nothing nobody appended.
     std::uint64_t expect = 0;
     std::set<EventId> seen;
-    std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>> by_stream;  // rev, pos
-    Status st = store.log().scan_forward(GlobalPosition(0), UINT64_MAX, [&](const engine::RecordView& v) {
-      if (v.position.value != expect)
-        problem(fmt::format("after crash {}: scan found position {} where {} was due", round, v.position.value,
-                            expect));
-      expect = v.position.value + 1;
-      if (!seen.insert(v.id).second)
-        problem(fmt::format("after crash {}: event id {} stored twice (second at position {})", round,
-                            v.id.to_string(), v.position.value));
-      if (!attempted_ids_.count(v.id))
-        problem(fmt::format("after crash {}: position {} holds id {} that nobody appended", round,
-                            v.position.value, v.id.to_string()));
-      if ((v.flags & format::kFlagLost) == 0)
-        by_stream[std::string(v.stream)].emplace_back(v.revision.value, v.position.value);
-      return true;
-    });
+    std::map<std::string, std::vector<std::pair<std::uint64_t, std::uint64_t>>>
+        by_stream;  // rev, pos
+    Status st =
+        store.log().scan_forward(GlobalPosition(0), UINT64_MAX, [&](const engine::RecordView& v) {
+          if (v.position.value != expect)
+            problem(fmt::format("after crash {}: scan found position {} where {} was due", round,
+                                v.position.value, expect));
+          expect = v.position.value + 1;
+          if (!seen.insert(v.id).second)
+            problem(fmt::format("after crash {}: event id {} stored twice (second at position {})",
+                                round, v.id.to_string(), v.position.value));
+          if (!attempted_ids_.count(v.id))
+            problem(fmt::format("after crash {}: position {} holds id {} that nobody appended",
+                                round, v.position.value, v.id.to_string()));
+          if ((v.flags & format::kFlagLost) == 0)
+            by_stream[std::string(v.stream)].emplace_back(v.revision.value, v.position.value);
+          return true;
+        });
     if (!st.is_ok()) problem(fmt::format("after crash {}: scan failed: {}", round, st.to_string()));
-    if (expect != end) problem(fmt::format("after crash {}: scan ended at {}, durable end is {}", round, expect, end));
+    if (expect != end)
+      problem(
+          fmt::format("after crash {}: scan ended at {}, durable end is {}", round, expect, end));
     // Stream revisions dense, and the stream index agrees with the log.
     for (auto& [stream, entries] : by_stream) {
       for (std::size_t i = 0; i < entries.size(); ++i)
         if (entries[i].first != i)
-          problem(fmt::format("after crash {}: stream {} has revision {} at its {}-th event (position {})", round,
-                              stream, entries[i].first, i, entries[i].second));
-      auto rs = store.read_stream(stream, StreamRevision(0), UINT64_MAX, index::Direction::kForward);
+          problem(fmt::format(
+              "after crash {}: stream {} has revision {} at its {}-th event (position {})", round,
+              stream, entries[i].first, i, entries[i].second));
+      auto rs =
+          store.read_stream(stream, StreamRevision(0), UINT64_MAX, index::Direction::kForward);
       if (!rs) {
-        problem(fmt::format("after crash {}: read_stream({}) failed: {}", round, stream, rs.status().to_string()));
+        problem(fmt::format("after crash {}: read_stream({}) failed: {}", round, stream,
+                            rs.status().to_string()));
         continue;
       }
       if (rs->size() != entries.size()) {
-        problem(fmt::format("after crash {}: read_stream({}) returned {} events, the log holds {}", round, stream,
-                            rs->size(), entries.size()));
+        problem(fmt::format("after crash {}: read_stream({}) returned {} events, the log holds {}",
+                            round, stream, rs->size(), entries.size()));
         continue;
       }
       for (std::size_t i = 0; i < entries.size(); ++i)
-        if ((*rs)[i].position.value != entries[i].second || (*rs)[i].revision.value != entries[i].first)
-          problem(fmt::format("after crash {}: read_stream({}) revision {} at position {}, the log has it at {}",
-                              round, stream, (*rs)[i].revision.value, (*rs)[i].position.value, entries[i].second));
+        if ((*rs)[i].position.value != entries[i].second ||
+            (*rs)[i].revision.value != entries[i].first)
+          problem(fmt::format(
+              "after crash {}: read_stream({}) revision {} at position {}, the log has it at {}",
+              round, stream, (*rs)[i].revision.value, (*rs)[i].position.value, entries[i].second));
       auto last = store.last_revision(stream);
       if (!last || last->value + 1 != entries.size())
-        problem(fmt::format("after crash {}: last_revision({}) disagrees with the log ({} events)", round, stream,
-                            entries.size()));
+        problem(fmt::format("after crash {}: last_revision({}) disagrees with the log ({} events)",
+                            round, stream, entries.size()));
     }
     // What we did not hear back about is now settled: present or absent.
     unknown_.erase(std::remove_if(unknown_.begin(), unknown_.end(),
-                                  [&](const index::StreamAppend& a) { return seen.count(a.events.front().id) == 0 && rng_() % 2 == 0; }),
+                                  [&](const index::StreamAppend& a) {
+                                    return seen.count(a.events.front().id) == 0 && rng_() % 2 == 0;
+                                  }),
                    unknown_.end());
   }
 
@@ -340,7 +367,8 @@ class PowerLossRun {
   RunResult result_;
 
   std::vector<Acked> acked_;
-  std::map<std::uint64_t, std::pair<std::size_t, std::size_t>> acked_pos_;  // pos -> (acked_ index, event)
+  std::map<std::uint64_t, std::pair<std::size_t, std::size_t>>
+      acked_pos_;  // pos -> (acked_ index, event)
   std::map<EventId, std::size_t> acked_by_first_id_;
   std::map<std::string, std::uint64_t> last_acked_rev_;
   std::set<EventId> attempted_ids_;
@@ -373,11 +401,13 @@ TEST(PowerLossTest, EveryAcknowledgedAppendSurvivesRandomCrashes) {
       break;
     }
   }
-  std::printf("power loss: %llu seeds, %llu crashes, %llu acknowledged events checked, %llu torn bytes cut, "
-              "%llu index rebuilds\n",
-              static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(crashes),
-              static_cast<unsigned long long>(acked), static_cast<unsigned long long>(torn),
-              static_cast<unsigned long long>(rebuilds));
+  std::printf(
+      "power loss: %llu seeds, %llu crashes, %llu acknowledged events checked, %llu torn bytes "
+      "cut, "
+      "%llu index rebuilds\n",
+      static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(crashes),
+      static_cast<unsigned long long>(acked), static_cast<unsigned long long>(torn),
+      static_cast<unsigned long long>(rebuilds));
   EXPECT_GT(acked, 0u) << "the workload acknowledged nothing: the test would prove nothing";
   EXPECT_GE(crashes, seeds * rounds);
 }
@@ -401,9 +431,10 @@ TEST(PowerLossTest, DetectsLostAcknowledgedAppendsWhenAckPrecedesSync) {
         }
     }
   }
-  ASSERT_NE(detected_at, 0u) << "acknowledging before fdatasync lost nothing the test could see in 24 seeds";
-  std::printf("broken durability detected at seed %llu: %s\n", static_cast<unsigned long long>(detected_at),
-              example.c_str());
+  ASSERT_NE(detected_at, 0u)
+      << "acknowledging before fdatasync lost nothing the test could see in 24 seeds";
+  std::printf("broken durability detected at seed %llu: %s\n",
+              static_cast<unsigned long long>(detected_at), example.c_str());
 }
 
 }  // namespace

@@ -37,11 +37,14 @@ WireConn::WireConn(std::uint16_t port, int recv_timeout_ms) {
   ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-WireConn::WireConn(WireConn&& o) noexcept : fd_(o.fd_), buf_(std::move(o.buf_)), error_(std::move(o.error_)) {
+WireConn::WireConn(WireConn&& o) noexcept
+    : fd_(o.fd_), buf_(std::move(o.buf_)), error_(std::move(o.error_)) {
   o.fd_ = -1;
 }
 
-WireConn::~WireConn() { close(); }
+WireConn::~WireConn() {
+  close();
+}
 
 void WireConn::close() {
   if (fd_ >= 0) ::close(fd_);

@@ -1,15 +1,14 @@
 // Not a test but a generator for measuring verify's throughput: with
 // ANNAL_TOOLS_BIG_DIR=/path and ANNAL_TOOLS_BIG_GIB=N set, writes N GiB of
 // events (1 KiB each, 256 MiB segments) into /path. Skipped otherwise.
-//   ANNAL_TOOLS_BIG_DIR=/tmp/annal-big ANNAL_TOOLS_BIG_GIB=4 annal_tools_tests --gtest_filter='BigDir.*'
-//   annal verify /tmp/annal-big
+//   ANNAL_TOOLS_BIG_DIR=/tmp/annal-big ANNAL_TOOLS_BIG_GIB=4 annal_tools_tests
+//   --gtest_filter='BigDir.*' annal verify /tmp/annal-big
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "engine/format.h"
 #include "engine/log.h"
@@ -19,7 +18,8 @@ namespace {
 
 TEST(BigDir, GenerateForThroughputMeasurement) {
   const char* dir = std::getenv("ANNAL_TOOLS_BIG_DIR");
-  if (dir == nullptr) GTEST_SKIP() << "set ANNAL_TOOLS_BIG_DIR (and ANNAL_TOOLS_BIG_GIB) to generate";
+  if (dir == nullptr)
+    GTEST_SKIP() << "set ANNAL_TOOLS_BIG_DIR (and ANNAL_TOOLS_BIG_GIB) to generate";
   const char* gib_env = std::getenv("ANNAL_TOOLS_BIG_GIB");
   const std::uint64_t gib = gib_env ? std::strtoull(gib_env, nullptr, 10) : 4;
   engine::LogOptions lo;

@@ -59,7 +59,8 @@ TEST_F(CliTest, VerifyExitsZeroWhenCleanOneOnDamageAndRepairFixesIt) {
   EXPECT_EQ(read_file(seg), damaged);
 
   EXPECT_EQ(run_annal("repair --apply " + dir_, &out), 0) << out;
-  EXPECT_NE(out.find("positions lost: [" + std::to_string(first_of(seg).value)), std::string::npos) << out;
+  EXPECT_NE(out.find("positions lost: [" + std::to_string(first_of(seg).value)), std::string::npos)
+      << out;
   EXPECT_EQ(run_annal("verify " + dir_, &out), 0) << out;
   EXPECT_EQ(run_annal("repair --apply " + dir_, &out), 0) << out;
   EXPECT_NE(out.find("nothing to repair"), std::string::npos) << out;

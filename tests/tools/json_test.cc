@@ -22,8 +22,13 @@ TEST(JsonTest, Base64MatchesRfc4648Vectors) {
 }
 
 TEST(JsonTest, ObjectsAreValidJson) {
-  const std::string s =
-      JsonObject().str("k", "v").num("n", std::uint64_t{7}).boolean("b", true).null("z").raw("r", "[1,2]").done();
+  const std::string s = JsonObject()
+                            .str("k", "v")
+                            .num("n", std::uint64_t{7})
+                            .boolean("b", true)
+                            .null("z")
+                            .raw("r", "[1,2]")
+                            .done();
   EXPECT_EQ(s, R"({"k":"v","n":7,"b":true,"z":null,"r":[1,2]})");
   EXPECT_TRUE(is_valid_json(s));
   EXPECT_FALSE(is_valid_json(R"({"a":1,"x":[1,2,}})"));

@@ -1,6 +1,7 @@
 #include "tools_fixture.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "engine/format.h"
 #include "engine/log.h"
@@ -73,10 +72,12 @@ void DataDirTest::populate(int events) {
         e.id = id_for(static_cast<std::uint64_t>(n));
         e.type = n % 3 == 0 ? "OrderPlaced" : "OrderShipped";
         if (n % 10 == 9) {
-          e.data = std::string("\x00\x01\x02binary\xff", 10) + std::string(static_cast<std::size_t>(n % 50), 'b');
+          e.data = std::string("\x00\x01\x02binary\xff", 10) +
+                   std::string(static_cast<std::size_t>(n % 50), 'b');
         } else {
           e.flags = f::kFlagDataJson;
-          e.data = fmt::format(R"({{"n":{},"pad":"{}"}})", n, std::string(static_cast<std::size_t>(100 + n % 90), 'x'));
+          e.data = fmt::format(R"({{"n":{},"pad":"{}"}})", n,
+                               std::string(static_cast<std::size_t>(100 + n % 90), 'x'));
         }
         a.events.push_back(std::move(e));
       }
@@ -84,7 +85,8 @@ void DataDirTest::populate(int events) {
       ASSERT_TRUE(out.status.is_ok()) << out.status.to_string();
     }
   }
-  auto log = engine::Log::open(engine::LogOptions{.dir = dir_, .segment_size = 64 << 10, .min_free_bytes = 0});
+  auto log = engine::Log::open(
+      engine::LogOptions{.dir = dir_, .segment_size = 64 << 10, .min_free_bytes = 0});
   ASSERT_TRUE(log.is_ok()) << log.status().to_string();
   original_.clear();
   Status st = (*log)->scan_forward(GlobalPosition(0), UINT64_MAX, [&](const engine::RecordView& v) {
@@ -98,7 +100,8 @@ void DataDirTest::populate(int events) {
 std::vector<std::string> DataDirTest::segments() const {
   std::vector<std::string> out;
   for (const auto& e : stdfs::directory_iterator(dir_))
-    if (engine::parse_segment_file_name(e.path().filename().string())) out.push_back(e.path().filename().string());
+    if (engine::parse_segment_file_name(e.path().filename().string()))
+      out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -125,11 +128,14 @@ std::string DataDirTest::read_file(const std::string& name) const {
 std::vector<std::uint32_t> DataDirTest::offsets(const std::string& segment) const {
   const std::string bytes = read_file(segment);
   auto scan = engine::scan_segment(
-      std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()), first_of(segment));
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()),
+      first_of(segment));
   return scan.offsets;
 }
 
-std::uint64_t DataDirTest::file_size(const std::string& name) const { return stdfs::file_size(path(name)); }
+std::uint64_t DataDirTest::file_size(const std::string& name) const {
+  return stdfs::file_size(path(name));
+}
 
 void DataDirTest::flip_bit(const std::string& name, std::uint64_t offset, int bit) {
   test::flip_bits(path(name), offset, static_cast<std::uint8_t>(1u << bit));
@@ -146,7 +152,9 @@ void DataDirTest::zero_range(const std::string& name, std::uint64_t offset, std:
   io.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
 }
 
-void DataDirTest::remove_file(const std::string& name) { ASSERT_TRUE(stdfs::remove(path(name))) << name; }
+void DataDirTest::remove_file(const std::string& name) {
+  ASSERT_TRUE(stdfs::remove(path(name))) << name;
+}
 
 void DataDirTest::write_file(const std::string& name, const std::string& content) {
   std::ofstream(path(name), std::ios::binary) << content;
@@ -171,8 +179,9 @@ std::vector<Finding> DataDirTest::findings(const VerifyReport& r, FindingKind ki
   return out;
 }
 
-std::uint64_t DataDirTest::expect_store_opens_with(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& lost,
-                                                   std::optional<std::uint64_t> end) {
+std::uint64_t DataDirTest::expect_store_opens_with(
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>>& lost,
+    std::optional<std::uint64_t> end) {
   auto store = index::Store::open(store_options(dir_));
   EXPECT_TRUE(store.is_ok()) << store.status().to_string();
   if (!store.is_ok()) return 0;
@@ -208,7 +217,8 @@ std::uint64_t DataDirTest::expect_store_opens_with(const std::vector<std::pair<s
     for (const auto& [p, r] : original_)
       if (r.stream == stream && p < log_end) max_rev = std::max(max_rev, r.revision.value);
     for (std::uint64_t rev = 0; rev <= max_rev; ++rev) {
-      auto events = (*store)->read_stream(stream, StreamRevision(rev), 1, index::Direction::kForward);
+      auto events =
+          (*store)->read_stream(stream, StreamRevision(rev), 1, index::Direction::kForward);
       if (!events.is_ok()) {
         // A revision lost at repair is a clear error, never data.
         EXPECT_EQ(events.status().code(), Errc::kLostAtRepair) << events.status().to_string();

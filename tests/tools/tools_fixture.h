@@ -28,7 +28,7 @@ class DataDirTest : public ::testing::Test {
   void populate(int events = 900);
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
-  std::vector<std::string> segments() const;  // sorted file names
+  std::vector<std::string> segments() const;     // sorted file names
   std::vector<std::string> index_files() const;  // DIR/index/*.ix names
   // Offsets of the records of a (clean) segment.
   std::vector<std::uint32_t> offsets(const std::string& segment) const;
@@ -51,8 +51,9 @@ class DataDirTest : public ::testing::Test {
   // every position: lost ones (`lost`, as [first, end) ranges) must be lost
   // markers, every other position below `end` must equal the original event.
   // Returns the log's end.
-  std::uint64_t expect_store_opens_with(const std::vector<std::pair<std::uint64_t, std::uint64_t>>& lost,
-                                        std::optional<std::uint64_t> end = std::nullopt);
+  std::uint64_t expect_store_opens_with(
+      const std::vector<std::pair<std::uint64_t, std::uint64_t>>& lost,
+      std::optional<std::uint64_t> end = std::nullopt);
 
   // Runs the real `annal` binary; returns its exit status.
   int run_annal(const std::string& args, std::string* out = nullptr);

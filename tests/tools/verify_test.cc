@@ -43,7 +43,8 @@ class VerifyRepairTest : public DataDirTest {
 
     expect_store_opens_with(lost, end);
     const VerifyReport after_open = verify();
-    for (const auto& fd : after_open.survey.findings) ADD_FAILURE() << "after the node ran: " << finding_text(fd);
+    for (const auto& fd : after_open.survey.findings)
+      ADD_FAILURE() << "after the node ran: " << finding_text(fd);
   }
 
   std::string seg(std::size_t i) { return segments().at(i); }
@@ -96,7 +97,8 @@ TEST_P(FlippedBitTest, LosesExactlyTheOneRecord) {
     // The node opens a sealed segment trusting its .idx (open time must not
     // grow with the log), so the damage surfaces only when the event is read:
     // this is what verify is for.
-    auto log = engine::Log::open(engine::LogOptions{.dir = dir_, .segment_size = 64 << 10, .min_free_bytes = 0});
+    auto log = engine::Log::open(
+        engine::LogOptions{.dir = dir_, .segment_size = 64 << 10, .min_free_bytes = 0});
     ASSERT_TRUE(log.is_ok()) << log.status().to_string();
     auto rec = (*log)->read(GlobalPosition(pos));
     ASSERT_FALSE(rec.is_ok());
@@ -108,12 +110,13 @@ TEST_P(FlippedBitTest, LosesExactlyTheOneRecord) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryRegion, FlippedBitTest,
-    ::testing::Values(Region{"header_position", [](std::uint64_t) -> std::uint64_t { return 16; }, 0},
-                      Region{"header_flags", [](std::uint64_t) -> std::uint64_t { return 4; }, 5},
-                      Region{"header_checksum", [](std::uint64_t) -> std::uint64_t { return 9; }, 2},
-                      Region{"length", [](std::uint64_t) -> std::uint64_t { return 0; }, 3},
-                      Region{"payload", [](std::uint64_t size) -> std::uint64_t { return size / 2 + 3; }, 6},
-                      Region{"trailing_length", [](std::uint64_t size) -> std::uint64_t { return size - 4; }, 4}),
+    ::testing::Values(
+        Region{"header_position", [](std::uint64_t) -> std::uint64_t { return 16; }, 0},
+        Region{"header_flags", [](std::uint64_t) -> std::uint64_t { return 4; }, 5},
+        Region{"header_checksum", [](std::uint64_t) -> std::uint64_t { return 9; }, 2},
+        Region{"length", [](std::uint64_t) -> std::uint64_t { return 0; }, 3},
+        Region{"payload", [](std::uint64_t size) -> std::uint64_t { return size / 2 + 3; }, 6},
+        Region{"trailing_length", [](std::uint64_t size) -> std::uint64_t { return size - 4; }, 4}),
     [](const ::testing::TestParamInfo<Region>& p) { return std::string(p.param.name); });
 
 TEST_F(VerifyRepairTest, TwoAdjacentDamagedRecordsBecomeTwoMarkersFillingTheSpanExactly) {
@@ -145,7 +148,8 @@ TEST_F(VerifyRepairTest, TruncatedSealedSegmentLosesItsTailPositions) {
   const std::string s = seg(1);
   const std::string next = seg(2);
   const auto offs = offsets(s);
-  const std::uint64_t k = offs.size() - 4;  // keep 4 records and half of the fifth... cut mid-record
+  const std::uint64_t k =
+      offs.size() - 4;  // keep 4 records and half of the fifth... cut mid-record
   truncate_file(s, offs[4] + 30);
   const std::uint64_t from = first_of(s).value + 4;
   const std::uint64_t to = first_of(next).value;
