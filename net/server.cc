@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/thread_name.h"
 #include "net/asio.h"
 #include "net/connection.h"
 
@@ -22,17 +23,29 @@ class Server::Impl {
         threads_n_(options.threads ? options.threads
                                    : std::max(1u, std::thread::hardware_concurrency())),
         reads_(std::max(1u, options.read_threads)),
-        io_(),
         shared_(std::make_shared<Shared>(store, std::move(options), reads_.get_executor())) {}
 
   ~Impl() { stop(std::chrono::seconds(10)); }
 
+  // One single-threaded io_context per network thread: a connection lives on
+  // one of them for its whole life, so its handlers never hop between threads
+  // (each hop was a futex wake-up per append; docs/benchmarks.md).
+  void make_contexts() {
+    for (unsigned i = 0; i < threads_n_; ++i) {
+      ios_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(asio::make_work_guard(*ios_.back()));
+    }
+  }
+  asio::io_context& next_context() { return *ios_[next_context_++ % ios_.size()]; }
+
   Status start() {
     const auto& o = shared_->options;
+    make_contexts();
+    asio::io_context& io0 = *ios_.front();
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(o.host, ec);
     if (ec) {
-      tcp::resolver resolver(io_);
+      tcp::resolver resolver(io0);
       auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
       if (ec || results.empty())
         return Status(Errc::kInvalidArgument,
@@ -42,7 +55,7 @@ class Server::Impl {
     tcp::endpoint ep(addr, o.port);
     // The acceptor lives on its own strand: the accept loop and stop()'s close
     // never run concurrently.
-    acceptor_.emplace(asio::make_strand(io_));
+    acceptor_.emplace(asio::make_strand(io0));
     acceptor_->open(ep.protocol(), ec);
     if (!ec) acceptor_->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) acceptor_->bind(ep, ec);
@@ -57,7 +70,11 @@ class Server::Impl {
     has_listener_ = true;
     running_ = true;
     asio::co_spawn(acceptor_->get_executor(), accept_loop(), asio::detached);
-    for (unsigned i = 0; i < threads_n_; ++i) threads_.emplace_back([this] { io_.run(); });
+    for (std::size_t i = 0; i < ios_.size(); ++i)
+      threads_.emplace_back([ctx = ios_[i].get(), i] {
+        engine::set_thread_name(fmt::format("annal-net-{}", i));
+        ctx->run();
+      });
     return Status::ok();
   }
 
@@ -111,7 +128,8 @@ class Server::Impl {
     // Let the closes run, then stop.
     for (int i = 0; i < 500 && shared_->open_connections.load() > 0; ++i)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    io_.stop();
+    guards_.clear();
+    for (auto& io : ios_) io->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
     reads_.join();
@@ -121,14 +139,14 @@ class Server::Impl {
   asio::awaitable<void> accept_loop() {
     std::uint64_t next_id = 1;
     while (true) {
-      tcp::socket socket(asio::make_strand(io_));
+      tcp::socket socket(asio::make_strand(next_context()));
       boost::system::error_code ec;
       co_await acceptor_->async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec == asio::error::operation_aborted || !acceptor_->is_open()) co_return;
         spdlog::warn("accept failed: {}", ec.message());
         if (ec == asio::error::no_descriptors) {
-          asio::steady_timer t(io_, std::chrono::milliseconds(50));
+          asio::steady_timer t(acceptor_->get_executor(), std::chrono::milliseconds(50));
           co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         }
         continue;
@@ -165,8 +183,10 @@ class Server::Impl {
 
   index::Store& store_;
   unsigned threads_n_;
-  asio::thread_pool reads_;  // declared before io_: destroyed after it
-  asio::io_context io_;
+  asio::thread_pool reads_;  // declared before ios_: destroyed after them
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::size_t next_context_ = 0;  // accept loop only
   std::shared_ptr<Shared> shared_;
   std::optional<tcp::acceptor> acceptor_;
   std::vector<std::thread> threads_;
