@@ -15,6 +15,7 @@
 
 #include "engine/format.h"
 #include "engine/segment.h"
+#include "engine/thread_name.h"
 
 namespace annal::engine {
 
@@ -98,8 +99,15 @@ class Log::Impl {
 
   Status recover();
   void start() {
-    writer_ = std::thread([this] { run(); });
-    if (opts_.prepare_segments) preparer_ = std::thread([this] { prepare_spares(); });
+    writer_ = std::thread([this] {
+      set_thread_name("annal-writer");
+      run();
+    });
+    if (opts_.prepare_segments)
+      preparer_ = std::thread([this] {
+        set_thread_name("annal-prepare");
+        prepare_spares();
+      });
   }
   void stop() {
     {
@@ -192,6 +200,10 @@ class Log::Impl {
   std::uint64_t active_end_ = f::kSegmentHeaderSize;  // durable bytes of active_
   std::uint64_t next_ = 0;                            // position the next event gets
   std::string buf_;
+  // The free-space floor's last comfortable answer (check_floor).
+  std::chrono::steady_clock::time_point floor_checked_{};
+  std::uint64_t floor_budget_ = 0;
+  std::uint64_t written_since_floor_check_ = 0;
 
   std::atomic<std::uint64_t> durable_end_{0};
 
@@ -704,12 +716,23 @@ void Log::Impl::fail_writer(const Status& cause) {
 
 Status Log::Impl::check_floor() {
   if (opts_.min_free_bytes == 0) return Status::ok();
+  // statfs per group cost one syscall per 1-in-flight append. A comfortable
+  // answer is reused for a short while and for a quarter of the headroom it
+  // showed; a low or unknown answer is never reused. The active segment is
+  // preallocated, so the floor is a policy, not what stops a write failing.
+  const std::uint64_t written = std::exchange(written_since_floor_check_, 0);
+  floor_budget_ = written >= floor_budget_ ? 0 : floor_budget_ - written;
+  const auto now = std::chrono::steady_clock::now();
+  if (floor_budget_ > 0 && now < floor_checked_ + opts_.floor_check_interval) return Status::ok();
+  floor_budget_ = 0;
   auto free = fs_->free_bytes(opts_.dir);
   if (!free) return Status::ok();  // cannot tell: allocation will still catch a full disk
   if (*free < opts_.min_free_bytes)
     return Status(Errc::kNoSpace,
                   fmt::format("{} bytes free on the file system of {}, below the floor of {}",
                               *free, opts_.dir, opts_.min_free_bytes));
+  floor_checked_ = now;
+  floor_budget_ = (*free - opts_.min_free_bytes) / 4;
   return Status::ok();
 }
 
@@ -836,6 +859,7 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
   if (s) {
     if (!buf_.empty()) {
       active_end_ += buf_.size();
+      written_since_floor_check_ += buf_.size();
       active_->count.store(next_ - active_->first.value, std::memory_order_release);
       active_->data_end.store(active_end_, std::memory_order_release);
       durable_end_.store(next_, std::memory_order_release);

@@ -11,6 +11,7 @@
 // fdatasync). Reads may run on any thread concurrently with the writer.
 
 #include <any>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -75,6 +76,10 @@ struct LogOptions {
   std::uint64_t segment_size = 256ull << 20;
   // Appends are refused with kNoSpace while the file system has less free.
   std::uint64_t min_free_bytes = 64ull << 20;
+  // How long a comfortable free-space answer is reused before the file system
+  // is asked again (also re-asked once a quarter of the headroom it showed
+  // has been written). 0 asks before every group commit.
+  std::chrono::milliseconds floor_check_interval{50};
   // Upper bound on the bytes one group commit writes.
   std::size_t max_group_bytes = 4u << 20;
   // Zero-fill segments before use (the first one at creation, later ones in

@@ -119,6 +119,7 @@ TEST_F(LogFaultTest, NoSpaceDuringAWriteLeavesNoPartialRecordBehind) {
 TEST_F(LogFaultTest, FreeSpaceFloorRefusesAppendsBeforeTheDiskIsFull) {
   LogOptions o = options();
   o.min_free_bytes = 1 << 20;
+  o.floor_check_interval = std::chrono::milliseconds(0);
   auto log = open(o);
   append_n(*log, 2);
   ffs_.set_free_bytes(512 << 10);
@@ -129,6 +130,26 @@ TEST_F(LogFaultTest, FreeSpaceFloorRefusesAppendsBeforeTheDiskIsFull) {
   EXPECT_TRUE(log->read(GlobalPosition(1)));
   ffs_.set_free_bytes(std::nullopt);
   EXPECT_EQ(log->append_sync({make_event(0)}).first_position, GlobalPosition(2));
+}
+
+TEST_F(LogFaultTest, FreeSpaceFloorIsAskedAgainOnceTheHeadroomItShowedIsUsed) {
+  LogOptions o = options();
+  o.min_free_bytes = 1 << 20;
+  o.floor_check_interval = std::chrono::hours(1);  // only the headroom rule applies
+  ffs_.set_free_bytes((1 << 20) + 4 * 2000);       // headroom 8,000 bytes: budget 2,000
+  auto log = open(o);
+  append_n(*log, 2);  // asked once: comfortable
+  ffs_.set_free_bytes(512 << 10);
+  // The cached answer lasts until a quarter of the headroom has been written.
+  std::uint64_t accepted = 0;
+  AppendOutcome out;
+  for (int i = 0; i < 100; ++i) {
+    out = log->append_sync({make_event(0)});
+    if (!out.status.is_ok()) break;
+    ++accepted;
+  }
+  EXPECT_EQ(out.status.code(), Errc::kNoSpace) << "never asked again";
+  EXPECT_LE(accepted, 2000u / 64) << "a record is over 64 bytes: the 2,000-byte budget lasts a few";
 }
 
 // ---- Randomized power loss ----------------------------------------------
