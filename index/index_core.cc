@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "engine/thread_name.h"
+
 namespace annal::index {
 namespace {
 
@@ -99,7 +101,10 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options,
     core->to_scrub_.assign(version->files.begin(), version->files.end());
   core->version_ = std::move(version);
   core->opened_at_ = std::chrono::steady_clock::now();
-  core->thread_ = std::thread([c = core.get()] { c->background_loop(); });
+  core->thread_ = std::thread([c = core.get()] {
+    engine::set_thread_name("annal-index");
+    c->background_loop();
+  });
   return core;
 }
 
