@@ -1,39 +1,62 @@
 #include "index/memtable.h"
 
+#include <algorithm>
 #include <mutex>
 
 namespace annal::index {
 
-Memtable::Memtable() : set_(&arena_) {}
+Memtable::Memtable() = default;
 
 void Memtable::insert(const IndexEntry& e) {
+  const Slot s{e.revision, e.position};
   std::unique_lock lock(mu_);
-  set_.insert(e);
+  auto& v = streams_[e.hash];
+  if (v.empty() || v.back() < s) {
+    v.push_back(s);  // the common case: revisions grow with positions
+  } else {
+    auto it = std::lower_bound(v.begin(), v.end(), s);
+    if (it != v.end() && *it == s) return;  // already there
+    v.insert(it, s);
+  }
+  ++size_;
 }
 
 void Memtable::erase(const IndexEntry& e) {
+  const Slot s{e.revision, e.position};
   std::unique_lock lock(mu_);
-  set_.erase(e);
+  auto found = streams_.find(e.hash);
+  if (found == streams_.end()) return;
+  auto& v = found->second;
+  auto it = std::lower_bound(v.begin(), v.end(), s);
+  if (it == v.end() || !(*it == s)) return;
+  v.erase(it);
+  --size_;
+  if (v.empty()) streams_.erase(found);
 }
 
 std::size_t Memtable::size() const {
   std::shared_lock lock(mu_);
-  return set_.size();
+  return size_;
 }
 
 void Memtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
                        std::uint64_t pos_limit, std::vector<IndexEntry>& out) const {
   std::shared_lock lock(mu_);
-  for (auto it = set_.lower_bound(IndexEntry{hash, lo, 0}); it != set_.end(); ++it) {
-    if (it->hash != hash || it->revision > hi) break;
-    if (it->position < pos_limit) out.push_back(*it);
+  auto found = streams_.find(hash);
+  if (found == streams_.end()) return;
+  const auto& v = found->second;
+  for (auto it = std::lower_bound(v.begin(), v.end(), Slot{lo, 0}); it != v.end(); ++it) {
+    if (it->revision > hi) break;
+    if (it->position < pos_limit) out.push_back(IndexEntry{hash, it->revision, it->position});
   }
 }
 
 bool Memtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
                           const std::function<bool(const IndexEntry&)>& fn) const {
-  // Copies out batches so fn (which may read the log) runs without the lock.
-  IndexEntry cursor{hash, UINT64_MAX, UINT64_MAX};
+  // Copies out batches so fn (which may read the log) runs without the lock;
+  // the next batch starts below the last slot seen, found again by value
+  // because the writer may have changed the vector meanwhile.
+  Slot cursor{UINT64_MAX, UINT64_MAX};
   bool first = true;
   std::vector<IndexEntry> batch;
   for (;;) {
@@ -41,14 +64,17 @@ bool Memtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
     bool more = false;
     {
       std::shared_lock lock(mu_);
-      auto it = first ? set_.upper_bound(cursor) : set_.lower_bound(cursor);
+      auto found = streams_.find(hash);
+      if (found == streams_.end()) return true;
+      const auto& v = found->second;
+      auto it = first ? std::upper_bound(v.begin(), v.end(), cursor)
+                      : std::lower_bound(v.begin(), v.end(), cursor);
       first = false;
       std::size_t scanned = 0;
-      while (it != set_.begin()) {
+      while (it != v.begin()) {
         --it;
-        if (it->hash != hash) break;
         cursor = *it;
-        if (it->position < pos_limit) batch.push_back(*it);
+        if (it->position < pos_limit) batch.push_back(IndexEntry{hash, it->revision, it->position});
         if (++scanned == 64) {
           more = true;
           break;
@@ -63,7 +89,12 @@ bool Memtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
 
 void Memtable::for_each(const std::function<void(const IndexEntry&)>& fn) const {
   std::shared_lock lock(mu_);
-  for (const auto& e : set_) fn(e);
+  std::vector<std::uint64_t> hashes;
+  hashes.reserve(streams_.size());
+  for (const auto& [h, v] : streams_) hashes.push_back(h);
+  std::sort(hashes.begin(), hashes.end());
+  for (std::uint64_t h : hashes)
+    for (const Slot& s : streams_.find(h)->second) fn(IndexEntry{h, s.revision, s.position});
 }
 
 }  // namespace annal::index
