@@ -32,7 +32,7 @@ void DurableNotifier::notify(GlobalPosition) {
   std::lock_guard lock(mu_);
   if (closed_) return;
   for (const auto& w : waiters_)
-    if (w->armed.exchange(false)) w->wake();
+    if (w->armed.exchange(false)) w->inbox->push(w);
 }
 
 void DurableNotifier::add(const std::shared_ptr<Waiter>& w) {
@@ -163,6 +163,14 @@ Batch read_index(const index::Store& store, const std::string& stream, std::uint
 
 }  // namespace
 
+Lane& Shared::lane_of(const asio::any_io_executor& ex) {
+  auto& ctx = asio::query(ex, asio::execution::context);
+  for (auto& l : lanes)
+    if (static_cast<asio::execution_context*>(l.io) == &ctx) return l;
+  ANNAL_CHECK(false, "a connection on an io_context the server does not run");
+  return lanes.front();
+}
+
 // ---------------------------------------------------------------------------
 // Connection
 
@@ -170,6 +178,7 @@ Connection::Connection(std::shared_ptr<Shared> shared, tcp::socket socket, std::
     : shared_(std::move(shared)),
       socket_(std::move(socket)),
       strand_(socket_.get_executor()),
+      lane_(&shared_->lane_of(strand_)),
       id_(id),
       last_activity_(Clock::now()),
       write_cv_(strand_, Clock::time_point::max()),
@@ -565,26 +574,30 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   const std::size_t bytes = payload.size();
   request_started(bytes);
   index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
-  auto self = shared_from_this();
-  shared_->store.append(std::move(sa), [self, id, bytes](const engine::AppendOutcome& o) {
-    // On the log's writer thread: only hand the outcome to the strand.
-    asio::post(self->strand_, [self, id, bytes, o]() {
-      if (o.status.is_ok()) {
-        proto::AppendOk ok;
-        ok.first_position = o.first_position.value;
-        ok.first_revision = o.first_revision.value;
-        ok.count = o.count;
-        ok.deduplicated = o.deduplicated;
-        self->send(proto::encode_append_ok(id, ok));
-      } else {
-        std::uint64_t detail = proto::kNone;
-        if (o.status.code() == Errc::kWrongExpectedRevision && o.actual_revision)
-          detail = o.actual_revision->value;
-        self->send_error(id, proto::code_from_errc(o.status.code()), o.status.message(), detail);
-      }
-      self->request_finished(bytes);
-    });
-  });
+  shared_->store.append(std::move(sa),
+                        [self = shared_from_this(), id, bytes](const engine::AppendOutcome& o) {
+                          // On the log's writer thread: hand the outcome to the lane,
+                          // which answers every ack of a group commit in one post.
+                          self->lane_->acks->push(Ack{self, id, bytes, o});
+                        });
+}
+
+void Connection::finish_append(const Ack& ack) {
+  const engine::AppendOutcome& o = ack.outcome;
+  if (o.status.is_ok()) {
+    proto::AppendOk ok;
+    ok.first_position = o.first_position.value;
+    ok.first_revision = o.first_revision.value;
+    ok.count = o.count;
+    ok.deduplicated = o.deduplicated;
+    send(proto::encode_append_ok(ack.id, ok));
+  } else {
+    std::uint64_t detail = proto::kNone;
+    if (o.status.code() == Errc::kWrongExpectedRevision && o.actual_revision)
+      detail = o.actual_revision->value;
+    send_error(ack.id, proto::code_from_errc(o.status.code()), o.status.message(), detail);
+  }
+  request_finished(ack.bytes);
 }
 
 void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) {
@@ -788,11 +801,9 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
     start = sub->next_rev;
   }
   std::weak_ptr<Subscription> weak = sub;
-  auto ex = strand_;
-  sub->waiter->wake = [weak, ex]() {
-    asio::post(ex, [weak]() {
-      if (auto s = weak.lock()) s->timer.cancel();
-    });
+  sub->waiter->inbox = lane_->wakes.get();
+  sub->waiter->wake = [weak]() {
+    if (auto s = weak.lock()) s->timer.cancel();
   };
   shared_->notifier.add(sub->waiter);
   subs_[id] = sub;

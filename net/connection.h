@@ -21,6 +21,7 @@
 
 #include "index/store.h"
 #include "net/asio.h"
+#include "net/inbox.h"
 #include "net/protocol.h"
 #include "net/server.h"
 
@@ -30,7 +31,27 @@ namespace annal::net::detail {
 // strand; it is called at most once per arming.
 struct Waiter {
   std::atomic<bool> armed{false};
-  std::function<void()> wake;
+  std::function<void()> wake;                       // runs on the subscription's network thread
+  Inbox<std::shared_ptr<Waiter>>* inbox = nullptr;  // that thread's wake-up inbox
+};
+
+class Connection;
+
+// An append's outcome on its way from the log writer to its connection.
+struct Ack {
+  std::shared_ptr<Connection> conn;
+  std::uint64_t id = 0;
+  std::size_t bytes = 0;
+  engine::AppendOutcome outcome;
+};
+
+// What the log writer hands to one network thread: acknowledgements and
+// subscription wake-ups, each one post per group commit (not one per append
+// or per subscriber).
+struct Lane {
+  asio::io_context* io = nullptr;
+  std::unique_ptr<Inbox<Ack>> acks;
+  std::unique_ptr<Inbox<std::shared_ptr<Waiter>>> wakes;
 };
 
 // Fans the store's durable-end notifications out to armed waiters.
@@ -58,6 +79,11 @@ struct Shared {
   std::atomic<std::int64_t> in_flight{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::uint32_t> open_connections{0};
+  // One per network thread, filled by the server before it accepts.
+  std::vector<Lane> lanes;
+
+  // The lane of the io_context behind `ex` (a connection's strand).
+  Lane& lane_of(const asio::any_io_executor& ex);
 
   Shared(index::Store& s, ServerOptions o, asio::thread_pool::executor_type r)
       : store(s), options(std::move(o)), reads(r) {}
@@ -82,6 +108,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_now();
 
   std::uint64_t id() const { return id_; }
+  // On the connection's network thread (from its lane): answers an append.
+  void finish_append(const Ack& ack);
   std::uint32_t in_flight() const { return in_flight_count_.load(); }
   bool closed() const { return closed_flag_.load(); }
 
@@ -116,6 +144,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::shared_ptr<Shared> shared_;
   tcp::socket socket_;
   asio::any_io_executor strand_;  // the socket's executor: a strand
+  Lane* lane_;                    // of the network thread the strand runs on
   std::uint64_t id_;
   std::string peer_;
 

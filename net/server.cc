@@ -34,6 +34,17 @@ class Server::Impl {
     for (unsigned i = 0; i < threads_n_; ++i) {
       ios_.push_back(std::make_unique<asio::io_context>(1));
       guards_.emplace_back(asio::make_work_guard(*ios_.back()));
+      // Create the context's reactor (epoll, eventfd, timerfd) now rather
+      // than at its first connection, so the node's descriptors are settled
+      // once it listens.
+      { asio::steady_timer reactor_now(*ios_.back()); }
+      detail::Lane lane;
+      lane.io = ios_.back().get();
+      lane.acks = std::make_unique<detail::Inbox<detail::Ack>>(
+          *lane.io, [](detail::Ack& a) { a.conn->finish_append(a); });
+      lane.wakes = std::make_unique<detail::Inbox<std::shared_ptr<detail::Waiter>>>(
+          *lane.io, [](std::shared_ptr<detail::Waiter>& w) { w->wake(); });
+      shared_->lanes.push_back(std::move(lane));
     }
   }
   asio::io_context& next_context() { return *ios_[next_context_++ % ios_.size()]; }
@@ -132,6 +143,12 @@ class Server::Impl {
     for (auto& io : ios_) io->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    // Acks that arrive from now on have no thread to answer them; queued ones
+    // hold their connections alive.
+    for (auto& lane : shared_->lanes) {
+      lane.acks->close();
+      lane.wakes->close();
+    }
     reads_.join();
   }
 
