@@ -94,17 +94,6 @@ struct Filter {
   }
 };
 
-struct Batch {
-  Status status;
-  std::string events;  // encoded events
-  std::uint32_t count = 0;
-  GlobalPosition next;         // log phase: next position to scan
-  std::uint64_t next_rev = 0;  // stream subscriptions: next revision wanted
-  std::uint64_t scanned = 0;   // log phase: positions scanned
-  std::uint64_t scanned_after_last_event = 0;
-  bool index_done = false;  // index phase: caught up with the index
-};
-
 // Runs on the reading pool.
 Batch scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, GlobalPosition end,
                std::uint32_t max_count, std::size_t max_bytes) {
@@ -855,19 +844,33 @@ asio::awaitable<void> Connection::run_subscription(std::shared_ptr<Subscription>
       const index::Store* sp = &store;
       // The pool work captures only pointers and scalars: GCC 12 has bugs
       // destroying non-trivial temporaries inside co_await expressions twice.
-      Batch b;
-      Batch* out = &b;
-      const Filter* fp = &f;
-      auto work = [sp, fp, out, index_phase, from, end, max_count,
-                   max_bytes]() -> asio::awaitable<void> {
-        if (index_phase) {
-          *out = read_index(*sp, fp->stream, fp->min_rev, max_count, max_bytes);
-        } else {
-          *out = scan_log(sp->log(), *fp, from, end, max_count, max_bytes);
-        }
-        co_return;
-      };
-      co_await asio::co_spawn(shared_->reads, std::move(work), use_awaitable);
+      // Live subscribers of the global log with one filter share the scan.
+      const bool shareable = !index_phase && f.target == proto::Target::kAll;
+      LiveCache<Batch>::Key key;
+      std::shared_ptr<const Batch> cached;
+      if (shareable) {
+        key = {f.stream_prefix, f.type_prefix, 0, from.value};
+        cached = shared_->live.find(key);
+      }
+      if (!cached) {
+        auto fresh = std::make_shared<Batch>();
+        Batch* out = fresh.get();
+        const Filter* fp = &f;
+        auto work = [sp, fp, out, index_phase, from, end, max_count,
+                     max_bytes]() -> asio::awaitable<void> {
+          if (index_phase) {
+            *out = read_index(*sp, fp->stream, fp->min_rev, max_count, max_bytes);
+          } else {
+            *out = scan_log(sp->log(), *fp, from, end, max_count, max_bytes);
+          }
+          co_return;
+        };
+        co_await asio::co_spawn(shared_->reads, std::move(work), use_awaitable);
+        if (shareable && fresh->status.is_ok())
+          shared_->live.insert(key, fresh, fresh->events.size());
+        cached = std::move(fresh);
+      }
+      const Batch& b = *cached;
       if (sub->cancelled || closed_) break;
       if (!b.status.is_ok()) {
         send_error(sub->id, proto::code_from_errc(b.status.code()), b.status.message());

@@ -22,6 +22,7 @@
 #include "index/store.h"
 #include "net/asio.h"
 #include "net/inbox.h"
+#include "net/live_cache.h"
 #include "net/protocol.h"
 #include "net/server.h"
 
@@ -33,6 +34,18 @@ struct Waiter {
   std::atomic<bool> armed{false};
   std::function<void()> wake;                       // runs on the subscription's network thread
   Inbox<std::shared_ptr<Waiter>>* inbox = nullptr;  // that thread's wake-up inbox
+};
+
+// Events read for a response or a subscription batch.
+struct Batch {
+  Status status;
+  std::string events;  // encoded events
+  std::uint32_t count = 0;
+  GlobalPosition next;         // log phase: next position to scan
+  std::uint64_t next_rev = 0;  // stream subscriptions: next revision wanted
+  std::uint64_t scanned = 0;   // log phase: positions scanned
+  std::uint64_t scanned_after_last_event = 0;
+  bool index_done = false;  // index phase: caught up with the index
 };
 
 class Connection;
@@ -81,6 +94,7 @@ struct Shared {
   std::atomic<std::uint32_t> open_connections{0};
   // One per network thread, filled by the server before it accepts.
   std::vector<Lane> lanes;
+  LiveCache<Batch> live;  // batches live subscribers share
 
   // The lane of the io_context behind `ex` (a connection's strand).
   Lane& lane_of(const asio::any_io_executor& ex);
