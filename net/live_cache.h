@@ -38,7 +38,7 @@ class LiveCache {
 
   // `bytes` is what the batch holds, for the cache's byte bound.
   void insert(Key k, std::shared_ptr<const Batch> b, std::size_t bytes) {
-    if (bytes > kMaxBytes / 4) return;  // a catch-up sized batch: not worth keeping
+    if (bytes >= kMaxBytes / 4) return;  // a catch-up sized batch: not worth keeping
     std::lock_guard lock(mu_);
     for (const auto& e : entries_)
       if (e.first == k) return;  // another subscriber scanned it meanwhile
