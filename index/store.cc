@@ -51,6 +51,18 @@ struct RecordLite {
   std::uint64_t revision = 0;
 };
 
+// A record the stream index names could not be read to confirm `what`:
+// corruption naming the position (the log's status names segment and
+// offset). A position past the log's end is an index that disagrees with the
+// log, which is corruption too, never absence.
+Status unconfirmed(std::uint64_t pos, std::string_view what, const Status& st) {
+  const Errc code = st.code() == Errc::kIoError ? Errc::kIoError : Errc::kCorruption;
+  spdlog::error("stream index: cannot read position {} to confirm {}: {}", pos, what,
+                st.to_string());
+  return Status(code, fmt::format("position {} (needed to confirm {}) cannot be read: {}", pos,
+                                  what, st.message()));
+}
+
 std::string expected_text(const ExpectedRevision& e) {
   return e.to_string();
 }
@@ -313,32 +325,41 @@ class Store::Impl final : public engine::WriteHooks {
     return nullptr;
   }
 
-  std::optional<RecordLite> writer_record(std::uint64_t pos) const {
+  // The record at `pos` as the writer sees it. Every position the index or
+  // the id window names is below the writer's next position, so a failure
+  // here is damage (or an I/O error), never "no such record": it is an error
+  // the caller must pass on, not a mismatch it could skip.
+  Result<RecordLite> writer_record(std::uint64_t pos) const {
     if (const Pending* p = pending_at(pos)) {
       return RecordLite{p->stream, p->ids[pos - p->first_position],
                         p->first_revision + (pos - p->first_position)};
     }
-    std::optional<RecordLite> out;
+    RecordLite out;
     Status st = log_->visit(GlobalPosition(pos), [&](const engine::RecordView& v) {
       out = RecordLite{std::string(v.stream), v.id, v.revision.value};
     });
-    if (!st.is_ok())
-      spdlog::warn("stream index: reading position {} for a write check: {}", pos, st.to_string());
+    if (!st.is_ok()) return unconfirmed(pos, "an append's expected revision or event ids", st);
     return out;
   }
 
   Result<std::optional<Head>> writer_head(const AppendCtx& c) {
     if (auto h = heads_.get(c.key)) return h;
     std::optional<Head> found;
+    Status unread;
     Status st = core_->visit_desc(c.hash, UINT64_MAX, [&](const IndexEntry& e) {
       auto r = writer_record(e.position);
-      if (r && r->stream == c.stream && r->revision == e.revision) {
+      if (!r) {
+        unread = r.status();
+        return false;
+      }
+      if (r->stream == c.stream && r->revision == e.revision) {
         found = Head{e.revision, e.position};
         return false;
       }
-      return true;
+      return true;  // another stream with the same hash
     });
     if (!st.is_ok()) return st;
+    if (!unread.is_ok()) return unread;
     if (found) heads_.put(c.key, *found);
     return found;
   }
@@ -360,7 +381,8 @@ class Store::Impl final : public engine::WriteHooks {
       const std::uint64_t i = e.revision - r0;
       if (pos_of[i]) continue;
       auto r = writer_record(e.position);
-      if (!r || r->stream != c.stream) continue;
+      if (!r) return r.status();
+      if (r->stream != c.stream) continue;  // another stream with the same hash
       if (r->id != ids[i]) return std::optional<Dedup>();
       pos_of[i] = e.position;
     }
@@ -371,8 +393,11 @@ class Store::Impl final : public engine::WriteHooks {
 
   enum class WindowResult { kNew, kDuplicate, kConflict };
   // any / stream_exists retry: were these ids appended recently, all of them,
-  // in order, to this stream?
-  WindowResult match_in_window(const AppendCtx& c, const std::vector<EventId>& ids, Dedup& dedup) {
+  // in order, to this stream? `next` is the position this append would get.
+  // A candidate that cannot be read is an error, not a digest collision: a
+  // damaged record must not let its retry be written a second time.
+  Result<WindowResult> match_in_window(const AppendCtx& c, const std::vector<EventId>& ids,
+                                       std::uint64_t next, Dedup& dedup) {
     std::vector<std::uint64_t> cands;
     std::vector<std::uint64_t> starts;
     bool any_hit = false;
@@ -381,18 +406,21 @@ class Store::Impl final : public engine::WriteHooks {
       window_.find(ids[i], cands);
       for (std::uint64_t p : cands) {
         auto r = writer_record(p);
-        if (!r || r->id != ids[i]) continue;  // a digest collision
+        if (!r) return r.status();
+        if (r->id != ids[i]) continue;  // a digest collision
         any_hit = true;
         if (i == 0) starts.push_back(p);
       }
     }
     if (!any_hit) return WindowResult::kNew;
     for (std::uint64_t p : starts) {
+      if (p + ids.size() > next) continue;  // fewer events after p than ids
       bool all = true;
       std::uint64_t rev0 = 0;
       for (std::size_t i = 0; i < ids.size() && all; ++i) {
         auto r = writer_record(p + i);
-        all = r && r->id == ids[i] && r->stream == c.stream;
+        if (!r) return r.status();
+        all = r->id == ids[i] && r->stream == c.stream;
         if (all && i == 0) rev0 = r->revision;
       }
       if (all) {
@@ -461,7 +489,9 @@ class Store::Impl final : public engine::WriteHooks {
         [[fallthrough]];
       case Kind::kAny: {
         Dedup d{};
-        switch (match_in_window(*c, ids, d)) {
+        auto m = match_in_window(*c, ids, next.value, d);
+        if (!m) return index_error(m.status());
+        switch (*m) {
           case WindowResult::kNew:
             break;
           case WindowResult::kDuplicate:
@@ -552,19 +582,23 @@ class Store::Impl final : public engine::WriteHooks {
                                            std::uint64_t end) const {
     if (auto h = heads_.get(HeadCache::key_of(stream)); h && h->position < end) return h;
     std::optional<Head> found;
+    Status unread;
     Status vs = core_->visit_desc(hash, end, [&](const IndexEntry& e) {
       bool match = false;
       Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
         match = (v.stream == stream && v.revision.value == e.revision) ||
                 (v.stream.empty() && (v.flags & format::kFlagLost));
       });
-      if (!st.is_ok())
-        spdlog::warn("stream index: reading position {} of '{}': {}", e.position, stream,
-                     st.to_string());
+      if (!st.is_ok()) {
+        // Not "another stream with this hash": the head cannot be known.
+        unread = unconfirmed(e.position, fmt::format("the head of stream '{}'", stream), st);
+        return false;
+      }
       if (match) found = Head{e.revision, e.position};
       return !match;
     });
     if (!vs.is_ok()) return vs;
+    if (!unread.is_ok()) return unread;
     return found;
   }
 
