@@ -98,7 +98,7 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
                    {"--max-connections", std::to_string(n + 100), "--segment-size", "1M",
                     "--min-free", "0", "--log-level", "warn", "--idle-timeout-ms", "0"});
   ASSERT_TRUE(node.started()) << "annald did not start:\n" << node.log_tail();
-  const long fds_before = node.open_fds();
+  const long fds_before = node.open_sockets();
   const long rss_start = node.status_kb("VmRSS:");
 
   // Open every connection and handshake.
@@ -110,7 +110,7 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
         << "connection " << i << " handshake: " << conns[i].wire->error();
     conns[i].subscriber = i % 10 == 0;
   }
-  const long fds_open = node.open_fds();
+  const long fds_open = node.open_sockets();
   EXPECT_GE(fds_open - fds_before, static_cast<long>(n))
       << "the node does not hold one fd per connection?";
 
@@ -284,7 +284,7 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
   std::printf(
       "connection load: %llu connections (%llu subscribers), %llu s: %llu appends, %llu reads; "
       "node RSS "
-      "%ld kB at start, %ld kB under load, peak %ld kB; fds %ld idle, %ld with connections\n",
+      "%ld kB at start, %ld kB under load, peak %ld kB; sockets %ld idle, %ld with connections\n",
       static_cast<unsigned long long>(n), static_cast<unsigned long long>(n / 10),
       static_cast<unsigned long long>(seconds), static_cast<unsigned long long>(appends.load()),
       static_cast<unsigned long long>(reads.load()), rss_start, rss_load, hwm, fds_before,
@@ -300,13 +300,14 @@ TEST_F(ConnectionLoadTest, ThousandConnectionsAppendReadSubscribeWithoutErrorsOr
   for (auto& c : conns) c.wire->close();
   long fds_after = -1;
   for (int i = 0; i < 200; ++i) {
-    fds_after = node.open_fds();
+    fds_after = node.open_sockets();
     if (fds_after <= fds_before) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_EQ(fds_after, fds_before) << "the node holds " << fds_after - fds_before
-                                   << " more descriptors than before the connections (leak)";
-  std::printf("connection load: node fds after close %ld (before %ld)\n", fds_after, fds_before);
+                                   << " more sockets than before the connections (leak)";
+  std::printf("connection load: node sockets after close %ld (before %ld)\n", fds_after,
+              fds_before);
   EXPECT_EQ(node.terminate(), 0) << node.log_tail();
 }
 

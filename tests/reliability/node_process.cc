@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 namespace annal::reliability {
@@ -106,6 +107,23 @@ long NodeProcess::open_fds() const {
   long n = 0;
   while (auto* e = ::readdir(d))
     if (e->d_name[0] != '.') ++n;
+  ::closedir(d);
+  return n;
+}
+
+long NodeProcess::open_sockets() const {
+  if (pid_ <= 0) return -1;
+  const std::string dir = "/proc/" + std::to_string(pid_) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  long n = 0;
+  char target[64];
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const ssize_t len = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    if (len > 0 && std::string_view(target, static_cast<std::size_t>(len)).starts_with("socket:"))
+      ++n;
+  }
   ::closedir(d);
   return n;
 }

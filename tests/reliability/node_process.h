@@ -36,6 +36,10 @@ class NodeProcess {
   int terminate(std::chrono::milliseconds grace = std::chrono::seconds(20));
   // Entries in /proc/PID/fd, -1 if unreadable.
   long open_fds() const;
+  // Descriptors of the node that are sockets (listening and connected): what
+  // the connection tests count, since the node's background work (segment
+  // files, the index's files) opens and closes other descriptors at any time.
+  long open_sockets() const;
   // A field of /proc/PID/status in kB (VmRSS:, VmHWM:), -1 if unreadable.
   long status_kb(const char* field) const;
 
