@@ -24,7 +24,7 @@ class LiveCache {
   struct Key {
     std::string stream_prefix;
     std::string type_prefix;
-    std::uint64_t checkpoint_interval = 0;
+    std::uint64_t max_scan = 0;  // positions one step may scan (checkpoints bound it)
     std::uint64_t from = 0;
     friend bool operator==(const Key&, const Key&) = default;
   };

@@ -1,0 +1,51 @@
+// Connection: appends. A request is decoded and validated on the network
+// thread, handed to the store (which checks and writes it on the log writer
+// thread), and answered when its group commit is durable: the writer pushes
+// the outcome to this thread's lane, one post per commit (net/shared.h).
+#include <fmt/format.h>
+
+#include "net/connection.h"
+
+namespace annal::net::detail {
+
+void Connection::handle_append(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode_append(payload);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  if (auto bad = json_.check(*m)) {
+    send_error(id, bad->code, std::move(bad->message), bad->detail);
+    return;
+  }
+  const std::size_t bytes = payload.size();
+  request_started(bytes);
+  index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
+  shared_->store.append(std::move(sa),
+                        [self = shared_from_this(), id, bytes](const engine::AppendOutcome& o) {
+                          // On the log's writer thread: hand the outcome to the lane,
+                          // which answers every ack of a group commit in one post.
+                          self->lane_->acks->push(Ack{self, id, bytes, o});
+                        });
+}
+
+void Connection::finish_append(const Ack& ack) {
+  const engine::AppendOutcome& o = ack.outcome;
+  if (o.status.is_ok()) {
+    proto::AppendOk ok;
+    ok.first_position = o.first_position.value;
+    ok.first_revision = o.first_revision.value;
+    ok.count = o.count;
+    ok.deduplicated = o.deduplicated;
+    send(proto::encode_append_ok(ack.id, ok));
+  } else {
+    std::uint64_t detail = proto::kNone;
+    if (o.status.code() == Errc::kWrongExpectedRevision && o.actual_revision)
+      detail = o.actual_revision->value;
+    send_error(ack.id, proto::code_from_errc(o.status.code()), o.status.message(), detail);
+  }
+  request_finished(ack.bytes);
+}
+
+}  // namespace annal::net::detail

@@ -1,0 +1,123 @@
+// Connection: the handshake, routing a frame to its handler by op, and the
+// requests answered on the spot (ping, info).
+#include <fmt/format.h>
+
+#include "net/connection.h"
+
+namespace annal::net::detail {
+
+void Connection::dispatch(const proto::FrameHeader& h, std::string payload) {
+  const auto op = static_cast<proto::Op>(h.op);
+  if (!handshaken_) {
+    if (op != proto::Op::kHello) {
+      fail_and_close(h.request_id, proto::Code::kHandshakeRequired,
+                     fmt::format("the first frame must be hello (0x01), got op 0x{:02x}", h.op));
+      return;
+    }
+    handle_hello(h.request_id, payload);
+    return;
+  }
+  if (!proto::is_request_op(h.op)) {
+    send_error(h.request_id, proto::Code::kUnknownOperation,
+               fmt::format("unknown operation 0x{:02x}", h.op));
+    return;
+  }
+  if (shutting_down_ && op != proto::Op::kPing) {
+    send_error(h.request_id, proto::Code::kShuttingDown, "node is shutting down");
+    return;
+  }
+  switch (op) {
+    case proto::Op::kHello:
+      send_error(h.request_id, proto::Code::kBadRequest, "hello was already received");
+      return;
+    case proto::Op::kPing:
+      if (!payload.empty()) {
+        send_error(h.request_id, proto::Code::kBadRequest, "ping: unexpected payload");
+        return;
+      }
+      send(proto::encode_empty(proto::Op::kPong, h.request_id));
+      return;
+    case proto::Op::kInfo:
+      handle_info(h.request_id, payload);
+      return;
+    case proto::Op::kAppend:
+      handle_append(h.request_id, payload);
+      return;
+    case proto::Op::kReadStream:
+      handle_read_stream(h.request_id, payload);
+      return;
+    case proto::Op::kReadAll:
+      handle_read_all(h.request_id, payload);
+      return;
+    case proto::Op::kSubscribe:
+      handle_subscribe(h.request_id, payload);
+      return;
+    case proto::Op::kUnsubscribe:
+      handle_unsubscribe(h.request_id, payload);
+      return;
+    default:
+      send_error(h.request_id, proto::Code::kUnknownOperation,
+                 fmt::format("unknown operation 0x{:02x}", h.op));
+      return;
+  }
+}
+
+void Connection::handle_hello(std::uint64_t id, std::string_view payload) {
+  auto m = proto::decode_hello(payload);
+  if (!m.is_ok()) {
+    fail_and_close(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  if (m->magic != proto::kHelloMagic) {
+    fail_and_close(
+        id, proto::Code::kBadRequest,
+        fmt::format("hello: bad magic 0x{:08x}, expected 0x{:08x}", m->magic, proto::kHelloMagic));
+    return;
+  }
+  if (m->version != proto::kProtocolVersion) {
+    send_error(id, proto::Code::kUnsupportedVersion,
+               fmt::format("protocol version {} is not supported; this node speaks {}", m->version,
+                           proto::kProtocolVersion),
+               proto::kProtocolVersion);
+    close_when_drained_ = true;
+    write_cv_.cancel();
+    return;
+  }
+  handshaken_ = true;
+  proto::HelloOk ok;
+  ok.max_frame = shared_->options.max_frame;
+  ok.max_in_flight = shared_->options.max_in_flight;
+  ok.server_version = shared_->options.server_version;
+  send(proto::encode_hello_ok(id, ok));
+}
+
+void Connection::handle_info(std::uint64_t id, std::string_view payload) {
+  if (!payload.empty()) {
+    send_error(id, proto::Code::kBadRequest,
+               fmt::format("info: unexpected payload of {} bytes", payload.size()));
+    return;
+  }
+  auto& store = shared_->store;
+  const auto& opts = shared_->options;
+  const auto& limits = store.limits();
+  const auto stats = store.stats();
+  proto::InfoOk m;
+  m.server_version = opts.server_version;
+  m.durable_end = store.log().durable_end().value;
+  m.segments = store.log().segments().size();
+  m.max_stream_name = limits.max_stream_name;
+  m.max_event_type = limits.max_event_type;
+  m.max_event_size = limits.max_event_size;
+  m.max_append_size = limits.max_append_size;
+  m.max_append_events = limits.max_append_events;
+  m.max_frame = opts.max_frame;
+  m.max_in_flight = opts.max_in_flight;
+  m.max_connections = opts.max_connections;
+  m.connections = shared_->open_connections.load();
+  m.index_memtable_entries = stats.memtable_entries;
+  m.index_files = stats.index_files;
+  m.indexed_through = stats.indexed_through;
+  send(proto::encode_info_ok(id, m));
+}
+
+}  // namespace annal::net::detail

@@ -1,0 +1,35 @@
+#pragma once
+// Validation of an append's events before anything is written: event flags,
+// and every JSON-flagged payload parsed completely (docs/protocol.md §3.2).
+// One per connection (it keeps a parser and a padded buffer); not thread-safe.
+
+#include <simdjson.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/protocol.h"
+
+namespace annal::net::detail {
+
+struct EventRejection {
+  proto::Code code;
+  std::uint64_t detail;  // the 0-based index of the event
+  std::string message;
+};
+
+class JsonCheck {
+ public:
+  // The first event the node must refuse, or nothing.
+  std::optional<EventRejection> check(const proto::AppendReq& req);
+
+ private:
+  simdjson::error_code parse(const std::string& text);
+
+  simdjson::dom::parser parser_;
+  std::vector<char> buf_;
+};
+
+}  // namespace annal::net::detail

@@ -1,0 +1,54 @@
+#pragma once
+// One subscription's state on its connection, and the batch of events one
+// step of it delivers (internal to annal_net). The steps themselves are
+// read::scan_log / read::read_index; Connection::run_subscription drives them.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include "net/asio.h"
+#include "net/notifier.h"
+#include "net/protocol.h"
+#include "net/wire_sink.h"
+#include "read/catch_up.h"
+
+namespace annal::net::detail {
+
+// The events of one step, encoded once; live subscribers with the same
+// filter at the same position share it (LiveCache).
+struct Batch {
+  read::Step step;
+  WireSink events;
+};
+
+struct Subscription {
+  std::uint64_t id = 0;
+  proto::SubscribeReq req;
+  read::Filter filter;  // from req; min_rev follows next_rev
+  bool cancelled = false;
+  // Stream subscriptions catch up through the stream index first, then follow
+  // the global log filtered by stream name and revision.
+  bool index_phase = false;
+  std::uint64_t next_rev = 0;
+  GlobalPosition next_pos;
+  std::uint64_t unreported = 0;  // positions scanned since the last event or checkpoint
+  std::uint64_t checkpoint_interval = 0;
+  std::chrono::steady_clock::time_point last_checkpoint;
+  asio::steady_timer timer;
+  std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
+
+  explicit Subscription(const asio::any_io_executor& ex) : timer(ex) {}
+  bool filtered() const { return filter.filtered(); }
+  // Positions the next log step may scan: a filtered subscription stops
+  // where its next checkpoint is due, so checkpoint_interval holds during
+  // catch-up and for large appends too.
+  std::uint64_t max_scan() const {
+    if (!filtered()) return read::kMaxScanPerStep;
+    const std::uint64_t due =
+        checkpoint_interval > unreported ? checkpoint_interval - unreported : 1;
+    return std::min(due, read::kMaxScanPerStep);
+  }
+};
+
+}  // namespace annal::net::detail

@@ -1,0 +1,82 @@
+#include "read/catch_up.h"
+
+#include <algorithm>
+
+#include "engine/format.h"
+
+namespace annal::read {
+namespace {
+
+// Events per Store::read_stream call while filling one batch.
+constexpr std::uint64_t kStreamChunk = 64;
+
+}  // namespace
+
+bool Filter::matches(const engine::RecordView& v) const {
+  const bool lost = (v.flags & engine::format::kFlagLost) != 0;
+  if (target == Target::kStream) return !lost && v.stream == stream && v.revision.value >= min_rev;
+  if (!filtered()) return true;
+  return !lost && v.stream.starts_with(stream_prefix) && v.type.starts_with(type_prefix);
+}
+
+Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, GlobalPosition end,
+              std::uint64_t max_scan, const PageLimits& limits, EventSink& out) {
+  Step s;
+  s.next = from;
+  s.next_rev = f.min_rev;
+  if (from >= end) return s;
+  const std::uint64_t limit =
+      std::min(end.value - from.value, std::max<std::uint64_t>(max_scan, 1));
+  s.status = log.scan_forward(from, limit, [&](const engine::RecordView& v) {
+    if (f.matches(v)) {
+      if (!limits.fits(out, v)) return false;  // the next step starts with it
+      out.add(v);
+      s.scanned_after_last_event = 0;
+      if (f.target == Target::kStream) s.next_rev = v.revision.value + 1;
+    } else {
+      ++s.scanned_after_last_event;
+    }
+    ++s.scanned;
+    s.next = v.position.next();
+    return !limits.full(out);
+  });
+  return s;
+}
+
+Step read_index(const index::Store& store, const std::string& stream, std::uint64_t from_rev,
+                const PageLimits& limits, EventSink& out) {
+  Step s;
+  s.next_rev = from_rev;
+  // Anything of the stream at or beyond this position may be missing from the
+  // index reads below; the log steps start here (revision-filtered).
+  const GlobalPosition log_end = store.log().durable_end();
+  for (;;) {
+    const std::uint64_t want =
+        std::min<std::uint64_t>(kStreamChunk, limits.max_count - out.count());
+    auto r =
+        store.read_stream(stream, StreamRevision(s.next_rev), want, index::Direction::kForward);
+    if (!r.is_ok()) {
+      if (r.status().code() == Errc::kStreamNotFound) {
+        s.index_done = true;
+        break;
+      }
+      if (out.count() == 0) s.status = r.status();
+      return s;  // with events: delivered first, the next step meets the failure
+    }
+    for (const auto& e : r.value()) {
+      const engine::RecordView v = view_of(e);
+      if (!limits.fits(out, v)) return s;
+      out.add(v);
+      s.next_rev = e.revision.value + 1;
+    }
+    if (r.value().size() < want) {
+      s.index_done = true;
+      break;
+    }
+    if (limits.full(out)) return s;
+  }
+  s.next = log_end;
+  return s;
+}
+
+}  // namespace annal::read
