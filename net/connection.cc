@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 
+#include "net/frame_buffer.h"
+
 namespace annal::net::detail {
 namespace {
 
@@ -167,17 +169,48 @@ asio::awaitable<void> Connection::wait_for_room(const Subscription* sub) {
 }
 
 asio::awaitable<void> Connection::reader() {
-  std::array<std::uint8_t, 13> hdr{};
   const std::uint32_t max_frame = shared_->options.max_frame;
+  FrameBuffer in;
   while (!closed_ && !close_when_drained_) {
     co_await wait_for_room(nullptr);
     if (closed_ || close_when_drained_) break;
+    // Every complete frame the buffer holds, in place, while there is room.
+    std::size_t want = 4;  // buffered bytes the frame in progress needs
+    while (has_room() && !closed_ && !close_when_drained_) {
+      const auto d = in.data();
+      if (d.size() < 4) break;
+      const std::uint32_t len = proto::parse_length(d.first<4>());
+      if (len < proto::kFrameMinBody) {
+        fail_and_close(
+            0, proto::Code::kBadRequest,
+            fmt::format("frame length {} is below the minimum {}", len, proto::kFrameMinBody));
+        break;
+      }
+      if (len > max_frame) {
+        fail_and_close(0, proto::Code::kFrameTooLarge,
+                       fmt::format("frame length {} exceeds the maximum {}", len, max_frame));
+        break;
+      }
+      want = 4 + static_cast<std::size_t>(len);
+      if (d.size() < want) break;
+      const proto::FrameHeader h = proto::parse_header(d.first<13>());
+      dispatch(h, in.view(13, len - proto::kFrameMinBody));
+      in.consume(want);
+      want = 4;
+    }
+    if (closed_ || close_when_drained_) break;
+    if (!has_room()) continue;
     boost::system::error_code ec;
-    co_await asio::async_read(socket_, asio::buffer(hdr.data(), 4),
-                              redirect_error(use_awaitable, ec));
+    const auto space = in.room(want);
+    const std::size_t n = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                           redirect_error(use_awaitable, ec));
     if (ec) {
-      // EOF between frames: answer what is in flight, then close.
+      // EOF: answer what is in flight, then close. A partial frame before it
+      // has nobody to answer.
       if (ec == asio::error::eof && !closed_) {
+        if (!in.data().empty())
+          spdlog::debug("connection {} ({}): {} bytes of an incomplete frame before EOF", id_,
+                        peer_, in.data().size());
         close_when_drained_ = true;
         write_cv_.cancel();
       } else {
@@ -185,36 +218,8 @@ asio::awaitable<void> Connection::reader() {
       }
       break;
     }
+    in.commit(n);
     last_activity_ = Clock::now();
-    const std::uint32_t len = proto::parse_length(std::span<const std::uint8_t, 4>(hdr.data(), 4));
-    if (len < proto::kFrameMinBody) {
-      fail_and_close(
-          0, proto::Code::kBadRequest,
-          fmt::format("frame length {} is below the minimum {}", len, proto::kFrameMinBody));
-      break;
-    }
-    if (len > max_frame) {
-      fail_and_close(0, proto::Code::kFrameTooLarge,
-                     fmt::format("frame length {} exceeds the maximum {}", len, max_frame));
-      break;
-    }
-    co_await asio::async_read(socket_, asio::buffer(hdr.data() + 4, 9),
-                              redirect_error(use_awaitable, ec));
-    if (ec) {
-      close();  // closed in the middle of a frame: nobody left to answer
-      break;
-    }
-    const proto::FrameHeader h = proto::parse_header(std::span<const std::uint8_t, 13>(hdr));
-    std::string payload(len - proto::kFrameMinBody, '\0');
-    if (!payload.empty()) {
-      co_await asio::async_read(socket_, asio::buffer(payload), redirect_error(use_awaitable, ec));
-      if (ec) {
-        close();
-        break;
-      }
-    }
-    last_activity_ = Clock::now();
-    dispatch(h, std::move(payload));
   }
 }
 

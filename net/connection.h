@@ -75,7 +75,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool refuse_if_too_many(std::uint64_t id);
 
   // dispatch.cc
-  void dispatch(const proto::FrameHeader& h, std::string payload);
+  void dispatch(const proto::FrameHeader& h, std::string_view payload);
   void handle_hello(std::uint64_t id, std::string_view payload);
   void handle_info(std::uint64_t id, std::string_view payload);
 

@@ -6,7 +6,7 @@
 
 namespace annal::net::detail {
 
-void Connection::dispatch(const proto::FrameHeader& h, std::string payload) {
+void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload) {
   const auto op = static_cast<proto::Op>(h.op);
   if (!handshaken_) {
     if (op != proto::Op::kHello) {
