@@ -365,6 +365,20 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
   const std::uint64_t torn =
       scan.stop.kind == ScanStopKind::kTorn ? scan.stop.garbage_end - scan.data_end : 0;
   const std::uint64_t cut_end = std::max(scan.data_end, scan.stop.garbage_end);
+  const GlobalPosition cut_at = first + scan.committed_count;
+  if (cut_end > scan.committed_end && cut_at.value < opts_.durable_floor) {
+    // Looks like a torn write, but the position was acknowledged: bit rot
+    // (or a lost write) in durable data, which must not be cut silently.
+    ScanStop stop = scan.stop;
+    stop.position = cut_at;
+    stop.offset = scan.committed_end;
+    stop.reason = fmt::format(
+        "{}; position {} is below {}, through which the stream index's MANIFEST proves the log "
+        "was durable, so this is damage to acknowledged data, not a torn write",
+        stop.reason.empty() ? std::string("invalid record") : stop.reason, cut_at.value,
+        opts_.durable_floor);
+    return corruption(*seg, stop);
+  }
   if (cut_end > scan.committed_end) {
     // Zero instead of truncating: the file stays preallocated and mapped.
     static const std::string zeros(1 << 20, '\0');

@@ -87,6 +87,11 @@ struct LogOptions {
   // fdatasync into already-written blocks need not commit extent metadata,
   // which roughly halves its latency. Costs one segment of disk for the spare.
   bool prepare_segments = true;
+  // Positions below this are known to have been acknowledged (the store
+  // passes the stream index MANIFEST's indexed_through, which only ever
+  // covers durable positions). Recovery never cuts them as a torn tail: an
+  // invalid record there is damage, and open fails with kCorruption.
+  std::uint64_t durable_floor = 0;
   FileSystem* fs = nullptr;     // nullptr: FileSystem::posix()
   WriteHooks* hooks = nullptr;  // nullptr: events written as given
   // TEST ONLY: acknowledge before fdatasync. Exists so the power-loss test can

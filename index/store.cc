@@ -16,6 +16,7 @@
 #include "index/head_cache.h"
 #include "index/id_window.h"
 #include "index/index_core.h"
+#include "index/manifest.h"
 
 namespace annal::index {
 namespace {
@@ -119,6 +120,12 @@ class Store::Impl final : public engine::WriteHooks {
     const auto t0 = Clock::now();
     engine::LogOptions lo = options_.log;
     lo.hooks = this;
+    // The index only ever covers durable positions: what its manifest says
+    // it indexed was acknowledged, and recovery must not cut it as a torn
+    // tail. A missing or damaged manifest proves nothing (floor 0).
+    engine::FileSystem& fs = lo.fs != nullptr ? *lo.fs : engine::FileSystem::posix();
+    if (auto m = read_manifest(fs, lo.dir + "/index"); m.is_ok())
+      lo.durable_floor = std::max(lo.durable_floor, m->indexed_through);
     auto log = engine::Log::open(lo);
     if (!log) return log.status();
     log_ = std::move(log).value();

@@ -101,6 +101,7 @@ RepairPlan plan_repair(const VerifyReport& report) {
   RepairPlan plan;
   const DirectorySurvey& d = report.survey;
   bool log_changed = false;
+  bool cuts_log_end = false;  // the last segment's tail is cut: the stream index may be ahead
   for (const Finding& fd : d.findings) {
     if (!fd.repairable) plan.unrepairable.push_back(fd);
     if (fd.kind == FindingKind::kMissingSegment && fd.first && fd.end) {
@@ -182,6 +183,7 @@ RepairPlan plan_repair(const VerifyReport& report) {
                                      s.uncommitted_records, s.torn_tail ? ", and a torn tail" : "")
                        : "torn tail: invalid bytes after the log's last record"});
         changed = true;
+        cuts_log_end = true;
       }
     }
     if (s.header_ok && s.file_size < s.header.allocated_size) {
@@ -236,11 +238,13 @@ RepairPlan plan_repair(const VerifyReport& report) {
   for (const Finding& fd : d.findings)
     index_bad = index_bad || fd.kind == FindingKind::kIndexMissing ||
                 fd.kind == FindingKind::kIndexCorrupt || fd.kind == FindingKind::kIndexMismatch;
-  if (index_bad)
+  if (index_bad || cuts_log_end)
     plan.actions.push_back(RepairAction{
         .kind = K::kDropStreamIndex,
         .file = "index",
-        .why = "the stream index is damaged; the node rebuilds it from the log at open"});
+        .why = index_bad ? "the stream index is damaged; the node rebuilds it from the log at open"
+                         : "the log's end moves back, below what the stream index may cover; the "
+                           "node rebuilds it from the log at open"});
   (void)log_changed;
   return plan;
 }

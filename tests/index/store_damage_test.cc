@@ -191,5 +191,45 @@ TEST_F(StoreDamageTest, RetryOfADamagedExactOrNoStreamAppendIsCorruption) {
   EXPECT_EQ(end(), before);
 }
 
+// Finding 3: one bit flipped in the log's last record looks like a torn
+// write, but the stream index's MANIFEST proves the position was acknowledged:
+// open refuses with corruption naming it instead of cutting the event.
+TEST_F(StoreDamageTest, AFlippedLastRecordBelowTheIndexedThroughMarkRefusesToStart) {
+  ASSERT_TRUE(append("s-a", Rev::any(), {1}).status.is_ok());
+  const auto last = append_marked("s-a", Rev::exact(0), 2, "s-a-last");
+  ASSERT_TRUE(last.status.is_ok());
+  const std::uint64_t pos = last.first_position.value;
+  ASSERT_EQ(end(), pos + 1) << "the marked event must be the log's last record";
+  close();  // writes the index files and a MANIFEST with indexed_through = pos + 1
+  bool flipped = false;
+  for (const auto& entry : fs::directory_iterator(dir_.path())) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    const auto at = bytes.find("\"s-a-last\"");
+    if (at == std::string::npos) continue;
+    test::flip_bits(entry.path().string(), at + 2, 0x01);
+    flipped = true;
+  }
+  ASSERT_TRUE(flipped);
+
+  auto refused = Store::open(options());
+  ASSERT_FALSE(refused.is_ok()) << "the acknowledged last event was cut as a torn tail";
+  EXPECT_EQ(refused.status().code(), Errc::kCorruption);
+  EXPECT_NE(refused.status().message().find("position " + std::to_string(pos)), std::string::npos)
+      << refused.status().to_string();
+  EXPECT_NE(refused.status().message().find("annal repair"), std::string::npos);
+  auto again = Store::open(options());
+  ASSERT_FALSE(again.is_ok()) << "a refused open must not have changed the directory";
+
+  // Without the manifest's proof the damage is indistinguishable from a torn
+  // write (docs/storage-format.md, recovery rules): the tail is cut. This is
+  // what `annal repair` leaves (it drops the stream index when it cuts).
+  fs::remove(fs::path(dir_.path()) / "index" / "MANIFEST");
+  open();
+  EXPECT_EQ(end(), pos);
+  EXPECT_EQ(ids_of("s-a"), (std::vector<std::uint64_t>{1}));
+}
+
 }  // namespace
 }  // namespace annal::index::testing

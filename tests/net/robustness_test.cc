@@ -203,6 +203,14 @@ TEST_F(RobustnessTest, MaxFrameLimit) {
 
 TEST_F(RobustnessTest, MaxConnectionsLimit) {
   start({"--max-connections", "4"});  // bystander + writer + 2
+  // The writer connects on its own thread: wait until the node counts it, or
+  // the fourth connection below is accepted in its place.
+  for (int i = 0; i < 500; ++i) {
+    auto info = bystander_->info();
+    ASSERT_TRUE(info.ok()) << info.error_string();
+    if (info->connections >= 2) break;
+    std::this_thread::sleep_for(10ms);
+  }
   auto a = node_->client();
   auto b = node_->client();
   ASSERT_TRUE(a && b);
