@@ -3,6 +3,7 @@
 // thread), and answered when its group commit is durable: the writer pushes
 // the outcome to this thread's lane, one post per commit (net/shared.h).
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "net/connection.h"
 
@@ -21,6 +22,7 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
+  pending_appends_.emplace(id, bytes);
   index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
   shared_->store.append(std::move(sa),
                         [self = shared_from_this(), id, bytes](const engine::AppendOutcome& o) {
@@ -31,6 +33,9 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
 }
 
 void Connection::finish_append(const Ack& ack) {
+  auto pending = pending_appends_.find(ack.id);
+  if (pending == pending_appends_.end()) return;  // abandoned at shutdown: already answered
+  pending_appends_.erase(pending);
   const engine::AppendOutcome& o = ack.outcome;
   if (o.status.is_ok()) {
     proto::AppendOk ok;
@@ -46,6 +51,31 @@ void Connection::finish_append(const Ack& ack) {
     send_error(ack.id, proto::code_from_errc(o.status.code()), o.status.message(), detail);
   }
   request_finished(ack.bytes);
+}
+
+}  // namespace annal::net::detail
+
+namespace annal::net::detail {
+
+void Connection::abandon_appends(std::chrono::milliseconds waited) {
+  asio::post(strand_, [self = shared_from_this(), waited] {
+    if (self->pending_appends_.empty()) return;
+    spdlog::warn(
+        "connection {} ({}): {} appends still waiting for durability after {} ms of shutdown; "
+        "answering shutting_down (outcome unknown)",
+        self->id_, self->peer_, self->pending_appends_.size(), waited.count());
+    auto pending = std::move(self->pending_appends_);
+    self->pending_appends_.clear();
+    for (const auto& [id, bytes] : pending) {
+      self->send_error(id, proto::Code::kShuttingDown,
+                       fmt::format("the node is stopping and this append was still waiting for "
+                                   "its write to become durable after {} ms: its outcome is "
+                                   "unknown; retry it with the same event ids (a retry of a "
+                                   "written append is deduplicated)",
+                                   waited.count()));
+      self->request_finished(bytes);
+    }
+  });
 }
 
 }  // namespace annal::net::detail

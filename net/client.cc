@@ -433,6 +433,14 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
                       fmt::format("cannot connect to {}:{}: {}", options.host, options.port, why));
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // A node that vanished (power off, network cut) fails this connection's
+  // requests and subscriptions with connection_lost within about a minute,
+  // instead of leaving a subscriber waiting forever. Best effort.
+  const int idle = 30, interval = 10, probes = 3;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
 
   auto impl = std::make_unique<Impl>();
   impl->fd = fd;

@@ -1,10 +1,15 @@
 #include "net/connection.h"
 
 #include <fmt/format.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 
 #include "net/frame_buffer.h"
 
@@ -30,7 +35,30 @@ Connection::Connection(std::shared_ptr<Shared> shared, tcp::socket socket, std::
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : fmt::format("{}:{}", ep.address().to_string(), ep.port());
   socket_.set_option(tcp::no_delay(true), ec);
+  enable_keepalive();
   shared_->open_connections.fetch_add(1);
+}
+
+void Connection::enable_keepalive() {
+  const ServerOptions& o = shared_->options;
+  if (o.keepalive_idle.count() <= 0) return;
+  const int fd = socket_.native_handle();
+  const int on = 1;
+  const int idle = static_cast<int>(o.keepalive_idle.count());
+  const int interval = static_cast<int>(std::max<std::int64_t>(1, o.keepalive_interval.count()));
+  const int probes = static_cast<int>(std::max(1u, o.keepalive_probes));
+  // Sent data unacknowledged for as long as a dead peer takes to be found by
+  // probes also ends the connection (else retransmissions last ~15 minutes).
+  const unsigned user_timeout_ms = static_cast<unsigned>((idle + interval * probes) * 1000);
+  const bool ok = ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) == 0 &&
+                  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) == 0 &&
+                  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) == 0 &&
+                  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes) == 0 &&
+                  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
+                               sizeof user_timeout_ms) == 0;
+  if (!ok)
+    spdlog::warn("connection {} ({}): cannot enable TCP keepalive: {}", id_, peer_,
+                 std::strerror(errno));
 }
 
 Connection::~Connection() {

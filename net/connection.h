@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "net/asio.h"
 #include "net/json_check.h"
@@ -48,6 +49,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close_after_flush();
   // Closes immediately (posts itself to the strand).
   void close_now();
+  // On the strand (posts itself): answers every append still waiting for
+  // durability with shutting_down, outcome unknown (the stop grace ran out).
+  void abandon_appends(std::chrono::milliseconds waited);
 
   std::uint64_t id() const { return id_; }
   // On the connection's network thread (from its lane): answers an append.
@@ -59,6 +63,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Clock = std::chrono::steady_clock;
 
   // connection.cc
+  void enable_keepalive();
   asio::awaitable<void> reader();
   asio::awaitable<void> writer();
   asio::awaitable<void> watchdog();
@@ -111,6 +116,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::atomic<std::uint32_t> in_flight_count_{0};
   std::uint32_t in_flight_ = 0;
   std::size_t in_flight_bytes_ = 0;  // append payloads not yet answered
+  // Appends handed to the store and not yet answered: request id -> payload
+  // bytes (ids are the client's, so they may repeat).
+  std::unordered_multimap<std::uint64_t, std::size_t> pending_appends_;
   Clock::time_point last_activity_;
 
   std::deque<std::string> out_;

@@ -25,7 +25,7 @@ class Server::Impl {
         reads_(std::max(1u, options.read_threads)),
         shared_(std::make_shared<Shared>(store, std::move(options), reads_.get_executor())) {}
 
-  ~Impl() { stop(std::chrono::seconds(10)); }
+  ~Impl() { stop(shared_->options.shutdown_grace); }
 
   // One single-threaded io_context per network thread: a connection lives on
   // one of them for its whole life, so its handlers never hop between threads
@@ -101,7 +101,7 @@ class Server::Impl {
     return s;
   }
 
-  void stop(std::chrono::milliseconds drain) {
+  void stop(std::chrono::milliseconds grace) {
     if (!running_.exchange(false)) return;
     shared_->stopping = true;
     if (acceptor_) {
@@ -112,22 +112,35 @@ class Server::Impl {
     }
     auto conns = live_connections();
     for (auto& c : conns) c->begin_shutdown();
-    // Appends always complete (the log acknowledges or fails them), so waiting
-    // for them is bounded by the writer; reads likewise.
-    auto deadline = std::chrono::steady_clock::now() + drain;
-    auto last_note = std::chrono::steady_clock::now();
-    while (shared_->in_flight.load() > 0) {
+    // Appends complete when the log acknowledges or fails them, but a disk
+    // that hangs in fdatasync would hold them (and us) forever: wait up to
+    // the grace, then answer the rest "outcome unknown".
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + grace;
+    auto last_note = started;
+    while (shared_->in_flight.load() > 0 && std::chrono::steady_clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
       if (std::chrono::steady_clock::now() - last_note > std::chrono::seconds(2)) {
         spdlog::info("shutdown: waiting for {} requests in flight", shared_->in_flight.load());
         last_note = std::chrono::steady_clock::now();
       }
     }
+    if (shared_->in_flight.load() > 0) {
+      spdlog::warn("shutdown: {} requests still in flight after {} ms", shared_->in_flight.load(),
+                   grace.count());
+      const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::steady_clock::now() - started);
+      for (auto& c : live_connections()) c->abandon_appends(waited);
+    }
+    // The last answers get up to a second to be written (a peer that does
+    // not read them is closed regardless).
+    const auto flush_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     // Connections accepted while stopping began are included now.
     conns = live_connections();
     for (auto& c : conns) c->begin_shutdown();
     for (auto& c : conns) c->close_after_flush();
-    while (shared_->open_connections.load() > 0 && std::chrono::steady_clock::now() < deadline)
+    while (shared_->open_connections.load() > 0 &&
+           std::chrono::steady_clock::now() < flush_deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     for (auto& c : conns) c->close_now();
     conns.clear();
@@ -232,8 +245,11 @@ const ServerOptions& Server::options() const {
 ServerStats Server::stats() const {
   return impl_->stats();
 }
-void Server::stop(std::chrono::milliseconds drain) {
-  impl_->stop(drain);
+void Server::stop() {
+  impl_->stop(impl_->options().shutdown_grace);
+}
+void Server::stop(std::chrono::milliseconds grace) {
+  impl_->stop(grace);
 }
 
 }  // namespace annal::net

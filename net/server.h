@@ -40,6 +40,20 @@ struct ServerOptions {
   std::size_t write_queue_high_water = 4u << 20;  // per connection: stop reading above
   std::uint32_t checkpoint_interval = 1024;       // default positions scanned between checkpoints
   std::chrono::milliseconds checkpoint_period{1000};  // idle checkpoint cadence
+  // How long stop() waits for appends and reads in flight. An append still
+  // waiting for durability after it is answered shutting_down ("outcome
+  // unknown": it may yet become durable; a retry with the same event ids is
+  // deduplicated), then its connection is closed.
+  std::chrono::milliseconds shutdown_grace{std::chrono::seconds(10)};
+  // TCP keepalive on accepted connections, so a peer that vanished (power
+  // off, cable pulled: no FIN, no RST) is found and its connection, reads and
+  // subscriptions released: first probe after keepalive_idle without
+  // traffic, then every keepalive_interval, dead after keepalive_probes
+  // unanswered probes. TCP_USER_TIMEOUT bounds unacknowledged sent data the
+  // same way. keepalive_idle = 0 disables both.
+  std::chrono::seconds keepalive_idle{30};
+  std::chrono::seconds keepalive_interval{10};
+  unsigned keepalive_probes = 3;
   std::string server_version = "annal 0.1.0";
 };
 
@@ -67,9 +81,13 @@ class Server {
   ServerStats stats() const;
 
   // Graceful stop: stop accepting; answer new requests with shutting_down;
-  // end subscriptions; wait up to `drain` for in-flight appends and reads to
-  // be answered and written; close every connection; join the threads.
-  void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
+  // end subscriptions; wait up to `grace` for in-flight appends and reads to
+  // be answered; answer appends still waiting with shutting_down (outcome
+  // unknown); give the write queues up to a second more; close every
+  // connection; join the threads. Bounded by grace + about 2 s whatever the
+  // disk or the peers do.
+  void stop();  // grace = options().shutdown_grace
+  void stop(std::chrono::milliseconds grace);
 
   class Impl;
 

@@ -5,11 +5,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/program_options.hpp>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -63,6 +66,19 @@ int usage_error(const std::string& msg) {
   return 2;
 }
 
+// Destroys the store on another thread and waits up to `limit` (at least a
+// second) for it: false if it is still closing (the thread is left running).
+bool close_within(std::unique_ptr<index::Store> store, std::chrono::milliseconds limit) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto closed = done->get_future();
+  std::thread([s = std::move(store), done]() mutable {
+    s.reset();
+    done->set_value();
+  }).detach();
+  return closed.wait_for(std::max<std::chrono::milliseconds>(limit, std::chrono::seconds(1))) ==
+         std::future_status::ready;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -79,6 +95,9 @@ int main(int argc, char** argv) {
   std::string max_append_size = std::to_string(dl.max_append_size >> 20) + "M";
   std::string max_frame = std::to_string(no.max_frame >> 20) + "M";
   std::uint64_t idle_timeout_ms = static_cast<std::uint64_t>(no.idle_timeout.count());
+  std::uint64_t shutdown_grace_ms = static_cast<std::uint64_t>(no.shutdown_grace.count());
+  std::uint64_t keepalive_idle_s = static_cast<std::uint64_t>(no.keepalive_idle.count());
+  std::uint64_t keepalive_interval_s = static_cast<std::uint64_t>(no.keepalive_interval.count());
 
   po::options_description desc(
       "annald: the annal event-store node\n\n"
@@ -125,6 +144,15 @@ int main(int argc, char** argv) {
      "largest frame accepted; larger ones get frame_too_large and the connection is closed")
     ("idle-timeout-ms", po::value(&idle_timeout_ms)->default_value(idle_timeout_ms),
      "close connections with no request, nothing in flight and no subscription for this long; 0 = never")
+    ("shutdown-grace-ms", po::value(&shutdown_grace_ms)->default_value(shutdown_grace_ms),
+     "on SIGTERM, wait this long for appends in flight; those still waiting are answered "
+     "shutting_down (outcome unknown), and closing the data directory gets as long again")
+    ("keepalive-idle-s", po::value(&keepalive_idle_s)->default_value(keepalive_idle_s),
+     "TCP keepalive: first probe after this many idle seconds; finds vanished peers; 0 = off")
+    ("keepalive-interval-s", po::value(&keepalive_interval_s)->default_value(keepalive_interval_s),
+     "TCP keepalive: seconds between probes")
+    ("keepalive-probes", po::value(&no.keepalive_probes)->default_value(no.keepalive_probes),
+     "TCP keepalive: unanswered probes before the connection is dropped")
     ("log-level", po::value(&log_level)->default_value(log_level),
      "trace, debug, info, warn, error");
   // clang-format on
@@ -174,6 +202,14 @@ int main(int argc, char** argv) {
   no.host = hp->first;
   no.port = hp->second;
   no.idle_timeout = std::chrono::milliseconds(idle_timeout_ms);
+  no.shutdown_grace = std::chrono::milliseconds(shutdown_grace_ms);
+  if (keepalive_idle_s > 86400 || keepalive_interval_s < 1 || keepalive_interval_s > 3600 ||
+      no.keepalive_probes < 1 || no.keepalive_probes > 100)
+    return usage_error(
+        "--keepalive-idle-s must be at most 86400, --keepalive-interval-s between 1 and 3600, "
+        "--keepalive-probes between 1 and 100");
+  no.keepalive_idle = std::chrono::seconds(keepalive_idle_s);
+  no.keepalive_interval = std::chrono::seconds(keepalive_interval_s);
   if (no.max_in_flight == 0 || no.max_connections == 0)
     return usage_error("--max-in-flight and --max-connections must be at least 1");
 
@@ -262,10 +298,20 @@ int main(int argc, char** argv) {
   }
   spdlog::info("received {}: stopping (no new connections, answering what is in flight)",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
-  server.stop(std::chrono::seconds(10));
+  server.stop();
   const auto end = store->log().durable_end().value;
   const Status writer = store->log().writer_status();
-  store.reset();  // finishes queued appends, flushes the index, closes files
+  // Finishes queued appends, flushes the index, closes files. A disk hung in
+  // fdatasync would hold this forever: after the grace again, exit without a
+  // clean close (like a crash: nothing acknowledged is lost, recovery runs at
+  // the next start).
+  if (!close_within(std::move(store), no.shutdown_grace)) {
+    spdlog::error(
+        "closing the data directory did not finish within {} ms (a write or fdatasync is "
+        "hanging?); exiting without a clean close: the next start recovers",
+        no.shutdown_grace.count());
+    std::_Exit(3);
+  }
   lock.value().reset();
   spdlog::info("stopped cleanly at durable end {}{}", end,
                writer.is_ok() ? "" : " (writer had failed: " + writer.to_string() + ")");
