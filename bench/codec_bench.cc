@@ -21,7 +21,7 @@
 #include "engine/log.h"
 #include "engine/record.h"
 #include "engine/segment.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 namespace annal {
 namespace {
@@ -212,8 +212,8 @@ void BM_FrameEncodeReadOk(benchmark::State& state) {
   for (auto _ : state) {
     std::string events;
     for (const auto& v : views) net::proto::append_event(events, v);
-    std::string f = net::proto::make_frame(net::proto::Op::kReadOk, 9,
-                                           net::proto::read_ok_payload(false, 1000, 1000, events));
+    std::string f = net::proto::encode(
+        9, net::proto::ReadOkOf<net::proto::EncodedEvents>{false, 1000, {1000, events}});
     bytes = f.size();
     benchmark::DoNotOptimize(f.data());
   }

@@ -15,7 +15,7 @@
 
 #include "engine/format.h"
 #include "fuzz/fuzz_util.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 using namespace annal;
 namespace proto = annal::net::proto;

@@ -14,7 +14,7 @@
 #include "engine/segment.h"
 #include "index/index_file.h"
 #include "index/manifest.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 using namespace annal;
 namespace proto = annal::net::proto;

@@ -28,7 +28,7 @@
 #include <variant>
 #include <vector>
 
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 namespace annal::net {
 

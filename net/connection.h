@@ -25,7 +25,7 @@
 
 #include "net/asio.h"
 #include "net/json_check.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "net/shared.h"
 #include "net/subscription.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 namespace annal::net::detail {
 

@@ -23,9 +23,10 @@ std::string response(std::uint64_t id, const read::Page& page, const WireSink& e
   if (!page.status.is_ok())
     return proto::encode_error(id, proto::Error{proto::code_from_errc(page.status.code()),
                                                 proto::kNone, page.status.message()});
-  return proto::make_frame(
-      proto::Op::kReadOk, id,
-      proto::read_ok_payload(page.end, page.next, events.count(), events.events()));
+  // The events were encoded once, from the log's records, into the sink; the
+  // frame copies them once more (the header needs the count in front).
+  return proto::encode(id, proto::ReadOkOf<proto::EncodedEvents>{
+                               page.end, page.next, {events.count(), events.events()}});
 }
 
 }  // namespace

@@ -20,7 +20,7 @@
 
 #include "engine/status.h"
 #include "index/store.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 namespace annal::net {
 

@@ -141,8 +141,8 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
 
 void Connection::deliver(Subscription& sub, const Batch& b) {
   if (b.events.count() > 0) {
-    send(proto::make_frame(proto::Op::kSubEvents, sub.id,
-                           proto::sub_events_payload(b.events.count(), b.events.events())));
+    send(proto::encode(
+        sub.id, proto::SubEventsOf<proto::EncodedEvents>{{b.events.count(), b.events.events()}}));
   }
   const read::Step& s = b.step;
   sub.next_rev = s.next_rev;

@@ -9,7 +9,7 @@
 
 #include "net/asio.h"
 #include "net/notifier.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "net/wire_sink.h"
 #include "read/catch_up.h"
 

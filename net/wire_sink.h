@@ -6,7 +6,7 @@
 #include <string>
 
 #include "engine/format.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "read/event_sink.h"
 
 namespace annal::net::detail {

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "net/client.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "tests/common/temp_dir.h"
 
 namespace annal::net::testing {

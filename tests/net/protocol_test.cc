@@ -1,6 +1,6 @@
 // Protocol v1 codec: every message round-trips, decoders reject truncated and
 // trailing bytes, and the worked example of docs/protocol.md is pinned here.
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 #include <gtest/gtest.h>
 

@@ -18,7 +18,10 @@ TEST(WireSinkTest, ALostEntryCarriesOnlyItsPositionAndFlags) {
   WireSink sink;
   EXPECT_EQ(sink.size_of(marker), proto::event_wire_size(engine::RecordView{}));
   sink.add(marker);
-  auto ok = proto::decode_read_ok(proto::read_ok_payload(true, 43, sink.count(), sink.events()));
+  const std::string frame = proto::encode(
+      7, proto::ReadOkOf<proto::EncodedEvents>{true, 43, {sink.count(), sink.events()}});
+  auto ok = proto::decode_read_ok(
+      std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody));
   ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
   ASSERT_EQ(ok->events.size(), 1u);
   const auto& e = ok->events[0];

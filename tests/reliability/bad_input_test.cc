@@ -19,7 +19,7 @@
 
 #include "engine/format.h"
 #include "net/client.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "tests/common/file_edit.h"
 #include "tests/reliability/node_process.h"
 #include "tests/reliability/reliability_util.h"

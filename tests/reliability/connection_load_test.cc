@@ -23,7 +23,7 @@
 
 #include "engine/format.h"
 #include "net/client.h"
-#include "net/protocol.h"
+#include "proto/protocol.h"
 #include "tests/reliability/node_process.h"
 #include "tests/reliability/reliability_util.h"
 #include "tests/reliability/wire.h"

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "net/protocol.h"
+#include "proto/protocol.h"
 
 namespace annal::reliability {
 

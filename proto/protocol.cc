@@ -1,0 +1,212 @@
+#include "proto/protocol.h"
+
+#include "proto/wire.h"
+
+namespace annal::net::proto {
+namespace {
+
+constexpr std::size_t kHeaderSize = kLengthPrefixSize + kFrameMinBody;
+
+// The 13-byte header with a length placeholder; finished by end_frame.
+std::string begin_frame(Op op, std::uint64_t id, std::size_t payload_size) {
+  std::string o;
+  o.reserve(kHeaderSize + payload_size);
+  o.append(4, '\0');
+  o.push_back(static_cast<char>(op));
+  wire::Writer(o).u64(id, "request_id");
+  return o;
+}
+std::string end_frame(std::string o) {
+  const auto len = static_cast<std::uint32_t>(o.size() - kLengthPrefixSize);
+  for (int i = 0; i < 4; ++i) o[static_cast<std::size_t>(i)] = static_cast<char>(len >> (8 * i));
+  return o;
+}
+
+template <class M>
+concept HasConsistencyCheck = requires(const M& m) {
+  m.invalid_field();
+};
+
+}  // namespace
+
+template <class M>
+std::string encode(std::uint64_t id, const M& m) {
+  wire::Sizer size;
+  M::fields(size, m);
+  std::string o = begin_frame(M::kOp, id, size.bytes);
+  wire::Writer w(o);
+  M::fields(w, m);
+  return end_frame(std::move(o));
+}
+
+template <class M>
+Result<M> decode(std::string_view payload) {
+  wire::Reader r(payload, M::kName);
+  M m;
+  M::fields(r, m);
+  if constexpr (HasConsistencyCheck<M>) {
+    if (r.ok())
+      if (const char* field = m.invalid_field()) r.fail(field, M::kInvalidWhy);
+  }
+  return r.finish(std::move(m));
+}
+
+#define ANNAL_PROTO_MESSAGE(M)                             \
+  template std::string encode<M>(std::uint64_t, const M&); \
+  template Result<M> decode<M>(std::string_view);
+ANNAL_PROTO_MESSAGE(Hello)
+ANNAL_PROTO_MESSAGE(HelloOk)
+ANNAL_PROTO_MESSAGE(AppendReq)
+ANNAL_PROTO_MESSAGE(AppendOk)
+ANNAL_PROTO_MESSAGE(ReadStreamReq)
+ANNAL_PROTO_MESSAGE(ReadAllReq)
+ANNAL_PROTO_MESSAGE(ReadOk)
+ANNAL_PROTO_MESSAGE(SubscribeReq)
+ANNAL_PROTO_MESSAGE(SubscribeOk)
+ANNAL_PROTO_MESSAGE(SubEvents)
+ANNAL_PROTO_MESSAGE(Checkpoint)
+ANNAL_PROTO_MESSAGE(UnsubscribeReq)
+ANNAL_PROTO_MESSAGE(Error)
+ANNAL_PROTO_MESSAGE(InfoOk)
+#undef ANNAL_PROTO_MESSAGE
+// Responses built from events encoded straight from the log (encode only).
+template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&);
+template std::string encode<SubEventsOf<EncodedEvents>>(std::uint64_t,
+                                                        const SubEventsOf<EncodedEvents>&);
+
+std::string make_frame(Op op, std::uint64_t id, std::string_view payload) {
+  std::string o = begin_frame(op, id, payload.size());
+  o.append(payload);
+  return end_frame(std::move(o));
+}
+
+std::string encode_empty(Op op, std::uint64_t id) {
+  return end_frame(begin_frame(op, id, 0));
+}
+
+std::size_t event_wire_size(const engine::EventRecord& e) {
+  wire::Sizer s;
+  event_fields(s, e);
+  return s.bytes;
+}
+std::size_t event_wire_size(const engine::RecordView& v) {
+  wire::Sizer s;
+  event_fields(s, v);
+  return s.bytes;
+}
+
+void append_event(std::string& o, const engine::RecordView& v) {
+  wire::Writer w(o);
+  event_fields(w, v);
+}
+void append_event(std::string& o, const engine::EventRecord& e) {
+  wire::Writer w(o);
+  event_fields(w, e);
+}
+
+std::uint32_t parse_length(std::span<const std::uint8_t, 4> b) {
+  return static_cast<std::uint32_t>(b[0]) | static_cast<std::uint32_t>(b[1]) << 8 |
+         static_cast<std::uint32_t>(b[2]) << 16 | static_cast<std::uint32_t>(b[3]) << 24;
+}
+
+FrameHeader parse_header(std::span<const std::uint8_t, 13> b) {
+  FrameHeader h;
+  h.length = parse_length(b.first<4>());
+  h.op = b[4];
+  for (int i = 0; i < 8; ++i) h.request_id |= static_cast<std::uint64_t>(b[5 + i]) << (8 * i);
+  return h;
+}
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::kHello:
+      return "hello";
+    case Op::kPing:
+      return "ping";
+    case Op::kInfo:
+      return "info";
+    case Op::kAppend:
+      return "append";
+    case Op::kReadStream:
+      return "read_stream";
+    case Op::kReadAll:
+      return "read_all";
+    case Op::kSubscribe:
+      return "subscribe";
+    case Op::kUnsubscribe:
+      return "unsubscribe";
+    case Op::kHelloOk:
+      return "hello_ok";
+    case Op::kPong:
+      return "pong";
+    case Op::kInfoOk:
+      return "info_ok";
+    case Op::kAppendOk:
+      return "append_ok";
+    case Op::kReadOk:
+      return "read_ok";
+    case Op::kSubscribeOk:
+      return "subscribe_ok";
+    case Op::kSubEvents:
+      return "sub_events";
+    case Op::kCheckpoint:
+      return "checkpoint";
+    case Op::kUnsubscribeOk:
+      return "unsubscribe_ok";
+    case Op::kError:
+      return "error";
+  }
+  return "unknown";
+}
+
+bool is_request_op(std::uint8_t op) {
+  switch (static_cast<Op>(op)) {
+    case Op::kHello:
+    case Op::kPing:
+    case Op::kInfo:
+    case Op::kAppend:
+    case Op::kReadStream:
+    case Op::kReadAll:
+    case Op::kSubscribe:
+    case Op::kUnsubscribe:
+      return true;
+    default:
+      return false;
+  }
+}
+
+const char* code_name(Code c) {
+  switch (c) {
+    case Code::kUnsupportedVersion:
+      return "unsupported_version";
+    case Code::kUnknownOperation:
+      return "unknown_operation";
+    case Code::kFrameTooLarge:
+      return "frame_too_large";
+    case Code::kTooManyRequests:
+      return "too_many_requests";
+    case Code::kTooManyConnections:
+      return "too_many_connections";
+    case Code::kIdleTimeout:
+      return "idle_timeout";
+    case Code::kUnknownSubscription:
+      return "unknown_subscription";
+    case Code::kHandshakeRequired:
+      return "handshake_required";
+    case Code::kTooManySubscriptions:
+      return "too_many_subscriptions";
+    case Code::kConnectionLost:
+      return "connection_lost";
+    default:
+      break;
+  }
+  auto v = static_cast<std::uint16_t>(c);
+  if (v <= static_cast<std::uint16_t>(Errc::kInternal)) return errc_name(static_cast<Errc>(v));
+  return "unknown";
+}
+
+Code code_from_errc(Errc e) {
+  return static_cast<Code>(static_cast<std::uint16_t>(e));
+}
+
+}  // namespace annal::net::proto

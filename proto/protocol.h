@@ -1,0 +1,488 @@
+#pragma once
+// annal wire protocol, version 1: message types and their byte encoding.
+// The specification is docs/protocol.md; change neither without the other,
+// and bump kProtocolVersion (with a version-history entry) on any change.
+//
+// Every frame:  u32 length | u8 op | u64 request_id | payload
+// `length` counts the bytes after itself (op + request id + payload), so it is
+// at least kFrameMinBody. All integers little-endian. Strings and byte blobs
+// are u32 length + bytes.
+//
+// The library annal_proto (no Asio): the node, the client library, the
+// tools, tests and fuzz targets all link this one codec.
+//
+// Thread safety: everything here is a pure function of its arguments.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/record.h"
+#include "engine/status.h"
+#include "engine/types.h"
+#include "index/store.h"
+
+namespace annal::net::proto {
+
+inline constexpr std::uint16_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kHelloMagic = 0x4C4E4E41;  // "ANNL" as little-endian bytes
+inline constexpr std::size_t kLengthPrefixSize = 4;
+inline constexpr std::size_t kFrameMinBody = 9;  // op + request id
+inline constexpr std::uint32_t kDefaultMaxFrame = 32u << 20;
+// "no value" for u64 fields (end of stream, stream does not exist, ...)
+inline constexpr std::uint64_t kNone = UINT64_MAX;
+
+enum class Op : std::uint8_t {
+  // client -> server requests
+  kHello = 0x01,
+  kPing = 0x02,
+  kInfo = 0x03,
+  kAppend = 0x10,
+  kReadStream = 0x11,
+  kReadAll = 0x12,
+  kSubscribe = 0x13,
+  kUnsubscribe = 0x14,
+  // server -> client responses and pushes
+  kHelloOk = 0x81,
+  kPong = 0x82,
+  kInfoOk = 0x83,
+  kAppendOk = 0x90,
+  kReadOk = 0x91,
+  kSubscribeOk = 0x92,
+  kSubEvents = 0x93,
+  kCheckpoint = 0x94,
+  kUnsubscribeOk = 0x95,
+  kError = 0xFF,
+};
+const char* op_name(Op op);
+bool is_request_op(std::uint8_t op);
+
+// Stable numeric error codes. 1..15 are annal::Errc values unchanged; 100+
+// exist only on the wire.
+enum class Code : std::uint16_t {
+  kOk = 0,
+  kWrongExpectedRevision = 1,
+  kStreamNotFound = 2,
+  kInvalidJson = 3,
+  kTooLarge = 4,
+  kBadRequest = 5,
+  kWriterFailed = 6,
+  kNoSpace = 7,
+  kShuttingDown = 8,
+  kCorruption = 9,
+  kIoError = 10,
+  kNotFound = 11,
+  kLostAtRepair = 12,
+  kLocked = 13,
+  kInvalidArgument = 14,
+  kInternal = 15,
+  kUnsupportedVersion = 100,
+  kUnknownOperation = 101,
+  kFrameTooLarge = 102,
+  kTooManyRequests = 103,
+  kTooManyConnections = 104,
+  kIdleTimeout = 105,
+  kUnknownSubscription = 106,
+  kHandshakeRequired = 107,
+  kTooManySubscriptions = 108,
+  kConnectionLost = 200,  // client side only: never sent, reported by the client library
+};
+const char* code_name(Code c);
+Code code_from_errc(Errc e);
+
+// ---- message bodies ----
+//
+// Each message declares its wire layout once, in `fields`: the encoder, the
+// size pass and the decoder (proto/wire.h) all walk that one list, in order,
+// so the two directions cannot disagree. A visitor `v` offers u8/u16/u32/u64,
+// i64, boolean, str, id, enumeration (an u8 or u16 with a range check),
+// expected (kind u8 + revision u64), wire_flags and list (u32 count, then the
+// elements' own fields). `name` strings are the field names a decode error
+// reports ("append: field 'event.type' truncated ...").
+
+// The wire form of one event in read_ok / sub_events (EventRecord, or
+// RecordView when a batch is encoded straight from the log).
+template <class V, class E>
+void event_fields(V& v, E& e) {
+  v.u64(e.position.value, "event.position");
+  v.u64(e.revision.value, "event.revision");
+  v.i64(e.timestamp_us, "event.timestamp");
+  v.wire_flags(e.flags, "event.flags");
+  v.id(e.id, "event.id");
+  v.str(e.stream, "event.stream");
+  v.str(e.type, "event.type");
+  v.str(e.metadata, "event.metadata");
+  v.str(e.data, "event.data");
+}
+// Fixed bytes of one event on the wire (five u64/u32 fields, the id, four
+// string lengths): a decoder never reserves more events than this allows.
+inline constexpr std::size_t kEventWireFixed = 60;
+
+// Events already encoded with event_fields (a batch built from the log).
+struct EncodedEvents {
+  std::uint32_t count = 0;
+  std::string_view bytes;
+};
+
+struct Hello {
+  static constexpr Op kOp = Op::kHello;
+  static constexpr const char* kName = "hello";
+  std::uint32_t magic = kHelloMagic;
+  std::uint16_t version = kProtocolVersion;
+  std::string client_name;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u32(m.magic, "magic");
+    v.u16(m.version, "version");
+    v.str(m.client_name, "client_name");
+  }
+};
+struct HelloOk {
+  static constexpr Op kOp = Op::kHelloOk;
+  static constexpr const char* kName = "hello_ok";
+  std::uint16_t version = kProtocolVersion;
+  std::uint32_t max_frame = kDefaultMaxFrame;
+  std::uint32_t max_in_flight = 0;
+  std::string server_version;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u16(m.version, "version");
+    v.u32(m.max_frame, "max_frame");
+    v.u32(m.max_in_flight, "max_in_flight");
+    v.str(m.server_version, "server_version");
+  }
+};
+
+struct AppendReq {
+  static constexpr Op kOp = Op::kAppend;
+  static constexpr const char* kName = "append";
+  std::string stream;
+  ExpectedRevision expected;
+  std::vector<index::NewEvent> events;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.expected(m.expected, "expected_kind", "expected_revision");
+    // id + type length + flags + metadata length + data length
+    v.list(m.events, "count", 32, [](V& ev, auto& e) {
+      ev.id(e.id, "event.id");
+      ev.str(e.type, "event.type");
+      ev.u32(e.flags, "event.flags");
+      ev.str(e.metadata, "event.metadata");
+      ev.str(e.data, "event.data");
+    });
+  }
+};
+struct AppendOk {
+  static constexpr Op kOp = Op::kAppendOk;
+  static constexpr const char* kName = "append_ok";
+  std::uint64_t first_position = 0;
+  std::uint64_t first_revision = 0;
+  std::uint32_t count = 0;
+  bool deduplicated = false;
+  // Revision of the last event: what a follow-up append expects.
+  std::uint64_t last_revision() const { return first_revision + count - 1; }
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.first_position, "first_position");
+    v.u64(m.first_revision, "first_revision");
+    v.u32(m.count, "count");
+    v.boolean(m.deduplicated, "deduplicated");
+  }
+};
+
+struct ReadStreamReq {
+  static constexpr Op kOp = Op::kReadStream;
+  static constexpr const char* kName = "read_stream";
+  std::string stream;
+  std::uint64_t from = 0;  // kNone with backward = from the end
+  std::uint32_t count = 0;
+  index::Direction direction = index::Direction::kForward;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.u64(m.from, "from");
+    v.u32(m.count, "count");
+    v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
+  }
+};
+struct ReadAllReq {
+  static constexpr Op kOp = Op::kReadAll;
+  static constexpr const char* kName = "read_all";
+  std::uint64_t from = 0;  // kNone with backward = from the end
+  std::uint32_t count = 0;
+  index::Direction direction = index::Direction::kForward;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.from, "from");
+    v.u32(m.count, "count");
+    v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
+  }
+};
+// Events on the wire are full records; a lost entry (format::kFlagLost) has
+// only its position and flags, every other field empty or zero.
+// `Events` is std::vector<engine::EventRecord> (ReadOk), or EncodedEvents
+// for a response built from pre-encoded events (encode only).
+template <class Events>
+struct ReadOkOf {
+  static constexpr Op kOp = Op::kReadOk;
+  static constexpr const char* kName = "read_ok";
+  bool end = false;            // nothing more in this direction (now)
+  std::uint64_t next = kNone;  // where to continue; kNone if end in backward direction
+  Events events;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.boolean(m.end, "end");
+    v.u64(m.next, "next");
+    v.events(m.events, "count");
+  }
+};
+using ReadOk = ReadOkOf<std::vector<engine::EventRecord>>;
+
+enum class Target : std::uint8_t { kStream = 0, kAll = 1 };
+struct SubscribeReq {
+  static constexpr Op kOp = Op::kSubscribe;
+  static constexpr const char* kName = "subscribe";
+  Target target = Target::kAll;
+  std::string stream;                     // kStream only
+  bool from_end = false;                  // start after the last durable event
+  std::uint64_t from = 0;                 // revision (stream) or position (all), inclusive
+  std::string stream_prefix;              // kAll only; empty = no filter
+  std::string type_prefix;                // kAll only; empty = no filter
+  std::uint32_t checkpoint_interval = 0;  // positions scanned; 0 = server default
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.enumeration(m.target, "target", 1, "must be 0 (stream) or 1 (all)");
+    v.str(m.stream, "stream");
+    v.boolean(m.from_end, "from_end");
+    v.u64(m.from, "from");
+    v.str(m.stream_prefix, "stream_prefix");
+    v.str(m.type_prefix, "type_prefix");
+    v.u32(m.checkpoint_interval, "checkpoint_interval");
+  }
+  // After a successful decode: (field, why) if the message is inconsistent.
+  const char* invalid_field() const {
+    return target == Target::kStream && stream.empty() ? "stream" : nullptr;
+  }
+  static constexpr const char* kInvalidWhy = "must not be empty";
+};
+struct SubscribeOk {
+  static constexpr Op kOp = Op::kSubscribeOk;
+  static constexpr const char* kName = "subscribe_ok";
+  std::uint64_t start = 0;  // first revision/position that can be delivered
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.start, "start");
+  }
+};
+template <class Events>
+struct SubEventsOf {
+  static constexpr Op kOp = Op::kSubEvents;
+  static constexpr const char* kName = "sub_events";
+  Events events;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.events(m.events, "count");
+  }
+};
+using SubEvents = SubEventsOf<std::vector<engine::EventRecord>>;
+struct Checkpoint {
+  static constexpr Op kOp = Op::kCheckpoint;
+  static constexpr const char* kName = "checkpoint";
+  std::uint64_t position = 0;  // every position below has been scanned
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.position, "position");
+  }
+};
+struct UnsubscribeReq {
+  static constexpr Op kOp = Op::kUnsubscribe;
+  static constexpr const char* kName = "unsubscribe";
+  std::uint64_t subscription_id = 0;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.subscription_id, "subscription_id");
+  }
+};
+struct Error {
+  static constexpr Op kOp = Op::kError;
+  static constexpr const char* kName = "error";
+  Code code = Code::kInternal;
+  // Code-specific: actual last revision (kWrongExpectedRevision; kNone if the
+  // stream does not exist), event index (kInvalidJson, kTooLarge), the
+  // server's protocol version (kUnsupportedVersion); otherwise kNone.
+  std::uint64_t detail = kNone;
+  std::string message;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.enumeration(m.code, "code", UINT16_MAX, "");  // unknown codes are kept, not refused
+    v.u64(m.detail, "detail");
+    v.str(m.message, "message");
+  }
+};
+struct InfoOk {
+  static constexpr Op kOp = Op::kInfoOk;
+  static constexpr const char* kName = "info_ok";
+  std::string server_version;
+  std::uint16_t protocol_version = kProtocolVersion;
+  std::uint64_t durable_end = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t max_stream_name = 0;
+  std::uint64_t max_event_type = 0;
+  std::uint64_t max_event_size = 0;
+  std::uint64_t max_append_size = 0;
+  std::uint64_t max_append_events = 0;
+  std::uint32_t max_frame = 0;
+  std::uint32_t max_in_flight = 0;
+  std::uint32_t max_connections = 0;
+  std::uint32_t connections = 0;
+  std::uint64_t index_memtable_entries = 0;
+  std::uint64_t index_files = 0;
+  std::uint64_t indexed_through = 0;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.server_version, "server_version");
+    v.u16(m.protocol_version, "protocol_version");
+    v.u64(m.durable_end, "durable_end");
+    v.u64(m.segments, "segments");
+    v.u64(m.max_stream_name, "max_stream_name");
+    v.u64(m.max_event_type, "max_event_type");
+    v.u64(m.max_event_size, "max_event_size");
+    v.u64(m.max_append_size, "max_append_size");
+    v.u64(m.max_append_events, "max_append_events");
+    v.u32(m.max_frame, "max_frame");
+    v.u32(m.max_in_flight, "max_in_flight");
+    v.u32(m.max_connections, "max_connections");
+    v.u32(m.connections, "connections");
+    v.u64(m.index_memtable_entries, "index_memtable_entries");
+    v.u64(m.index_files, "index_files");
+    v.u64(m.indexed_through, "indexed_through");
+  }
+};
+
+// ---- frames ----
+
+struct FrameHeader {
+  std::uint32_t length = 0;  // bytes after the length field
+  std::uint8_t op = 0;
+  std::uint64_t request_id = 0;
+};
+
+// The whole frame of message `m` (length prefix included), from M::fields.
+// Instantiated in protocol.cc for every message type above (ReadOkOf and
+// SubEventsOf with both event containers).
+template <class M>
+std::string encode(std::uint64_t id, const M& m);
+// Decodes a payload with M::fields: kBadRequest naming the message and field
+// on truncated or trailing bytes, invalid enum values, counts that cannot fit.
+template <class M>
+Result<M> decode(std::string_view payload);
+
+std::string encode_empty(Op op, std::uint64_t id);  // ping, pong, info, unsubscribe-ok
+// Builds a frame around an already-encoded payload (tests, malformed input).
+std::string make_frame(Op op, std::uint64_t id, std::string_view payload);
+
+// Bytes one event occupies on the wire (for batch budgets).
+std::size_t event_wire_size(const engine::EventRecord& e);
+std::size_t event_wire_size(const engine::RecordView& v);
+// Appends the wire form of one event (event_fields), to build batches from
+// views without copying into EventRecord first.
+void append_event(std::string& out, const engine::RecordView& v);
+void append_event(std::string& out, const engine::EventRecord& e);
+
+// Parses the 4-byte length prefix plus op and request id (13 bytes).
+FrameHeader parse_header(std::span<const std::uint8_t, 13> bytes);
+std::uint32_t parse_length(std::span<const std::uint8_t, 4> bytes);
+
+// Named forms, for readability at call sites.
+inline std::string encode_hello(std::uint64_t id, const Hello& m) {
+  return encode(id, m);
+}
+inline std::string encode_hello_ok(std::uint64_t id, const HelloOk& m) {
+  return encode(id, m);
+}
+inline std::string encode_append(std::uint64_t id, const AppendReq& m) {
+  return encode(id, m);
+}
+inline std::string encode_append_ok(std::uint64_t id, const AppendOk& m) {
+  return encode(id, m);
+}
+inline std::string encode_read_stream(std::uint64_t id, const ReadStreamReq& m) {
+  return encode(id, m);
+}
+inline std::string encode_read_all(std::uint64_t id, const ReadAllReq& m) {
+  return encode(id, m);
+}
+inline std::string encode_read_ok(std::uint64_t id, const ReadOk& m) {
+  return encode(id, m);
+}
+inline std::string encode_subscribe(std::uint64_t id, const SubscribeReq& m) {
+  return encode(id, m);
+}
+inline std::string encode_subscribe_ok(std::uint64_t id, const SubscribeOk& m) {
+  return encode(id, m);
+}
+inline std::string encode_sub_events(std::uint64_t id, const SubEvents& m) {
+  return encode(id, m);
+}
+inline std::string encode_checkpoint(std::uint64_t id, const Checkpoint& m) {
+  return encode(id, m);
+}
+inline std::string encode_unsubscribe(std::uint64_t id, const UnsubscribeReq& m) {
+  return encode(id, m);
+}
+inline std::string encode_error(std::uint64_t id, const Error& m) {
+  return encode(id, m);
+}
+inline std::string encode_info_ok(std::uint64_t id, const InfoOk& m) {
+  return encode(id, m);
+}
+
+inline Result<Hello> decode_hello(std::string_view p) {
+  return decode<Hello>(p);
+}
+inline Result<HelloOk> decode_hello_ok(std::string_view p) {
+  return decode<HelloOk>(p);
+}
+inline Result<AppendReq> decode_append(std::string_view p) {
+  return decode<AppendReq>(p);
+}
+inline Result<AppendOk> decode_append_ok(std::string_view p) {
+  return decode<AppendOk>(p);
+}
+inline Result<ReadStreamReq> decode_read_stream(std::string_view p) {
+  return decode<ReadStreamReq>(p);
+}
+inline Result<ReadAllReq> decode_read_all(std::string_view p) {
+  return decode<ReadAllReq>(p);
+}
+inline Result<ReadOk> decode_read_ok(std::string_view p) {
+  return decode<ReadOk>(p);
+}
+inline Result<SubscribeReq> decode_subscribe(std::string_view p) {
+  return decode<SubscribeReq>(p);
+}
+inline Result<SubscribeOk> decode_subscribe_ok(std::string_view p) {
+  return decode<SubscribeOk>(p);
+}
+inline Result<SubEvents> decode_sub_events(std::string_view p) {
+  return decode<SubEvents>(p);
+}
+inline Result<Checkpoint> decode_checkpoint(std::string_view p) {
+  return decode<Checkpoint>(p);
+}
+inline Result<UnsubscribeReq> decode_unsubscribe(std::string_view p) {
+  return decode<UnsubscribeReq>(p);
+}
+inline Result<Error> decode_error(std::string_view p) {
+  return decode<Error>(p);
+}
+inline Result<InfoOk> decode_info_ok(std::string_view p) {
+  return decode<InfoOk>(p);
+}
+
+}  // namespace annal::net::proto

@@ -1,0 +1,198 @@
+#pragma once
+// The three walks over a message's `fields` (proto/protocol.h): Sizer counts
+// the bytes, Writer appends them (little-endian), Reader parses them with a
+// bounds check per field. Internal to annal_proto and the code that encodes
+// events straight from the log.
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "engine/format.h"
+#include "proto/protocol.h"
+
+namespace annal::net::proto::wire {
+
+// Flags a node puts on the wire; the commit flag is the log's business.
+inline constexpr std::uint32_t kWireFlagMask =
+    engine::format::kFlagDataJson | engine::format::kFlagMetadataJson | engine::format::kFlagLost;
+
+class Sizer {
+ public:
+  std::size_t bytes = 0;
+  void u16(const std::uint16_t&, const char*) { bytes += 2; }
+  void u32(const std::uint32_t&, const char*) { bytes += 4; }
+  void u64(const std::uint64_t&, const char*) { bytes += 8; }
+  void i64(const std::int64_t&, const char*) { bytes += 8; }
+  void boolean(const bool&, const char*) { bytes += 1; }
+  void wire_flags(const std::uint32_t&, const char*) { bytes += 4; }
+  void str(std::string_view s, const char*) { bytes += 4 + s.size(); }
+  void id(const EventId&, const char*) { bytes += 16; }
+  template <class E>
+  void enumeration(const E&, const char*, std::uint64_t, const char*) {
+    bytes += sizeof(E);
+  }
+  void expected(const ExpectedRevision&, const char*, const char*) { bytes += 9; }
+  template <class T, class F>
+  void list(const std::vector<T>& items, const char*, std::size_t, F&& elem) {
+    bytes += 4;
+    for (const auto& e : items) elem(*this, e);
+  }
+  template <class E>
+  void events(const std::vector<E>& items, const char*) {
+    bytes += 4;
+    for (const auto& e : items) event_fields(*this, e);
+  }
+  void events(const EncodedEvents& e, const char*) { bytes += 4 + e.bytes.size(); }
+};
+
+class Writer {
+ public:
+  explicit Writer(std::string& out) : o_(out) {}
+  void u16(const std::uint16_t& v, const char*) { le(v, 2); }
+  void u32(const std::uint32_t& v, const char*) { le(v, 4); }
+  void u64(const std::uint64_t& v, const char*) { le(v, 8); }
+  void i64(const std::int64_t& v, const char*) { le(static_cast<std::uint64_t>(v), 8); }
+  void boolean(const bool& v, const char*) { o_.push_back(v ? '\1' : '\0'); }
+  void wire_flags(const std::uint32_t& v, const char*) { le(v & kWireFlagMask, 4); }
+  void str(std::string_view s, const char*) {
+    le(s.size(), 4);
+    o_.append(s);
+  }
+  void id(const EventId& v, const char*) {
+    o_.append(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+  }
+  template <class E>
+  void enumeration(const E& v, const char*, std::uint64_t, const char*) {
+    le(static_cast<std::uint64_t>(v), sizeof(E));
+  }
+  void expected(const ExpectedRevision& e, const char*, const char*) {
+    le(static_cast<std::uint64_t>(e.kind), 1);
+    le(e.kind == ExpectedRevision::Kind::kExact ? e.revision.value : 0, 8);
+  }
+  template <class T, class F>
+  void list(const std::vector<T>& items, const char*, std::size_t, F&& elem) {
+    le(items.size(), 4);
+    for (const auto& e : items) elem(*this, e);
+  }
+  template <class E>
+  void events(const std::vector<E>& items, const char*) {
+    le(items.size(), 4);
+    for (const auto& e : items) event_fields(*this, e);
+  }
+  void events(const EncodedEvents& e, const char*) {
+    le(e.count, 4);
+    o_.append(e.bytes);
+  }
+
+ private:
+  void le(std::uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) o_.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  std::string& o_;
+};
+
+class Reader {
+ public:
+  Reader(std::string_view in, const char* what) : in_(in), what_(what) {}
+
+  void u16(std::uint16_t& v, const char* f) { v = static_cast<std::uint16_t>(le(2, f)); }
+  void u32(std::uint32_t& v, const char* f) { v = static_cast<std::uint32_t>(le(4, f)); }
+  void u64(std::uint64_t& v, const char* f) { v = le(8, f); }
+  void i64(std::int64_t& v, const char* f) { v = static_cast<std::int64_t>(le(8, f)); }
+  void wire_flags(std::uint32_t& v, const char* f) { u32(v, f); }
+  void boolean(bool& v, const char* f) {
+    const std::uint64_t b = le(1, f);
+    if (b > 1) fail(f, "must be 0 or 1");
+    v = b == 1;
+  }
+  void str(std::string& v, const char* f) {
+    const std::uint64_t n = le(4, f);
+    if (!need(n, f)) return;
+    v.assign(in_.substr(pos_, n));
+    pos_ += n;
+  }
+  void id(EventId& v, const char* f) {
+    if (!need(16, f)) return;
+    std::memcpy(v.bytes.data(), in_.data() + pos_, 16);
+    pos_ += 16;
+  }
+  template <class E>
+  void enumeration(E& v, const char* f, std::uint64_t max, const char* why) {
+    const std::uint64_t x = le(sizeof(E), f);
+    if (x > max) fail(f, why);
+    v = static_cast<E>(x);
+  }
+  void expected(ExpectedRevision& e, const char* kind_field, const char* revision_field) {
+    const std::uint64_t kind = le(1, kind_field);
+    const std::uint64_t rev = le(8, revision_field);
+    if (kind > 3) fail(kind_field, "must be 0..3");
+    if (!ok()) return;
+    e.kind = static_cast<ExpectedRevision::Kind>(kind);
+    e.revision = e.kind == ExpectedRevision::Kind::kExact ? StreamRevision(rev) : StreamRevision{};
+  }
+  // `min_bytes`: the least one element takes, so a count can never make the
+  // decoder reserve more elements than the payload could hold.
+  template <class T, class F>
+  void list(std::vector<T>& items, const char* f, std::size_t min_bytes, F&& elem) {
+    const std::uint64_t n = le(4, f);
+    if (!ok()) return;
+    if (n * min_bytes > remaining()) {
+      fail(f, "exceeds payload");
+      return;
+    }
+    items.resize(n);
+    for (auto& e : items) {
+      elem(*this, e);
+      if (!ok()) return;
+    }
+  }
+  void events(std::vector<engine::EventRecord>& items, const char* f) {
+    list(items, f, kEventWireFixed, [](Reader& r, engine::EventRecord& e) { event_fields(r, e); });
+  }
+
+  bool ok() const { return error_.empty(); }
+  void fail(const char* field, const std::string& why) {
+    if (ok()) error_ = std::string(what_) + ": field '" + field + "' " + why;
+  }
+  std::size_t remaining() const { return in_.size() - pos_; }
+  // Completes decoding: an error if a field failed or bytes are left over.
+  template <typename T>
+  Result<T> finish(T value) {
+    if (!ok()) return Status(Errc::kBadRequest, error_);
+    if (pos_ != in_.size())
+      return Status(Errc::kBadRequest, std::string(what_) + ": " +
+                                           std::to_string(in_.size() - pos_) +
+                                           " unexpected trailing bytes");
+    return value;
+  }
+
+ private:
+  bool need(std::uint64_t n, const char* f) {
+    if (!ok()) return false;
+    if (remaining() < n) {
+      fail(f, "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
+                  " left)");
+      return false;
+    }
+    return true;
+  }
+  std::uint64_t le(std::size_t n, const char* f) {
+    if (!need(n, f)) return 0;
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(in_[pos_ + i])) << (8 * i);
+    pos_ += n;
+    return v;
+  }
+
+  std::string_view in_;
+  std::size_t pos_ = 0;
+  const char* what_;
+  std::string error_;
+};
+
+}  // namespace annal::net::proto::wire
