@@ -232,6 +232,10 @@ std::uint64_t FaultInjectionFileSystem::datasync_calls() const {
   std::lock_guard l(mu_);
   return datasync_calls_;
 }
+std::uint64_t FaultInjectionFileSystem::out_of_order_tears() const {
+  std::lock_guard l(mu_);
+  return out_of_order_tears_;
+}
 std::uint64_t FaultInjectionFileSystem::unsynced_writes() const {
   std::lock_guard l(mu_);
   std::uint64_t n = 0;
@@ -251,8 +255,9 @@ Status FaultInjectionFileSystem::crash(std::uint64_t seed, CrashOptions options)
         last = &w;
         last_path = path;
       }
+  const bool sectors = options.tear_last_write && options.mode == TearMode::kSectors;
   std::size_t keep = 0;
-  if (last != nullptr && options.tear_last_write)
+  if (last != nullptr && options.tear_last_write && !sectors)
     keep = static_cast<std::size_t>(rng() % (last->post.size() + 1));
 
   for (auto& [path, writes] : unsynced_) {
@@ -266,6 +271,7 @@ Status FaultInjectionFileSystem::crash(std::uint64_t seed, CrashOptions options)
     }
     if (last != nullptr && path == last_path && keep > 0)
       ANNAL_RETURN_IF_ERROR((*f)->pwrite(last->offset, as_bytes(last->post).first(keep)));
+    if (sectors) ANNAL_RETURN_IF_ERROR(keep_sectors(**f, writes, rng));
   }
   for (auto& [dir, ops] : dir_ops_) {
     for (auto it = ops.renames.rbegin(); it != ops.renames.rend(); ++it) {
@@ -290,6 +296,29 @@ Status FaultInjectionFileSystem::crash(std::uint64_t seed, CrashOptions options)
   free_bytes_.reset();
   freeze_countdown_ = 0;
   frozen_ = false;
+  return Status::ok();
+}
+
+Status FaultInjectionFileSystem::keep_sectors(File& file, const std::vector<Write>& writes,
+                                              std::mt19937_64& rng) {
+  // A file's writes are in the order they were made (seq ascending), so a
+  // sector kept from a newer write lands over an older one's, as on a disk.
+  for (const Write& w : writes) {
+    const std::uint64_t end = w.offset + w.post.size();
+    bool dropped = false;
+    for (std::uint64_t s = w.offset - w.offset % kSectorSize; s < end; s += kSectorSize) {
+      const std::uint64_t from = std::max(s, w.offset);
+      const std::uint64_t to = std::min(s + kSectorSize, end);
+      if (rng() % 2 == 0) {
+        dropped = true;
+        continue;
+      }
+      if (dropped) ++out_of_order_tears_;
+      dropped = false;
+      ANNAL_RETURN_IF_ERROR(
+          file.pwrite(from, as_bytes(w.post).subspan(from - w.offset, to - from)));
+    }
+  }
   return Status::ok();
 }
 

@@ -8,7 +8,11 @@
 // - Every pwrite is recorded with the pre-image of the bytes it overwrote,
 //   until the file's next datasync()/sync(). crash() restores those
 //   pre-images (newest first), i.e. drops every unsynced write, optionally
-//   keeping a random prefix of the very last write (a write torn at any byte).
+//   keeping a random prefix of the very last write (a write torn at any byte,
+//   TearMode::kPrefix), or keeping a random subset of the 512-byte sectors of
+//   every unsynced write (TearMode::kSectors: what a disk with a volatile
+//   cache may persist at a power loss, where a later sector of a write can
+//   survive an earlier one).
 // - Files created (and renames done) since their directory's last sync_dir()
 //   are removed (undone) by crash(); a file a rename replaced comes back.
 //   Removals and allocations are durable at once.
@@ -66,8 +70,14 @@ class FaultInjectionFileSystem final : public FileSystem {
   bool frozen() const;
 
   // Simulated power loss; see the model above. Unfreezes and clears faults.
+  enum class TearMode {
+    kPrefix,   // the newest unsynced write keeps a random prefix, older ones nothing
+    kSectors,  // every unsynced write keeps a random subset of its sectors
+  };
+  static constexpr std::uint64_t kSectorSize = 512;
   struct CrashOptions {
-    bool tear_last_write = true;  // keep a random prefix of the newest unsynced write
+    bool tear_last_write = true;  // false: every unsynced write is dropped whole
+    TearMode mode = TearMode::kPrefix;
   };
   Status crash(std::uint64_t seed, CrashOptions options);
   Status crash(std::uint64_t seed) { return crash(seed, CrashOptions{}); }
@@ -75,6 +85,9 @@ class FaultInjectionFileSystem final : public FileSystem {
   // Counters since construction.
   std::uint64_t datasync_calls() const;
   std::uint64_t unsynced_writes() const;
+  // kSectors crashes: sectors of unsynced writes kept after a dropped one of
+  // the same write (a tear that is not a prefix).
+  std::uint64_t out_of_order_tears() const;
 
   class FaultFile;
 
@@ -101,6 +114,8 @@ class FaultInjectionFileSystem final : public FileSystem {
                    std::span<const std::byte> data);
   Status do_allocate(File& base, const std::string& path, std::uint64_t size);
   Status do_sync(File& base, const std::string& path, bool data_only);
+  // Rewrites, oldest first, the sectors of `writes` that a kSectors crash keeps.
+  Status keep_sectors(File& file, const std::vector<Write>& writes, std::mt19937_64& rng);
 
   FileSystem& base_;
   mutable std::mutex mu_;
@@ -116,6 +131,7 @@ class FaultInjectionFileSystem final : public FileSystem {
   bool frozen_ = false;
   std::mt19937_64 rng_{0};
   std::uint64_t datasync_calls_ = 0;
+  std::uint64_t out_of_order_tears_ = 0;
 };
 
 }  // namespace annal::engine

@@ -34,6 +34,10 @@ inline constexpr std::size_t kRecordFixedSize = 68;
 inline constexpr std::size_t kRecordTrailerSize = 4;
 inline constexpr std::size_t kRecordMinSize = 72;
 inline constexpr std::size_t kRecordAlign = 8;
+// The smallest unit a disk writes atomically. A power loss can keep any subset
+// of an unsynced write's sectors; recovery recognises a lost one (all zeros,
+// as the preallocated bytes were) between valid records as a torn write.
+inline constexpr std::size_t kSectorSize = 512;
 
 inline constexpr std::uint32_t kFlagDataJson = 1u << 0;
 inline constexpr std::uint32_t kFlagMetadataJson = 1u << 1;

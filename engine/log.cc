@@ -394,6 +394,8 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
         opts_.dir, name, scan.committed_end, (first + scan.committed_count).value, torn,
         torn > 0 ? ": " : "", torn > 0 ? scan.stop.reason : "", incomplete);
     report_.torn_bytes_cut += torn;
+    if (scan.stop.kind == ScanStopKind::kTorn && scan.stop.out_of_order)
+      ++report_.out_of_order_tears_cut;
     report_.incomplete_events_cut += incomplete;
   }
   seg->capacity = (seg->allocated - f::kSegmentHeaderSize) / f::kRecordMinSize + 1;

@@ -111,8 +111,9 @@ struct SegmentInfo {
 struct RecoveryReport {
   GlobalPosition end;  // one past the last event
   std::uint64_t segments = 0;
-  std::uint64_t torn_bytes_cut = 0;         // torn tail cut at open
-  std::uint64_t incomplete_events_cut = 0;  // events of an uncommitted trailing append
+  std::uint64_t torn_bytes_cut = 0;          // torn tail cut at open
+  std::uint64_t incomplete_events_cut = 0;   // events of an uncommitted trailing append
+  std::uint64_t out_of_order_tears_cut = 0;  // torn tails with a lost sector before valid records
   std::uint64_t position_indexes_rebuilt = 0;
 };
 

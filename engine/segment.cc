@@ -56,6 +56,21 @@ std::size_t nonzero_end(std::span<const std::byte> b) {
   return n;
 }
 
+// The first kSectorSize-aligned sector that ends in (from, to] and holds only
+// zeros from `from` (or its start) on. Bytes before `from` belong to valid
+// records: when a write starting mid-sector loses that sector, the disk keeps
+// the sector's old content, whose part after `from` was zeros.
+std::optional<std::uint64_t> lost_sector(std::span<const std::byte> b, std::uint64_t from,
+                                         std::uint64_t to) {
+  to = std::min<std::uint64_t>(to, b.size());
+  for (std::uint64_t s = from - from % f::kSectorSize; s + f::kSectorSize <= to;
+       s += f::kSectorSize) {
+    const std::uint64_t zero_from = std::max(s, from);
+    if (all_zero(b.subspan(zero_from, s + f::kSectorSize - zero_from))) return s;
+  }
+  return std::nullopt;
+}
+
 std::span<const std::byte> as_bytes(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
@@ -209,7 +224,21 @@ void SegmentScanner::classify(std::uint64_t offset, std::string reason, bool mis
   // At most this many records fit in what remains: bounds a plausible position.
   const std::uint64_t fit = rest.size() / f::kRecordMinSize;
   auto found = find_valid_record(bytes_, offset + f::kRecordAlign, expected_, expected_ + fit);
-  if (found || misplaced) {
+  const std::optional<std::uint64_t> lost =
+      found && !misplaced ? lost_sector(bytes_, offset, found->offset) : std::nullopt;
+  if (lost && found->position > expected_) {
+    // What a power loss leaves when a disk persisted a later sector of the
+    // last write but not an earlier one: the lost sector reads as the zeros
+    // that were there before. Bit rot never zeroes a whole aligned sector.
+    stop_.kind = ScanStopKind::kTorn;
+    stop_.out_of_order = true;
+    reason += fmt::format(
+        "; the {}-byte sector at offset {} holds only zeros from offset {} on, and a valid "
+        "record (position {}) follows at offset {}: a write torn out of order (torn tail of {} "
+        "bytes)",
+        f::kSectorSize, *lost, std::max(*lost, offset), found->position.value, found->offset,
+        stop_.garbage_end - offset);
+  } else if (found || misplaced) {
     stop_.kind = ScanStopKind::kCorrupt;
     if (found) {
       stop_.next_valid_offset = found->offset;

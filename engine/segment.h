@@ -65,7 +65,8 @@ Result<SegmentHeader> read_segment_header(File& file);
 
 enum class ScanStopKind {
   kEnd,      // clean: zeros from the stop offset to the end of the bytes
-  kTorn,     // invalid bytes after the last valid record, no valid record after them
+  kTorn,     // invalid bytes after the last valid record, no valid record after them,
+             // or only after a whole zero sector (a write torn out of order)
   kCorrupt,  // invalid bytes (or a misplaced record) followed by a valid record,
              // or a record with a valid checksum but the wrong position
 };
@@ -81,6 +82,9 @@ struct ScanStop {
   // kCorrupt: the first valid record after the damage (when one was found).
   std::optional<std::uint64_t> next_valid_offset;
   std::optional<GlobalPosition> next_valid_position;
+  // kTorn: valid records follow the torn bytes, with a whole zero sector
+  // between (a write torn out of order, not as a prefix).
+  bool out_of_order = false;
   std::string reason;  // human-readable; names offsets
 };
 
@@ -93,8 +97,11 @@ struct ScanStop {
 // Torn vs corrupt: when the bytes at the stop offset are not a valid record,
 // the scanner looks ahead by resynchronising on 8-byte boundaries for a record
 // with a valid checksum and a plausible position (>= the expected one, and no
-// further than the remaining bytes could hold). Found: kCorrupt. Otherwise
-// kTorn, unless every byte from the stop offset on is zero (kEnd).
+// further than the remaining bytes could hold). Found: kCorrupt, unless a
+// whole kSectorSize-aligned sector of zeros lies between the stop and that
+// record (a power loss kept a later sector of the last write but not an
+// earlier one): kTorn with out_of_order set. Not found: kTorn, unless every
+// byte from the stop offset on is zero (kEnd).
 class SegmentScanner {
  public:
   SegmentScanner(std::span<const std::byte> segment, GlobalPosition first,

@@ -58,6 +58,97 @@ TEST_F(LogRecoveryTest, TornTailIsCutAtEveryByteOffsetOfTheLastRecord) {
   EXPECT_EQ(log->append_sync({make_event(0)}).first_position, GlobalPosition(3));
 }
 
+// A power loss may keep a later sector of the last, unsynced write and lose an
+// earlier one (a disk's volatile cache does not persist sectors in order). The
+// lost sector reads as the zeros the preallocated file held. Each pattern of
+// kept and lost sectors of the last group is cut as a torn write; none refuses
+// to open, and none loses what the sync before it made durable.
+TEST_F(LogRecoveryTest, AWriteTornOutOfOrderBySectorsIsCutAsATornTail) {
+  constexpr std::size_t kSector = format::kSectorSize;
+  {
+    auto log = open();
+    append_n(*log, 3, 100);
+    // One append of 20 events (~150 bytes each) is one write of one group,
+    // and every sector holds whole records.
+    std::vector<EventRecord> group;
+    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
+    ASSERT_TRUE(log->append_sync(std::move(group)).status);
+  }
+  SegmentScan scan = scan_file(0);
+  ASSERT_EQ(scan.offsets.size(), 23u);
+  const std::uint64_t begin = scan.offsets[3], end = scan.data_end;
+  const std::string written = bytes_.substr(begin, end - begin);
+  const std::uint64_t first_sector = format::align_up(begin, kSector);
+  const std::uint64_t sectors = (end - first_sector) / kSector;
+  ASSERT_GE(sectors, 4u);
+  // Each pattern: which whole sectors of the write were lost (bit i: sector i).
+  const std::vector<std::pair<const char*, std::uint64_t>> patterns = {
+      {"the sector the write began in lost", 1ull << 63},
+      {"the first whole sector lost", 1},
+      {"a middle sector lost", 1ull << (sectors / 2)},
+      {"every other sector lost", 0x5555555555555555ull & ((1ull << sectors) - 1)},
+      {"all but the last sector lost", (1ull << (sectors - 1)) - 1},
+  };
+  ASSERT_GT(first_sector, begin) << "the write should start mid-sector";
+  for (const auto& [name, lost] : patterns) {
+    patch(seg_path(0), begin, written);
+    // Bit 63: the sector the write began in, whose earlier part holds the
+    // synced records before it (the disk kept that sector's old content).
+    if (lost & (1ull << 63)) patch(seg_path(0), begin, std::string(first_sector - begin, '\0'));
+    for (std::uint64_t i = 0; i < sectors; ++i)
+      if (lost & (1ull << i))
+        patch(seg_path(0), first_sector + i * kSector, std::string(kSector, '\0'));
+    auto log = open();
+    ASSERT_NE(log, nullptr) << name;
+    EXPECT_EQ(log->durable_end(), GlobalPosition(3)) << name;
+    EXPECT_EQ(log->recovery().out_of_order_tears_cut, 1u) << name;
+    EXPECT_EQ(all(*log).size(), 3u) << name;
+    log.reset();
+    EXPECT_EQ(slurp(seg_path(0), begin, end - begin), std::string(end - begin, '\0')) << name;
+  }
+}
+
+// The same lost sector below the durable floor (the index MANIFEST proves the
+// position acknowledged) is damage to acknowledged data: the open refuses.
+TEST_F(LogRecoveryTest, ALostSectorBelowTheDurableFloorRefusesToOpen) {
+  {
+    auto log = open();
+    append_n(*log, 3, 100);
+    std::vector<EventRecord> group;
+    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
+    ASSERT_TRUE(log->append_sync(std::move(group)).status);
+  }
+  SegmentScan scan = scan_file(0);
+  const std::uint64_t sector = format::align_up(scan.offsets[3], format::kSectorSize);
+  patch(seg_path(0), sector, std::string(format::kSectorSize, '\0'));
+  LogOptions o = options();
+  o.durable_floor = 23;
+  auto r = Log::open(o);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), Errc::kCorruption);
+  EXPECT_NE(r.status().message().find("torn out of order"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(r.status().message().find("annal repair"), std::string::npos) << r.status().message();
+}
+
+// A flipped bit is not a lost sector: with valid records after it, it is
+// corruption even at the tail of the log.
+TEST_F(LogRecoveryTest, AFlippedBitBeforeValidRecordsIsCorruptionNotATear) {
+  {
+    auto log = open();
+    append_n(*log, 3, 100);
+    std::vector<EventRecord> group;
+    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
+    ASSERT_TRUE(log->append_sync(std::move(group)).status);
+  }
+  SegmentScan scan = scan_file(0);
+  const std::uint64_t at = scan.offsets[4] + 80;
+  patch(seg_path(0), at, std::string(1, static_cast<char>(bytes_[at] ^ 0x04)));
+  auto r = Log::open(options());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.status().code(), Errc::kCorruption) << r.status().to_string();
+}
+
 TEST_F(LogRecoveryTest, IncompleteMultiEventAppendIsCut) {
   {
     auto log = open();
