@@ -12,7 +12,7 @@ namespace annal::tools {
 int run_client_command(const std::vector<std::string>& args);
 // inspect, dump, dump-index, verify, repair (tools/offline_cli.cc)
 int run_offline_command(const std::vector<std::string>& args);
-// bench (tools/bench_cli.cc)
+// bench (bench/load/bench_cli.cc)
 int run_bench_command(const std::vector<std::string>& args);
 
 }  // namespace annal::tools

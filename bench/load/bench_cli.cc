@@ -1,274 +1,55 @@
-// `annal bench`: a load generator against a running node, built on the
-// client library (net/client.h). See docs/benchmarks.md.
+// `annal bench`: a load generator against a running node. See
+// docs/benchmarks.md.
 //
 //   annal bench append      [common] [load]
 //   annal bench read-stream [common] --stream NAME [--in-flight P]
 //   annal bench read-all    [common] [--from POS] [--count N] [--in-flight P]
 //   annal bench subscribe   [common] [load] --subscribers N
 //
-// The generator keeps P requests in flight per connection by issuing the next
-// request from the completion callback of the previous one (on the client's
-// reader thread), so each connection costs one thread and no extra wake-ups:
-// on a small machine the generator competes with the node for the CPU, and it
-// should take as little of it as it can.
-//
-// Figures: throughput counts what was acknowledged inside the measurement
-// window (after --warmup, before the deadline); latencies are from handing
-// the request to the client library to its acknowledgement callback.
+// Appends (bench/load/append_load.h) drive many connections from few threads.
+// Reads and subscriptions use the client library (net/client.h), keeping P
+// requests in flight by issuing the next from the completion callback of the
+// previous one (on the client's reader thread).
 
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <bit>
 #include <chrono>
 #include <cinttypes>
-#include <cmath>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench/load/append_load.h"
+#include "bench/load/histogram.h"
+#include "bench/load/options.h"
+#include "bench/load/workload.h"
 #include "engine/format.h"
 #include "engine/record.h"
 #include "net/client.h"
 #include "tools/cli.h"
 
-namespace annal::tools {
+namespace annal::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using net::Client;
 namespace proto = net::proto;
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
-// ---- Latency histogram -------------------------------------------------------
-// Log-linear buckets: exact below 128 ns, then 64 sub-buckets per power of two
-// (< 1.6% relative error). The maximum is kept exactly. Not thread-safe: one
-// per thread, merged at the end.
-class Histogram {
- public:
-  static constexpr int kSub = 64;
-  Histogram() : buckets_(64 * kSub + 2 * kSub, 0) {}
-  void record(std::int64_t v) {
-    if (v < 0) v = 0;
-    const auto u = static_cast<std::uint64_t>(v);
-    ++buckets_[index(u)];
-    ++count_;
-    max_ = std::max(max_, u);
-    sum_ += static_cast<double>(u);
-  }
-  void merge(const Histogram& o) {
-    for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
-    count_ += o.count_;
-    max_ = std::max(max_, o.max_);
-    sum_ += o.sum_;
-  }
-  std::uint64_t count() const { return count_; }
-  double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0; }
-  std::uint64_t max() const { return max_; }
-  // Value at quantile q in [0, 1] (the bucket's midpoint, capped at max).
-  std::uint64_t quantile(double q) const {
-    if (count_ == 0) return 0;
-    auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
-    rank = std::clamp<std::uint64_t>(rank, 1, count_);
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < buckets_.size(); ++i) {
-      seen += buckets_[i];
-      if (seen >= rank) return std::min(midpoint(i), max_);
-    }
-    return max_;
-  }
-
- private:
-  static std::size_t index(std::uint64_t v) {
-    if (v < 2 * kSub) return static_cast<std::size_t>(v);
-    const int msb = 63 - std::countl_zero(v);  // >= 7
-    const int shift = msb - 6;                 // v >> shift in [64, 128)
-    return static_cast<std::size_t>(shift) * kSub + static_cast<std::size_t>(v >> shift);
-  }
-  static std::uint64_t midpoint(std::size_t i) {
-    if (i < 2 * kSub) return i;
-    const std::size_t shift = i / kSub - 1;
-    const std::uint64_t mant = i % kSub + kSub;
-    return (mant << shift) + ((std::uint64_t{1} << shift) >> 1);
-  }
-  std::vector<std::uint64_t> buckets_;
-  std::uint64_t count_ = 0;
-  std::uint64_t max_ = 0;
-  double sum_ = 0;
-};
-
-std::string latency_json(const Histogram& h) {
-  auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-  return fmt::format(
-      "{{\"count\":{},\"mean_ms\":{:.4f},\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},"
-      "\"p999_ms\":{:.4f},\"max_ms\":{:.4f}}}",
-      h.count(), h.mean() / 1e6, ms(h.quantile(0.5)), ms(h.quantile(0.9)), ms(h.quantile(0.99)),
-      ms(h.quantile(0.999)), ms(h.max()));
-}
-
-std::string latency_text(const Histogram& h) {
-  auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
-  return fmt::format("p50 {:.3f} ms  p90 {:.3f}  p99 {:.3f}  p99.9 {:.3f}  max {:.3f}  (n={})",
-                     ms(h.quantile(0.5)), ms(h.quantile(0.9)), ms(h.quantile(0.99)),
-                     ms(h.quantile(0.999)), ms(h.max()), h.count());
-}
-
-// ---- Options -------------------------------------------------------------------
-
-struct Options {
-  std::string host = "127.0.0.1:7411";
-  bool json = false;
-  std::string label;
-  // load
-  unsigned connections = 1;
-  unsigned in_flight = 1;
-  unsigned batch = 1;      // events per append
-  std::size_t size = 256;  // bytes of JSON data per event
-  std::uint64_t streams = 1000;
-  std::string stream_prefix = "bench";
-  bool zipf = false;
-  double zipf_s = 0.99;
-  double duration = 10;       // seconds; ignored when count is set
-  std::uint64_t count = 0;    // events (append) or events to read (read-all)
-  double warmup = 1;          // seconds not measured at the start
-  std::uint64_t seed = 0;     // 0: random (event ids must differ between runs)
-  std::uint64_t fill_to = 0;  // append: only as many events as bring the log to this end
-  // read
-  std::string stream;
-  std::uint64_t from = 0;
-  unsigned chunk = 1000;  // events asked per read request
-  // subscribe
-  unsigned subscribers = 10;
-  double settle = 30;  // seconds subscribers may take to catch up at the end
-};
-
-int usage(const std::string& why) {
-  if (!why.empty()) std::fprintf(stderr, "annal bench: %s\n", why.c_str());
-  std::fprintf(stderr,
-               "usage: annal bench append|read-stream|read-all|subscribe [options]\n"
-               "common:    --host HOST:PORT (127.0.0.1:7411)  --json  --label TEXT\n"
-               "append/subscribe load:\n"
-               "           --connections C (1)  --in-flight P (1)  --batch E (1)  --size S (256)\n"
-               "           --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  "
-               "--zipf-s X (0.99)\n"
-               "           --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup "
-               "SEC (1)  --seed N\n"
-               "read-stream: --stream NAME  --in-flight P (8)  --chunk K (1000)\n"
-               "read-all:    --from POS (0)  --count N (all)  --in-flight P (8)  --chunk K (1000)\n"
-               "subscribe:   --subscribers N (10)  --settle SEC (30) plus the load options\n");
-  return 2;
-}
-
-std::optional<Options> parse(const std::vector<std::string>& args, std::string& why) {
-  Options o;
-  bool in_flight_set = false;
-  for (std::size_t i = 2; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> std::optional<std::string> {
-      if (i + 1 >= args.size()) return std::nullopt;
-      return args[++i];
-    };
-    auto num = [&](auto& out) -> bool {
-      auto v = value();
-      if (!v) return false;
-      try {
-        std::size_t used = 0;
-        if constexpr (std::is_floating_point_v<std::remove_reference_t<decltype(out)>>) {
-          out = std::stod(*v, &used);
-        } else {
-          out = static_cast<std::remove_reference_t<decltype(out)>>(std::stoull(*v, &used));
-        }
-        return used == v->size();
-      } catch (const std::exception&) {
-        return false;
-      }
-    };
-    bool ok = true;
-    if (a == "--json")
-      o.json = true;
-    else if (a == "--host") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.host = *v;
-    } else if (a == "--label") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.label = *v;
-    } else if (a == "--stream") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.stream = *v;
-    } else if (a == "--stream-prefix") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.stream_prefix = *v;
-    } else if (a == "--dist") {
-      auto v = value();
-      ok = v && (*v == "uniform" || *v == "zipf");
-      if (ok) o.zipf = *v == "zipf";
-    } else if (a == "--connections")
-      ok = num(o.connections) && o.connections > 0;
-    else if (a == "--in-flight") {
-      ok = num(o.in_flight) && o.in_flight > 0;
-      in_flight_set = true;
-    } else if (a == "--batch")
-      ok = num(o.batch) && o.batch > 0;
-    else if (a == "--size")
-      ok = num(o.size) && o.size >= 16;
-    else if (a == "--streams")
-      ok = num(o.streams) && o.streams > 0;
-    else if (a == "--zipf-s")
-      ok = num(o.zipf_s) && o.zipf_s > 0;
-    else if (a == "--duration")
-      ok = num(o.duration) && o.duration > 0;
-    else if (a == "--count")
-      ok = num(o.count);
-    else if (a == "--warmup")
-      ok = num(o.warmup) && o.warmup >= 0;
-    else if (a == "--seed")
-      ok = num(o.seed);
-    else if (a == "--fill-to")
-      ok = num(o.fill_to) && o.fill_to > 0;
-    else if (a == "--from")
-      ok = num(o.from);
-    else if (a == "--chunk")
-      ok = num(o.chunk) && o.chunk > 0;
-    else if (a == "--subscribers")
-      ok = num(o.subscribers) && o.subscribers > 0;
-    else if (a == "--settle")
-      ok = num(o.settle) && o.settle > 0;
-    else {
-      why = "unknown option " + a;
-      return std::nullopt;
-    }
-    if (!ok) {
-      why = "bad or missing value for " + a;
-      return std::nullopt;
-    }
-  }
-  if ((args[1] == "read-stream" || args[1] == "read-all") && !in_flight_set) o.in_flight = 8;
-  if (o.count > 0) o.warmup = 0;  // a fixed amount of work is measured whole
-  return o;
-}
-
 std::unique_ptr<Client> connect(const Options& o, const std::string& name) {
   auto hp = net::parse_host_port(o.host);
   if (!hp) {
-    std::fprintf(stderr, "annal bench: --host must be HOST:PORT, got '%s'\n", o.host.c_str());
+    std::fprintf(stderr, "annal bench: --server must be HOST:PORT, got '%s'\n", o.host.c_str());
     return nullptr;
   }
   net::ClientOptions co;
@@ -331,262 +112,6 @@ class Progress {
   bool stop_ = false;
   std::thread thread_;
 };
-
-// ---- Event generation ------------------------------------------------------------
-
-// JSON data of exactly `size` bytes: {"seq":N,"pad":"xxx..."}.
-std::string json_data(std::uint64_t seq, std::size_t size) {
-  std::string head = fmt::format("{{\"seq\":{},\"pad\":\"", seq);
-  std::string s = head;
-  const std::size_t tail = 2;  // "}
-  if (size > head.size() + tail) s.append(size - head.size() - tail, 'x');
-  s += "\"}";
-  return s;
-}
-
-EventId fast_id(std::mt19937_64& rng) {
-  EventId id;
-  const std::uint64_t a = rng(), b = rng();
-  for (int k = 0; k < 8; ++k) {
-    id.bytes[k] = static_cast<std::uint8_t>(a >> (8 * k));
-    id.bytes[8 + k] = static_cast<std::uint8_t>(b >> (8 * k));
-  }
-  id.bytes[6] = static_cast<std::uint8_t>((id.bytes[6] & 0x0F) | 0x40);
-  id.bytes[8] = static_cast<std::uint8_t>((id.bytes[8] & 0x3F) | 0x80);
-  return id;
-}
-
-// Chooses streams uniformly or by a Zipf law (rank k with weight 1/k^s).
-class StreamChooser {
- public:
-  StreamChooser(const Options& o) : n_(o.streams) {
-    if (!o.zipf) return;
-    cdf_.resize(n_);
-    double sum = 0;
-    for (std::uint64_t k = 0; k < n_; ++k) {
-      sum += 1.0 / std::pow(static_cast<double>(k + 1), o.zipf_s);
-      cdf_[k] = sum;
-    }
-    for (auto& c : cdf_) c /= sum;
-  }
-  std::uint64_t pick(std::mt19937_64& rng) const {
-    if (cdf_.empty()) return rng() % n_;
-    const double u = std::uniform_real_distribution<double>(0, 1)(rng);
-    return static_cast<std::uint64_t>(std::lower_bound(cdf_.begin(), cdf_.end(), u) - cdf_.begin());
-  }
-
- private:
-  std::uint64_t n_;
-  std::vector<double> cdf_;
-};
-
-// Acknowledgement time per global position, for the subscription delay.
-// Chunks are allocated on first use; lookups never lock.
-class AckTimes {
- public:
-  static constexpr std::uint64_t kChunk = 1u << 16;
-  static constexpr std::uint64_t kChunks = 1u << 16;
-  explicit AckTimes(std::uint64_t base) : base_(base), chunks_(kChunks) {}
-  ~AckTimes() {
-    for (auto& c : chunks_) delete[] c.load();
-  }
-  void set(std::uint64_t position, std::int64_t t) {
-    if (position < base_) return;
-    auto* c = chunk((position - base_) / kChunk, true);
-    if (c) c[(position - base_) % kChunk].store(t, std::memory_order_release);
-  }
-  // 0 if not acknowledged (yet).
-  std::int64_t get(std::uint64_t position) {
-    if (position < base_) return 0;
-    auto* c = chunk((position - base_) / kChunk, false);
-    return c ? c[(position - base_) % kChunk].load(std::memory_order_acquire) : 0;
-  }
-
- private:
-  std::atomic<std::int64_t>* chunk(std::uint64_t i, bool create) {
-    if (i >= kChunks) return nullptr;
-    auto* c = chunks_[i].load(std::memory_order_acquire);
-    if (c || !create) return c;
-    auto* fresh = new std::atomic<std::int64_t>[kChunk];
-    for (std::uint64_t k = 0; k < kChunk; ++k) fresh[k].store(0, std::memory_order_relaxed);
-    if (chunks_[i].compare_exchange_strong(c, fresh)) return fresh;
-    delete[] fresh;
-    return c;
-  }
-  std::uint64_t base_;
-  std::vector<std::atomic<std::atomic<std::int64_t>*>> chunks_;
-};
-
-// ---- append --------------------------------------------------------------------
-
-struct AppendResult {
-  std::uint64_t events = 0;  // acknowledged inside the window
-  std::uint64_t appends = 0;
-  std::uint64_t errors = 0;
-  std::uint64_t total_events = 0;  // acknowledged in the whole run
-  double seconds = 0;              // window length
-  Histogram latency;
-  std::string first_error;
-};
-
-class AppendLoad {
- public:
-  AppendLoad(const Options& o, AckTimes* acks) : o_(o), chooser_(o), acks_(acks) {}
-
-  bool connect_all() {
-    for (unsigned i = 0; i < o_.connections; ++i) {
-      auto c = connect(o_, fmt::format("annal-bench-append-{}", i));
-      if (!c) return false;
-      if (c->hello().max_in_flight < o_.in_flight) {
-        std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n",
-                     o_.in_flight, c->hello().max_in_flight);
-        return false;
-      }
-      auto conn = std::make_unique<Conn>();
-      conn->client = std::move(c);
-      // Event ids come from this generator: a fixed --seed repeats the ids of
-      // an earlier run, which the node then treats as retries (or conflicts).
-      conn->rng.seed(o_.seed != 0
-                         ? o_.seed * 1000003 + i
-                         : (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}());
-      conns_.push_back(std::move(conn));
-    }
-    return true;
-  }
-
-  std::uint64_t acked() const { return acked_.load(std::memory_order_relaxed); }
-
-  AppendResult run() {
-    t_begin_ = now_ns();
-    t_measure_ = t_begin_ + static_cast<std::int64_t>(o_.warmup * 1e9);
-    t_end_ = o_.count > 0 ? INT64_MAX : t_measure_ + static_cast<std::int64_t>(o_.duration * 1e9);
-    for (auto& c : conns_)
-      for (unsigned k = 0; k < o_.in_flight; ++k) issue(*c);
-    // Wait for the deadline (or the count), then for what is in flight.
-    {
-      std::unique_lock lk(mu_);
-      while (!stopping_.load()) {
-        if (o_.count == 0 && now_ns() >= t_end_) break;
-        cv_.wait_for(lk, std::chrono::milliseconds(5));
-      }
-    }
-    const std::int64_t stopped = std::min(now_ns(), t_end_);
-    stopping_.store(true);
-    for (auto& c : conns_) c->client->drain();
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return outstanding_ == 0; });
-    }
-    AppendResult r;
-    const std::int64_t window_end =
-        o_.count > 0 && last_ack_.load() > 0 ? last_ack_.load() : stopped;
-    r.seconds = static_cast<double>(window_end - t_measure_) / 1e9;
-    for (auto& c : conns_) {
-      std::lock_guard lk(c->mu);
-      r.events += c->events;
-      r.appends += c->appends;
-      r.errors += c->errors;
-      r.latency.merge(c->latency);
-      if (r.first_error.empty()) r.first_error = c->first_error;
-    }
-    r.total_events = acked_.load();
-    return r;
-  }
-
- private:
-  struct Conn {
-    std::unique_ptr<Client> client;
-    std::mutex mu;  // everything below: issue() runs on the main and the reader thread
-    std::mt19937_64 rng;
-    Histogram latency;
-    std::uint64_t events = 0, appends = 0, errors = 0;
-    std::string first_error;
-  };
-
-  void issue(Conn& c) {
-    if (o_.count > 0) {
-      const std::uint64_t taken = issued_.fetch_add(o_.batch);
-      if (taken >= o_.count) {
-        stopping_.store(true);
-        cv_.notify_all();
-        return;
-      }
-    }
-    if (stopping_.load(std::memory_order_relaxed)) return;
-    proto::AppendReq req;
-    {
-      std::lock_guard lk(c.mu);
-      req.stream = fmt::format("{}-{}", o_.stream_prefix, chooser_.pick(c.rng));
-      req.expected = ExpectedRevision::any();
-      req.events.reserve(o_.batch);
-      for (unsigned e = 0; e < o_.batch; ++e) {
-        index::NewEvent ev;
-        ev.id = fast_id(c.rng);
-        ev.type = "BenchEvent";
-        ev.flags = engine::format::kFlagDataJson;
-        ev.data = json_data(seq_.fetch_add(1, std::memory_order_relaxed), o_.size);
-        req.events.push_back(std::move(ev));
-      }
-    }
-    {
-      std::lock_guard lk(mu_);
-      ++outstanding_;
-    }
-    const std::int64_t sent = now_ns();
-    c.client->append_async(req, [this, &c, sent](net::Reply<proto::AppendOk> reply) {
-      const std::int64_t t = now_ns();
-      if (reply.ok()) {
-        acked_.fetch_add(reply->count, std::memory_order_relaxed);
-        if (acks_)
-          for (std::uint32_t k = 0; k < reply->count; ++k) acks_->set(reply->first_position + k, t);
-        last_ack_.store(t, std::memory_order_relaxed);
-      }
-      {
-        std::lock_guard lk(c.mu);
-        if (!reply.ok()) {
-          ++c.errors;
-          if (c.first_error.empty()) c.first_error = reply.error_string();
-        } else if (t >= t_measure_ && t <= t_end_) {
-          ++c.appends;
-          c.events += reply->count;
-          c.latency.record(t - sent);
-        }
-      }
-      if (!reply.ok() && reply.error().code == proto::Code::kConnectionLost) {
-        stopping_.store(true);
-      } else if (t < t_end_) {
-        issue(c);
-      }
-      std::lock_guard lk(mu_);
-      if (--outstanding_ == 0 || stopping_.load()) cv_.notify_all();
-    });
-  }
-
-  const Options& o_;
-  StreamChooser chooser_;
-  AckTimes* acks_;
-  std::vector<std::unique_ptr<Conn>> conns_;
-  std::int64_t t_begin_ = 0, t_measure_ = 0, t_end_ = 0;
-  std::atomic<bool> stopping_{false};
-  std::atomic<std::uint64_t> issued_{0};
-  std::atomic<std::uint64_t> seq_{0};
-  std::atomic<std::uint64_t> acked_{0};
-  std::atomic<std::int64_t> last_ack_{0};
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::uint64_t outstanding_ = 0;
-};
-
-// Bytes one event of the load occupies in a segment (for comparing with the
-// disk's bandwidth).
-std::size_t record_bytes(const Options& o) {
-  engine::EventRecord r;
-  r.stream = fmt::format("{}-{}", o.stream_prefix, o.streams - 1);
-  r.type = "BenchEvent";
-  r.flags = engine::format::kFlagDataJson;
-  r.data = json_data(1'000'000, o.size);
-  return engine::encoded_size(r);
-}
 
 std::string load_json(const Options& o) {
   return fmt::format(
@@ -768,7 +293,7 @@ ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t f
 }
 
 int cmd_read(const Options& o, bool all) {
-  if (!all && o.stream.empty()) return usage("read-stream needs --stream NAME");
+  if (!all && o.stream.empty()) return usage("read-stream", "read-stream needs --stream NAME");
   auto c = connect(o, all ? "annal-bench-read-all" : "annal-bench-read-stream");
   if (!c) return 1;
   if (c->hello().max_in_flight < o.in_flight) {
@@ -984,18 +509,22 @@ int cmd_subscribe(const Options& o) {
 }
 
 }  // namespace
+}  // namespace annal::bench
+
+namespace annal::tools {
 
 int run_bench_command(const std::vector<std::string>& args) {
-  if (args.size() < 2 || args[1] == "--help" || args[1] == "-h") return usage("");
+  using namespace annal::bench;
+  if (args.size() < 2 || args[1] == "--help" || args[1] == "-h") return usage("", "");
   std::string why;
   auto o = parse(args, why);
-  if (!o) return usage(why);
+  if (!o) return usage(args[1], why);
   const std::string& mode = args[1];
   if (mode == "append") return cmd_append(*o);
   if (mode == "read-stream") return cmd_read(*o, false);
   if (mode == "read-all") return cmd_read(*o, true);
   if (mode == "subscribe") return cmd_subscribe(*o);
-  return usage("unknown bench mode '" + mode + "'");
+  return usage("", "unknown bench mode '" + mode + "'");
 }
 
 }  // namespace annal::tools
