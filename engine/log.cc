@@ -195,7 +195,8 @@ class Log::Impl {
   mutable std::mutex segments_mu_;
   std::vector<std::shared_ptr<Segment>> segments_;
 
-  // Writer-thread state (and recovery, before the writer starts).
+  // Writer state (recovery's before the writer starts; then the thread that
+  // set writing_).
   std::shared_ptr<Segment> active_;
   std::uint64_t active_end_ = f::kSegmentHeaderSize;  // durable bytes of active_
   std::uint64_t next_ = 0;                            // position the next event gets
@@ -212,6 +213,10 @@ class Log::Impl {
   std::condition_variable cv_;
   std::deque<Queued> queue_;
   bool stopping_ = false;
+  // A group is being prepared, written or synced (by the writer thread, or
+  // by an appender that found the log idle): the writer state above and the
+  // hooks belong to that thread alone until it clears this. Guarded by mu_.
+  bool writing_ = false;
 
   mutable std::mutex status_mu_;
   Status writer_status_;
@@ -685,12 +690,19 @@ void Log::Impl::append(AppendRequest req) {
   std::size_t bytes = 0;
   for (const auto& e : req.events) bytes += encoded_size(e);
   bool refused = false;
+  bool write_here = false;
+  bool notify = false;
   {
     std::lock_guard l(mu_);
-    if (stopping_)
+    if (stopping_) {
       refused = true;
-    else
+    } else if (opts_.write_when_idle && !writing_ && queue_.empty()) {
+      writing_ = true;  // the log is idle: this thread writes the group itself
+      write_here = true;
+    } else {
       queue_.push_back(Queued{std::move(req), bytes});
+      notify = true;
+    }
   }
   if (refused) {
     AppendOutcome o;
@@ -698,7 +710,23 @@ void Log::Impl::append(AppendRequest req) {
     if (req.done) req.done(o);
     return;
   }
-  cv_.notify_one();
+  if (!write_here) {
+    if (notify) cv_.notify_one();
+    return;
+  }
+  // No hand-off to the writer thread and back: one request, written, synced
+  // and completed on the caller's thread. What arrives meanwhile queues for
+  // the writer thread, which takes it as one group once this one is done.
+  std::deque<Queued> batch;
+  batch.push_back(Queued{std::move(req), bytes});
+  process(batch);
+  bool wake;
+  {
+    std::lock_guard l(mu_);
+    writing_ = false;
+    wake = !queue_.empty() || stopping_;
+  }
+  if (wake) cv_.notify_all();
 }
 
 void Log::Impl::run() {
@@ -706,7 +734,7 @@ void Log::Impl::run() {
   for (;;) {
     {
       std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return !queue_.empty() || stopping_; });
+      cv_.wait(l, [&] { return !writing_ && (!queue_.empty() || stopping_); });
       if (queue_.empty()) return;
       std::size_t total = 0;
       while (!queue_.empty() &&
@@ -715,8 +743,13 @@ void Log::Impl::run() {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      writing_ = true;
     }
     process(batch);
+    {
+      std::lock_guard l(mu_);
+      writing_ = false;
+    }
   }
 }
 

@@ -8,7 +8,9 @@
 //
 // Thread safety: append() may be called from any thread; one internal writer
 // thread batches queued appends (group commit: many appends, one write, one
-// fdatasync). Reads may run on any thread concurrently with the writer.
+// fdatasync), and an append that finds the log idle is written by its caller
+// (LogOptions::write_when_idle); one group is written at a time. Reads may run
+// on any thread concurrently with the writer.
 
 #include <any>
 #include <chrono>
@@ -43,15 +45,19 @@ struct AppendRequest {
   // flag on the last one); everything else is taken as given, or filled in by
   // WriteHooks::prepare.
   std::vector<EventRecord> events;
-  // Called exactly once, on the writer thread, after the outcome is durable
-  // (or failed). Must not block: post elsewhere for heavy work.
+  // Called exactly once, on the thread that wrote the group (see
+  // LogOptions::write_when_idle), after the outcome is durable (or failed).
+  // Must not block: post elsewhere for heavy work. May run inside
+  // Log::append, so the caller must not hold a lock `done` takes.
   std::function<void(const AppendOutcome&)> done;
   // Free for the layer above (e.g. the stream and expected revision).
   std::any user;
 };
 
 // Lets the layer above (the stream index) decide, in log order and on the
-// writer thread, what each append writes.
+// thread that writes the group, what each append writes. One group is written
+// at a time: hooks are never called from two threads at once, and each call
+// happens after (mutex-ordered) the calls for the groups before it.
 class WriteHooks {
  public:
   virtual ~WriteHooks() = default;
@@ -87,6 +93,15 @@ struct LogOptions {
   // fdatasync into already-written blocks need not commit extent metadata,
   // which roughly halves its latency. Costs one segment of disk for the spare.
   bool prepare_segments = true;
+  // When an append finds the log idle (no group being written, nothing
+  // queued), the appending thread writes, syncs and completes it itself
+  // instead of handing it to the writer thread and being handed the outcome
+  // back: two cross-thread wake-ups fewer for a lone append. Appends that
+  // arrive meanwhile queue for the writer thread as usual. The caller's
+  // thread is busy for the fdatasync: off by default, because a network
+  // thread stuck in a hung fdatasync cannot serve its other connections (nor
+  // answer them at a bounded stop). annald --write-when-idle.
+  bool write_when_idle = false;
   // Positions below this are known to have been acknowledged (the store
   // passes the stream index MANIFEST's indexed_through, which only ever
   // covers durable positions). Recovery never cuts them as a torn tail: an

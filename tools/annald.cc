@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
      "largest append (all its events, encoded)")
     ("max-append-events", po::value(&so.limits.max_append_events)->default_value(dl.max_append_events),
      "most events in one append")
+    ("write-when-idle", po::bool_switch(&so.log.write_when_idle),
+     "an append that finds the log idle is written and synced by its network thread, "
+     "not handed to the writer thread: lower latency for a lone writer, but a disk that "
+     "hangs in fdatasync then also stalls that thread's connections and a bounded stop")
     ("memtable-entries", po::value(&so.memtable_entries)->default_value(so.memtable_entries),
      "stream-index entries kept in memory before they are written to an index file")
     ("idempotency-window", po::value(&so.idempotency_window)->default_value(so.idempotency_window),

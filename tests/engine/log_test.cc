@@ -128,6 +128,58 @@ TEST_F(LogTest, SegmentRollUnderConcurrentAppendsKeepsPositionsDense) {
   EXPECT_EQ(all(*log).size(), events.size());
 }
 
+TEST_F(LogTest, WithWriteWhenIdleALoneAppendIsWrittenAndCompletedOnTheCallersThread) {
+  LogOptions o = options();
+  o.write_when_idle = true;
+  auto log = open(o);
+  std::thread::id ran_on;
+  AppendOutcome got;
+  AppendRequest req;
+  req.events.push_back(make_event(0));
+  req.done = [&](const AppendOutcome& out) {
+    ran_on = std::this_thread::get_id();
+    got = out;
+  };
+  log->append(std::move(req));
+  // Completed before append() returned, on this thread, and durable.
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  ASSERT_TRUE(got.status) << got.status.to_string();
+  EXPECT_EQ(got.first_position, GlobalPosition(0));
+  EXPECT_EQ(log->durable_end(), GlobalPosition(1));
+}
+
+// Appenders that find the log busy queue for the writer thread; whichever
+// thread writes, groups are written one at a time and positions stay dense
+// across segment rolls.
+TEST_F(LogTest, WithWriteWhenIdleConcurrentAppendersKeepPositionsDenseAcrossRolls) {
+  LogOptions o = options(64 << 10);
+  o.write_when_idle = true;
+  auto log = open(o);
+  constexpr int kThreads = 6, kPerThread = 150;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<EventRecord> batch;
+        for (int j = 0; j <= (t + i) % 4; ++j)
+          batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
+        if (!log->append_sync(std::move(batch)).status) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto events = all(*log);
+  ASSERT_EQ(events.size(), log->durable_end().value);
+  for (std::uint64_t i = 0; i < events.size(); ++i)
+    ASSERT_EQ(events[i].position, GlobalPosition(i));
+  EXPECT_GT(log->segments().size(), 3u);
+  log.reset();
+  log = open(options(64 << 10));
+  EXPECT_EQ(all(*log).size(), events.size());
+}
+
 TEST_F(LogTest, ReadersConcurrentWithTheWriterSeeOnlyValidDurableRecords) {
   auto log = open(options(64 << 10));
   std::atomic<bool> done{false};

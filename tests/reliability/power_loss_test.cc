@@ -112,6 +112,8 @@ class PowerLossRun {
     o.index_merge_fanout = 2;  // and merges often
     o.idempotency_window = 1u << 16;
     o.test_skip_index_flush_on_close = (rng_() % 2) == 0;
+    // Half the reopens write idle appends on the appending thread.
+    o.log.write_when_idle = (rng_() % 2) == 0;
     auto s = index::Store::open(std::move(o));
     if (!s) {
       problem(
