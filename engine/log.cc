@@ -99,6 +99,11 @@ class Log::Impl {
 
   Status recover();
   void start() {
+    sync_done_ = sync_want_ = next_;
+    syncer_ = std::thread([this] {
+      set_thread_name("annal-sync");
+      sync_loop();
+    });
     writer_ = std::thread([this] {
       set_thread_name("annal-writer");
       run();
@@ -116,6 +121,12 @@ class Log::Impl {
     }
     cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    {
+      std::lock_guard l(mu_);
+      syncer_stop_ = true;
+    }
+    sync_cv_.notify_all();
+    if (syncer_.joinable()) syncer_.join();
     {
       std::lock_guard l(spare_mu_);
       spare_stopping_ = true;
@@ -181,6 +192,14 @@ class Log::Impl {
   void run();
   void process(std::deque<Queued>& batch);
   void commit_group(std::vector<Entry>& group);
+  // Syncer thread.
+  void sync_loop();
+  // Writer: completes the written groups a returned sync covers (or fails
+  // them all after a failed sync). REQUIRES: the caller set writing_.
+  void complete_synced();
+  // Writer: waits until every written group is completed.
+  void drain_syncs();
+  bool sync_answered() const;  // REQUIRES mu_
   void fail_writer(const Status& cause);
   Status check_floor();
   void deliver(std::vector<Entry>& group);
@@ -198,7 +217,7 @@ class Log::Impl {
   // Writer state (recovery's before the writer starts; then the thread that
   // set writing_).
   std::shared_ptr<Segment> active_;
-  std::uint64_t active_end_ = f::kSegmentHeaderSize;  // durable bytes of active_
+  std::uint64_t active_end_ = f::kSegmentHeaderSize;  // written bytes of active_
   std::uint64_t next_ = 0;                            // position the next event gets
   std::string buf_;
   // The free-space floor's last comfortable answer (check_floor).
@@ -217,6 +236,28 @@ class Log::Impl {
   // by an appender that found the log idle): the writer state above and the
   // hooks belong to that thread alone until it clears this. Guarded by mu_.
   bool writing_ = false;
+
+  // Pipelined group commit. The writer thread writes a group and hands the
+  // fdatasync to the syncer thread, then goes on preparing and writing the
+  // next groups; one fdatasync covers everything written before it started.
+  // A group is completed (durable() hook, outcomes) on the writer thread once
+  // a sync covering its last position returned. Guarded by mu_: the
+  // syncer's request and answer. Writer only: inflight_.
+  struct Written {
+    std::vector<Entry> group;
+    std::uint64_t end = 0;         // one past its last position
+    std::uint64_t end_offset = 0;  // one past its bytes in active_
+  };
+  std::deque<Written> inflight_;
+  std::size_t inflight_count_ = 0;  // inflight_.size(), for appenders (mu_)
+  bool sync_here_ = false;          // the group is synced by the thread writing it
+  std::uint64_t sync_want_ = 0;     // sync every write up to this position (mu_)
+  std::uint64_t sync_done_ = 0;     // a sync covering this position returned (mu_)
+  Status sync_failed_;              // the sync that failed (mu_)
+  File* sync_file_ = nullptr;       // the active segment's file (mu_)
+  bool syncer_stop_ = false;        // (mu_)
+  std::condition_variable sync_cv_;
+  std::thread syncer_;
 
   mutable std::mutex status_mu_;
   Status writer_status_;
@@ -696,7 +737,7 @@ void Log::Impl::append(AppendRequest req) {
     std::lock_guard l(mu_);
     if (stopping_) {
       refused = true;
-    } else if (opts_.write_when_idle && !writing_ && queue_.empty()) {
+    } else if (opts_.write_when_idle && !writing_ && queue_.empty() && inflight_count_ == 0) {
       writing_ = true;  // the log is idle: this thread writes the group itself
       write_here = true;
     } else {
@@ -719,7 +760,9 @@ void Log::Impl::append(AppendRequest req) {
   // the writer thread, which takes it as one group once this one is done.
   std::deque<Queued> batch;
   batch.push_back(Queued{std::move(req), bytes});
+  sync_here_ = true;
   process(batch);
+  sync_here_ = false;
   bool wake;
   {
     std::lock_guard l(mu_);
@@ -732,10 +775,12 @@ void Log::Impl::append(AppendRequest req) {
 void Log::Impl::run() {
   std::deque<Queued> batch;
   for (;;) {
+    bool completions = false;
     {
       std::unique_lock l(mu_);
-      cv_.wait(l, [&] { return !writing_ && (!queue_.empty() || stopping_); });
-      if (queue_.empty()) return;
+      cv_.wait(l, [&] { return !writing_ && (!queue_.empty() || stopping_ || sync_answered()); });
+      if (queue_.empty() && stopping_ && inflight_.empty()) return;
+      completions = sync_answered();
       std::size_t total = 0;
       while (!queue_.empty() &&
              (batch.empty() || total + queue_.front().bytes <= opts_.max_group_bytes)) {
@@ -745,11 +790,101 @@ void Log::Impl::run() {
       }
       writing_ = true;
     }
-    process(batch);
+    if (completions) complete_synced();
+    if (!batch.empty()) process(batch);
+    if (batch.empty() && !completions) drain_syncs();  // stopping: finish what is written
     {
       std::lock_guard l(mu_);
       writing_ = false;
     }
+  }
+}
+
+bool Log::Impl::sync_answered() const {
+  return !inflight_.empty() && (sync_done_ >= inflight_.front().end || !sync_failed_.is_ok());
+}
+
+void Log::Impl::sync_loop() {
+  for (;;) {
+    std::uint64_t target = 0;
+    File* file = nullptr;
+    {
+      std::unique_lock l(mu_);
+      sync_cv_.wait(
+          l, [&] { return syncer_stop_ || (sync_want_ > sync_done_ && sync_failed_.is_ok()); });
+      if (syncer_stop_) return;
+      target = sync_want_;
+      file = sync_file_;
+    }
+    Status st = file->datasync();
+    {
+      std::lock_guard l(mu_);
+      if (st)
+        sync_done_ = target;
+      else
+        sync_failed_ = st;
+    }
+    cv_.notify_all();
+  }
+}
+
+void Log::Impl::complete_synced() {
+  std::uint64_t done = 0;
+  Status failed;
+  {
+    std::lock_guard l(mu_);
+    done = sync_done_;
+    failed = sync_failed_;
+  }
+  std::size_t n = 0;
+  while (n < inflight_.size() && inflight_[n].end <= done) ++n;
+  if (n > 0) {
+    const Written& last = inflight_[n - 1];
+    if (last.end > durable_end_.load(std::memory_order_relaxed)) {
+      active_->count.store(last.end - active_->first.value, std::memory_order_release);
+      active_->data_end.store(last.end_offset, std::memory_order_release);
+      durable_end_.store(last.end, std::memory_order_release);
+      if (hooks_ != nullptr) hooks_->durable(GlobalPosition(last.end));
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      deliver(inflight_.front().group);
+      inflight_.pop_front();
+    }
+    std::lock_guard l(mu_);
+    inflight_count_ -= n;
+  }
+  if (failed.is_ok() || inflight_.empty()) return;
+  // The sync failed: nothing written after the last durable position may be
+  // acknowledged, and the writer stops (an fsync error is fatal).
+  fail_writer(failed);
+  for (auto g = inflight_.rbegin(); g != inflight_.rend(); ++g)
+    for (auto it = g->group.rbegin(); it != g->group.rend(); ++it)
+      if (it->written && hooks_ != nullptr) hooks_->aborted(it->req);
+  for (auto& g : inflight_)
+    for (auto& e : g.group) {
+      if (e.written || e.outcome.status.is_ok()) {
+        e.outcome = AppendOutcome{};
+        e.outcome.status = writer_status();
+      }
+    }
+  next_ = durable_end_.load(std::memory_order_relaxed);
+  active_end_ = active_->data_end.load(std::memory_order_relaxed);
+  while (!inflight_.empty()) {
+    deliver(inflight_.front().group);
+    inflight_.pop_front();
+  }
+  std::lock_guard l(mu_);
+  sync_want_ = sync_done_;
+  inflight_count_ = 0;
+}
+
+void Log::Impl::drain_syncs() {
+  while (!inflight_.empty()) {
+    {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return sync_answered(); });
+    }
+    complete_synced();
   }
 }
 
@@ -833,6 +968,7 @@ void Log::Impl::process(std::deque<Queued>& batch) {
     if (active_->sealed.load(std::memory_order_relaxed) ||
         active_end_ + buf_.size() + size > active_->allocated) {
       commit_group(group);
+      drain_syncs();  // a segment is sealed only once everything in it is durable
       Status s = failed_.load(std::memory_order_acquire) ? writer_status() : roll();
       if (!s) {
         if (hooks_ != nullptr) hooks_->aborted(e.req);
@@ -872,10 +1008,18 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
   if (group.empty()) return;
   Status s;
   bool acked_early = false;
+  bool sync_now = sync_here_;
+  File* written_to = nullptr;
   if (!buf_.empty()) {
     ANNAL_CHECK(!active_->sealed.load(std::memory_order_relaxed), "writing into a sealed segment");
     File& file = *active_->file;
+    written_to = &file;
     s = file.pwrite(active_end_, as_bytes(buf_));
+    if (!s) {
+      // Settle the groups written before (their syncs are under way), so
+      // that what follows concerns this group alone.
+      drain_syncs();
+    }
     if (!s && s.code() == Errc::kNoSpace) {
       // Some of the group may have reached the file. Overwrite it with zeros so
       // valid-looking records can never surface later, then carry on.
@@ -897,7 +1041,14 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
         if (e.req.done) e.req.done(e.outcome);
       acked_early = true;
     }
-    if (s) {
+    if (s && !sync_here_) {
+      // Hand the sync to the syncer only when there is something to do
+      // meanwhile (appends queued, or syncs under way that this one must
+      // follow); otherwise a lone append would pay two more wake-ups.
+      std::lock_guard l(mu_);
+      sync_now = queue_.empty() && inflight_count_ == 0;
+    }
+    if (s && sync_now) {
       s = file.datasync();
       if (!s) {
         fail_writer(s);
@@ -905,16 +1056,7 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
       }
     }
   }
-  if (s) {
-    if (!buf_.empty()) {
-      active_end_ += buf_.size();
-      written_since_floor_check_ += buf_.size();
-      active_->count.store(next_ - active_->first.value, std::memory_order_release);
-      active_->data_end.store(active_end_, std::memory_order_release);
-      durable_end_.store(next_, std::memory_order_release);
-      if (hooks_ != nullptr) hooks_->durable(GlobalPosition(next_));
-    }
-  } else {
+  if (!s) {
     for (auto it = group.rbegin(); it != group.rend(); ++it)
       if (it->written && hooks_ != nullptr) hooks_->aborted(it->req);
     for (auto& e : group) {
@@ -924,12 +1066,46 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
       }
     }
     next_ = durable_end_.load(std::memory_order_relaxed);
+    buf_.clear();
+    if (acked_early)
+      group.clear();
+    else
+      deliver(group);
+    return;
   }
+  active_end_ += buf_.size();
+  written_since_floor_check_ += buf_.size();
   buf_.clear();
-  if (acked_early)
-    group.clear();
-  else
+  if (acked_early) group.clear();
+  if (sync_now || (written_to == nullptr && inflight_.empty())) {
+    // Synced on this thread (nothing else was in flight), or nothing to sync.
+    if (written_to != nullptr) {
+      active_->count.store(next_ - active_->first.value, std::memory_order_release);
+      active_->data_end.store(active_end_, std::memory_order_release);
+      durable_end_.store(next_, std::memory_order_release);
+      {
+        std::lock_guard l(mu_);
+        sync_want_ = sync_done_ = next_;
+      }
+      if (hooks_ != nullptr) hooks_->durable(GlobalPosition(next_));
+    }
     deliver(group);
+    return;
+  }
+  // Completed by complete_synced() once a sync covers it; a group that wrote
+  // nothing (every request answered without writing) waits for the groups
+  // before it all the same, so answers never overtake an earlier write.
+  inflight_.push_back(Written{std::move(group), next_, active_end_});
+  group.clear();
+  {
+    std::lock_guard l(mu_);
+    ++inflight_count_;
+    if (written_to != nullptr) {
+      sync_want_ = next_;
+      sync_file_ = written_to;
+    }
+  }
+  if (written_to != nullptr) sync_cv_.notify_one();
 }
 
 // ---------------------------------------------------------------------------
