@@ -69,13 +69,25 @@ class Histogram {
   double sum_ = 0;
 };
 
+// The distribution as [[quantile, ms], ...] at fixed quantiles (for CDF plots).
+inline std::string latency_cdf_json(const Histogram& h) {
+  static constexpr double kQ[] = {0.0, 0.01, 0.05, 0.1,   0.2,  0.3,   0.4,   0.5,    0.6,    0.7,
+                                  0.8, 0.9,  0.95, 0.975, 0.99, 0.995, 0.999, 0.9995, 0.9999, 1.0};
+  std::string out = "[";
+  for (double q : kQ) {
+    if (out.size() > 1) out += ',';
+    out += fmt::format("[{},{:.4f}]", q, static_cast<double>(h.quantile(q)) / 1e6);
+  }
+  return out + "]";
+}
+
 inline std::string latency_json(const Histogram& h) {
   auto ms = [](std::uint64_t ns) { return static_cast<double>(ns) / 1e6; };
   return fmt::format(
       "{{\"count\":{},\"mean_ms\":{:.4f},\"p50_ms\":{:.4f},\"p90_ms\":{:.4f},\"p99_ms\":{:.4f},"
-      "\"p999_ms\":{:.4f},\"max_ms\":{:.4f}}}",
+      "\"p999_ms\":{:.4f},\"max_ms\":{:.4f},\"cdf\":{}}}",
       h.count(), h.mean() / 1e6, ms(h.quantile(0.5)), ms(h.quantile(0.9)), ms(h.quantile(0.99)),
-      ms(h.quantile(0.999)), ms(h.max()));
+      ms(h.quantile(0.999)), ms(h.max()), latency_cdf_json(h));
 }
 
 inline std::string latency_text(const Histogram& h) {
