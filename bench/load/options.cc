@@ -87,6 +87,11 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
         return false;
       }
     };
+    auto text = [&](std::string& out) -> bool {
+      auto v = value();
+      if (v) out = *v;
+      return v.has_value();
+    };
     bool ok = true;
     if (a == "--json")
       o.json = true;
@@ -94,21 +99,13 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       why = "";
       return std::nullopt;
     } else if (a == "--host" || a == "--server") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.host = *v;
+      ok = text(o.host);
     } else if (a == "--label") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.label = *v;
+      ok = text(o.label);
     } else if (a == "--stream") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.stream = *v;
+      ok = text(o.stream);
     } else if (a == "--stream-prefix") {
-      auto v = value();
-      ok = v.has_value();
-      if (ok) o.stream_prefix = *v;
+      ok = text(o.stream_prefix);
     } else if (a == "--dist") {
       auto v = value();
       ok = v && (*v == "uniform" || *v == "zipf");

@@ -19,6 +19,19 @@ class LogRecoveryTest : public LogFixture {
     bytes_ = slurp(seg_path(first), 0, size);
     return scan_segment(testing::bytes_of(bytes_), GlobalPosition(first));
   }
+  // Three single appends, then one append of 20 events (~150 bytes each):
+  // one write of one group, every sector holding whole records. Returns the
+  // closed segment's scan.
+  SegmentScan three_then_a_group_of_twenty() {
+    {
+      auto log = open();
+      append_n(*log, 3, 100);
+      std::vector<EventRecord> group;
+      for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
+      EXPECT_TRUE(log->append_sync(std::move(group)).status);
+    }
+    return scan_file(0);
+  }
   std::string bytes_;
 };
 
@@ -65,16 +78,7 @@ TEST_F(LogRecoveryTest, TornTailIsCutAtEveryByteOffsetOfTheLastRecord) {
 // to open, and none loses what the sync before it made durable.
 TEST_F(LogRecoveryTest, AWriteTornOutOfOrderBySectorsIsCutAsATornTail) {
   constexpr std::size_t kSector = format::kSectorSize;
-  {
-    auto log = open();
-    append_n(*log, 3, 100);
-    // One append of 20 events (~150 bytes each) is one write of one group,
-    // and every sector holds whole records.
-    std::vector<EventRecord> group;
-    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
-    ASSERT_TRUE(log->append_sync(std::move(group)).status);
-  }
-  SegmentScan scan = scan_file(0);
+  SegmentScan scan = three_then_a_group_of_twenty();
   ASSERT_EQ(scan.offsets.size(), 23u);
   const std::uint64_t begin = scan.offsets[3], end = scan.data_end;
   const std::string written = bytes_.substr(begin, end - begin);
@@ -111,14 +115,7 @@ TEST_F(LogRecoveryTest, AWriteTornOutOfOrderBySectorsIsCutAsATornTail) {
 // The same lost sector below the durable floor (the index MANIFEST proves the
 // position acknowledged) is damage to acknowledged data: the open refuses.
 TEST_F(LogRecoveryTest, ALostSectorBelowTheDurableFloorRefusesToOpen) {
-  {
-    auto log = open();
-    append_n(*log, 3, 100);
-    std::vector<EventRecord> group;
-    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
-    ASSERT_TRUE(log->append_sync(std::move(group)).status);
-  }
-  SegmentScan scan = scan_file(0);
+  SegmentScan scan = three_then_a_group_of_twenty();
   const std::uint64_t sector = format::align_up(scan.offsets[3], format::kSectorSize);
   patch(seg_path(0), sector, std::string(format::kSectorSize, '\0'));
   LogOptions o = options();
@@ -134,14 +131,7 @@ TEST_F(LogRecoveryTest, ALostSectorBelowTheDurableFloorRefusesToOpen) {
 // A flipped bit is not a lost sector: with valid records after it, it is
 // corruption even at the tail of the log.
 TEST_F(LogRecoveryTest, AFlippedBitBeforeValidRecordsIsCorruptionNotATear) {
-  {
-    auto log = open();
-    append_n(*log, 3, 100);
-    std::vector<EventRecord> group;
-    for (int i = 0; i < 20; ++i) group.push_back(make_event(0, 40));
-    ASSERT_TRUE(log->append_sync(std::move(group)).status);
-  }
-  SegmentScan scan = scan_file(0);
+  SegmentScan scan = three_then_a_group_of_twenty();
   const std::uint64_t at = scan.offsets[4] + 80;
   patch(seg_path(0), at, std::string(1, static_cast<char>(bytes_[at] ^ 0x04)));
   auto r = Log::open(options());

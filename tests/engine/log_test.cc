@@ -14,7 +14,37 @@
 namespace annal::engine {
 namespace {
 
-using LogTest = LogFixture;
+class LogTest : public LogFixture {
+ protected:
+  // Six threads append batches of 1-4 events to 64 KiB segments; positions
+  // must stay dense across the rolls, also after a reopen.
+  void concurrent_appends_keep_positions_dense(LogOptions o) {
+    auto log = open(o);
+    constexpr int kThreads = 6, kPerThread = 150;
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          std::vector<EventRecord> batch;
+          for (int j = 0; j <= (t + i) % 4; ++j)
+            batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
+          if (!log->append_sync(std::move(batch)).status) ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(failures.load(), 0);
+    auto events = all(*log);
+    ASSERT_EQ(events.size(), log->durable_end().value);
+    for (std::uint64_t i = 0; i < events.size(); ++i)
+      ASSERT_EQ(events[i].position, GlobalPosition(i));
+    EXPECT_GT(log->segments().size(), 3u);
+    log.reset();
+    log = open(o);
+    EXPECT_EQ(all(*log).size(), events.size());
+  }
+};
 
 TEST_F(LogTest, AppendedEventsAreReadBackWithDensePositions) {
   auto log = open();
@@ -102,30 +132,7 @@ TEST_F(LogTest, AppendLargerThanASegmentIsTooLarge) {
 }
 
 TEST_F(LogTest, SegmentRollUnderConcurrentAppendsKeepsPositionsDense) {
-  auto log = open(options(64 << 10));
-  constexpr int kThreads = 6, kPerThread = 150;
-  std::vector<std::thread> threads;
-  std::atomic<int> failures{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        std::vector<EventRecord> batch;
-        for (int j = 0; j <= (t + i) % 4; ++j)
-          batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
-        if (!log->append_sync(std::move(batch)).status) ++failures;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
-  auto events = all(*log);
-  ASSERT_EQ(events.size(), log->durable_end().value);
-  for (std::uint64_t i = 0; i < events.size(); ++i)
-    ASSERT_EQ(events[i].position, GlobalPosition(i));
-  EXPECT_GT(log->segments().size(), 3u);
-  log.reset();
-  log = open(options(64 << 10));
-  EXPECT_EQ(all(*log).size(), events.size());
+  concurrent_appends_keep_positions_dense(options(64 << 10));
 }
 
 TEST_F(LogTest, WithWriteWhenIdleALoneAppendIsWrittenAndCompletedOnTheCallersThread) {
@@ -154,30 +161,7 @@ TEST_F(LogTest, WithWriteWhenIdleALoneAppendIsWrittenAndCompletedOnTheCallersThr
 TEST_F(LogTest, WithWriteWhenIdleConcurrentAppendersKeepPositionsDenseAcrossRolls) {
   LogOptions o = options(64 << 10);
   o.write_when_idle = true;
-  auto log = open(o);
-  constexpr int kThreads = 6, kPerThread = 150;
-  std::vector<std::thread> threads;
-  std::atomic<int> failures{0};
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        std::vector<EventRecord> batch;
-        for (int j = 0; j <= (t + i) % 4; ++j)
-          batch.push_back(make_event(0, 100 + 37 * j, "s" + std::to_string(t)));
-        if (!log->append_sync(std::move(batch)).status) ++failures;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(failures.load(), 0);
-  auto events = all(*log);
-  ASSERT_EQ(events.size(), log->durable_end().value);
-  for (std::uint64_t i = 0; i < events.size(); ++i)
-    ASSERT_EQ(events[i].position, GlobalPosition(i));
-  EXPECT_GT(log->segments().size(), 3u);
-  log.reset();
-  log = open(options(64 << 10));
-  EXPECT_EQ(all(*log).size(), events.size());
+  concurrent_appends_keep_positions_dense(o);
 }
 
 TEST_F(LogTest, ReadersConcurrentWithTheWriterSeeOnlyValidDurableRecords) {
