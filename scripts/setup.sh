@@ -12,6 +12,7 @@ PACKAGES=(
   libfmt-dev libspdlog-dev
   clang libclang-rt-14-dev
   ccache
+  python3 python3-pytest
 )
 
 missing=()

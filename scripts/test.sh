@@ -2,8 +2,10 @@
 # Installs what is missing, builds, and runs the whole test suite: the normal
 # build, then ASan+UBSan, then TSan. Exits non-zero on any failure.
 #   ANNAL_TEST_CONFIGS="debug asan tsan"  which builds to test (default: all three)
-# Then builds the libFuzzer targets (clang, "fuzz" preset) and runs each for a
-# bounded time from its seed corpus; any crash, leak or sanitizer report fails.
+# Then runs the Python client's tests against the last build's annald
+# (ANNAL_TEST_PYTHON=0 skips them), and builds the libFuzzer targets (clang,
+# "fuzz" preset) and runs each for a bounded time from its seed corpus; any
+# crash, leak or sanitizer report fails.
 #   ANNAL_TEST_FUZZ=0        skip the fuzz step
 #   ANNAL_FUZZ_SECONDS=20    seconds per fuzz target
 set -euo pipefail
@@ -26,6 +28,17 @@ for c in $configs; do
     status=1
   fi
 done
+# The Python client (clients/python) against the real node of the last
+# build above, with Debian's python3 and pytest.
+if [ "${ANNAL_TEST_PYTHON:-1}" != "0" ]; then
+  echo "=== annal tests: Python client ==="
+  annald=""
+  for c in $configs; do annald="$PWD/build/$c/tools/annald"; done
+  if ! ANNALD="$annald" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider \
+      clients/python/tests; then
+    status=1
+  fi
+fi
 if [ "${ANNAL_TEST_FUZZ:-1}" != "0" ]; then
   export ANNAL_FUZZ_SECONDS=${ANNAL_FUZZ_SECONDS:-20}
   echo "=== annal tests: fuzz targets, ${ANNAL_FUZZ_SECONDS} s each ==="

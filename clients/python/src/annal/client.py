@@ -1,0 +1,312 @@
+"""An asyncio client for annald (docs/protocol.md, version 1).
+
+One connection, any number of requests in flight (up to the node's
+``max_in_flight``), responses matched by request id; subscriptions are async
+iterators. Standard library only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import AsyncIterator, Dict, List, Optional, Sequence, Union
+
+from . import protocol as p
+from .protocol import AppendResult, Code, Event, Expected, HelloOk, NewEvent, Op, ReadPage
+
+
+class AnnalError(Exception):
+    """An error the node answered (or a broken connection: CONNECTION_LOST).
+
+    ``code`` is the protocol's code (``annal.Code``), ``detail`` its
+    code-specific value (None when the node sent "none"), ``message`` the
+    node's text (for people; do not parse it)."""
+
+    def __init__(self, code: int, message: str, detail: Optional[int] = None):
+        self.code = code
+        self.detail = detail
+        self.message = message
+        super().__init__(f"{p.code_name(code)} ({code}): {message}")
+
+    @property
+    def name(self) -> str:
+        return p.code_name(self.code)
+
+
+class WrongExpectedRevision(AnnalError):
+    """The stream's last revision was not what the append expected."""
+
+    @property
+    def actual_revision(self) -> Optional[int]:
+        """The stream's last revision, None if the stream has no event."""
+        return self.detail
+
+
+class StreamNotFound(AnnalError):
+    pass
+
+
+class ConnectionLost(AnnalError):
+    def __init__(self, message: str):
+        super().__init__(Code.CONNECTION_LOST, message)
+
+
+def _error(e: p.ErrorFrame) -> AnnalError:
+    detail = None if e.detail == p.NONE else e.detail
+    cls = {Code.WRONG_EXPECTED_REVISION: WrongExpectedRevision,
+           Code.STREAM_NOT_FOUND: StreamNotFound}.get(e.code, AnnalError)  # type: ignore[call-overload]
+    return cls(e.code, e.message, detail)
+
+
+class Checkpoint(int):
+    """A filtered subscription's checkpoint: every position below it was scanned."""
+
+
+class Subscription:
+    """Events of a subscription, as an async iterator (``async for e in sub``).
+
+    Yields ``Event``s in log order (catch-up, then live) and, for filtered
+    subscriptions of the global log, ``Checkpoint``s. Ends (StopAsyncIteration)
+    after ``unsubscribe()``; raises ``AnnalError`` if the node ends it."""
+
+    def __init__(self, client: "Client", sub_id: int):
+        self._client = client
+        self.id = sub_id
+        self.start: int = 0
+        self._queue: "asyncio.Queue[Union[List[Event], Checkpoint, BaseException, None]]" = asyncio.Queue()
+        self._batch: List[Event] = []
+        self._ended: Optional[BaseException] = None
+        self._done = False
+
+    def __aiter__(self) -> "Subscription":
+        return self
+
+    async def __anext__(self) -> Union[Event, Checkpoint]:
+        while not self._batch:
+            if self._done:
+                if self._ended is not None:
+                    raise self._ended
+                raise StopAsyncIteration
+            item = await self._queue.get()
+            if item is None:
+                self._done = True
+            elif isinstance(item, BaseException):
+                self._done = True
+                self._ended = item
+            elif isinstance(item, Checkpoint):
+                return item
+            else:
+                self._batch = list(reversed(item))
+        return self._batch.pop()
+
+    async def unsubscribe(self) -> None:
+        await self._client._unsubscribe(self)
+
+
+class Client:
+    """One connection to a node. Create with ``await Client.connect(...)``."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: HelloOk,
+                 timeout: Optional[float]):
+        self._reader = reader
+        self._writer = writer
+        self.hello = hello
+        self.timeout = timeout
+        self._ids = itertools.count(2)  # 1 was the hello
+        self._pending: Dict[int, "asyncio.Future[tuple]"] = {}
+        self._subs: Dict[int, Subscription] = {}
+        self._window = asyncio.Semaphore(max(1, hello.max_in_flight))
+        self._closed: Optional[AnnalError] = None
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def connect(cls, host: str = "127.0.0.1", port: int = 7411,
+                      client_name: str = "annal-python", timeout: Optional[float] = 30.0) -> "Client":
+        """Connects and performs the handshake. ``timeout`` (seconds) bounds
+        the handshake and, by default, every request (None: no limit)."""
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        try:
+            writer.write(p.encode_hello(1, client_name))
+            op, _, payload = await asyncio.wait_for(_read_frame(reader), timeout)
+            if op == Op.ERROR:
+                raise _error(p.decode_error(payload))
+            if op != Op.HELLO_OK:
+                raise p.ProtocolError(f"expected hello_ok, got op {op:#x}")
+            hello = p.decode_hello_ok(payload)
+        except BaseException:
+            writer.close()
+            raise
+        return cls(reader, writer, hello, timeout)
+
+    async def __aenter__(self) -> "Client":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the connection; requests still pending fail with ConnectionLost."""
+        if not self._writer.is_closing():
+            self._writer.close()
+        try:
+            await self._writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):
+            pass
+        self._fail_all(ConnectionLost("the client closed the connection"))
+
+    # ---- operations ----
+
+    async def append(self, stream: str, events: Sequence[NewEvent],
+                     expected: Expected = Expected.any()) -> AppendResult:
+        """Appends ``events`` atomically; returns once they are durable. A retry
+        with the same event ids is deduplicated (``deduplicated`` is True)."""
+        rid = next(self._ids)
+        op, payload = await self._call(rid, p.encode_append(rid, stream, expected, list(events)), True)
+        return p.decode_append_ok(payload)
+
+    async def read_stream(self, stream: str, start: int = 0, count: int = 0,
+                          backward: bool = False) -> ReadPage:
+        """One page of ``stream`` from revision ``start`` (``annal.END`` with
+        ``backward`` = from the last event). Continue at ``page.next``."""
+        rid = next(self._ids)
+        _, payload = await self._call(rid, p.encode_read_stream(rid, stream, start, count, backward), True)
+        return p.decode_read_ok(payload)
+
+    async def read_all(self, start: int = 0, count: int = 0, backward: bool = False) -> ReadPage:
+        """One page of the global log from position ``start``."""
+        rid = next(self._ids)
+        _, payload = await self._call(rid, p.encode_read_all(rid, start, count, backward), True)
+        return p.decode_read_ok(payload)
+
+    async def iter_stream(self, stream: str, start: int = 0,
+                          backward: bool = False) -> AsyncIterator[Event]:
+        """Every event of ``stream`` from ``start`` to its current end, page by page."""
+        while True:
+            page = await self.read_stream(stream, start, 0, backward)
+            for e in page.events:
+                yield e
+            if page.end:
+                return
+            start = page.next
+
+    async def iter_all(self, start: int = 0, backward: bool = False) -> AsyncIterator[Event]:
+        """Every event of the global log from ``start`` to the current end."""
+        while True:
+            page = await self.read_all(start, 0, backward)
+            for e in page.events:
+                yield e
+            if page.end:
+                return
+            start = page.next
+
+    async def subscribe(self, stream: Optional[str] = None, start: Optional[int] = 0,
+                        stream_prefix: str = "", type_prefix: str = "",
+                        checkpoint_interval: int = 0) -> Subscription:
+        """Subscribes to ``stream`` (or, with None, the global log) from
+        revision/position ``start`` (None: only events that become durable
+        from now on): catch-up, then live, each event once."""
+        rid = next(self._ids)
+        sub = Subscription(self, rid)
+        self._subs[rid] = sub
+        try:
+            _, payload = await self._call(
+                rid, p.encode_subscribe(rid, stream, start, stream_prefix, type_prefix,
+                                        checkpoint_interval), False)
+        except BaseException:
+            self._subs.pop(rid, None)
+            raise
+        sub.start = p.decode_u64(payload, "subscribe_ok")
+        return sub
+
+    async def info(self) -> dict:
+        rid = next(self._ids)
+        _, payload = await self._call(rid, p.frame(Op.INFO, rid), False)
+        return p.decode_info_ok(payload)
+
+    async def ping(self) -> None:
+        rid = next(self._ids)
+        await self._call(rid, p.frame(Op.PING, rid), False)
+
+    # ---- internals ----
+
+    async def _unsubscribe(self, sub: Subscription) -> None:
+        if sub.id not in self._subs:
+            return
+        rid = next(self._ids)
+        await self._call(rid, p.encode_unsubscribe(rid, sub.id), False)
+        self._subs.pop(sub.id, None)
+        sub._queue.put_nowait(None)
+
+    async def _call(self, rid: int, data: bytes, counted: bool) -> tuple:
+        """Sends one request and waits for its response: (op, payload)."""
+        if self._closed is not None:
+            raise self._closed
+        if counted:
+            await self._window.acquire()
+        try:
+            fut: "asyncio.Future[tuple]" = asyncio.get_running_loop().create_future()
+            self._pending[rid] = fut
+            try:
+                self._writer.write(data)
+                if self._writer.transport.get_write_buffer_size() > (1 << 20):
+                    await self._writer.drain()
+                op, payload = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+            finally:
+                self._pending.pop(rid, None)
+        finally:
+            if counted:
+                self._window.release()
+        if op == Op.ERROR:
+            raise _error(p.decode_error(payload))
+        return op, payload
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                op, rid, payload = await _read_frame(self._reader)
+                sub = self._subs.get(rid)
+                if sub is not None and op == Op.SUB_EVENTS:
+                    sub._queue.put_nowait(p.decode_sub_events(payload))
+                elif sub is not None and op == Op.CHECKPOINT:
+                    sub._queue.put_nowait(Checkpoint(p.decode_u64(payload, "checkpoint")))
+                elif rid in self._pending:
+                    fut = self._pending[rid]
+                    if not fut.done():
+                        fut.set_result((op, payload))
+                elif sub is not None and op == Op.ERROR:
+                    # The node ended the subscription (shutdown, damage, ...).
+                    self._subs.pop(rid, None)
+                    sub._queue.put_nowait(_error(p.decode_error(payload)))
+                elif rid == 0 and op == Op.ERROR:
+                    e = _error(p.decode_error(payload))
+                    self._fail_all(ConnectionLost(f"the node closed the connection: {e}"))
+                # Anything else answers a request that timed out: dropped.
+        except (asyncio.IncompleteReadError, ConnectionError, OSError) as ex:
+            self._fail_all(ConnectionLost(f"connection lost: {ex!r}"))
+        except p.ProtocolError as ex:
+            self._fail_all(ConnectionLost(f"protocol error from the node: {ex}"))
+            self._writer.close()
+
+    def _fail_all(self, err: AnnalError) -> None:
+        if self._closed is None:
+            self._closed = err
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        for sub in self._subs.values():
+            sub._queue.put_nowait(err)
+        self._subs.clear()
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> tuple:
+    header = await reader.readexactly(13)
+    length, op, rid = p.parse_header(header)
+    if length < p.FRAME_MIN_BODY:
+        raise p.ProtocolError(f"frame length {length} below {p.FRAME_MIN_BODY}")
+    payload = await reader.readexactly(length - p.FRAME_MIN_BODY)
+    return op, rid, payload

@@ -1,0 +1,352 @@
+"""The annal wire protocol, version 1 (docs/protocol.md), as plain functions.
+
+Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
+little-endian. This module only encodes and decodes bytes: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import uuid
+from dataclasses import dataclass, field
+from typing import List, Optional, Tuple
+
+PROTOCOL_VERSION = 1
+HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
+FRAME_MIN_BODY = 9  # op + request id
+NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
+
+
+class Op(enum.IntEnum):
+    HELLO = 0x01
+    PING = 0x02
+    INFO = 0x03
+    APPEND = 0x10
+    READ_STREAM = 0x11
+    READ_ALL = 0x12
+    SUBSCRIBE = 0x13
+    UNSUBSCRIBE = 0x14
+    HELLO_OK = 0x81
+    PONG = 0x82
+    INFO_OK = 0x83
+    APPEND_OK = 0x90
+    READ_OK = 0x91
+    SUBSCRIBE_OK = 0x92
+    SUB_EVENTS = 0x93
+    CHECKPOINT = 0x94
+    UNSUBSCRIBE_OK = 0x95
+    ERROR = 0xFF
+
+
+class Code(enum.IntEnum):
+    """Error codes (docs/protocol.md section 4). Stable; new ones may appear."""
+
+    WRONG_EXPECTED_REVISION = 1
+    STREAM_NOT_FOUND = 2
+    INVALID_JSON = 3
+    TOO_LARGE = 4
+    BAD_REQUEST = 5
+    WRITER_FAILED = 6
+    NO_SPACE = 7
+    SHUTTING_DOWN = 8
+    CORRUPTION = 9
+    IO_ERROR = 10
+    NOT_FOUND = 11
+    LOST_AT_REPAIR = 12
+    LOCKED = 13
+    INVALID_ARGUMENT = 14
+    INTERNAL = 15
+    UNSUPPORTED_VERSION = 100
+    UNKNOWN_OPERATION = 101
+    FRAME_TOO_LARGE = 102
+    TOO_MANY_REQUESTS = 103
+    TOO_MANY_CONNECTIONS = 104
+    IDLE_TIMEOUT = 105
+    UNKNOWN_SUBSCRIPTION = 106
+    HANDSHAKE_REQUIRED = 107
+    TOO_MANY_SUBSCRIPTIONS = 108
+    # Client side only: the connection broke (never sent by the node).
+    CONNECTION_LOST = 200
+
+
+def code_name(code: int) -> str:
+    try:
+        return Code(code).name.lower()
+    except ValueError:
+        return f"code_{code}"
+
+
+class ExpectedKind(enum.IntEnum):
+    ANY = 0
+    NO_STREAM = 1
+    STREAM_EXISTS = 2
+    EXACT = 3
+
+
+FLAG_DATA_JSON = 0x1
+FLAG_METADATA_JSON = 0x2
+FLAG_LOST = 0x8  # a position replaced by a repair marker (reads only)
+
+
+class ProtocolError(ValueError):
+    """Bytes from the node that do not follow the protocol."""
+
+
+@dataclass(frozen=True)
+class Expected:
+    """An append's expected revision: any, no_stream, stream_exists or exact."""
+
+    kind: ExpectedKind = ExpectedKind.ANY
+    revision: int = 0
+
+    @staticmethod
+    def any() -> "Expected":
+        return Expected(ExpectedKind.ANY)
+
+    @staticmethod
+    def no_stream() -> "Expected":
+        return Expected(ExpectedKind.NO_STREAM)
+
+    @staticmethod
+    def stream_exists() -> "Expected":
+        return Expected(ExpectedKind.STREAM_EXISTS)
+
+    @staticmethod
+    def exact(revision: int) -> "Expected":
+        return Expected(ExpectedKind.EXACT, revision)
+
+
+@dataclass
+class NewEvent:
+    """An event to append. ``id`` defaults to a fresh UUIDv4: keep it to retry."""
+
+    type: str
+    data: bytes = b""
+    metadata: bytes = b""
+    data_json: bool = True
+    metadata_json: bool = False
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event as the node returns it."""
+
+    position: int
+    revision: int
+    timestamp_us: int
+    flags: int
+    id: uuid.UUID
+    stream: str
+    type: str
+    metadata: bytes
+    data: bytes
+
+    @property
+    def lost(self) -> bool:
+        return bool(self.flags & FLAG_LOST)
+
+
+@dataclass(frozen=True)
+class HelloOk:
+    version: int
+    max_frame: int
+    max_in_flight: int
+    server_version: str
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    first_position: int
+    first_revision: int
+    count: int
+    deduplicated: bool
+
+    @property
+    def last_revision(self) -> int:
+        return self.first_revision + self.count - 1
+
+
+@dataclass(frozen=True)
+class ReadPage:
+    end: bool
+    next: int
+    events: List[Event]
+
+
+@dataclass(frozen=True)
+class ErrorFrame:
+    code: int
+    detail: int
+    message: str
+
+
+INFO_FIELDS = (
+    ("server_version", "s"), ("protocol_version", "H"), ("durable_end", "Q"), ("segments", "Q"),
+    ("max_stream_name", "Q"), ("max_event_type", "Q"), ("max_event_size", "Q"),
+    ("max_append_size", "Q"), ("max_append_events", "Q"), ("max_frame", "I"),
+    ("max_in_flight", "I"), ("max_connections", "I"), ("connections", "I"),
+    ("index_memtable_entries", "Q"), ("index_files", "Q"), ("indexed_through", "Q"),
+)
+
+# ---- encoding ----
+
+
+def _str(b: bytes) -> bytes:
+    return struct.pack("<I", len(b)) + b
+
+
+def frame(op: int, request_id: int, payload: bytes = b"") -> bytes:
+    return struct.pack("<IBQ", FRAME_MIN_BODY + len(payload), op, request_id) + payload
+
+
+def encode_hello(request_id: int, client_name: str) -> bytes:
+    return frame(Op.HELLO, request_id,
+                 struct.pack("<IH", HELLO_MAGIC, PROTOCOL_VERSION) + _str(client_name.encode()))
+
+
+def encode_append(request_id: int, stream: str, expected: Expected, events: List[NewEvent]) -> bytes:
+    parts = [_str(stream.encode()), struct.pack("<BQI", expected.kind, expected.revision, len(events))]
+    for e in events:
+        flags = (FLAG_DATA_JSON if e.data_json else 0) | (FLAG_METADATA_JSON if e.metadata_json else 0)
+        parts += [e.id.bytes, _str(e.type.encode()), struct.pack("<I", flags), _str(e.metadata),
+                  _str(e.data)]
+    return frame(Op.APPEND, request_id, b"".join(parts))
+
+
+def encode_read_stream(request_id: int, stream: str, start: int, count: int, backward: bool) -> bytes:
+    return frame(Op.READ_STREAM, request_id,
+                 _str(stream.encode()) + struct.pack("<QIB", start, count, 1 if backward else 0))
+
+
+def encode_read_all(request_id: int, start: int, count: int, backward: bool) -> bytes:
+    return frame(Op.READ_ALL, request_id, struct.pack("<QIB", start, count, 1 if backward else 0))
+
+
+def encode_subscribe(request_id: int, stream: Optional[str], start: Optional[int],
+                     stream_prefix: str = "", type_prefix: str = "",
+                     checkpoint_interval: int = 0) -> bytes:
+    target = 1 if stream is None else 0
+    payload = (struct.pack("<B", target) + _str((stream or "").encode())
+               + struct.pack("<BQ", 1 if start is None else 0, start or 0)
+               + _str(stream_prefix.encode()) + _str(type_prefix.encode())
+               + struct.pack("<I", checkpoint_interval))
+    return frame(Op.SUBSCRIBE, request_id, payload)
+
+
+def encode_unsubscribe(request_id: int, subscription_id: int) -> bytes:
+    return frame(Op.UNSUBSCRIBE, request_id, struct.pack("<Q", subscription_id))
+
+
+# ---- decoding ----
+
+
+class Reader:
+    """Reads fields from one payload; every read is bounds-checked."""
+
+    def __init__(self, payload: bytes, what: str):
+        self.b = memoryview(payload)
+        self.at = 0
+        self.what = what
+
+    def _take(self, n: int, field_name: str) -> memoryview:
+        if n > len(self.b) - self.at:
+            raise ProtocolError(f"{self.what}: payload ends inside {field_name}")
+        v = self.b[self.at:self.at + n]
+        self.at += n
+        return v
+
+    def u8(self, name: str) -> int:
+        return self._take(1, name)[0]
+
+    def u16(self, name: str) -> int:
+        return struct.unpack("<H", self._take(2, name))[0]
+
+    def u32(self, name: str) -> int:
+        return struct.unpack("<I", self._take(4, name))[0]
+
+    def u64(self, name: str) -> int:
+        return struct.unpack("<Q", self._take(8, name))[0]
+
+    def i64(self, name: str) -> int:
+        return struct.unpack("<q", self._take(8, name))[0]
+
+    def bytes_(self, name: str) -> bytes:
+        return bytes(self._take(self.u32(name + " length"), name))
+
+    def string(self, name: str) -> str:
+        return self.bytes_(name).decode("utf-8", errors="replace")
+
+    def uuid(self, name: str) -> uuid.UUID:
+        return uuid.UUID(bytes=bytes(self._take(16, name)))
+
+    def done(self) -> None:
+        if self.at != len(self.b):
+            raise ProtocolError(f"{self.what}: {len(self.b) - self.at} trailing bytes")
+
+
+def parse_header(header: bytes) -> Tuple[int, int, int]:
+    """(length, op, request_id) of the 13 bytes that start a frame."""
+    return struct.unpack("<IBQ", header)
+
+
+def decode_hello_ok(p: bytes) -> HelloOk:
+    r = Reader(p, "hello_ok")
+    out = HelloOk(r.u16("version"), r.u32("max_frame"), r.u32("max_in_flight"),
+                  r.string("server_version"))
+    r.done()
+    return out
+
+
+def decode_info_ok(p: bytes) -> dict:
+    r = Reader(p, "info_ok")
+    readers = {"s": r.string, "H": r.u16, "I": r.u32, "Q": r.u64}
+    out = {name: readers[kind](name) for name, kind in INFO_FIELDS}
+    r.done()
+    return out
+
+
+def decode_append_ok(p: bytes) -> AppendResult:
+    r = Reader(p, "append_ok")
+    out = AppendResult(r.u64("first_position"), r.u64("first_revision"), r.u32("count"),
+                       r.u8("deduplicated") != 0)
+    r.done()
+    return out
+
+
+def _events(r: Reader) -> List[Event]:
+    n = r.u32("event count")
+    return [Event(r.u64("position"), r.u64("revision"), r.i64("timestamp_us"), r.u32("flags"),
+                  r.uuid("id"), r.string("stream"), r.string("type"), r.bytes_("metadata"),
+                  r.bytes_("data")) for _ in range(n)]
+
+
+def decode_read_ok(p: bytes) -> ReadPage:
+    r = Reader(p, "read_ok")
+    end = r.u8("end") != 0
+    nxt = r.u64("next")
+    events = _events(r)
+    r.done()
+    return ReadPage(end, nxt, events)
+
+
+def decode_sub_events(p: bytes) -> List[Event]:
+    r = Reader(p, "sub_events")
+    events = _events(r)
+    r.done()
+    return events
+
+
+def decode_u64(p: bytes, what: str) -> int:
+    r = Reader(p, what)
+    v = r.u64(what)
+    r.done()
+    return v
+
+
+def decode_error(p: bytes) -> ErrorFrame:
+    r = Reader(p, "error")
+    out = ErrorFrame(r.u16("code"), r.u64("detail"), r.string("message"))
+    r.done()
+    return out

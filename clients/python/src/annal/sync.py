@@ -1,0 +1,74 @@
+"""A blocking wrapper for scripts: the asyncio client on a private event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
+
+from .client import Client
+from .protocol import AppendResult, Event, Expected, NewEvent, ReadPage
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """``with SyncClient.connect(port=7411) as c: c.append("s", [NewEvent(...)])``"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, thread: threading.Thread, client: Client):
+        self._loop = loop
+        self._thread = thread
+        self._client = client
+
+    @classmethod
+    def connect(cls, host: str = "127.0.0.1", port: int = 7411,
+                client_name: str = "annal-python-sync", timeout: Optional[float] = 30.0) -> "SyncClient":
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="annal-client", daemon=True)
+        thread.start()
+        try:
+            client = asyncio.run_coroutine_threadsafe(
+                Client.connect(host, port, client_name, timeout), loop).result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join()
+            loop.close()
+            raise
+        return cls(loop, thread, client)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def append(self, stream: str, events: Sequence[NewEvent],
+               expected: Expected = Expected.any()) -> AppendResult:
+        return self._run(self._client.append(stream, events, expected))
+
+    def read_stream(self, stream: str, start: int = 0, count: int = 0,
+                    backward: bool = False) -> ReadPage:
+        return self._run(self._client.read_stream(stream, start, count, backward))
+
+    def read_all(self, start: int = 0, count: int = 0, backward: bool = False) -> ReadPage:
+        return self._run(self._client.read_all(start, count, backward))
+
+    def stream_events(self, stream: str, start: int = 0) -> List[Event]:
+        """Every event of ``stream`` from ``start`` to its current end."""
+
+        async def collect() -> List[Event]:
+            return [e async for e in self._client.iter_stream(stream, start)]
+
+        return self._run(collect())
+
+    def info(self) -> dict:
+        return self._run(self._client.info())
+
+    def close(self) -> None:
+        self._run(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    def __enter__(self) -> "SyncClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,163 @@
+"""The asyncio client and its blocking wrapper against a real annald."""
+
+import asyncio
+import json
+import signal
+
+import pytest
+
+from annal import (END, AnnalError, Checkpoint, Client, Code, ConnectionLost, Expected, NewEvent,
+                   StreamNotFound, SyncClient, WrongExpectedRevision)
+
+from conftest import Node
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def ev(n, type_="OrderPlaced"):
+    return NewEvent(type=type_, data=json.dumps({"n": n}).encode())
+
+
+def test_append_then_read_back_forward_and_backward(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            assert c.hello.max_in_flight > 0
+            r = await c.append("order-1", [ev(0), ev(1), ev(2)], Expected.no_stream())
+            assert (r.first_position, r.first_revision, r.count, r.deduplicated) == (0, 0, 3, False)
+            page = await c.read_stream("order-1")
+            assert page.end and [e.revision for e in page.events] == [0, 1, 2]
+            assert [json.loads(e.data)["n"] for e in page.events] == [0, 1, 2]
+            assert page.events[0].stream == "order-1" and page.events[0].type == "OrderPlaced"
+            back = await c.read_stream("order-1", END, backward=True)
+            assert [e.revision for e in back.events] == [2, 1, 0]
+            everything = [e async for e in c.iter_all()]
+            assert [e.position for e in everything] == [0, 1, 2]
+            info = await c.info()
+            assert info["durable_end"] == 3 and info["protocol_version"] == 1
+            await c.ping()
+
+    run(main())
+
+
+def test_errors_carry_the_protocol_code_and_detail(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            await c.append("s", [ev(0)], Expected.no_stream())
+            with pytest.raises(WrongExpectedRevision) as e:
+                await c.append("s", [ev(1)], Expected.exact(5))
+            assert e.value.code == Code.WRONG_EXPECTED_REVISION and e.value.actual_revision == 0
+            with pytest.raises(WrongExpectedRevision) as e:
+                await c.append("new", [ev(1)], Expected.stream_exists())
+            assert e.value.actual_revision is None
+            with pytest.raises(StreamNotFound):
+                await c.read_stream("nope")
+            bad = NewEvent(type="T", data=b"{not json")
+            with pytest.raises(AnnalError) as e:
+                await c.append("s", [ev(2), bad], Expected.any())
+            assert e.value.code == Code.INVALID_JSON and e.value.detail == 1
+            assert "invalid_json" in str(e.value)
+            # The connection is still usable after errors.
+            assert (await c.append("s", [ev(3)], Expected.exact(0))).first_revision == 1
+
+    run(main())
+
+
+def test_a_retry_with_the_same_ids_is_deduplicated(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            events = [ev(0), ev(1)]
+            first = await c.append("r", events, Expected.any())
+            again = await c.append("r", events, Expected.any())
+            assert again.deduplicated and again.first_position == first.first_position
+            assert (await c.info())["durable_end"] == 2
+
+    run(main())
+
+
+def test_many_appends_in_flight_on_one_connection(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            results = await asyncio.gather(*(c.append(f"p-{i % 7}", [ev(i)]) for i in range(500)))
+            positions = sorted(r.first_position for r in results)
+            assert positions == list(range(500))
+            assert (await c.info())["durable_end"] == 500
+
+    run(main())
+
+
+def test_subscription_catches_up_then_goes_live_without_gap_or_duplicate(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c, \
+                await Client.connect(port=node.port) as w:
+            for i in range(10):
+                await w.append("sub", [ev(i)])
+            sub = await c.subscribe(None, 0)
+            assert sub.start == 0
+
+            async def write_more():
+                for i in range(10, 30):
+                    await w.append("sub", [ev(i)])
+
+            writer = asyncio.create_task(write_more())
+            seen = []
+            async for e in sub:
+                seen.append(e.position)
+                if len(seen) == 30:
+                    break
+            await writer
+            assert seen == list(range(30))
+            await sub.unsubscribe()
+            assert [e async for e in sub] == []
+
+    run(main())
+
+
+def test_a_filtered_subscription_sends_checkpoints(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            for i in range(50):
+                await c.append(f"other-{i}", [ev(i, "Noise")])
+            await c.append("wanted-1", [ev(99, "Wanted")])
+            sub = await c.subscribe(None, 0, stream_prefix="wanted-", checkpoint_interval=10)
+            got = []
+            async for item in sub:
+                got.append(item)
+                if not isinstance(item, Checkpoint):
+                    break
+            checkpoints = [x for x in got if isinstance(x, Checkpoint)]
+            assert checkpoints and all(0 < cp <= 50 for cp in checkpoints)
+            assert got[-1].stream == "wanted-1"
+
+    run(main())
+
+
+def test_pending_requests_fail_with_connection_lost_when_the_node_dies():
+    n = Node()
+    try:
+        async def main():
+            c = await Client.connect(port=n.port)
+            await c.append("k", [ev(0)])
+            sub = await c.subscribe("k", 0)
+            first = await sub.__anext__()
+            assert first.revision == 0
+            n.stop(signal.SIGKILL)
+            with pytest.raises(ConnectionLost):
+                async for _ in sub:
+                    pass
+            with pytest.raises(ConnectionLost):
+                await c.append("k", [ev(1)])
+            await c.close()
+
+        run(main())
+    finally:
+        n.close()
+
+
+def test_the_blocking_wrapper(node):
+    with SyncClient.connect(port=node.port) as c:
+        r = c.append("sync", [ev(0), ev(1)], Expected.no_stream())
+        assert r.last_revision == 1
+        assert [e.revision for e in c.stream_events("sync")] == [0, 1]
+        assert c.info()["durable_end"] == 2

@@ -1,0 +1,76 @@
+"""The codec against the shared protocol vectors (tests/vectors/protocol.json)."""
+
+import uuid
+
+import pytest
+
+from annal import protocol as p
+
+
+def event_of(f):
+    return p.NewEvent(type=f["type"], data=f["data"].encode(), metadata=f["metadata"].encode(),
+                      data_json=bool(f["flags"] & p.FLAG_DATA_JSON),
+                      metadata_json=bool(f["flags"] & p.FLAG_METADATA_JSON), id=uuid.UUID(f["id"]))
+
+
+def split(hexstr):
+    b = bytes.fromhex(hexstr)
+    length, op, rid = p.parse_header(b[:13])
+    assert length == len(b) - 4
+    return op, rid, b[13:]
+
+
+def test_every_vector_is_understood(vectors):
+    ops = {v["op"] for v in vectors}
+    assert {"append", "append_ok", "error", "hello", "read_ok"} <= ops
+
+
+@pytest.mark.parametrize("kind", ["append", "hello"])
+def test_requests_encode_to_the_vector_bytes(vectors, kind):
+    for v in (v for v in vectors if v["op"] == kind):
+        f = v["fields"]
+        if kind == "append":
+            got = p.encode_append(v["request_id"], f["stream"],
+                                  p.Expected(p.ExpectedKind(f["expected_kind"]), f["expected_revision"]),
+                                  [event_of(e) for e in f["events"]])
+        else:
+            assert f["magic"] == p.HELLO_MAGIC and f["version"] == p.PROTOCOL_VERSION
+            got = p.encode_hello(v["request_id"], f["client_name"])
+        assert got.hex() == v["hex"], v["name"]
+
+
+def test_responses_decode_to_the_vector_fields(vectors):
+    for v in vectors:
+        f = v["fields"]
+        if v["op"] not in ("append_ok", "error", "read_ok"):
+            continue
+        op, rid, payload = split(v["hex"])
+        assert rid == v["request_id"]
+        if v["op"] == "append_ok":
+            assert op == p.Op.APPEND_OK
+            r = p.decode_append_ok(payload)
+            assert (r.first_position, r.first_revision, r.count, r.deduplicated) == (
+                f["first_position"], f["first_revision"], f["count"], bool(f["deduplicated"]))
+        elif v["op"] == "error":
+            assert op == p.Op.ERROR
+            e = p.decode_error(payload)
+            assert (e.code, e.detail, e.message) == (f["code"], f["detail"], f["message"])
+        else:
+            assert op == p.Op.READ_OK
+            page = p.decode_read_ok(payload)
+            assert (page.end, page.next) == (bool(f["end"]), f["next"])
+            assert len(page.events) == len(f["events"])
+            for got, want in zip(page.events, f["events"]):
+                assert (got.position, got.revision, got.timestamp_us, got.flags, str(got.id),
+                        got.stream, got.type, got.metadata.decode(), got.data.decode()) == (
+                    want["position"], want["revision"], want["timestamp_us"], want["flags"],
+                    want["id"], want["stream"], want["type"], want["metadata"], want["data"])
+
+
+def test_a_truncated_or_padded_payload_is_a_protocol_error(vectors):
+    v = next(v for v in vectors if v["op"] == "read_ok")
+    _, _, payload = split(v["hex"])
+    with pytest.raises(p.ProtocolError, match="ends inside"):
+        p.decode_read_ok(payload[:-1])
+    with pytest.raises(p.ProtocolError, match="trailing"):
+        p.decode_read_ok(payload + b"\0")

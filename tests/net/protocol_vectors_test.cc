@@ -1,0 +1,139 @@
+// The codec against the shared protocol vectors (tests/vectors/protocol.json),
+// which the Python client's tests read too: both implementations must produce
+// and accept the same bytes for the same fields.
+
+#include <gtest/gtest.h>
+#include <simdjson.h>
+
+#include <cstdio>
+#include <set>
+#include <string>
+
+#include "proto/protocol.h"
+
+namespace annal::net::proto {
+namespace {
+
+std::string hex(std::string_view s) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : s) {
+    std::snprintf(buf, sizeof buf, "%02x", c);
+    out += buf;
+  }
+  return out;
+}
+
+std::string unhex(std::string_view h) {
+  std::string out;
+  for (std::size_t i = 0; i + 1 < h.size(); i += 2)
+    out += static_cast<char>(std::stoi(std::string(h.substr(i, 2)), nullptr, 16));
+  return out;
+}
+
+std::string str(simdjson::dom::element e, const char* key) {
+  return std::string(std::string_view(e[key]));
+}
+std::uint64_t u64(simdjson::dom::element e, const char* key) {
+  return std::uint64_t(e[key]);
+}
+
+class ProtocolVectorsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto r = parser_.load(ANNAL_VECTORS_PATH);
+    ASSERT_FALSE(r.error()) << "cannot read " << ANNAL_VECTORS_PATH << ": "
+                            << simdjson::error_message(r.error());
+    doc_ = r.value();
+  }
+  // The frame's payload (after length, op and request id), checking the header.
+  std::string payload_of(simdjson::dom::element v, Op op) {
+    const std::string frame = unhex(str(v, "hex"));
+    EXPECT_GE(frame.size(), 13u);
+    const auto* b = reinterpret_cast<const std::uint8_t*>(frame.data());
+    const FrameHeader h = parse_header(std::span<const std::uint8_t, 13>(b, 13));
+    EXPECT_EQ(h.length + 4, frame.size());
+    EXPECT_EQ(h.op, static_cast<std::uint8_t>(op));
+    EXPECT_EQ(h.request_id, u64(v, "request_id"));
+    return frame.substr(13);
+  }
+  simdjson::dom::parser parser_;
+  simdjson::dom::element doc_;
+};
+
+TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
+  std::set<std::string> seen;
+  for (simdjson::dom::element v : doc_["vectors"].get_array()) {
+    const std::string op = str(v, "op"), name = str(v, "name");
+    const std::uint64_t id = u64(v, "request_id");
+    simdjson::dom::element f = v["fields"];
+    seen.insert(op);
+    if (op == "append") {
+      AppendReq r;
+      r.stream = str(f, "stream");
+      r.expected.kind = static_cast<ExpectedRevision::Kind>(u64(f, "expected_kind"));
+      r.expected.revision = StreamRevision(u64(f, "expected_revision"));
+      for (simdjson::dom::element e : f["events"].get_array()) {
+        index::NewEvent ne;
+        ne.id = *EventId::parse(str(e, "id"));
+        ne.type = str(e, "type");
+        ne.flags = static_cast<std::uint32_t>(u64(e, "flags"));
+        ne.metadata = str(e, "metadata");
+        ne.data = str(e, "data");
+        r.events.push_back(std::move(ne));
+      }
+      EXPECT_EQ(hex(encode_append(id, r)), str(v, "hex")) << name;
+      auto back = decode_append(payload_of(v, Op::kAppend));
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, r.stream);
+      EXPECT_EQ(back->events.size(), r.events.size());
+    } else if (op == "hello") {
+      Hello h;
+      h.client_name = str(f, "client_name");
+      EXPECT_EQ(u64(f, "magic"), kHelloMagic);
+      EXPECT_EQ(u64(f, "version"), kProtocolVersion);
+      EXPECT_EQ(hex(encode_hello(id, h)), str(v, "hex")) << name;
+    } else if (op == "append_ok") {
+      AppendOk ok{u64(f, "first_position"), u64(f, "first_revision"),
+                  static_cast<std::uint32_t>(u64(f, "count")), u64(f, "deduplicated") != 0};
+      EXPECT_EQ(hex(encode_append_ok(id, ok)), str(v, "hex")) << name;
+      auto back = decode_append_ok(payload_of(v, Op::kAppendOk));
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->first_position, ok.first_position);
+    } else if (op == "error") {
+      Error e{static_cast<Code>(u64(f, "code")), u64(f, "detail"), str(f, "message")};
+      EXPECT_EQ(hex(encode_error(id, e)), str(v, "hex")) << name;
+      auto back = decode_error(payload_of(v, Op::kError));
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->detail, e.detail);
+      EXPECT_EQ(back->message, e.message);
+    } else if (op == "read_ok") {
+      ReadOk r;
+      r.end = u64(f, "end") != 0;
+      r.next = u64(f, "next");
+      for (simdjson::dom::element e : f["events"].get_array()) {
+        engine::EventRecord rec;
+        rec.position = GlobalPosition(u64(e, "position"));
+        rec.revision = StreamRevision(u64(e, "revision"));
+        rec.timestamp_us = std::int64_t(e["timestamp_us"]);
+        rec.flags = static_cast<std::uint32_t>(u64(e, "flags"));
+        rec.id = *EventId::parse(str(e, "id"));
+        rec.stream = str(e, "stream");
+        rec.type = str(e, "type");
+        rec.metadata = str(e, "metadata");
+        rec.data = str(e, "data");
+        r.events.push_back(std::move(rec));
+      }
+      EXPECT_EQ(hex(encode_read_ok(id, r)), str(v, "hex")) << name;
+      auto back = decode_read_ok(payload_of(v, Op::kReadOk));
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->events, r.events) << name;
+    } else {
+      ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
+    }
+  }
+  EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok"}));
+}
+
+}  // namespace
+}  // namespace annal::net::proto
