@@ -112,6 +112,8 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       if (ok) o.zipf = *v == "zipf";
     } else if (a == "--connections")
       ok = num(o.connections) && o.connections > 0;
+    else if (a == "--threads")
+      ok = num(o.threads) && o.threads > 0 && o.threads <= 64;
     else if (a == "--in-flight") {
       ok = num(o.in_flight) && o.in_flight > 0;
       in_flight_set = true;

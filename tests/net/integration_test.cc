@@ -599,5 +599,43 @@ TEST_F(NodeTest, CliCommandsPrintJsonLinesAndExitCodes) {
   EXPECT_EQ(run("append", &out), 2);
 }
 
+// `annal bench`, the load generator the benchmarks rest on: its append load
+// (many connections on few threads) sends exactly what it counts, and its
+// reads check every event.
+TEST_F(NodeTest, BenchAppendsExactlyWhatItCountsAndReadsCheckEveryEvent) {
+  start();
+  const std::string server = " --server 127.0.0.1:" + std::to_string(node_->port());
+  auto run = [&](const std::string& args, std::string* out) {
+    std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args + server + " 2>&1";
+    FILE* p = ::popen(cmd.c_str(), "r");
+    char buf[4096];
+    out->clear();
+    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+    int st = ::pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  std::string out;
+  ASSERT_EQ(run("bench append --json --count 600 --connections 5 --in-flight 3 --threads 2 "
+                "--batch 2 --streams 7",
+                &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("\"total_events\":600,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"errors\":0,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"cdf\":[[0,"), std::string::npos) << out;
+  auto c = node_->client();
+  ASSERT_TRUE(c);
+  auto info = c->info();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->durable_end, 600u);
+  EXPECT_EQ(run("bench read-all --json", &out), 0) << out;
+  EXPECT_NE(out.find("\"complete\":true"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"events\":600,"), std::string::npos) << out;
+  EXPECT_EQ(run("bench append --help", &out), 2);
+  EXPECT_NE(out.find("--server HOST:PORT"), std::string::npos) << out;
+  EXPECT_EQ(run("bench append --in-flight 0", &out), 2);
+  EXPECT_NE(out.find("bad or missing value for --in-flight"), std::string::npos) << out;
+}
+
 }  // namespace
 }  // namespace annal::net::testing
