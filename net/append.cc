@@ -24,11 +24,15 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   request_started(bytes);
   pending_appends_.emplace(id, bytes);
   index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
+  // On the log's writer thread, the callback hands the outcome to the lane,
+  // which answers every ack of a group commit in one post. It holds the
+  // connection weakly: an append can outlive the server (its fdatasync hung
+  // past the bounded stop), and the last reference to a connection must never
+  // be dropped on the writer thread after its io_context is gone.
   shared_->store.append(std::move(sa),
-                        [self = shared_from_this(), id, bytes](const engine::AppendOutcome& o) {
-                          // On the log's writer thread: hand the outcome to the lane,
-                          // which answers every ack of a group commit in one post.
-                          self->lane_->acks->push(Ack{self, id, bytes, o});
+                        [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
+                          if (auto self = weak.lock())
+                            self->lane_->acks->push(Ack{self, id, bytes, o});
                         });
 }
 

@@ -63,6 +63,10 @@ void Connection::enable_keepalive() {
 
 Connection::~Connection() {
   if (!closed_) shared_->open_connections.fetch_sub(1);
+  // Appends whose outcome never came back to this connection (it closed
+  // first; their callbacks hold it only weakly) stop counting as the
+  // server's work in flight.
+  if (const std::uint32_t n = in_flight_count_.load()) shared_->in_flight.fetch_sub(n);
 }
 
 std::function<void(std::exception_ptr)> log_exceptions(std::string what) {
