@@ -167,6 +167,11 @@ TEST(ServerShutdownTest, AppendsStuckInFdatasyncAreAnsweredOutcomeUnknownWithinT
                          [&, i](Reply<proto::AppendOk> r) { replies[i].set_value(std::move(r)); });
   }
   ASSERT_TRUE(fs.wait_blocked(10s)) << "the append never reached fdatasync";
+  // All three must have reached the node before it stops (else the later
+  // ones are refused as new requests, not left waiting): slow under TSan.
+  for (int i = 0; i < 5000 && server->stats().requests_in_flight < 3; ++i)
+    std::this_thread::sleep_for(2ms);
+  ASSERT_EQ(server->stats().requests_in_flight, 3);
 
   const auto t0 = std::chrono::steady_clock::now();
   server->stop();
