@@ -152,7 +152,7 @@ item 1-append-1x1     append "${LOAD[@]}" --connections 1  --in-flight 1
 quick_sync disk_item2
 item 2-append-16x1    append "${LOAD[@]}" --connections 16 --in-flight 1
 item 3-append-64x8    append "${LOAD[@]}" --connections 64 --in-flight 8
-item 4-append-1x1-b100 append "${LOAD[@]}" --connections 1  --in-flight 1 --batch 100
+item 4-append-1x8-b100 append "${LOAD[@]}" --connections 1  --in-flight 8 --batch 100
 # Item 5 needs a 10,000-event stream and a log of at least 1,000,000 events.
 item prep-long-stream append --size 256 --streams 1 --stream-prefix long --batch 100 --in-flight 4 --count 10000
 item prep-fill-log    append --size 256 --streams 1000 --batch 100 --connections 2 --in-flight 8 --fill-to 1000000
