@@ -15,6 +15,11 @@ PACKAGES=(
   python3 python3-pytest
 )
 
+# Node.js and npm for the TypeScript client (clients/typescript): Debian's,
+# unless a node is already installed (a nodejs from elsewhere bundles npm and
+# conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

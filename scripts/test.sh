@@ -2,10 +2,10 @@
 # Installs what is missing, builds, and runs the whole test suite: the normal
 # build, then ASan+UBSan, then TSan. Exits non-zero on any failure.
 #   ANNAL_TEST_CONFIGS="debug asan tsan"  which builds to test (default: all three)
-# Then runs the Python client's tests against the last build's annald
-# (ANNAL_TEST_PYTHON=0 skips them), and builds the libFuzzer targets (clang,
-# "fuzz" preset) and runs each for a bounded time from its seed corpus; any
-# crash, leak or sanitizer report fails.
+# Then runs the Python and TypeScript clients' tests against the last build's
+# annald (ANNAL_TEST_PYTHON=0, ANNAL_TEST_TYPESCRIPT=0 skip them), and builds
+# the libFuzzer targets (clang, "fuzz" preset) and runs each for a bounded time
+# from its seed corpus; any crash, leak or sanitizer report fails.
 #   ANNAL_TEST_FUZZ=0        skip the fuzz step
 #   ANNAL_FUZZ_SECONDS=20    seconds per fuzz target
 set -euo pipefail
@@ -36,6 +36,17 @@ if [ "${ANNAL_TEST_PYTHON:-1}" != "0" ]; then
   for c in $configs; do annald="$PWD/build/$c/tools/annald"; done
   if ! ANNALD="$annald" PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 -m pytest -p no:cacheprovider \
       clients/python/tests; then
+    status=1
+  fi
+fi
+# The TypeScript client (clients/typescript) likewise: its pinned
+# devDependencies from the npm registry (package-lock.json), tsc, node --test.
+if [ "${ANNAL_TEST_TYPESCRIPT:-1}" != "0" ]; then
+  echo "=== annal tests: TypeScript client ==="
+  annald=""
+  for c in $configs; do annald="$PWD/build/$c/tools/annald"; done
+  if ! (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error &&
+        ANNALD="$annald" npm test --silent); then
     status=1
   fi
 fi

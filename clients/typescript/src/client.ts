@@ -1,0 +1,337 @@
+// A client for annald over one TCP connection (docs/protocol.md, version 1):
+// any number of requests in flight up to the node's max_in_flight, responses
+// matched by request id, subscriptions as async iterators.
+
+import * as net from "node:net";
+
+import * as p from "./protocol.js";
+import { AppendResult, Code, Event, Expected, HelloOk, NewEvent, Op, ReadPage, SubscribeOptions } from "./protocol.js";
+
+/** An error the node answered, or CONNECTION_LOST for a broken connection. */
+export class AnnalError extends Error {
+  /** `detail` is undefined when the node sent "none". */
+  constructor(readonly code: number, message: string, readonly detail?: bigint) {
+    super(`${p.codeName(code)} (${code}): ${message}`);
+    this.name = "AnnalError";
+  }
+  get codeName(): string {
+    return p.codeName(this.code);
+  }
+}
+
+export class WrongExpectedRevision extends AnnalError {
+  /** The stream's last revision; undefined if the stream has no event. */
+  get actualRevision(): bigint | undefined {
+    return this.detail;
+  }
+}
+
+export class StreamNotFound extends AnnalError {}
+
+export class ConnectionLost extends AnnalError {
+  constructor(message: string) {
+    super(Code.ConnectionLost, message);
+  }
+}
+
+function toError(e: p.ErrorFrame): AnnalError {
+  const detail = e.detail === p.NONE ? undefined : e.detail;
+  if (e.code === Code.WrongExpectedRevision) return new WrongExpectedRevision(e.code, e.message, detail);
+  if (e.code === Code.StreamNotFound) return new StreamNotFound(e.code, e.message, detail);
+  return new AnnalError(e.code, e.message, detail);
+}
+
+/** A filtered subscription's checkpoint: every position below it was scanned. */
+export interface Checkpoint {
+  checkpoint: bigint;
+}
+
+type Item = Event | Checkpoint;
+
+/** `for await (const item of sub)`: events in log order, then live; checkpoints for filtered ones. */
+export class Subscription implements AsyncIterable<Item> {
+  start = 0n;
+  private items: Item[] = [];
+  private waiting: ((v: void) => void) | null = null;
+  private ended: AnnalError | null = null;
+  private done = false;
+
+  constructor(private readonly client: Client, readonly id: bigint) {}
+
+  /** @internal */
+  push(items: Item[]): void {
+    this.items.push(...items);
+    this.wake();
+  }
+  /** @internal */
+  end(err: AnnalError | null): void {
+    if (this.done) return;
+    this.done = true;
+    this.ended = err;
+    this.wake();
+  }
+  private wake(): void {
+    const w = this.waiting;
+    this.waiting = null;
+    if (w) w();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Item> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.shift() as Item;
+        continue;
+      }
+      if (this.done) {
+        if (this.ended) throw this.ended;
+        return;
+      }
+      await new Promise<void>((resolve) => (this.waiting = resolve));
+    }
+  }
+
+  async unsubscribe(): Promise<void> {
+    await this.client.unsubscribe(this);
+  }
+}
+
+interface Pending {
+  resolve: (v: { op: number; payload: Buffer }) => void;
+  reject: (e: Error) => void;
+}
+
+export interface ConnectOptions {
+  host?: string;
+  port?: number;
+  clientName?: string;
+  /** Milliseconds for the handshake and, by default, every request (0: none). */
+  timeoutMs?: number;
+}
+
+export class Client {
+  private nextId = 2n; // 1 was the hello
+  private pending = new Map<bigint, Pending>();
+  private subs = new Map<bigint, Subscription>();
+  private buf: Buffer = Buffer.alloc(0);
+  private closed: AnnalError | null = null;
+  private inFlight = 0;
+  private windowWaiters: Array<() => void> = [];
+
+  private constructor(private readonly socket: net.Socket, readonly hello: HelloOk, readonly timeoutMs: number) {}
+
+  /** Connects and performs the handshake (`client.hello` holds the node's limits). */
+  static async connect(o: ConnectOptions = {}): Promise<Client> {
+    const timeoutMs = o.timeoutMs ?? 30000;
+    const socket = net.connect({ host: o.host ?? "127.0.0.1", port: o.port ?? 7411 });
+    socket.setNoDelay(true);
+    const hello = await new Promise<HelloOk>((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      const timer = timeoutMs > 0 ? setTimeout(() => fail(new ConnectionLost("handshake timed out")), timeoutMs) : null;
+      const fail = (e: Error) => {
+        cleanup();
+        socket.destroy();
+        reject(e);
+      };
+      const onData = (chunk: Buffer) => {
+        buf = Buffer.concat([buf, chunk]);
+        if (buf.length < 13) return;
+        const h = p.parseHeader(buf);
+        if (buf.length < 4 + h.length) return;
+        cleanup();
+        const payload = buf.subarray(13, 4 + h.length);
+        if (buf.length > 4 + h.length) socket.unshift(buf.subarray(4 + h.length));
+        try {
+          if (h.op === Op.Error) throw toError(p.decodeError(payload));
+          if (h.op !== Op.HelloOk) throw new p.ProtocolError(`expected hello_ok, got op ${h.op}`);
+          resolve(p.decodeHelloOk(payload));
+        } catch (e) {
+          socket.destroy();
+          reject(e);
+        }
+      };
+      const onError = (e: Error) => fail(new ConnectionLost(`cannot connect: ${e.message}`));
+      const onClose = () => fail(new ConnectionLost("the node closed the connection during the handshake"));
+      const cleanup = () => {
+        if (timer) clearTimeout(timer);
+        socket.off("data", onData).off("error", onError).off("close", onClose);
+      };
+      socket.on("data", onData).on("error", onError).on("close", onClose);
+      socket.write(p.encodeHello(1n, o.clientName ?? "annal-typescript"));
+    });
+    const c = new Client(socket, hello, timeoutMs);
+    socket.on("data", (chunk: Buffer) => c.onData(chunk));
+    socket.on("error", (e: Error) => c.failAll(new ConnectionLost(`connection lost: ${e.message}`)));
+    socket.on("close", () => c.failAll(new ConnectionLost("connection closed")));
+    return c;
+  }
+
+  /** Closes the connection; pending requests fail with ConnectionLost. */
+  close(): void {
+    this.socket.destroy();
+    this.failAll(new ConnectionLost("the client closed the connection"));
+  }
+
+  // ---- operations ----
+
+  /** Appends atomically; resolves once durable. A retry with the same event ids is deduplicated. */
+  async append(stream: string, events: NewEvent[], expected: Expected = { kind: "any" }): Promise<AppendResult> {
+    const id = this.nextId++;
+    const { payload } = await this.call(id, p.encodeAppend(id, stream, expected, events), true);
+    return p.decodeAppendOk(payload);
+  }
+
+  /** One page of `stream` from revision `from` (`NONE` backward = from the last event). */
+  async readStream(stream: string, from = 0n, count = 0, backward = false): Promise<ReadPage> {
+    const id = this.nextId++;
+    const { payload } = await this.call(id, p.encodeReadStream(id, stream, from, count, backward), true);
+    return p.decodeReadOk(payload);
+  }
+
+  /** One page of the global log from position `from`. */
+  async readAll(from = 0n, count = 0, backward = false): Promise<ReadPage> {
+    const id = this.nextId++;
+    const { payload } = await this.call(id, p.encodeReadAll(id, from, count, backward), true);
+    return p.decodeReadOk(payload);
+  }
+
+  /** Every event of `stream` from `from` to its current end, page by page. */
+  async *iterStream(stream: string, from = 0n, backward = false): AsyncGenerator<Event> {
+    for (;;) {
+      const page = await this.readStream(stream, from, 0, backward);
+      yield* page.events;
+      if (page.end) return;
+      from = page.next;
+    }
+  }
+
+  /** Every event of the global log from `from` to the current end. */
+  async *iterAll(from = 0n, backward = false): AsyncGenerator<Event> {
+    for (;;) {
+      const page = await this.readAll(from, 0, backward);
+      yield* page.events;
+      if (page.end) return;
+      from = page.next;
+    }
+  }
+
+  /** Catch-up then live, each event once, from `from` (default 0; null: only new events). */
+  async subscribe(o: SubscribeOptions = {}): Promise<Subscription> {
+    const id = this.nextId++;
+    const sub = new Subscription(this, id);
+    this.subs.set(id, sub);
+    try {
+      const { payload } = await this.call(id, p.encodeSubscribe(id, o), false);
+      sub.start = p.decodeU64(payload, "subscribe_ok");
+      return sub;
+    } catch (e) {
+      this.subs.delete(id);
+      throw e;
+    }
+  }
+
+  async info(): Promise<Record<string, string | number | bigint>> {
+    const id = this.nextId++;
+    const { payload } = await this.call(id, p.frame(Op.Info, id), false);
+    return p.decodeInfoOk(payload);
+  }
+
+  async ping(): Promise<void> {
+    const id = this.nextId++;
+    await this.call(id, p.frame(Op.Ping, id), false);
+  }
+
+  /** @internal */
+  async unsubscribe(sub: Subscription): Promise<void> {
+    if (!this.subs.has(sub.id)) return;
+    const id = this.nextId++;
+    await this.call(id, p.encodeUnsubscribe(id, sub.id), false);
+    this.subs.delete(sub.id);
+    sub.end(null);
+  }
+
+  // ---- internals ----
+
+  private async call(id: bigint, data: Buffer, counted: boolean): Promise<{ op: number; payload: Buffer }> {
+    if (this.closed) throw this.closed;
+    if (counted) await this.acquire();
+    try {
+      const reply = await new Promise<{ op: number; payload: Buffer }>((resolve, reject) => {
+        let timer: NodeJS.Timeout | null = null;
+        const done = () => {
+          if (timer) clearTimeout(timer);
+          this.pending.delete(id);
+        };
+        this.pending.set(id, {
+          resolve: (v) => (done(), resolve(v)),
+          reject: (e) => (done(), reject(e)),
+        });
+        if (this.timeoutMs > 0)
+          timer = setTimeout(() => {
+            this.pending.delete(id);
+            reject(new AnnalError(Code.ConnectionLost, `request ${id} timed out after ${this.timeoutMs} ms`));
+          }, this.timeoutMs);
+        this.socket.write(data);
+      });
+      if (reply.op === Op.Error) throw toError(p.decodeError(reply.payload));
+      return reply;
+    } finally {
+      if (counted) this.release();
+    }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.inFlight < Math.max(1, this.hello.maxInFlight)) {
+      this.inFlight++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.windowWaiters.push(() => (this.inFlight++, resolve())));
+  }
+
+  private release(): void {
+    this.inFlight--;
+    const next = this.windowWaiters.shift();
+    if (next) next();
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    try {
+      while (this.buf.length >= 13) {
+        const h = p.parseHeader(this.buf);
+        if (h.length < p.FRAME_MIN_BODY) throw new p.ProtocolError(`frame length ${h.length} below ${p.FRAME_MIN_BODY}`);
+        if (this.buf.length < 4 + h.length) break;
+        const payload = this.buf.subarray(13, 4 + h.length);
+        this.buf = this.buf.subarray(4 + h.length);
+        this.dispatch(h.op, h.requestId, payload);
+      }
+    } catch (e) {
+      this.failAll(new ConnectionLost(`protocol error from the node: ${(e as Error).message}`));
+      this.socket.destroy();
+    }
+  }
+
+  private dispatch(op: number, id: bigint, payload: Buffer): void {
+    const sub = this.subs.get(id);
+    if (sub && op === Op.SubEvents) {
+      sub.push(p.decodeSubEvents(payload));
+    } else if (sub && op === Op.Checkpoint) {
+      sub.push([{ checkpoint: p.decodeU64(payload, "checkpoint") }]);
+    } else if (this.pending.has(id)) {
+      this.pending.get(id)!.resolve({ op, payload });
+    } else if (sub && op === Op.Error) {
+      this.subs.delete(id); // the node ended the subscription
+      sub.end(toError(p.decodeError(payload)));
+    } else if (id === 0n && op === Op.Error) {
+      this.failAll(new ConnectionLost(`the node closed the connection: ${toError(p.decodeError(payload)).message}`));
+    }
+    // Anything else answers a request that timed out: dropped.
+  }
+
+  private failAll(err: AnnalError): void {
+    if (!this.closed) this.closed = err;
+    for (const pending of [...this.pending.values()]) pending.reject(err);
+    this.pending.clear();
+    for (const sub of this.subs.values()) sub.end(err);
+    this.subs.clear();
+  }
+}

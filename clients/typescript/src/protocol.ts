@@ -1,0 +1,385 @@
+// The annal wire protocol, version 1 (docs/protocol.md): frames are
+// length:u32 op:u8 request_id:u64 payload, every integer little-endian.
+// Encoding and decoding only; no I/O.
+
+import { randomUUID } from "node:crypto";
+
+export const PROTOCOL_VERSION = 1;
+export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
+export const FRAME_MIN_BODY = 9;
+/** "No value" in u64 fields (error detail, read backward from the end). */
+export const NONE = 0xffffffffffffffffn;
+
+export enum Op {
+  Hello = 0x01,
+  Ping = 0x02,
+  Info = 0x03,
+  Append = 0x10,
+  ReadStream = 0x11,
+  ReadAll = 0x12,
+  Subscribe = 0x13,
+  Unsubscribe = 0x14,
+  HelloOk = 0x81,
+  Pong = 0x82,
+  InfoOk = 0x83,
+  AppendOk = 0x90,
+  ReadOk = 0x91,
+  SubscribeOk = 0x92,
+  SubEvents = 0x93,
+  Checkpoint = 0x94,
+  UnsubscribeOk = 0x95,
+  Error = 0xff,
+}
+
+/** Error codes (docs/protocol.md section 4); stable, new ones may appear. */
+export enum Code {
+  WrongExpectedRevision = 1,
+  StreamNotFound = 2,
+  InvalidJson = 3,
+  TooLarge = 4,
+  BadRequest = 5,
+  WriterFailed = 6,
+  NoSpace = 7,
+  ShuttingDown = 8,
+  Corruption = 9,
+  IoError = 10,
+  NotFound = 11,
+  LostAtRepair = 12,
+  Locked = 13,
+  InvalidArgument = 14,
+  Internal = 15,
+  UnsupportedVersion = 100,
+  UnknownOperation = 101,
+  FrameTooLarge = 102,
+  TooManyRequests = 103,
+  TooManyConnections = 104,
+  IdleTimeout = 105,
+  UnknownSubscription = 106,
+  HandshakeRequired = 107,
+  TooManySubscriptions = 108,
+  /** Client side only: the connection broke. */
+  ConnectionLost = 200,
+}
+
+export function codeName(code: number): string {
+  const n = Code[code];
+  return n === undefined ? `code_${code}` : n.replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
+}
+
+export const FLAG_DATA_JSON = 0x1;
+export const FLAG_METADATA_JSON = 0x2;
+export const FLAG_LOST = 0x8;
+
+export type Expected =
+  | { kind: "any" }
+  | { kind: "no_stream" }
+  | { kind: "stream_exists" }
+  | { kind: "exact"; revision: bigint };
+
+const EXPECTED_KIND = { any: 0, no_stream: 1, stream_exists: 2, exact: 3 } as const;
+
+/** An event to append. Keep `id` to retry an append whose outcome is unknown. */
+export interface NewEvent {
+  type: string;
+  data?: Uint8Array | string;
+  metadata?: Uint8Array | string;
+  /** Default true: the node validates `data` as JSON. */
+  dataJson?: boolean;
+  metadataJson?: boolean;
+  /** UUID text; a fresh one when omitted (set it to make retries idempotent). */
+  id?: string;
+}
+
+export interface Event {
+  position: bigint;
+  revision: bigint;
+  timestampUs: bigint;
+  flags: number;
+  id: string;
+  stream: string;
+  type: string;
+  metadata: Buffer;
+  data: Buffer;
+}
+
+export interface HelloOk {
+  version: number;
+  maxFrame: number;
+  maxInFlight: number;
+  serverVersion: string;
+}
+
+export interface AppendResult {
+  firstPosition: bigint;
+  firstRevision: bigint;
+  count: number;
+  deduplicated: boolean;
+}
+
+export interface ReadPage {
+  end: boolean;
+  next: bigint;
+  events: Event[];
+}
+
+export interface ErrorFrame {
+  code: number;
+  detail: bigint;
+  message: string;
+}
+
+export class ProtocolError extends Error {}
+
+// ---- encoding ----
+
+class Writer {
+  private parts: Buffer[] = [];
+  u8(v: number): this {
+    const b = Buffer.alloc(1);
+    b.writeUInt8(v);
+    return this.push(b);
+  }
+  u16(v: number): this {
+    const b = Buffer.alloc(2);
+    b.writeUInt16LE(v);
+    return this.push(b);
+  }
+  u32(v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    return this.push(b);
+  }
+  u64(v: bigint): this {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(v);
+    return this.push(b);
+  }
+  bytes(v: Uint8Array | string | undefined): this {
+    const b = typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v ?? new Uint8Array());
+    return this.u32(b.length).push(b);
+  }
+  raw(b: Buffer): this {
+    return this.push(b);
+  }
+  private push(b: Buffer): this {
+    this.parts.push(b);
+    return this;
+  }
+  concat(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+export function frame(op: Op, requestId: bigint, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(13);
+  head.writeUInt32LE(FRAME_MIN_BODY + payload.length, 0);
+  head.writeUInt8(op, 4);
+  head.writeBigUInt64LE(requestId, 5);
+  return Buffer.concat([head, payload]);
+}
+
+export function uuidBytes(id: string): Buffer {
+  const hex = id.replace(/-/g, "");
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new TypeError(`not a UUID: ${id}`);
+  return Buffer.from(hex, "hex");
+}
+
+export function uuidText(b: Buffer): string {
+  const h = b.toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
+
+export function encodeHello(requestId: bigint, clientName: string): Buffer {
+  return frame(Op.Hello, requestId, new Writer().u32(HELLO_MAGIC).u16(PROTOCOL_VERSION).bytes(clientName).concat());
+}
+
+export function encodeAppend(requestId: bigint, stream: string, expected: Expected, events: NewEvent[]): Buffer {
+  const w = new Writer()
+    .bytes(stream)
+    .u8(EXPECTED_KIND[expected.kind])
+    .u64(expected.kind === "exact" ? expected.revision : 0n)
+    .u32(events.length);
+  for (const e of events) {
+    const flags = (e.dataJson ?? true ? FLAG_DATA_JSON : 0) | (e.metadataJson ? FLAG_METADATA_JSON : 0);
+    w.raw(uuidBytes(e.id ?? randomUUID())).bytes(e.type).u32(flags).bytes(e.metadata).bytes(e.data);
+  }
+  return frame(Op.Append, requestId, w.concat());
+}
+
+export function encodeReadStream(requestId: bigint, stream: string, from: bigint, count: number, backward: boolean): Buffer {
+  return frame(Op.ReadStream, requestId, new Writer().bytes(stream).u64(from).u32(count).u8(backward ? 1 : 0).concat());
+}
+
+export function encodeReadAll(requestId: bigint, from: bigint, count: number, backward: boolean): Buffer {
+  return frame(Op.ReadAll, requestId, new Writer().u64(from).u32(count).u8(backward ? 1 : 0).concat());
+}
+
+export interface SubscribeOptions {
+  /** A stream's name; omitted: the global log. */
+  stream?: string;
+  /** First revision/position; null: only events that become durable from now on. */
+  from?: bigint | null;
+  streamPrefix?: string;
+  typePrefix?: string;
+  checkpointInterval?: number;
+}
+
+export function encodeSubscribe(requestId: bigint, o: SubscribeOptions): Buffer {
+  const from = o.from === undefined ? 0n : o.from;
+  return frame(
+    Op.Subscribe,
+    requestId,
+    new Writer()
+      .u8(o.stream === undefined ? 1 : 0)
+      .bytes(o.stream ?? "")
+      .u8(from === null ? 1 : 0)
+      .u64(from ?? 0n)
+      .bytes(o.streamPrefix ?? "")
+      .bytes(o.typePrefix ?? "")
+      .u32(o.checkpointInterval ?? 0)
+      .concat(),
+  );
+}
+
+export function encodeUnsubscribe(requestId: bigint, subscriptionId: bigint): Buffer {
+  return frame(Op.Unsubscribe, requestId, new Writer().u64(subscriptionId).concat());
+}
+
+// ---- decoding ----
+
+export class Reader {
+  private at = 0;
+  constructor(private readonly b: Buffer, private readonly what: string) {}
+  private need(n: number, field: string): void {
+    if (n > this.b.length - this.at) throw new ProtocolError(`${this.what}: payload ends inside ${field}`);
+  }
+  u8(f: string): number {
+    this.need(1, f);
+    return this.b.readUInt8(this.at++);
+  }
+  u16(f: string): number {
+    this.need(2, f);
+    const v = this.b.readUInt16LE(this.at);
+    this.at += 2;
+    return v;
+  }
+  u32(f: string): number {
+    this.need(4, f);
+    const v = this.b.readUInt32LE(this.at);
+    this.at += 4;
+    return v;
+  }
+  u64(f: string): bigint {
+    this.need(8, f);
+    const v = this.b.readBigUInt64LE(this.at);
+    this.at += 8;
+    return v;
+  }
+  i64(f: string): bigint {
+    this.need(8, f);
+    const v = this.b.readBigInt64LE(this.at);
+    this.at += 8;
+    return v;
+  }
+  bytes(f: string): Buffer {
+    const n = this.u32(`${f} length`);
+    this.need(n, f);
+    const v = this.b.subarray(this.at, this.at + n);
+    this.at += n;
+    return v;
+  }
+  string(f: string): string {
+    return this.bytes(f).toString("utf8");
+  }
+  uuid(f: string): string {
+    this.need(16, f);
+    const v = uuidText(this.b.subarray(this.at, this.at + 16));
+    this.at += 16;
+    return v;
+  }
+  done(): void {
+    if (this.at !== this.b.length) throw new ProtocolError(`${this.what}: ${this.b.length - this.at} trailing bytes`);
+  }
+}
+
+export function parseHeader(b: Buffer): { length: number; op: number; requestId: bigint } {
+  return { length: b.readUInt32LE(0), op: b.readUInt8(4), requestId: b.readBigUInt64LE(5) };
+}
+
+export function decodeHelloOk(p: Buffer): HelloOk {
+  const r = new Reader(p, "hello_ok");
+  const v = { version: r.u16("version"), maxFrame: r.u32("max_frame"), maxInFlight: r.u32("max_in_flight"), serverVersion: r.string("server_version") };
+  r.done();
+  return v;
+}
+
+export function decodeAppendOk(p: Buffer): AppendResult {
+  const r = new Reader(p, "append_ok");
+  const v = { firstPosition: r.u64("first_position"), firstRevision: r.u64("first_revision"), count: r.u32("count"), deduplicated: r.u8("deduplicated") !== 0 };
+  r.done();
+  return v;
+}
+
+function events(r: Reader): Event[] {
+  const n = r.u32("event count");
+  const out: Event[] = [];
+  for (let i = 0; i < n; i++) {
+    out.push({
+      position: r.u64("position"),
+      revision: r.u64("revision"),
+      timestampUs: r.i64("timestamp_us"),
+      flags: r.u32("flags"),
+      id: r.uuid("id"),
+      stream: r.string("stream"),
+      type: r.string("type"),
+      metadata: r.bytes("metadata"),
+      data: r.bytes("data"),
+    });
+  }
+  return out;
+}
+
+export function decodeReadOk(p: Buffer): ReadPage {
+  const r = new Reader(p, "read_ok");
+  const end = r.u8("end") !== 0;
+  const next = r.u64("next");
+  const evs = events(r);
+  r.done();
+  return { end, next, events: evs };
+}
+
+export function decodeSubEvents(p: Buffer): Event[] {
+  const r = new Reader(p, "sub_events");
+  const evs = events(r);
+  r.done();
+  return evs;
+}
+
+export function decodeU64(p: Buffer, what: string): bigint {
+  const r = new Reader(p, what);
+  const v = r.u64(what);
+  r.done();
+  return v;
+}
+
+export function decodeError(p: Buffer): ErrorFrame {
+  const r = new Reader(p, "error");
+  const v = { code: r.u16("code"), detail: r.u64("detail"), message: r.string("message") };
+  r.done();
+  return v;
+}
+
+const INFO_FIELDS: Array<[string, "s" | "u16" | "u32" | "u64"]> = [
+  ["serverVersion", "s"], ["protocolVersion", "u16"], ["durableEnd", "u64"], ["segments", "u64"],
+  ["maxStreamName", "u64"], ["maxEventType", "u64"], ["maxEventSize", "u64"], ["maxAppendSize", "u64"],
+  ["maxAppendEvents", "u64"], ["maxFrame", "u32"], ["maxInFlight", "u32"], ["maxConnections", "u32"],
+  ["connections", "u32"], ["indexMemtableEntries", "u64"], ["indexFiles", "u64"], ["indexedThrough", "u64"],
+];
+
+export function decodeInfoOk(p: Buffer): Record<string, string | number | bigint> {
+  const r = new Reader(p, "info_ok");
+  const out: Record<string, string | number | bigint> = {};
+  for (const [name, kind] of INFO_FIELDS) out[name] = kind === "s" ? r.string(name) : r[kind](name);
+  r.done();
+  return out;
+}

@@ -1,0 +1,144 @@
+// The client against a real annald.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+
+import { Client, ConnectionLost, NONE, StreamNotFound, WrongExpectedRevision, AnnalError, Code } from "../dist/esm/index.js";
+import { startNode } from "./node.mjs";
+
+const ev = (n, type = "OrderPlaced") => ({ type, data: JSON.stringify({ n }) });
+
+let node;
+before(async () => (node = await startNode()));
+after(async () => node && (await node.close()));
+
+test("append, then read back forward, backward and through the global log", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    assert.ok(c.hello.maxInFlight > 0);
+    const r = await c.append("order-1", [ev(0), ev(1), ev(2)], { kind: "no_stream" });
+    assert.equal(r.firstRevision, 0n);
+    assert.equal(r.count, 3);
+    assert.equal(r.deduplicated, false);
+    const page = await c.readStream("order-1");
+    assert.ok(page.end);
+    assert.deepEqual(page.events.map((e) => JSON.parse(e.data.toString()).n), [0, 1, 2]);
+    const back = await c.readStream("order-1", NONE, 0, true);
+    assert.deepEqual(back.events.map((e) => e.revision), [2n, 1n, 0n]);
+    const all = [];
+    for await (const e of c.iterAll()) all.push(e);
+    assert.ok(all.some((e) => e.stream === "order-1"));
+    const info = await c.info();
+    assert.equal(info.protocolVersion, 1);
+    await c.ping();
+  } finally {
+    c.close();
+  }
+});
+
+test("errors carry the protocol's code and detail", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    await c.append("e-s", [ev(0)], { kind: "no_stream" });
+    await assert.rejects(c.append("e-s", [ev(1)], { kind: "exact", revision: 5n }), (e) =>
+      e instanceof WrongExpectedRevision && e.actualRevision === 0n && e.code === Code.WrongExpectedRevision);
+    await assert.rejects(c.append("e-new", [ev(1)], { kind: "stream_exists" }), (e) =>
+      e instanceof WrongExpectedRevision && e.actualRevision === undefined);
+    await assert.rejects(c.readStream("e-nope"), (e) => e instanceof StreamNotFound);
+    await assert.rejects(c.append("e-s", [ev(2), { type: "T", data: "{not json" }]), (e) =>
+      e instanceof AnnalError && e.code === Code.InvalidJson && e.detail === 1n && /invalid_json/.test(e.message));
+    assert.equal((await c.append("e-s", [ev(3)], { kind: "exact", revision: 0n })).firstRevision, 1n);
+  } finally {
+    c.close();
+  }
+});
+
+test("a retry with the same event ids is deduplicated", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    const events = [{ ...ev(0), id: "0f8fad5b-d9cb-469f-a165-70867728950e" }, { ...ev(1), id: "7c9e6679-7425-40de-944b-e07fc1f90ae7" }];
+    const first = await c.append("retry", events);
+    const again = await c.append("retry", events);
+    assert.equal(again.deduplicated, true);
+    assert.equal(again.firstPosition, first.firstPosition);
+  } finally {
+    c.close();
+  }
+});
+
+test("many appends in flight on one connection", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => c.append(`p-${i % 7}`, [ev(i)])));
+    const positions = results.map((r) => r.firstPosition).sort((a, b) => (a < b ? -1 : 1));
+    for (let i = 1; i < positions.length; i++) assert.equal(positions[i], positions[i - 1] + 1n);
+  } finally {
+    c.close();
+  }
+});
+
+test("a subscription catches up, then goes live, without gap or duplicate", async () => {
+  const c = await Client.connect({ port: node.port });
+  const w = await Client.connect({ port: node.port });
+  try {
+    for (let i = 0; i < 10; i++) await w.append("sub-ts", [ev(i)]);
+    const sub = await c.subscribe({ stream: "sub-ts", from: 0n });
+    assert.equal(sub.start, 0n);
+    const writer = (async () => {
+      for (let i = 10; i < 30; i++) await w.append("sub-ts", [ev(i)]);
+    })();
+    const seen = [];
+    for await (const e of sub) {
+      seen.push(e.revision);
+      if (seen.length === 30) break;
+    }
+    await writer;
+    assert.deepEqual(seen, Array.from({ length: 30 }, (_, i) => BigInt(i)));
+    await sub.unsubscribe();
+  } finally {
+    c.close();
+    w.close();
+  }
+});
+
+test("a filtered subscription of the global log sends checkpoints", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    for (let i = 0; i < 40; i++) await c.append(`noise-ts-${i}`, [ev(i, "Noise")]);
+    await c.append("wanted-ts-1", [ev(99, "Wanted")]);
+    const sub = await c.subscribe({ from: 0n, streamPrefix: "wanted-ts-", checkpointInterval: 10 });
+    const got = [];
+    for await (const item of sub) {
+      got.push(item);
+      if (!("checkpoint" in item)) break;
+    }
+    assert.ok(got.some((x) => "checkpoint" in x));
+    assert.equal(got.at(-1).stream, "wanted-ts-1");
+  } finally {
+    c.close();
+  }
+});
+
+test("pending requests and subscriptions fail with ConnectionLost when the node dies", async () => {
+  const n = await startNode();
+  try {
+    const c = await Client.connect({ port: n.port });
+    await c.append("k", [ev(0)]);
+    const sub = await c.subscribe({ stream: "k", from: 0n });
+    const it = sub[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value.revision, 0n);
+    await n.stop("SIGKILL");
+    await assert.rejects(it.next(), (e) => e instanceof ConnectionLost);
+    await assert.rejects(c.append("k", [ev(1)]), (e) => e instanceof ConnectionLost);
+    c.close();
+  } finally {
+    await n.close();
+  }
+});
+
+test("the CommonJS build loads with require()", async () => {
+  const { createRequire } = await import("node:module");
+  const require = createRequire(import.meta.url);
+  const cjs = require("../dist/cjs/index.js");
+  assert.equal(typeof cjs.Client.connect, "function");
+  assert.equal(cjs.Code.WrongExpectedRevision, 1);
+});

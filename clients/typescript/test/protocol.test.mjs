@@ -1,0 +1,87 @@
+// The codec against the shared protocol vectors (tests/vectors/protocol.json),
+// which the C++ and Python tests read too.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { protocol as p } from "../dist/esm/index.js";
+import { vectors } from "./node.mjs";
+
+function split(hex) {
+  const b = Buffer.from(hex, "hex");
+  const h = p.parseHeader(b);
+  assert.equal(h.length, b.length - 4);
+  return { op: h.op, id: h.requestId, payload: b.subarray(13) };
+}
+
+const KIND = ["any", "no_stream", "stream_exists", "exact"];
+
+test("requests encode to the vector bytes", () => {
+  let n = 0;
+  for (const v of vectors()) {
+    const f = v.fields;
+    let got;
+    if (v.op === "append") {
+      const expected = { kind: KIND[f.expected_kind], revision: BigInt(f.expected_revision) };
+      got = p.encodeAppend(BigInt(v.request_id), f.stream, expected, f.events.map((e) => ({
+        id: e.id, type: e.type, data: e.data, metadata: e.metadata,
+        dataJson: (e.flags & p.FLAG_DATA_JSON) !== 0, metadataJson: (e.flags & p.FLAG_METADATA_JSON) !== 0,
+      })));
+    } else if (v.op === "hello") {
+      assert.equal(f.magic, p.HELLO_MAGIC);
+      got = p.encodeHello(BigInt(v.request_id), f.client_name);
+    } else continue;
+    assert.equal(got.toString("hex"), v.hex, v.name);
+    n++;
+  }
+  assert.ok(n >= 2);
+});
+
+test("responses decode to the vector fields", () => {
+  const seen = new Set();
+  for (const v of vectors()) {
+    const f = v.fields;
+    if (!["append_ok", "error", "read_ok"].includes(v.op)) continue;
+    const { op, id, payload } = split(v.hex);
+    assert.equal(id, BigInt(v.request_id));
+    seen.add(v.op);
+    if (v.op === "append_ok") {
+      assert.equal(op, p.Op.AppendOk);
+      assert.deepEqual(p.decodeAppendOk(payload), {
+        firstPosition: BigInt(f.first_position), firstRevision: BigInt(f.first_revision), count: f.count, deduplicated: f.deduplicated !== 0,
+      });
+    } else if (v.op === "error") {
+      assert.equal(op, p.Op.Error);
+      const e = p.decodeError(payload);
+      assert.equal(e.code, f.code);
+      assert.equal(e.message, f.message);
+      // JSON.parse rounds numbers past 2^53; the only such detail is "none" (2^64 - 1).
+      assert.equal(e.detail, f.detail > Number.MAX_SAFE_INTEGER ? p.NONE : BigInt(f.detail));
+    } else {
+      assert.equal(op, p.Op.ReadOk);
+      const page = p.decodeReadOk(payload);
+      assert.equal(page.end, f.end !== 0);
+      assert.equal(page.next, BigInt(f.next));
+      assert.equal(page.events.length, f.events.length);
+      page.events.forEach((got, i) => {
+        const w = f.events[i];
+        assert.equal(got.position, BigInt(w.position));
+        assert.equal(got.revision, BigInt(w.revision));
+        assert.equal(got.timestampUs, BigInt(w.timestamp_us));
+        assert.equal(got.flags, w.flags);
+        assert.equal(got.id, w.id);
+        assert.equal(got.stream, w.stream);
+        assert.equal(got.type, w.type);
+        assert.equal(got.metadata.toString(), w.metadata);
+        assert.equal(got.data.toString(), w.data);
+      });
+    }
+  }
+  assert.deepEqual([...seen].sort(), ["append_ok", "error", "read_ok"]);
+});
+
+test("a truncated or padded payload is a protocol error", () => {
+  const v = vectors().find((x) => x.op === "read_ok");
+  const { payload } = split(v.hex);
+  assert.throws(() => p.decodeReadOk(payload.subarray(0, payload.length - 1)), /ends inside/);
+  assert.throws(() => p.decodeReadOk(Buffer.concat([payload, Buffer.alloc(1)])), /trailing/);
+});
