@@ -557,18 +557,24 @@ TEST_F(NodeTest, SecondNodeOnTheSameDirectoryFailsFast) {
   ASSERT_TRUE(c && c->ping().ok());
 }
 
+// Runs `annal ARGS --server 127.0.0.1:PORT` as a user would; its exit
+// status, with stdout and stderr in *out.
+int run_annal(std::uint16_t port, const std::string& args, std::string* out) {
+  const std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args +
+                          " --server 127.0.0.1:" + std::to_string(port) + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  out->clear();
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 // The `annal` client commands, as a user would type them.
 TEST_F(NodeTest, CliCommandsPrintJsonLinesAndExitCodes) {
   start();
-  const std::string server = " --server 127.0.0.1:" + std::to_string(node_->port());
   auto run = [&](const std::string& args, std::string* out) {
-    std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args + server + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    out->clear();
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
-    int st = ::pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_annal(node_->port(), args, out);
   };
   std::string out;
   EXPECT_EQ(run("append cart-1 --type Added --data '{\"sku\":\"a\\nb\"}' --metadata '{\"by\":1}' "
@@ -604,15 +610,8 @@ TEST_F(NodeTest, CliCommandsPrintJsonLinesAndExitCodes) {
 // reads check every event.
 TEST_F(NodeTest, BenchAppendsExactlyWhatItCountsAndReadsCheckEveryEvent) {
   start();
-  const std::string server = " --server 127.0.0.1:" + std::to_string(node_->port());
   auto run = [&](const std::string& args, std::string* out) {
-    std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args + server + " 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    char buf[4096];
-    out->clear();
-    while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
-    int st = ::pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    return run_annal(node_->port(), args, out);
   };
   std::string out;
   ASSERT_EQ(run("bench append --json --count 600 --connections 5 --in-flight 3 --threads 2 "

@@ -9,18 +9,13 @@
 
 #include "engine/format.h"
 #include "net/client.h"
+#include "tests/common/hex.h"
 
 namespace annal::net::proto {
 namespace {
 
 std::string hex(std::string_view s) {
-  std::string out;
-  char buf[4];
-  for (unsigned char c : s) {
-    std::snprintf(buf, sizeof buf, "%02x", c);
-    out += buf;
-  }
-  return out;
+  return test::to_hex(s);
 }
 
 // Splits a frame into header and payload, checking the length prefix.

@@ -10,18 +10,13 @@
 #include <string>
 
 #include "proto/protocol.h"
+#include "tests/common/hex.h"
 
 namespace annal::net::proto {
 namespace {
 
 std::string hex(std::string_view s) {
-  std::string out;
-  char buf[4];
-  for (unsigned char c : s) {
-    std::snprintf(buf, sizeof buf, "%02x", c);
-    out += buf;
-  }
-  return out;
+  return test::to_hex(s);
 }
 
 std::string unhex(std::string_view h) {
@@ -36,6 +31,18 @@ std::string str(simdjson::dom::element e, const char* key) {
 }
 std::uint64_t u64(simdjson::dom::element e, const char* key) {
   return std::uint64_t(e[key]);
+}
+
+// The fields an appended and a stored event share.
+template <class E>
+E event_fields(simdjson::dom::element e) {
+  E out;
+  out.id = *EventId::parse(str(e, "id"));
+  out.type = str(e, "type");
+  out.flags = static_cast<std::uint32_t>(u64(e, "flags"));
+  out.metadata = str(e, "metadata");
+  out.data = str(e, "data");
+  return out;
 }
 
 class ProtocolVectorsTest : public ::testing::Test {
@@ -73,15 +80,8 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       r.stream = str(f, "stream");
       r.expected.kind = static_cast<ExpectedRevision::Kind>(u64(f, "expected_kind"));
       r.expected.revision = StreamRevision(u64(f, "expected_revision"));
-      for (simdjson::dom::element e : f["events"].get_array()) {
-        index::NewEvent ne;
-        ne.id = *EventId::parse(str(e, "id"));
-        ne.type = str(e, "type");
-        ne.flags = static_cast<std::uint32_t>(u64(e, "flags"));
-        ne.metadata = str(e, "metadata");
-        ne.data = str(e, "data");
-        r.events.push_back(std::move(ne));
-      }
+      for (simdjson::dom::element e : f["events"].get_array())
+        r.events.push_back(event_fields<index::NewEvent>(e));
       EXPECT_EQ(hex(encode_append(id, r)), str(v, "hex")) << name;
       auto back = decode_append(payload_of(v, Op::kAppend));
       ASSERT_TRUE(back.is_ok()) << name;
@@ -112,16 +112,11 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       r.end = u64(f, "end") != 0;
       r.next = u64(f, "next");
       for (simdjson::dom::element e : f["events"].get_array()) {
-        engine::EventRecord rec;
+        auto rec = event_fields<engine::EventRecord>(e);
         rec.position = GlobalPosition(u64(e, "position"));
         rec.revision = StreamRevision(u64(e, "revision"));
         rec.timestamp_us = std::int64_t(e["timestamp_us"]);
-        rec.flags = static_cast<std::uint32_t>(u64(e, "flags"));
-        rec.id = *EventId::parse(str(e, "id"));
         rec.stream = str(e, "stream");
-        rec.type = str(e, "type");
-        rec.metadata = str(e, "metadata");
-        rec.data = str(e, "data");
         r.events.push_back(std::move(rec));
       }
       EXPECT_EQ(hex(encode_read_ok(id, r)), str(v, "hex")) << name;
