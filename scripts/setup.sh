@@ -12,7 +12,7 @@ PACKAGES=(
   libfmt-dev libspdlog-dev
   clang libclang-rt-14-dev
   ccache
-  python3 python3-pytest
+  python3 python3-pytest python3-pip python3-setuptools python3-wheel
 )
 
 # Node.js and npm for the TypeScript client (clients/typescript): Debian's,

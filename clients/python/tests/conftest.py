@@ -42,14 +42,16 @@ class Node:
         self.port_file = os.path.join(self.dir.name, "port")
         self.extra = extra
         self.proc = None
+        self.port = 0
         self.start()
 
     def start(self) -> None:
+        """Starts annald on the data directory; after a restart, on the same port."""
         if os.path.exists(self.port_file):
             os.remove(self.port_file)
         self.log = open(os.path.join(self.dir.name, "annald.log"), "ab")
         self.proc = subprocess.Popen(
-            [annald_path(), "--data", os.path.join(self.dir.name, "data"), "--listen", "127.0.0.1:0",
+            [annald_path(), "--data", os.path.join(self.dir.name, "data"), "--listen", f"127.0.0.1:{self.port}",
              "--port-file", self.port_file, "--log-level", "warn", *self.extra],
             stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30

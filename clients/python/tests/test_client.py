@@ -161,3 +161,46 @@ def test_the_blocking_wrapper(node):
         assert r.last_revision == 1
         assert [e.revision for e in c.stream_events("sync")] == [0, 1]
         assert c.info()["durable_end"] == 2
+
+
+def test_appends_retry_across_a_node_restart_without_writing_twice():
+    n = Node()
+    try:
+        async def main():
+            c = await Client.connect(port=n.port, retry_for=30)
+            first = [ev(0)]
+            await c.append("rr", first)
+            n.stop(signal.SIGKILL)
+            # The node is down: the append keeps reconnecting until it is back.
+            pending = asyncio.create_task(c.append("rr", [ev(1)]))
+            await asyncio.sleep(0.3)
+            assert not pending.done()
+            n.start()
+            second = await pending
+            assert second.first_revision == 1 and not second.deduplicated
+            # A retry whose first attempt was written is deduplicated, not
+            # written twice: the ids are the NewEvents'.
+            again = await c.append("rr", first)
+            assert again.deduplicated and again.first_revision == 0
+            page = await c.read_stream("rr")
+            assert [e.revision for e in page.events] == [0, 1]
+            await c.close()
+
+        run(main())
+    finally:
+        n.close()
+
+
+def test_without_retry_a_broken_connection_fails_at_once():
+    n = Node()
+    try:
+        async def main():
+            c = await Client.connect(port=n.port)
+            n.stop(signal.SIGKILL)
+            with pytest.raises(ConnectionLost):
+                await c.append("x", [ev(0)])
+            await c.close()
+
+        run(main())
+    finally:
+        n.close()

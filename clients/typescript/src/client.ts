@@ -2,6 +2,7 @@
 // any number of requests in flight up to the node's max_in_flight, responses
 // matched by request id, subscriptions as async iterators.
 
+import { randomUUID } from "node:crypto";
 import * as net from "node:net";
 
 import * as p from "./protocol.js";
@@ -106,6 +107,14 @@ export interface ConnectOptions {
   clientName?: string;
   /** Milliseconds for the handshake and, by default, every request (0: none). */
   timeoutMs?: number;
+  /**
+   * Milliseconds (0 = off): when the connection breaks or the node answers
+   * shutting_down, appends and reads reconnect and send the same request
+   * again (same event ids: an append written before the break is answered
+   * deduplicated, not written twice) for up to this long. Subscriptions end
+   * with ConnectionLost; resume them from a checkpoint.
+   */
+  retryForMs?: number;
 }
 
 export class Client {
@@ -117,11 +126,32 @@ export class Client {
   private inFlight = 0;
   private windowWaiters: Array<() => void> = [];
 
-  private constructor(private readonly socket: net.Socket, readonly hello: HelloOk, readonly timeoutMs: number) {}
+  private socket!: net.Socket;
+  hello!: HelloOk;
+  private userClosed = false;
+  private reconnecting: Promise<void> | null = null;
+
+  private constructor(private readonly options: ConnectOptions, readonly timeoutMs: number) {}
 
   /** Connects and performs the handshake (`client.hello` holds the node's limits). */
   static async connect(o: ConnectOptions = {}): Promise<Client> {
-    const timeoutMs = o.timeoutMs ?? 30000;
+    const c = new Client(o, o.timeoutMs ?? 30000);
+    const { socket, hello } = await Client.open(o, c.timeoutMs);
+    c.attach(socket, hello);
+    return c;
+  }
+
+  private attach(socket: net.Socket, hello: HelloOk): void {
+    this.socket = socket;
+    this.hello = hello;
+    this.buf = Buffer.alloc(0);
+    this.closed = null;
+    socket.on("data", (chunk: Buffer) => this.onData(chunk));
+    socket.on("error", (e: Error) => this.failAll(new ConnectionLost(`connection lost: ${e.message}`)));
+    socket.on("close", () => this.failAll(new ConnectionLost("connection closed")));
+  }
+
+  private static async open(o: ConnectOptions, timeoutMs: number): Promise<{ socket: net.Socket; hello: HelloOk }> {
     const socket = net.connect({ host: o.host ?? "127.0.0.1", port: o.port ?? 7411 });
     socket.setNoDelay(true);
     const hello = await new Promise<HelloOk>((resolve, reject) => {
@@ -158,15 +188,12 @@ export class Client {
       socket.on("data", onData).on("error", onError).on("close", onClose);
       socket.write(p.encodeHello(1n, o.clientName ?? "annal-typescript"));
     });
-    const c = new Client(socket, hello, timeoutMs);
-    socket.on("data", (chunk: Buffer) => c.onData(chunk));
-    socket.on("error", (e: Error) => c.failAll(new ConnectionLost(`connection lost: ${e.message}`)));
-    socket.on("close", () => c.failAll(new ConnectionLost("connection closed")));
-    return c;
+    return { socket, hello };
   }
 
   /** Closes the connection; pending requests fail with ConnectionLost. */
   close(): void {
+    this.userClosed = true;
     this.socket.destroy();
     this.failAll(new ConnectionLost("the client closed the connection"));
   }
@@ -175,22 +202,30 @@ export class Client {
 
   /** Appends atomically; resolves once durable. A retry with the same event ids is deduplicated. */
   async append(stream: string, events: NewEvent[], expected: Expected = { kind: "any" }): Promise<AppendResult> {
-    const id = this.nextId++;
-    const { payload } = await this.call(id, p.encodeAppend(id, stream, expected, events), true);
+    // Ids fixed once, so that a retry sends the very same events.
+    const fixed = events.map((e) => ({ ...e, id: e.id ?? randomUUID() }));
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeAppend(id, stream, expected, fixed), true);
+    });
     return p.decodeAppendOk(payload);
   }
 
   /** One page of `stream` from revision `from` (`NONE` backward = from the last event). */
   async readStream(stream: string, from = 0n, count = 0, backward = false): Promise<ReadPage> {
-    const id = this.nextId++;
-    const { payload } = await this.call(id, p.encodeReadStream(id, stream, from, count, backward), true);
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeReadStream(id, stream, from, count, backward), true);
+    });
     return p.decodeReadOk(payload);
   }
 
   /** One page of the global log from position `from`. */
   async readAll(from = 0n, count = 0, backward = false): Promise<ReadPage> {
-    const id = this.nextId++;
-    const { payload } = await this.call(id, p.encodeReadAll(id, from, count, backward), true);
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeReadAll(id, from, count, backward), true);
+    });
     return p.decodeReadOk(payload);
   }
 
@@ -250,6 +285,42 @@ export class Client {
   }
 
   // ---- internals ----
+
+  /** Runs one request; within retryForMs, a broken connection or shutting_down reconnects and runs it again. */
+  private async retrying(once: () => Promise<{ op: number; payload: Buffer }>): Promise<{ op: number; payload: Buffer }> {
+    const retryFor = this.options.retryForMs ?? 0;
+    const deadline = Date.now() + retryFor;
+    let delay = 50;
+    for (;;) {
+      try {
+        if (this.closed && retryFor > 0 && !this.userClosed) await this.reconnect();
+        return await once();
+      } catch (e) {
+        const code = e instanceof AnnalError ? e.code : Code.ConnectionLost; // a refused connect
+        const retryable = code === Code.ConnectionLost || code === Code.ShuttingDown;
+        if (!retryable || this.userClosed || retryFor <= 0 || Date.now() + delay > deadline) throw e;
+        if (code === Code.ShuttingDown) this.failAll(new ConnectionLost("the node is shutting down"));
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 1000);
+    }
+  }
+
+  private async reconnect(): Promise<void> {
+    if (!this.reconnecting) {
+      this.reconnecting = (async () => {
+        try {
+          if (!this.closed) return; // another request reconnected meanwhile
+          this.socket.removeAllListeners().destroy();
+          const { socket, hello } = await Client.open(this.options, this.timeoutMs);
+          this.attach(socket, hello);
+        } finally {
+          this.reconnecting = null;
+        }
+      })();
+    }
+    return this.reconnecting;
+  }
 
   private async call(id: bigint, data: Buffer, counted: boolean): Promise<{ op: number; payload: Buffer }> {
     if (this.closed) throw this.closed;

@@ -135,6 +135,33 @@ test("pending requests and subscriptions fail with ConnectionLost when the node 
   }
 });
 
+test("appends retry across a node restart without writing twice", async () => {
+  const n = await startNode();
+  try {
+    const c = await Client.connect({ port: n.port, retryForMs: 30000 });
+    const first = [{ ...ev(0), id: "3f2504e0-4f89-41d3-9a0c-0305e82c3301" }];
+    await c.append("rr", first);
+    await n.stop("SIGKILL");
+    // The node is down: the append keeps reconnecting until it is back.
+    let settled = false;
+    const pending = c.append("rr", [ev(1)]).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(settled, false);
+    await n.start();
+    const second = await pending;
+    assert.equal(second.firstRevision, 1n);
+    assert.equal(second.deduplicated, false);
+    // A retry of a written append is deduplicated: the ids are the events'.
+    const again = await c.append("rr", first);
+    assert.equal(again.deduplicated, true);
+    assert.equal(again.firstRevision, 0n);
+    assert.deepEqual((await c.readStream("rr")).events.map((e) => e.revision), [0n, 1n]);
+    c.close();
+  } finally {
+    await n.close();
+  }
+});
+
 test("the CommonJS build loads with require()", async () => {
   const { createRequire } = await import("node:module");
   const require = createRequire(import.meta.url);

@@ -21,19 +21,24 @@ function annald() {
 export async function startNode() {
   const dir = mkdtempSync(join(tmpdir(), "annal-ts-"));
   const portFile = join(dir, "port");
-  const log = openSync(join(dir, "annald.log"), "a");
-  const proc = spawn(annald(), ["--data", join(dir, "data"), "--listen", "127.0.0.1:0", "--port-file", portFile, "--log-level", "warn"],
-    { stdio: ["ignore", log, log] });
-  const deadline = Date.now() + 30000;
-  while (!existsSync(portFile)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error("annald did not start: " + readFileSync(join(dir, "annald.log"), "utf8"));
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const port = Number(readFileSync(portFile, "utf8"));
-  return {
-    port,
+  let proc = null;
+  const node = {
+    port: 0,
+    // Starts annald on the data directory; after a restart, on the same port.
+    async start() {
+      rmSync(portFile, { force: true });
+      const log = openSync(join(dir, "annald.log"), "a");
+      proc = spawn(annald(), ["--data", join(dir, "data"), "--listen", `127.0.0.1:${this.port}`, "--port-file", portFile,
+        "--log-level", "warn"], { stdio: ["ignore", log, log] });
+      const deadline = Date.now() + 30000;
+      while (!existsSync(portFile)) {
+        if (proc.exitCode !== null || Date.now() > deadline) throw new Error("annald did not start: " + readFileSync(join(dir, "annald.log"), "utf8"));
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      this.port = Number(readFileSync(portFile, "utf8"));
+    },
     async stop(signal = "SIGTERM") {
-      if (proc.exitCode === null && proc.signalCode === null) {
+      if (proc && proc.exitCode === null && proc.signalCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
         proc.kill(signal);
         await exited;
@@ -44,6 +49,8 @@ export async function startNode() {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+  await node.start();
+  return node;
 }
 
 export function vectors() {

@@ -107,36 +107,41 @@ class Client:
     """One connection to a node. Create with ``await Client.connect(...)``."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: HelloOk,
-                 timeout: Optional[float]):
-        self._reader = reader
-        self._writer = writer
-        self.hello = hello
+                 timeout: Optional[float], address: tuple, retry_for: float):
+        self._address = address  # (host, port, client_name) for reconnecting
         self.timeout = timeout
+        self.retry_for = retry_for
         self._ids = itertools.count(2)  # 1 was the hello
         self._pending: Dict[int, "asyncio.Future[tuple]"] = {}
         self._subs: Dict[int, Subscription] = {}
+        self._user_closed = False
+        self._reconnecting = asyncio.Lock()
+        self._attach(reader, writer, hello)
+
+    def _attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                hello: HelloOk) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.hello = hello
         self._window = asyncio.Semaphore(max(1, hello.max_in_flight))
         self._closed: Optional[AnnalError] = None
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
 
     @classmethod
     async def connect(cls, host: str = "127.0.0.1", port: int = 7411,
-                      client_name: str = "annal-python", timeout: Optional[float] = 30.0) -> "Client":
+                      client_name: str = "annal-python", timeout: Optional[float] = 30.0,
+                      retry_for: float = 0.0) -> "Client":
         """Connects and performs the handshake. ``timeout`` (seconds) bounds
-        the handshake and, by default, every request (None: no limit)."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        try:
-            writer.write(p.encode_hello(1, client_name))
-            op, _, payload = await asyncio.wait_for(_read_frame(reader), timeout)
-            if op == Op.ERROR:
-                raise _error(p.decode_error(payload))
-            if op != Op.HELLO_OK:
-                raise p.ProtocolError(f"expected hello_ok, got op {op:#x}")
-            hello = p.decode_hello_ok(payload)
-        except BaseException:
-            writer.close()
-            raise
-        return cls(reader, writer, hello, timeout)
+        the handshake and, by default, every request (None: no limit).
+
+        ``retry_for`` (seconds, 0 = off): when the connection breaks (or the
+        node answers ``shutting_down``), ``append`` reconnects and sends the
+        same request again, with the same event ids, for up to this long. An
+        append that was written before the break is then answered
+        ``deduplicated`` instead of being written twice. Reads are retried
+        too; subscriptions end with ConnectionLost (resume from a checkpoint)."""
+        reader, writer, hello = await _open(host, port, client_name, timeout)
+        return cls(reader, writer, hello, timeout, (host, port, client_name), retry_for)
 
     async def __aenter__(self) -> "Client":
         return self
@@ -146,6 +151,7 @@ class Client:
 
     async def close(self) -> None:
         """Closes the connection; requests still pending fail with ConnectionLost."""
+        self._user_closed = True
         if not self._writer.is_closing():
             self._writer.close()
         try:
@@ -165,22 +171,33 @@ class Client:
                      expected: Expected = Expected.any()) -> AppendResult:
         """Appends ``events`` atomically; returns once they are durable. A retry
         with the same event ids is deduplicated (``deduplicated`` is True)."""
-        rid = next(self._ids)
-        op, payload = await self._call(rid, p.encode_append(rid, stream, expected, list(events)), True)
+        events = list(events)
+
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_append(rid, stream, expected, events), True)
+
+        _, payload = await self._retrying(once)
         return p.decode_append_ok(payload)
 
     async def read_stream(self, stream: str, start: int = 0, count: int = 0,
                           backward: bool = False) -> ReadPage:
         """One page of ``stream`` from revision ``start`` (``annal.END`` with
         ``backward`` = from the last event). Continue at ``page.next``."""
-        rid = next(self._ids)
-        _, payload = await self._call(rid, p.encode_read_stream(rid, stream, start, count, backward), True)
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_read_stream(rid, stream, start, count, backward), True)
+
+        _, payload = await self._retrying(once)
         return p.decode_read_ok(payload)
 
     async def read_all(self, start: int = 0, count: int = 0, backward: bool = False) -> ReadPage:
         """One page of the global log from position ``start``."""
-        rid = next(self._ids)
-        _, payload = await self._call(rid, p.encode_read_all(rid, start, count, backward), True)
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_read_all(rid, start, count, backward), True)
+
+        _, payload = await self._retrying(once)
         return p.decode_read_ok(payload)
 
     async def iter_stream(self, stream: str, start: int = 0,
@@ -233,6 +250,41 @@ class Client:
         await self._call(rid, p.frame(Op.PING, rid), False)
 
     # ---- internals ----
+
+    async def _retrying(self, once) -> tuple:
+        """Runs ``once`` (one request); within ``retry_for``, a broken
+        connection or ``shutting_down`` reconnects and runs it again."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                if self._closed is not None and self.retry_for > 0 and not self._user_closed:
+                    await self._reconnect()
+                return await once()
+            except AnnalError as e:
+                retryable = e.code in (Code.CONNECTION_LOST, Code.SHUTTING_DOWN)
+                if not retryable or self._user_closed or loop.time() + delay > deadline:
+                    raise
+                if e.code == Code.SHUTTING_DOWN:
+                    self._fail_all(ConnectionLost("the node is shutting down"))
+            except OSError:
+                # The node is not (yet) back: connecting failed.
+                if loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _reconnect(self) -> None:
+        async with self._reconnecting:
+            if self._closed is None:
+                return  # another request reconnected meanwhile
+            self._task.cancel()
+            if not self._writer.is_closing():
+                self._writer.close()
+            host, port, name = self._address
+            reader, writer, hello = await _open(host, port, name, self.timeout)
+            self._attach(reader, writer, hello)
 
     async def _unsubscribe(self, sub: Subscription) -> None:
         if sub.id not in self._subs:
@@ -301,6 +353,22 @@ class Client:
         for sub in self._subs.values():
             sub._queue.put_nowait(err)
         self._subs.clear()
+
+
+async def _open(host: str, port: int, client_name: str, timeout: Optional[float]) -> tuple:
+    """A new connection after its handshake: (reader, writer, hello_ok)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    try:
+        writer.write(p.encode_hello(1, client_name))
+        op, _, payload = await asyncio.wait_for(_read_frame(reader), timeout)
+        if op == Op.ERROR:
+            raise _error(p.decode_error(payload))
+        if op != Op.HELLO_OK:
+            raise p.ProtocolError(f"expected hello_ok, got op {op:#x}")
+        return reader, writer, p.decode_hello_ok(payload)
+    except BaseException:
+        writer.close()
+        raise
 
 
 async def _read_frame(reader: asyncio.StreamReader) -> tuple:
