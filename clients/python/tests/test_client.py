@@ -204,3 +204,25 @@ def test_without_retry_a_broken_connection_fails_at_once():
         run(main())
     finally:
         n.close()
+
+
+def test_requests_waiting_for_window_room_fail_at_once_when_the_connection_breaks():
+    n = Node("--max-in-flight", "1")
+    try:
+        async def main():
+            c = await Client.connect(port=n.port, timeout=30)
+            assert c.hello.max_in_flight == 1
+            n.proc.send_signal(signal.SIGSTOP)  # the node answers nothing now
+            try:
+                tasks = [asyncio.create_task(c.append("w", [ev(i)])) for i in range(4)]
+                await asyncio.sleep(0.2)  # one sent, three waiting for room
+                await c.close()
+                done = await asyncio.wait_for(
+                    asyncio.gather(*tasks, return_exceptions=True), 5)
+                assert all(isinstance(r, ConnectionLost) for r in done), done
+            finally:
+                n.proc.send_signal(signal.SIGCONT)
+
+        run(main())
+    finally:
+        n.close()

@@ -326,6 +326,7 @@ export class Client {
     if (this.closed) throw this.closed;
     if (counted) await this.acquire();
     try {
+      if (this.closed) throw this.closed; // the connection broke while this waited for room
       const reply = await new Promise<{ op: number; payload: Buffer }>((resolve, reject) => {
         let timer: NodeJS.Timeout | null = null;
         const done = () => {

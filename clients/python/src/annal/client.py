@@ -298,9 +298,12 @@ class Client:
         """Sends one request and waits for its response: (op, payload)."""
         if self._closed is not None:
             raise self._closed
+        window = self._window  # a reconnect replaces it; release the one acquired
         if counted:
-            await self._window.acquire()
+            await window.acquire()
         try:
+            if self._closed is not None:
+                raise self._closed  # the connection broke while this waited for room
             fut: "asyncio.Future[tuple]" = asyncio.get_running_loop().create_future()
             self._pending[rid] = fut
             try:
@@ -312,7 +315,7 @@ class Client:
                 self._pending.pop(rid, None)
         finally:
             if counted:
-                self._window.release()
+                window.release()
         if op == Op.ERROR:
             raise _error(p.decode_error(payload))
         return op, payload

@@ -22,13 +22,15 @@ class SyncClient:
 
     @classmethod
     def connect(cls, host: str = "127.0.0.1", port: int = 7411,
-                client_name: str = "annal-python-sync", timeout: Optional[float] = 30.0) -> "SyncClient":
+                client_name: str = "annal-python-sync", timeout: Optional[float] = 30.0,
+                retry_for: float = 0.0) -> "SyncClient":
+        """As ``Client.connect`` (``retry_for``: reconnect and retry, seconds)."""
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="annal-client", daemon=True)
         thread.start()
         try:
             client = asyncio.run_coroutine_threadsafe(
-                Client.connect(host, port, client_name, timeout), loop).result()
+                Client.connect(host, port, client_name, timeout, retry_for), loop).result()
         except BaseException:
             loop.call_soon_threadsafe(loop.stop)
             thread.join()
