@@ -14,6 +14,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "net/frame_buffer.h"
+
 namespace annal::net {
 namespace {
 
@@ -37,52 +39,58 @@ bool send_all(int fd, std::string_view data) {
   return true;
 }
 
-bool recv_all(int fd, char* out, std::size_t n) {
-  while (n > 0) {
-    ssize_t r = ::recv(fd, out, n, 0);
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    if (r == 0) return false;
-    out += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
 struct Frame {
   std::uint8_t op = 0;
   std::uint64_t id = 0;
-  std::string payload;
+  std::string_view payload;  // into the reader's buffer, or a synthesized error
 };
 
-// Reads one frame; false on EOF, error or an invalid length.
-bool read_frame(int fd, Frame& f, std::string& why) {
-  std::array<std::uint8_t, 13> hdr{};
-  if (!recv_all(fd, reinterpret_cast<char*>(hdr.data()), 4)) {
-    why = "connection closed by the node";
-    return false;
+// The client's receive side: every recv takes as much as the socket holds,
+// and frames are parsed in place, so a burst of small responses costs one
+// recv and a response's events can be decoded as views of its bytes.
+class FrameReader {
+ public:
+  // The next frame; its payload stays valid until the following call.
+  // False on EOF, a socket error or an invalid length, with `why`.
+  bool next(int fd, Frame& f, std::string& why) {
+    in_.consume(done_);
+    done_ = 0;
+    std::size_t want = 4;
+    for (;;) {
+      const auto d = in_.data();
+      if (d.size() >= 4) {
+        const std::uint32_t len = proto::parse_length(d.first<4>());
+        if (len < proto::kFrameMinBody || len > kClientMaxFrame) {
+          why = fmt::format("invalid frame length {} from the node", len);
+          return false;
+        }
+        want = 4 + static_cast<std::size_t>(len);
+        if (d.size() >= want) {
+          const auto h = proto::parse_header(d.first<13>());
+          f.op = h.op;
+          f.id = h.request_id;
+          f.payload = in_.view(13, len - proto::kFrameMinBody);
+          done_ = want;
+          return true;
+        }
+      }
+      const auto space = in_.room(want);
+      const ssize_t r = ::recv(fd, space.data(), space.size(), 0);
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        why = r < 0       ? fmt::format("receive failed: {}", std::strerror(errno))
+              : d.empty() ? "connection closed by the node"
+                          : "connection closed in the middle of a frame";
+        return false;
+      }
+      in_.commit(static_cast<std::size_t>(r));
+    }
   }
-  const std::uint32_t len = proto::parse_length(std::span<const std::uint8_t, 4>(hdr.data(), 4));
-  if (len < proto::kFrameMinBody || len > kClientMaxFrame) {
-    why = fmt::format("invalid frame length {} from the node", len);
-    return false;
-  }
-  if (!recv_all(fd, reinterpret_cast<char*>(hdr.data() + 4), 9)) {
-    why = "connection closed in the middle of a frame";
-    return false;
-  }
-  auto h = proto::parse_header(std::span<const std::uint8_t, 13>(hdr));
-  f.op = h.op;
-  f.id = h.request_id;
-  f.payload.assign(len - proto::kFrameMinBody, '\0');
-  if (!f.payload.empty() && !recv_all(fd, f.payload.data(), f.payload.size())) {
-    why = "connection closed in the middle of a frame";
-    return false;
-  }
-  return true;
-}
+
+ private:
+  detail::FrameBuffer in_;
+  std::size_t done_ = 0;  // bytes of the frame last returned
+};
 
 template <typename T>
 Reply<T> decode_reply(const Frame& f, proto::Op expected, Result<T> (*dec)(std::string_view)) {
@@ -185,7 +193,7 @@ struct Subscription::State {
 
 class Client::Impl {
  public:
-  using Handler = std::function<void(Frame&&)>;
+  using Handler = std::function<void(const Frame&)>;
 
   int fd = -1;
   std::mutex write_mu;
@@ -200,6 +208,7 @@ class Client::Impl {
   proto::Error broken_error;
   std::atomic<bool> stopping{false};
   std::thread reader;
+  FrameReader frames;  // the handshake's, then the reader thread's
   std::size_t sub_queue = 64;
 
   ~Impl() {
@@ -228,7 +237,8 @@ class Client::Impl {
       }
     }
     if (id == 0) {
-      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), 0, error_frame(current_error())});
+      const std::string e = error_frame(current_error());
+      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), 0, e});
       return;
     }
     std::string frame = build(id);
@@ -251,7 +261,7 @@ class Client::Impl {
     std::string why;
     proto::Error last_conn_error = make_error(proto::Code::kConnectionLost, "");
     bool have_conn_error = false;
-    while (!stopping.load() && read_frame(fd, f, why)) {
+    while (!stopping.load() && frames.next(fd, f, why)) {
       Handler h;
       std::shared_ptr<Subscription::State> sub;
       {
@@ -266,7 +276,7 @@ class Client::Impl {
         }
       }
       if (h) {
-        h(std::move(f));
+        h(f);
         // Counted out only after the callback ran: drain() then means "every
         // callback has finished".
         std::lock_guard lk(mu);
@@ -282,7 +292,6 @@ class Client::Impl {
           have_conn_error = true;
         }
       }
-      f = Frame{};
     }
     proto::Error err = have_conn_error ? last_conn_error
                                        : make_error(proto::Code::kConnectionLost,
@@ -297,8 +306,9 @@ class Client::Impl {
       ended.swap(subs);
       cv.notify_all();  // senders waiting for the window see `broken`
     }
+    const std::string failure = error_frame(err);
     for (auto& [id, h] : failed)
-      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), id, error_frame(err)});
+      h(Frame{static_cast<std::uint8_t>(proto::Op::kError), id, failure});
     for (auto& [id, s] : ended) s->end(err);
     {
       std::lock_guard lk(mu);
@@ -350,8 +360,9 @@ class Client::Impl {
                 Result<T> (*dec)(std::string_view)) {
     auto p = std::make_shared<std::promise<Reply<T>>>();
     auto fut = p->get_future();
-    request(build,
-            [p, expected, dec](Frame&& f) { p->set_value(decode_reply<T>(f, expected, dec)); });
+    request(build, [p, expected, dec](const Frame& f) {
+      p->set_value(decode_reply<T>(f, expected, dec));
+    });
     return fut.get();
   }
 };
@@ -454,7 +465,7 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   if (::poll(&pfd, 1, static_cast<int>(options.connect_timeout.count())) <= 0)
     return make_error(proto::Code::kConnectionLost, "no hello reply from the node in time");
   Frame f;
-  if (!read_frame(fd, f, why)) return make_error(proto::Code::kConnectionLost, why);
+  if (!impl->frames.next(fd, f, why)) return make_error(proto::Code::kConnectionLost, why);
   auto ok = decode_reply<proto::HelloOk>(f, proto::Op::kHelloOk, &proto::decode_hello_ok);
   if (!ok.ok()) return ok.error();
   impl->window = std::max<std::uint32_t>(1, ok->max_in_flight);
@@ -468,21 +479,37 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
 void Client::append_async(const proto::AppendReq& req, AppendCallback cb) {
   impl_->request(
       [&req](std::uint64_t id) { return proto::encode_append(id, req); },
-      [cb = std::move(cb)](Frame&& f) {
+      [cb = std::move(cb)](const Frame& f) {
         cb(decode_reply<proto::AppendOk>(f, proto::Op::kAppendOk, &proto::decode_append_ok));
       });
 }
 
 void Client::read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb) {
   impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
-                 [cb = std::move(cb)](Frame&& f) {
+                 [cb = std::move(cb)](const Frame& f) {
                    cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
+                 });
+}
+
+void Client::read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCallback cb) {
+  impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
+                 [cb = std::move(cb)](const Frame& f) {
+                   cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
+                                                      &proto::decode<proto::ReadOkView>));
+                 });
+}
+
+void Client::read_all_view_async(const proto::ReadAllReq& req, ReadViewCallback cb) {
+  impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
+                 [cb = std::move(cb)](const Frame& f) {
+                   cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
+                                                      &proto::decode<proto::ReadOkView>));
                  });
 }
 
 void Client::read_all_async(const proto::ReadAllReq& req, ReadCallback cb) {
   impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
-                 [cb = std::move(cb)](Frame&& f) {
+                 [cb = std::move(cb)](const Frame& f) {
                    cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
                  });
 }
@@ -524,7 +551,7 @@ Reply<std::unique_ptr<Subscription>> Client::subscribe(const proto::SubscribeReq
   auto fut = p->get_future();
   Impl* impl = impl_.get();
   impl_->request([&req](std::uint64_t id) { return proto::encode_subscribe(id, req); },
-                 [p, state, impl](Frame&& f) {
+                 [p, state, impl](const Frame& f) {
                    auto r = decode_reply<proto::SubscribeOk>(f, proto::Op::kSubscribeOk,
                                                              &proto::decode_subscribe_ok);
                    // Register before the reader reads the next frame: events follow at once.

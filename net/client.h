@@ -123,6 +123,13 @@ class Client {
   void append_async(const proto::AppendReq& req, AppendCallback cb);
   void read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb);
   void read_all_async(const proto::ReadAllReq& req, ReadCallback cb);
+  // The same reads with the events decoded as views into the response's
+  // bytes, valid only while the callback runs: no copy and no allocation per
+  // event, for consumers that handle a page at once. RecordView::to_record()
+  // copies one event out.
+  using ReadViewCallback = std::function<void(Reply<proto::ReadOkView>)>;
+  void read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCallback cb);
+  void read_all_view_async(const proto::ReadAllReq& req, ReadViewCallback cb);
 
   Reply<proto::AppendOk> append(const proto::AppendReq& req);
   Reply<proto::ReadOk> read_stream(const proto::ReadStreamReq& req);

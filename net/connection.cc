@@ -176,7 +176,15 @@ void Connection::request_finished(std::size_t bytes) {
 void Connection::send(std::string frame) {
   if (closed_) return;
   out_bytes_ += frame.size();
-  out_.push_back(std::move(frame));
+  out_.push_back(OutFrame{std::move(frame), nullptr, {}});
+  write_cv_.cancel();
+}
+
+void Connection::send_shared(std::string head, std::shared_ptr<const void> owner,
+                             std::string_view body) {
+  if (closed_) return;
+  out_.push_back(OutFrame{std::move(head), std::move(owner), body});
+  out_bytes_ += out_.back().size();
   write_cv_.cancel();
 }
 
@@ -256,7 +264,7 @@ asio::awaitable<void> Connection::reader() {
 }
 
 asio::awaitable<void> Connection::writer() {
-  std::vector<std::string> batch;
+  std::vector<OutFrame> batch;
   std::vector<asio::const_buffer> bufs;
   while (!closed_) {
     if (out_.empty()) {
@@ -276,7 +284,10 @@ asio::awaitable<void> Connection::writer() {
       batch.push_back(std::move(out_.front()));
       out_.pop_front();
     }
-    for (const auto& b : batch) bufs.emplace_back(asio::buffer(b));
+    for (const auto& f : batch) {
+      bufs.emplace_back(asio::buffer(f.head));
+      if (!f.body.empty()) bufs.emplace_back(asio::buffer(f.body.data(), f.body.size()));
+    }
     boost::system::error_code ec;
     co_await asio::async_write(socket_, bufs, redirect_error(use_awaitable, ec));
     out_bytes_ -= bytes;

@@ -25,11 +25,21 @@
 
 #include "net/asio.h"
 #include "net/json_check.h"
-#include "proto/protocol.h"
 #include "net/shared.h"
 #include "net/subscription.h"
+#include "proto/protocol.h"
 
 namespace annal::net::detail {
+
+// One frame waiting to be written: all of it in `head`, or a head of its own
+// followed by bytes shared with other connections (a subscription batch),
+// kept alive by `owner`.
+struct OutFrame {
+  std::string head;
+  std::shared_ptr<const void> owner;
+  std::string_view body;
+  std::size_t size() const { return head.size() + body.size(); }
+};
 
 // A co_spawn completion handler that logs an escaped exception as `what`.
 std::function<void(std::exception_ptr)> log_exceptions(std::string what);
@@ -69,6 +79,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> watchdog();
   asio::awaitable<void> wait_for_room(const Subscription* sub);
   void send(std::string frame);
+  // Queues `head` then `body` (owned by `owner`, shared with others) as one frame.
+  void send_shared(std::string head, std::shared_ptr<const void> owner, std::string_view body);
   void send_error(std::uint64_t id, proto::Code code, std::string message,
                   std::uint64_t detail = proto::kNone);
   void fail_and_close(std::uint64_t id, proto::Code code, std::string message);
@@ -97,7 +109,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> run_subscription(std::shared_ptr<Subscription> sub);
   asio::awaitable<std::shared_ptr<const Batch>> next_batch(const Subscription& sub,
                                                            GlobalPosition end);
-  void deliver(Subscription& sub, const Batch& b);
+  void deliver(Subscription& sub, const std::shared_ptr<const Batch>& b);
   void maybe_checkpoint(Subscription& sub);
   void end_subscription(Subscription& sub);
 
@@ -121,7 +133,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unordered_multimap<std::uint64_t, std::size_t> pending_appends_;
   Clock::time_point last_activity_;
 
-  std::deque<std::string> out_;
+  std::deque<OutFrame> out_;
   std::size_t out_bytes_ = 0;
   asio::steady_timer write_cv_;  // wakes the writer
   asio::steady_timer room_cv_;   // wakes those waiting for write-queue room

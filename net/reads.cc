@@ -19,14 +19,21 @@ read::PageLimits page_limits(const ServerOptions& opts, std::uint32_t count) {
   return l;
 }
 
-std::string response(std::uint64_t id, const read::Page& page, const WireSink& events) {
+// Bytes to reserve for one page's events: its byte cap, or less when the
+// page holds few events (~512 bytes each is a generous guess; the buffer
+// grows if it is wrong).
+std::size_t expected_bytes(const read::PageLimits& l) {
+  return static_cast<std::size_t>(
+      std::min<std::uint64_t>(l.max_bytes + (64u << 10), l.max_count * 512 + 4096));
+}
+
+std::string response(std::uint64_t id, const read::Page& page, WireSink& events) {
   if (!page.status.is_ok())
     return proto::encode_error(id, proto::Error{proto::code_from_errc(page.status.code()),
                                                 proto::kNone, page.status.message()});
-  // The events were encoded once, from the log's records, into the sink; the
-  // frame copies them once more (the header needs the count in front).
-  return proto::encode(id, proto::ReadOkOf<proto::EncodedEvents>{
-                               page.end, page.next, {events.count(), events.events()}});
+  // The events were encoded once, from the log's records, into the sink,
+  // behind room for the frame's head: the frame is finished in place.
+  return events.take_read_ok(id, page.end, page.next);
 }
 
 }  // namespace
@@ -41,10 +48,10 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
   request_started();
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
-    WireSink events;
-    const auto page =
-        read::read_stream_page(self->shared_->store, req.stream, req.from, req.direction,
-                               page_limits(self->shared_->options, req.count), events);
+    const read::PageLimits limits = page_limits(self->shared_->options, req.count);
+    WireSink events(expected_bytes(limits));
+    const auto page = read::read_stream_page(self->shared_->store, req.stream, req.from,
+                                             req.direction, limits, events);
     asio::post(self->strand_, [self, frame = response(id, page, events)]() mutable {
       self->send(std::move(frame));
       self->request_finished();
@@ -62,9 +69,10 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
   request_started();
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = m.value()]() {
-    WireSink events;
-    const auto page = read::read_all_page(self->shared_->store.log(), req.from, req.direction,
-                                          page_limits(self->shared_->options, req.count), events);
+    const read::PageLimits limits = page_limits(self->shared_->options, req.count);
+    WireSink events(expected_bytes(limits));
+    const auto page =
+        read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, events);
     asio::post(self->strand_, [self, frame = response(id, page, events)]() mutable {
       self->send(std::move(frame));
       self->request_finished();

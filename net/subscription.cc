@@ -139,10 +139,15 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   co_return fresh;
 }
 
-void Connection::deliver(Subscription& sub, const Batch& b) {
+void Connection::deliver(Subscription& sub, const std::shared_ptr<const Batch>& batch) {
+  const Batch& b = *batch;
   if (b.events.count() > 0) {
-    send(proto::encode(
-        sub.id, proto::SubEventsOf<proto::EncodedEvents>{{b.events.count(), b.events.events()}}));
+    // The batch's bytes are shared by every subscriber it goes to; only the
+    // head (this subscription's id and the count) is this connection's own.
+    const proto::SubEventsOf<proto::EncodedEvents> m{{b.events.count(), b.events.events()}};
+    std::string head(proto::frame_head_size(m), '\0');
+    proto::write_frame_head(sub.id, m, head.data());
+    send_shared(std::move(head), batch, b.events.events());
   }
   const read::Step& s = b.step;
   sub.next_rev = s.next_rev;
@@ -184,7 +189,7 @@ asio::awaitable<void> Connection::run_subscription(std::shared_ptr<Subscription>
         end_subscription(*sub);
         break;
       }
-      deliver(*sub, *b);
+      deliver(*sub, b);
     } else {
       sub->timer.expires_after(shared_->options.checkpoint_period);
       boost::system::error_code ec;

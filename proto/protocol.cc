@@ -1,5 +1,7 @@
 #include "proto/protocol.h"
 
+#include <cstring>
+
 #include "proto/wire.h"
 
 namespace annal::net::proto {
@@ -7,18 +9,16 @@ namespace {
 
 constexpr std::size_t kHeaderSize = kLengthPrefixSize + kFrameMinBody;
 
-// The 13-byte header with a length placeholder; finished by end_frame.
-std::string begin_frame(Op op, std::uint64_t id, std::size_t payload_size) {
-  std::string o;
-  o.reserve(kHeaderSize + payload_size);
-  o.append(4, '\0');
-  o.push_back(static_cast<char>(op));
-  wire::Writer(o).u64(id, "request_id");
-  return o;
+// The 13-byte header of a frame whose payload has `payload_size` bytes.
+void write_header(char* at, Op op, std::uint64_t id, std::size_t payload_size) {
+  wire::Writer w(at);
+  w.u32(static_cast<std::uint32_t>(kFrameMinBody + payload_size), "length");
+  *w.end() = static_cast<char>(op);
+  wire::Writer(at + 5).u64(id, "request_id");
 }
-std::string end_frame(std::string o) {
-  const auto len = static_cast<std::uint32_t>(o.size() - kLengthPrefixSize);
-  for (int i = 0; i < 4; ++i) o[static_cast<std::size_t>(i)] = static_cast<char>(len >> (8 * i));
+std::string frame_with_payload(Op op, std::uint64_t id, std::size_t payload_size) {
+  std::string o(kHeaderSize + payload_size, '\0');
+  write_header(o.data(), op, id, payload_size);
   return o;
 }
 
@@ -33,10 +33,38 @@ template <class M>
 std::string encode(std::uint64_t id, const M& m) {
   wire::Sizer size;
   M::fields(size, m);
-  std::string o = begin_frame(M::kOp, id, size.bytes);
-  wire::Writer w(o);
+  std::string o = frame_with_payload(M::kOp, id, size.bytes);
+  wire::Writer w(o.data() + kHeaderSize);
   M::fields(w, m);
-  return end_frame(std::move(o));
+  return o;
+}
+
+namespace {
+// `m` without its events' bytes: what goes in front of them.
+template <class M>
+M head_of(const M& m) {
+  M h = m;
+  h.events.bytes = {};
+  return h;
+}
+}  // namespace
+
+template <class M>
+std::size_t frame_head_size(const M& m) {
+  const M h = head_of(m);
+  wire::Sizer size;
+  M::fields(size, h);
+  return kHeaderSize + size.bytes;
+}
+
+template <class M>
+void write_frame_head(std::uint64_t id, const M& m, char* head) {
+  const M h = head_of(m);
+  wire::Sizer size;
+  M::fields(size, h);
+  write_header(head, M::kOp, id, size.bytes + m.events.bytes.size());
+  wire::Writer w(head + kHeaderSize);
+  M::fields(w, h);
 }
 
 template <class M>
@@ -61,9 +89,11 @@ ANNAL_PROTO_MESSAGE(AppendOk)
 ANNAL_PROTO_MESSAGE(ReadStreamReq)
 ANNAL_PROTO_MESSAGE(ReadAllReq)
 ANNAL_PROTO_MESSAGE(ReadOk)
+ANNAL_PROTO_MESSAGE(ReadOkView)
 ANNAL_PROTO_MESSAGE(SubscribeReq)
 ANNAL_PROTO_MESSAGE(SubscribeOk)
 ANNAL_PROTO_MESSAGE(SubEvents)
+ANNAL_PROTO_MESSAGE(SubEventsView)
 ANNAL_PROTO_MESSAGE(Checkpoint)
 ANNAL_PROTO_MESSAGE(UnsubscribeReq)
 ANNAL_PROTO_MESSAGE(Error)
@@ -73,15 +103,19 @@ ANNAL_PROTO_MESSAGE(InfoOk)
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&);
 template std::string encode<SubEventsOf<EncodedEvents>>(std::uint64_t,
                                                         const SubEventsOf<EncodedEvents>&);
+template std::size_t frame_head_size(const ReadOkOf<EncodedEvents>&);
+template std::size_t frame_head_size(const SubEventsOf<EncodedEvents>&);
+template void write_frame_head(std::uint64_t, const ReadOkOf<EncodedEvents>&, char*);
+template void write_frame_head(std::uint64_t, const SubEventsOf<EncodedEvents>&, char*);
 
 std::string make_frame(Op op, std::uint64_t id, std::string_view payload) {
-  std::string o = begin_frame(op, id, payload.size());
-  o.append(payload);
-  return end_frame(std::move(o));
+  std::string o = frame_with_payload(op, id, payload.size());
+  if (!payload.empty()) std::memcpy(o.data() + kHeaderSize, payload.data(), payload.size());
+  return o;
 }
 
 std::string encode_empty(Op op, std::uint64_t id) {
-  return end_frame(begin_frame(op, id, 0));
+  return frame_with_payload(op, id, 0);
 }
 
 std::size_t event_wire_size(const engine::EventRecord& e) {
@@ -96,12 +130,10 @@ std::size_t event_wire_size(const engine::RecordView& v) {
 }
 
 void append_event(std::string& o, const engine::RecordView& v) {
-  wire::Writer w(o);
-  event_fields(w, v);
+  wire::append_to(o, [&v](auto& w) { event_fields(w, v); });
 }
 void append_event(std::string& o, const engine::EventRecord& e) {
-  wire::Writer w(o);
-  event_fields(w, e);
+  wire::append_to(o, [&e](auto& w) { event_fields(w, e); });
 }
 
 std::uint32_t parse_length(std::span<const std::uint8_t, 4> b) {

@@ -242,6 +242,9 @@ struct ReadOkOf {
   }
 };
 using ReadOk = ReadOkOf<std::vector<engine::EventRecord>>;
+// Decoded as views into the frame's bytes: valid while they are (no copy and
+// no allocation per event).
+using ReadOkView = ReadOkOf<std::vector<engine::RecordView>>;
 
 enum class Target : std::uint8_t { kStream = 0, kAll = 1 };
 struct SubscribeReq {
@@ -290,6 +293,7 @@ struct SubEventsOf {
   }
 };
 using SubEvents = SubEventsOf<std::vector<engine::EventRecord>>;
+using SubEventsView = SubEventsOf<std::vector<engine::RecordView>>;
 struct Checkpoint {
   static constexpr Op kOp = Op::kCheckpoint;
   static constexpr const char* kName = "checkpoint";
@@ -381,6 +385,16 @@ std::string encode(std::uint64_t id, const M& m);
 // on truncated or trailing bytes, invalid enum values, counts that cannot fit.
 template <class M>
 Result<M> decode(std::string_view payload);
+
+// A frame built around events already encoded in place (one copy of each
+// record's bytes): the caller reserves frame_head_size(m) bytes in front of
+// the events, and write_frame_head fills them with the frame header and m's
+// fields up to the events. Only the size of m.events.bytes is used: they are
+// the bytes that follow the head. For ReadOkOf / SubEventsOf<EncodedEvents>.
+template <class M>
+std::size_t frame_head_size(const M& m);
+template <class M>
+void write_frame_head(std::uint64_t id, const M& m, char* head);
 
 std::string encode_empty(Op op, std::uint64_t id);  // ping, pong, info, unsubscribe-ok
 // Builds a frame around an already-encoded payload (tests, malformed input).

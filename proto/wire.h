@@ -49,21 +49,24 @@ class Sizer {
   void events(const EncodedEvents& e, const char*) { bytes += 4 + e.bytes.size(); }
 };
 
+// Writes into storage already sized by a Sizer pass over the same fields:
+// no capacity check or growth per field, one memcpy per string.
 class Writer {
  public:
-  explicit Writer(std::string& out) : o_(out) {}
+  explicit Writer(char* out) : p_(out) {}
   void u16(const std::uint16_t& v, const char*) { le(v, 2); }
   void u32(const std::uint32_t& v, const char*) { le(v, 4); }
   void u64(const std::uint64_t& v, const char*) { le(v, 8); }
   void i64(const std::int64_t& v, const char*) { le(static_cast<std::uint64_t>(v), 8); }
-  void boolean(const bool& v, const char*) { o_.push_back(v ? '\1' : '\0'); }
+  void boolean(const bool& v, const char*) { *p_++ = v ? '\1' : '\0'; }
   void wire_flags(const std::uint32_t& v, const char*) { le(v & kWireFlagMask, 4); }
   void str(std::string_view s, const char*) {
     le(s.size(), 4);
-    o_.append(s);
+    bytes(s);
   }
   void id(const EventId& v, const char*) {
-    o_.append(reinterpret_cast<const char*>(v.bytes.data()), v.bytes.size());
+    std::memcpy(p_, v.bytes.data(), v.bytes.size());
+    p_ += v.bytes.size();
   }
   template <class E>
   void enumeration(const E& v, const char*, std::uint64_t, const char*) {
@@ -85,15 +88,38 @@ class Writer {
   }
   void events(const EncodedEvents& e, const char*) {
     le(e.count, 4);
-    o_.append(e.bytes);
+    bytes(e.bytes);
   }
+  char* end() const { return p_; }
 
  private:
   void le(std::uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) o_.push_back(static_cast<char>(v >> (8 * i)));
+    if (n == 8 || n == 4) {  // the common widths: one store each
+      char b[8];
+      for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
+      std::memcpy(p_, b, static_cast<std::size_t>(n));
+    } else {
+      for (int i = 0; i < n; ++i) p_[i] = static_cast<char>(v >> (8 * i));
+    }
+    p_ += n;
   }
-  std::string& o_;
+  void bytes(std::string_view s) {
+    if (!s.empty()) std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  char* p_;
 };
+
+// Appends the fields `walk` writes to `out`, sized by a Sizer pass first.
+template <class Walk>
+void append_to(std::string& out, Walk&& walk) {
+  Sizer size;
+  walk(size);
+  const std::size_t at = out.size();
+  out.resize(at + size.bytes);
+  Writer w(out.data() + at);
+  walk(w);
+}
 
 class Reader {
  public:
@@ -110,9 +136,15 @@ class Reader {
     v = b == 1;
   }
   void str(std::string& v, const char* f) {
+    std::string_view view;
+    str(view, f);
+    v.assign(view);
+  }
+  // A view into the decoded buffer: valid while that buffer is.
+  void str(std::string_view& v, const char* f) {
     const std::uint64_t n = le(4, f);
     if (!need(n, f)) return;
-    v.assign(in_.substr(pos_, n));
+    v = in_.substr(pos_, n);
     pos_ += n;
   }
   void id(EventId& v, const char* f) {
@@ -150,8 +182,9 @@ class Reader {
       if (!ok()) return;
     }
   }
-  void events(std::vector<engine::EventRecord>& items, const char* f) {
-    list(items, f, kEventWireFixed, [](Reader& r, engine::EventRecord& e) { event_fields(r, e); });
+  template <class E>
+  void events(std::vector<E>& items, const char* f) {
+    list(items, f, kEventWireFixed, [](Reader& r, E& e) { event_fields(r, e); });
   }
 
   bool ok() const { return error_.empty(); }
@@ -172,13 +205,15 @@ class Reader {
 
  private:
   bool need(std::uint64_t n, const char* f) {
+    if (ok() && remaining() >= n) [[likely]]
+      return true;
+    return need_failed(n, f);
+  }
+  [[gnu::cold, gnu::noinline]] bool need_failed(std::uint64_t n, const char* f) {
     if (!ok()) return false;
-    if (remaining() < n) {
-      fail(f, "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
-                  " left)");
-      return false;
-    }
-    return true;
+    fail(f, "truncated (needs " + std::to_string(n) + " bytes, " + std::to_string(remaining()) +
+                " left)");
+    return false;
   }
   std::uint64_t le(std::size_t n, const char* f) {
     if (!need(n, f)) return 0;

@@ -218,7 +218,8 @@ ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t f
   };
   send = [&](std::uint64_t f, std::uint64_t n) {
     const std::int64_t sent = now_ns();
-    auto cb = [&, f, n, sent](net::Reply<proto::ReadOk> reply) {
+    // Views into the response: checked here, never copied.
+    auto cb = [&, f, n, sent](net::Reply<proto::ReadOkView> reply) {
       const std::int64_t t = now_ns();
       std::uint64_t nf = 0, nn = 0;
       bool again = false;
@@ -262,13 +263,13 @@ ReadResult pipelined_read(const Options& o, Client& c, bool all, std::uint64_t f
       proto::ReadAllReq q;
       q.from = f;
       q.count = static_cast<std::uint32_t>(n);
-      c.read_all_async(q, cb);
+      c.read_all_view_async(q, cb);
     } else {
       proto::ReadStreamReq q;
       q.stream = o.stream;
       q.from = f;
       q.count = static_cast<std::uint32_t>(n);
-      c.read_stream_async(q, cb);
+      c.read_stream_view_async(q, cb);
     }
   };
   const auto t0 = Clock::now();

@@ -188,6 +188,70 @@ TEST_F(NodeTest, EveryOperationWorksEndToEnd) {
   EXPECT_EQ(error_of(*f).code, proto::Code::kUnknownSubscription);
 }
 
+// The view reads decode the same frames as the owning reads, in place: many
+// responses in flight at once arrive through the client's one receive buffer.
+TEST_F(NodeTest, ViewReadsSeeExactlyWhatOwningReadsSee) {
+  start();
+  auto c = node_->client();
+  for (int i = 0; i < 50; ++i) {
+    std::vector<index::NewEvent> batch;
+    for (int k = 0; k < 20; ++k)
+      batch.push_back(json_event("T" + std::to_string(k), "{\"i\":" + std::to_string(i) + "}"));
+    append(*c, "s-" + std::to_string(i % 3), std::move(batch));
+  }
+  std::mutex mu;
+  std::map<std::uint64_t, std::vector<engine::EventRecord>> pages;  // by `from`
+  std::atomic<int> errors{0};
+  for (std::uint64_t from = 0; from < 1000; from += 37)
+    c->read_all_view_async(proto::ReadAllReq{from, 37, index::Direction::kForward},
+                           [&, from](Reply<proto::ReadOkView> r) {
+                             if (!r.ok()) {
+                               ++errors;
+                               return;
+                             }
+                             std::vector<engine::EventRecord> copy;
+                             for (const auto& v : r->events) copy.push_back(v.to_record());
+                             std::lock_guard lk(mu);
+                             pages[from] = std::move(copy);
+                           });
+  std::vector<engine::EventRecord> stream_view;
+  c->read_stream_view_async(proto::ReadStreamReq{"s-1", 0, 500, index::Direction::kForward},
+                            [&](Reply<proto::ReadOkView> r) {
+                              if (!r.ok()) {
+                                ++errors;
+                                return;
+                              }
+                              for (const auto& v : r->events) stream_view.push_back(v.to_record());
+                            });
+  c->drain();
+  ASSERT_EQ(errors.load(), 0);
+  ASSERT_EQ(pages.size(), 28u);
+  for (const auto& [from, got] : pages) {
+    auto owned = c->read_all(proto::ReadAllReq{from, 37, index::Direction::kForward});
+    ASSERT_TRUE(owned.ok()) << owned.error_string();
+    ASSERT_EQ(got.size(), owned->events.size()) << "from " << from;
+    for (std::size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k].position.value, from + k);
+      EXPECT_EQ(got[k].stream, owned->events[k].stream);
+      EXPECT_EQ(got[k].type, owned->events[k].type);
+      EXPECT_EQ(got[k].data, owned->events[k].data);
+      EXPECT_EQ(got[k].metadata, owned->events[k].metadata);
+      EXPECT_EQ(got[k].id.bytes, owned->events[k].id.bytes);
+      EXPECT_EQ(got[k].revision.value, owned->events[k].revision.value);
+      EXPECT_EQ(got[k].timestamp_us, owned->events[k].timestamp_us);
+    }
+  }
+  auto owned_stream =
+      c->read_stream(proto::ReadStreamReq{"s-1", 0, 500, index::Direction::kForward});
+  ASSERT_TRUE(owned_stream.ok());
+  ASSERT_EQ(stream_view.size(), owned_stream->events.size());
+  ASSERT_FALSE(stream_view.empty());
+  for (std::size_t k = 0; k < stream_view.size(); ++k) {
+    EXPECT_EQ(stream_view[k].revision.value, k);
+    EXPECT_EQ(stream_view[k].data, owned_stream->events[k].data);
+  }
+}
+
 TEST_F(NodeTest, PipelinedRequestsAreAnsweredByRequestId) {
   start();
   auto c = node_->client();

@@ -49,5 +49,44 @@ TEST(WireSinkTest, SizeOfIsWhatAddAppends) {
   EXPECT_EQ(sink.count(), 1u);
 }
 
+// A read_ok finished in place is byte for byte the frame the declared
+// fields encode, and a sub_events head in front of the shared events is too.
+TEST(WireSinkTest, FramesFinishedInPlaceEqualTheDeclaredEncoding) {
+  for (int n : {0, 1, 3, 200}) {
+    WireSink sink;
+    std::vector<std::string> data;
+    for (int i = 0; i < n; ++i) data.push_back("{\"i\":" + std::to_string(i) + "}");
+    for (int i = 0; i < n; ++i) {
+      engine::RecordView v;
+      v.position = GlobalPosition(100 + static_cast<std::uint64_t>(i));
+      v.revision = StreamRevision(static_cast<std::uint64_t>(i));
+      v.stream = "order-7";
+      v.type = "Placed";
+      v.data = data[static_cast<std::size_t>(i)];
+      v.flags = engine::format::kFlagDataJson;
+      v.timestamp_us = 1'700'000'000'000'000 + i;
+      sink.add(v);
+    }
+    const std::string events(sink.events());
+    const proto::SubEventsOf<proto::EncodedEvents> sub{{sink.count(), events}};
+    std::string head(proto::frame_head_size(sub), '\0');
+    proto::write_frame_head(9, sub, head.data());
+    EXPECT_EQ(head + events, proto::encode(9, sub)) << n << " events";
+
+    const std::string expected =
+        proto::encode(5, proto::ReadOkOf<proto::EncodedEvents>{
+                             n == 0, 100 + static_cast<std::uint64_t>(n), {sink.count(), events}});
+    const std::string frame = sink.take_read_ok(5, n == 0, 100 + static_cast<std::uint64_t>(n));
+    EXPECT_EQ(frame, expected) << n << " events";
+    auto ok = proto::decode<proto::ReadOkView>(
+        std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody));
+    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+    ASSERT_EQ(ok->events.size(), static_cast<std::size_t>(n));
+    if (n > 0) {
+      EXPECT_EQ(ok->events.back().data, data.back());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace annal::net::detail
