@@ -271,7 +271,7 @@ class Store::Impl final : public engine::WriteHooks {
     }
     // One event id names one event: an append carrying an id twice would leave
     // readers with two events under one id and make retries ambiguous.
-    {
+    if (a.events.size() > 1) {
       std::vector<std::pair<EventId, std::size_t>> ids;
       ids.reserve(a.events.size());
       for (std::size_t i = 0; i < a.events.size(); ++i) ids.emplace_back(a.events[i].id, i);

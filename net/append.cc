@@ -5,6 +5,10 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
+
+#include "engine/status.h"
 #include "net/connection.h"
 
 namespace annal::net::detail {
@@ -22,7 +26,7 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
-  pending_appends_.emplace(id, bytes);
+  pending_appends_.push_back({id, bytes});
   index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
   // On the log's writer thread, the callback hands the outcome to the lane,
   // which answers every ack of a group commit in one post. It holds the
@@ -37,7 +41,8 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
 }
 
 void Connection::finish_append(const Ack& ack) {
-  auto pending = pending_appends_.find(ack.id);
+  auto pending = std::find_if(pending_appends_.begin(), pending_appends_.end(),
+                              [&](const PendingAppend& p) { return p.id == ack.id; });
   if (pending == pending_appends_.end()) return;  // abandoned at shutdown: already answered
   pending_appends_.erase(pending);
   const engine::AppendOutcome& o = ack.outcome;
@@ -47,7 +52,10 @@ void Connection::finish_append(const Ack& ack) {
     ok.first_revision = o.first_revision.value;
     ok.count = o.count;
     ok.deduplicated = o.deduplicated;
-    send(proto::encode_append_ok(ack.id, ok));
+    std::array<char, OutFrame::kSmall> frame;
+    const std::size_t n = proto::encode_to(ack.id, ok, frame);
+    ANNAL_CHECK(n > 0, "an append_ok frame is larger than OutFrame::kSmall");
+    send_small(std::span<const char>(frame.data(), n));
   } else {
     std::uint64_t detail = proto::kNone;
     if (o.status.code() == Errc::kWrongExpectedRevision && o.actual_revision)

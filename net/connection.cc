@@ -176,15 +176,27 @@ void Connection::request_finished(std::size_t bytes) {
 void Connection::send(std::string frame) {
   if (closed_) return;
   out_bytes_ += frame.size();
-  out_.push_back(OutFrame{std::move(frame), nullptr, {}});
+  out_.emplace_back().head = std::move(frame);
+  write_cv_.cancel();
+}
+
+void Connection::send_small(std::span<const char> frame) {
+  if (closed_) return;
+  OutFrame& f = out_.emplace_back();
+  std::copy(frame.begin(), frame.end(), f.small.begin());
+  f.small_size = static_cast<std::uint8_t>(frame.size());
+  out_bytes_ += frame.size();
   write_cv_.cancel();
 }
 
 void Connection::send_shared(std::string head, std::shared_ptr<const void> owner,
                              std::string_view body) {
   if (closed_) return;
-  out_.push_back(OutFrame{std::move(head), std::move(owner), body});
-  out_bytes_ += out_.back().size();
+  OutFrame& f = out_.emplace_back();
+  f.head = std::move(head);
+  f.owner = std::move(owner);
+  f.body = body;
+  out_bytes_ += f.size();
   write_cv_.cancel();
 }
 
@@ -285,7 +297,8 @@ asio::awaitable<void> Connection::writer() {
       out_.pop_front();
     }
     for (const auto& f : batch) {
-      bufs.emplace_back(asio::buffer(f.head));
+      if (f.small_size > 0) bufs.emplace_back(asio::buffer(f.small.data(), f.small_size));
+      if (!f.head.empty()) bufs.emplace_back(asio::buffer(f.head));
       if (!f.body.empty()) bufs.emplace_back(asio::buffer(f.body.data(), f.body.size()));
     }
     boost::system::error_code ec;

@@ -12,6 +12,7 @@
 // except what is marked atomic. Work for the log-reading pool copies what it
 // needs and posts its result back to the strand.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -34,11 +36,16 @@ namespace annal::net::detail {
 // One frame waiting to be written: all of it in `head`, or a head of its own
 // followed by bytes shared with other connections (a subscription batch),
 // kept alive by `owner`.
+// A frame of at most kSmall bytes (an append's answer) is kept inline, so
+// answering an append allocates nothing.
 struct OutFrame {
+  static constexpr std::size_t kSmall = 48;
   std::string head;
   std::shared_ptr<const void> owner;
   std::string_view body;
-  std::size_t size() const { return head.size() + body.size(); }
+  std::array<char, kSmall> small;
+  std::uint8_t small_size = 0;
+  std::size_t size() const { return head.size() + body.size() + small_size; }
 };
 
 // A co_spawn completion handler that logs an escaped exception as `what`.
@@ -79,6 +86,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<void> watchdog();
   asio::awaitable<void> wait_for_room(const Subscription* sub);
   void send(std::string frame);
+  // Queues a frame of at most OutFrame::kSmall bytes, copied inline.
+  void send_small(std::span<const char> frame);
   // Queues `head` then `body` (owned by `owner`, shared with others) as one frame.
   void send_shared(std::string head, std::shared_ptr<const void> owner, std::string_view body);
   void send_error(std::uint64_t id, proto::Code code, std::string message,
@@ -130,7 +139,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::size_t in_flight_bytes_ = 0;  // append payloads not yet answered
   // Appends handed to the store and not yet answered: request id -> payload
   // bytes (ids are the client's, so they may repeat).
-  std::unordered_multimap<std::uint64_t, std::size_t> pending_appends_;
+  // In the order sent; answers come back in that order, so the one looked
+  // for is almost always the first.
+  struct PendingAppend {
+    std::uint64_t id;
+    std::size_t bytes;
+  };
+  std::deque<PendingAppend> pending_appends_;
   Clock::time_point last_activity_;
 
   std::deque<OutFrame> out_;

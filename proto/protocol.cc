@@ -68,6 +68,18 @@ void write_frame_head(std::uint64_t id, const M& m, char* head) {
 }
 
 template <class M>
+std::size_t encode_to(std::uint64_t id, const M& m, std::span<char> out) {
+  wire::Sizer size;
+  M::fields(size, m);
+  if (kHeaderSize + size.bytes > out.size()) return 0;
+  write_header(out.data(), M::kOp, id, size.bytes);
+  wire::Writer w(out.data() + kHeaderSize);
+  M::fields(w, m);
+  return kHeaderSize + size.bytes;
+}
+template std::size_t encode_to(std::uint64_t, const AppendOk&, std::span<char>);
+
+template <class M>
 Result<M> decode(std::string_view payload) {
   wire::Reader r(payload, M::kName);
   M m;

@@ -396,6 +396,11 @@ std::size_t frame_head_size(const M& m);
 template <class M>
 void write_frame_head(std::uint64_t id, const M& m, char* head);
 
+// The frame of `m` written into `out` (no allocation): its size, or 0 if it
+// does not fit. Instantiated for AppendOk (the per-append answer).
+template <class M>
+std::size_t encode_to(std::uint64_t id, const M& m, std::span<char> out);
+
 std::string encode_empty(Op op, std::uint64_t id);  // ping, pong, info, unsubscribe-ok
 // Builds a frame around an already-encoded payload (tests, malformed input).
 std::string make_frame(Op op, std::uint64_t id, std::string_view payload);
