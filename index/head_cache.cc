@@ -8,9 +8,7 @@ namespace annal::index {
 
 HeadCache::HeadCache(std::size_t capacity) {
   sets_ = capacity / kWays + 1;
-  // calloc: pages of an empty cache are never touched.
-  slots_.reset(static_cast<Slot*>(std::calloc(sets_ * kWays, sizeof(Slot))));
-  ANNAL_CHECK(slots_ != nullptr, "out of memory for the stream head cache");
+  slots_ = ZeroedTable<Slot>(sets_ * kWays);
 }
 
 HeadCache::Key HeadCache::key_of(std::string_view stream) {

@@ -14,6 +14,8 @@
 #include <optional>
 #include <string_view>
 
+#include "index/zeroed_table.h"
+
 namespace annal::index {
 
 class HeadCache {
@@ -43,15 +45,12 @@ class HeadCache {
     Head head;
     std::uint64_t stamp = 0;  // 0 = empty
   };
-  Slot* set_of(const Key& key) { return slots_.get() + (key.lo % sets_) * kWays; }
+  Slot* set_of(const Key& key) { return slots_.data() + (key.lo % sets_) * kWays; }
 
   std::mutex mu_;
   std::size_t sets_ = 0;
   std::uint64_t clock_ = 0;
-  struct Free {
-    void operator()(Slot* p) const { std::free(p); }
-  };
-  std::unique_ptr<Slot, Free> slots_;
+  ZeroedTable<Slot> slots_;  // untouched pages of an empty cache cost nothing
 };
 
 }  // namespace annal::index

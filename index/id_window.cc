@@ -10,9 +10,8 @@ namespace annal::index {
 
 IdWindow::IdWindow(std::uint64_t capacity) : capacity_(capacity) {
   if (capacity_ > 0) {
-    ring_.reset(static_cast<std::uint64_t*>(std::calloc(capacity_, sizeof(std::uint64_t))));
-    ANNAL_CHECK(ring_ != nullptr, "out of memory for the idempotency window");
-    slots_.resize(1024);
+    ring_ = ZeroedTable<std::uint64_t>(capacity_);
+    slots_ = ZeroedTable<Slot>(1024);
   }
   memory_ = slots_.size() * sizeof(Slot) + capacity_ * sizeof(std::uint64_t);
 }
@@ -31,8 +30,8 @@ void IdWindow::reserve(std::size_t n) {
 }
 
 void IdWindow::grow() {
-  std::vector<Slot> old(slots_.size() * 2);
-  old.swap(slots_);
+  ZeroedTable<Slot> old(slots_.size() * 2);
+  std::swap(old, slots_);
   memory_ = slots_.size() * sizeof(Slot) + capacity_ * sizeof(std::uint64_t);
   const std::size_t mask = slots_.size() - 1;
   for (const auto& s : old) {
@@ -45,13 +44,18 @@ void IdWindow::grow() {
 
 std::uint64_t IdWindow::digest_at(std::uint64_t position) const {
   if (capacity_ == 0 || position >= end_ || position + capacity_ < end_) return 0;
-  return ring_.get()[position % capacity_];
+  return ring_[position % capacity_];
 }
 
 void IdWindow::insert_digest(std::uint64_t key, std::uint64_t position) {
   if (capacity_ == 0 || key == 0) return;
   end_ = std::max(end_, position + 1);
-  std::uint64_t& ring_slot = ring_.get()[position % capacity_];
+  std::uint64_t& ring_slot = ring_[position % capacity_];
+  // The event forgotten a few inserts from now: start loading its slot, so
+  // that erase does not wait for memory (the table is far larger than the
+  // cache and is hit at random).
+  if (const std::uint64_t ahead = ring_[(position + kPrefetchDistance) % capacity_]; ahead != 0)
+    __builtin_prefetch(&slots_[ahead & (slots_.size() - 1)], 1);
   if (ring_slot != 0 && position >= capacity_) erase_slot(ring_slot, position - capacity_);
   ring_slot = key;
   if ((used_ + 1) * 2 > slots_.size()) grow();
@@ -64,7 +68,7 @@ void IdWindow::insert_digest(std::uint64_t key, std::uint64_t position) {
 
 void IdWindow::erase(const EventId& id, std::uint64_t position) {
   if (capacity_ == 0) return;
-  std::uint64_t& ring_slot = ring_.get()[position % capacity_];
+  std::uint64_t& ring_slot = ring_[position % capacity_];
   if (ring_slot == digest(id)) {
     erase_slot(ring_slot, position);
     ring_slot = 0;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "engine/types.h"
+#include "index/zeroed_table.h"
 
 namespace annal::index {
 
@@ -48,20 +49,18 @@ class IdWindow {
     std::uint64_t key = 0;  // 0 = empty
     std::uint64_t position = 0;
   };
+  static constexpr std::uint64_t kPrefetchDistance = 16;
   void erase_slot(std::uint64_t key, std::uint64_t position);
   void grow();
 
   std::uint64_t capacity_;
-  std::vector<Slot> slots_;  // power of two
+  ZeroedTable<Slot> slots_;  // power of two
   std::size_t used_ = 0;
   std::uint64_t end_ = 0;  // one past the highest position inserted
   std::atomic<std::size_t> memory_{0};
-  struct Free {
-    void operator()(std::uint64_t* p) const { std::free(p); }
-  };
-  // ring_[position % capacity_] = key of that event (0 = none). calloc'd, so
-  // untouched pages cost no memory.
-  std::unique_ptr<std::uint64_t, Free> ring_;
+  // ring_[position % capacity_] = key of that event (0 = none); untouched
+  // pages cost no memory.
+  ZeroedTable<std::uint64_t> ring_;
 };
 
 }  // namespace annal::index
