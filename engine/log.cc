@@ -150,6 +150,8 @@ class Log::Impl {
   Status scan_backward(GlobalPosition from, std::uint64_t max_count,
                        const std::function<bool(const RecordView&)>& fn) const;
   Status visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const;
+  Status visit_many(std::span<const std::uint64_t> positions,
+                    const std::function<bool(std::size_t, const RecordView&)>& fn) const;
   std::vector<SegmentInfo> segments() const;
   void release_resident() const {
     std::vector<std::shared_ptr<Segment>> segs;
@@ -1187,6 +1189,25 @@ Status Log::Impl::visit(GlobalPosition p, const std::function<void(const RecordV
   return Status::ok();
 }
 
+Status Log::Impl::visit_many(std::span<const std::uint64_t> positions,
+                             const std::function<bool(std::size_t, const RecordView&)>& fn) const {
+  const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
+  std::shared_ptr<Segment> seg;
+  std::uint64_t limit = 0;  // seg holds [seg->first, limit)
+  for (std::size_t i = 0; i < positions.size(); ++i) {
+    const GlobalPosition p(positions[i]);
+    if (p.value >= end)
+      return Status(Errc::kNotFound,
+                    fmt::format("position {} is beyond the durable end {} of log {}", p.value, end,
+                                opts_.dir));
+    if (!seg || p < seg->first || p.value >= limit) std::tie(seg, limit) = find(p);
+    RecordView v;
+    ANNAL_RETURN_IF_ERROR(view_at(*seg, p, v));
+    if (!fn(i, v)) break;
+  }
+  return Status::ok();
+}
+
 std::vector<SegmentInfo> Log::Impl::segments() const {
   std::lock_guard l(segments_mu_);
   std::vector<SegmentInfo> out;
@@ -1258,6 +1279,10 @@ Result<EventRecord> Log::read(GlobalPosition position) const {
 }
 Status Log::visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const {
   return impl_->visit(position, fn);
+}
+Status Log::visit_many(std::span<const std::uint64_t> positions,
+                       const std::function<bool(std::size_t, const RecordView&)>& fn) const {
+  return impl_->visit_many(positions, fn);
 }
 std::vector<SegmentInfo> Log::segments() const {
   return impl_->segments();

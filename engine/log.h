@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -175,6 +176,11 @@ class Log {
   Result<EventRecord> read(GlobalPosition position) const;
   // Calls fn with a view of the record at `position` (no copy).
   Status visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const;
+  // visit() for many positions in turn, finding the segment once per run of
+  // positions it holds: fn(i, view of positions[i]) until fn returns false.
+  // The first position that cannot be read ends it with that error.
+  Status visit_many(std::span<const std::uint64_t> positions,
+                    const std::function<bool(std::size_t, const RecordView&)>& fn) const;
 
   std::vector<SegmentInfo> segments() const;
   const LogOptions& options() const;

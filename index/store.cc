@@ -629,20 +629,18 @@ class Store::Impl final : public engine::WriteHooks {
     return StreamRevision((*h)->revision);
   }
 
-  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream,
-                                                       StreamRevision from, std::uint64_t count,
-                                                       Direction dir) const {
+  Status visit_stream(const std::string& stream, StreamRevision from, std::uint64_t count,
+                      Direction dir, const StreamVisitor& fn) const {
     const std::uint64_t end = log_->durable_end().value;
     const std::uint64_t hash = hash_of(stream);
     auto found = durable_head(stream, hash, end);
     if (!found) return found.status();
     const std::optional<Head>& head = *found;
     if (!head) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
-    std::vector<engine::EventRecord> out;
-    if (count == 0) return out;
+    if (count == 0) return Status::ok();
     std::uint64_t lo, hi;
     if (dir == Direction::kForward) {
-      if (from.value > head->revision) return out;
+      if (from.value > head->revision) return Status::ok();
       lo = from.value;
       hi = head->revision - lo < count - 1 ? head->revision : lo + count - 1;
     } else {
@@ -653,38 +651,54 @@ class Store::Impl final : public engine::WriteHooks {
     if (!collected) return collected.status();
     auto& entries = *collected;
     if (dir == Direction::kBackward) std::reverse(entries.begin(), entries.end());
-    out.reserve(entries.size());
+    // Read in one pass over the log. Entries of another stream with the same
+    // hash may share a revision with this one's: an entry is skipped only
+    // when this stream's event at its revision was already taken.
+    std::vector<std::uint64_t> positions;
+    positions.reserve(entries.size());
+    for (const auto& e : entries) positions.push_back(e.position);
+    bool any = false;
+    std::uint64_t last = 0;
     Status err;
-    for (const auto& e : entries) {
-      if (!out.empty() && out.back().revision.value == e.revision) continue;
-      bool take = false;
-      Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
-        if (v.flags & format::kFlagLost) {
-          if (v.stream.empty() || v.stream == stream)
-            err = Status(
-                Errc::kLostAtRepair,
-                fmt::format(
-                    "stream '{}' revision {} (position {}) was lost and replaced by a repair "
-                    "marker",
-                    stream, e.revision, e.position));
-          return;
+    Status st = log_->visit_many(positions, [&](std::size_t i, const engine::RecordView& v) {
+      const IndexEntry& e = entries[i];
+      if (any && last == e.revision) return true;
+      if (v.flags & format::kFlagLost) {
+        if (v.stream.empty() || v.stream == stream) {
+          err = Status(Errc::kLostAtRepair,
+                       fmt::format("stream '{}' revision {} (position {}) was lost and replaced "
+                                   "by a repair marker",
+                                   stream, e.revision, e.position));
+          return false;
         }
-        if (v.stream != stream) return;  // another stream with the same hash
-        if (v.revision.value != e.revision) {
-          err = Status(
-              Errc::kCorruption,
-              fmt::format(
-                  "stream '{}': the index maps revision {} to position {}, which holds revision {}",
-                  stream, e.revision, e.position, v.revision.value));
-          return;
-        }
-        out.push_back(v.to_record());
-        take = true;
-      });
-      if (!st.is_ok()) return st;
-      if (!err.is_ok()) return err;
-      (void)take;
-    }
+        return true;
+      }
+      if (v.stream != stream) return true;  // another stream with the same hash
+      if (v.revision.value != e.revision) {
+        err = Status(
+            Errc::kCorruption,
+            fmt::format(
+                "stream '{}': the index maps revision {} to position {}, which holds revision {}",
+                stream, e.revision, e.position, v.revision.value));
+        return false;
+      }
+      any = true;
+      last = e.revision;
+      return fn(v);
+    });
+    if (!st.is_ok()) return st;
+    return err;
+  }
+
+  Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream,
+                                                       StreamRevision from, std::uint64_t count,
+                                                       Direction dir) const {
+    std::vector<engine::EventRecord> out;
+    Status st = visit_stream(stream, from, count, dir, [&](const engine::RecordView& v) {
+      out.push_back(v.to_record());
+      return true;
+    });
+    if (!st.is_ok()) return st;
     return out;
   }
 
@@ -763,6 +777,11 @@ Result<std::vector<engine::EventRecord>> Store::read_stream(const std::string& s
                                                             std::uint64_t count,
                                                             Direction direction) const {
   return impl_->read_stream(stream, from, count, direction);
+}
+
+Status Store::visit_stream(const std::string& stream, StreamRevision from, std::uint64_t count,
+                           Direction direction, const StreamVisitor& fn) const {
+  return impl_->visit_stream(stream, from, count, direction, fn);
 }
 
 Result<StreamRevision> Store::last_revision(const std::string& stream) const {

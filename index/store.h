@@ -104,6 +104,12 @@ class Store {
   Result<std::vector<engine::EventRecord>> read_stream(const std::string& stream,
                                                        StreamRevision from, std::uint64_t count,
                                                        Direction direction) const;
+  // The same events as views into the log, valid only during `fn`, which
+  // returns false to stop: no copy per event. The same errors; events
+  // visited before an error stay visited.
+  using StreamVisitor = std::function<bool(const engine::RecordView&)>;
+  Status visit_stream(const std::string& stream, StreamRevision from, std::uint64_t count,
+                      Direction direction, const StreamVisitor& fn) const;
   // The stream's last durable revision; kStreamNotFound if none.
   Result<StreamRevision> last_revision(const std::string& stream) const;
 

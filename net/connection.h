@@ -29,7 +29,9 @@
 #include "net/json_check.h"
 #include "net/shared.h"
 #include "net/subscription.h"
+#include "net/wire_sink.h"
 #include "proto/protocol.h"
+#include "read/paging.h"
 
 namespace annal::net::detail {
 
@@ -111,6 +113,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // reads.cc
   void handle_read_stream(std::uint64_t id, std::string_view payload);
   void handle_read_all(std::uint64_t id, std::string_view payload);
+  void post_page(std::uint64_t id, const read::Page& page, std::shared_ptr<WireSink> events);
 
   // subscription.cc
   void handle_subscribe(std::uint64_t id, std::string_view payload);

@@ -27,16 +27,29 @@ std::size_t expected_bytes(const read::PageLimits& l) {
       std::min<std::uint64_t>(l.max_bytes + (64u << 10), l.max_count * 512 + 4096));
 }
 
-std::string response(std::uint64_t id, const read::Page& page, WireSink& events) {
-  if (!page.status.is_ok())
-    return proto::encode_error(id, proto::Error{proto::code_from_errc(page.status.code()),
-                                                proto::kNone, page.status.message()});
-  // The events were encoded once, from the log's records, into the sink,
-  // behind room for the frame's head: the frame is finished in place.
-  return events.take_read_ok(id, page.end, page.next);
-}
-
 }  // namespace
+
+// On the reading pool: answers with the page. Its events were encoded once,
+// from the log's records, into the sink, behind room for the frame's head;
+// the frame is finished in place and written from there.
+void Connection::post_page(std::uint64_t id, const read::Page& page,
+                           std::shared_ptr<WireSink> events) {
+  if (!page.status.is_ok()) {
+    asio::post(strand_, [self = shared_from_this(),
+                         frame = proto::encode_error(
+                             id, proto::Error{proto::code_from_errc(page.status.code()),
+                                              proto::kNone, page.status.message()})]() mutable {
+      self->send(std::move(frame));
+      self->request_finished();
+    });
+    return;
+  }
+  const std::string_view frame = events->finish_read_ok(id, page.end, page.next);
+  asio::post(strand_, [self = shared_from_this(), events = std::move(events), frame]() mutable {
+    self->send_shared({}, std::move(events), frame);
+    self->request_finished();
+  });
+}
 
 void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) {
   if (refuse_if_too_many(id)) return;
@@ -49,13 +62,10 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
     const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    WireSink events(expected_bytes(limits));
+    auto events = std::make_shared<WireSink>(expected_bytes(limits));
     const auto page = read::read_stream_page(self->shared_->store, req.stream, req.from,
-                                             req.direction, limits, events);
-    asio::post(self->strand_, [self, frame = response(id, page, events)]() mutable {
-      self->send(std::move(frame));
-      self->request_finished();
-    });
+                                             req.direction, limits, *events);
+    self->post_page(id, page, std::move(events));
   });
 }
 
@@ -70,13 +80,10 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = m.value()]() {
     const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    WireSink events(expected_bytes(limits));
+    auto events = std::make_shared<WireSink>(expected_bytes(limits));
     const auto page =
-        read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, events);
-    asio::post(self->strand_, [self, frame = response(id, page, events)]() mutable {
-      self->send(std::move(frame));
-      self->request_finished();
-    });
+        read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, *events);
+    self->post_page(id, page, std::move(events));
   });
 }
 

@@ -3,10 +3,12 @@
 // §3.3) into one buffer, behind room for the frame's head: a read_ok frame
 // is finished in place (each record's bytes are copied once, from the log's
 // map into the frame), and a sub_events batch is shared as it is by every
-// subscriber it goes to, each with its own small head.
+// subscriber it goes to, each with its own small head. The buffer is never
+// zero-filled: every byte of it is written before it is sent.
 
 #include <cstdint>
-#include <string>
+#include <cstring>
+#include <memory>
 #include <string_view>
 
 #include "engine/format.h"
@@ -19,37 +21,44 @@ class WireSink final : public read::EventSink {
  public:
   // `expected_bytes`: room to reserve for the events, so a page of them is
   // not copied again as the buffer grows.
-  explicit WireSink(std::size_t expected_bytes = 4096) {
-    buf_.reserve(head_room() + expected_bytes);
-    buf_.assign(head_room(), '\0');
-  }
+  explicit WireSink(std::size_t expected_bytes = 4096) { grow(head_room() + expected_bytes); }
   std::size_t size_of(const engine::RecordView& v) const override {
     return proto::event_wire_size(lost(v) ? marker(v) : v);
   }
   void add(const engine::RecordView& v) override {
-    proto::append_event(buf_, lost(v) ? marker(v) : v);
+    const engine::RecordView& e = lost(v) ? marker(v) : v;
+    const std::size_t n = proto::event_wire_size(e);
+    if (size_ + n > cap_) grow(std::max(cap_ * 2, size_ + n));
+    proto::write_event(buf_.get() + size_, e);
+    size_ += n;
     ++count_;
   }
-  std::size_t bytes() const override { return buf_.size() - head_room(); }
+  std::size_t bytes() const override { return size_ - head_room(); }
   std::uint32_t count() const override { return count_; }
   // The encoded events (a sub_events body).
-  std::string_view events() const { return std::string_view(buf_).substr(head_room()); }
+  std::string_view events() const { return {buf_.get() + head_room(), size_ - head_room()}; }
 
-  // The read_ok frame around the events, finished in place; the sink is
-  // empty afterwards.
-  std::string take_read_ok(std::uint64_t id, bool end, std::uint64_t next) {
+  // Finishes the read_ok frame around the events, in place, and returns it
+  // (valid while the sink is).
+  std::string_view finish_read_ok(std::uint64_t id, bool end, std::uint64_t next) {
     const proto::ReadOkOf<proto::EncodedEvents> m{end, next, {count_, events()}};
     const std::size_t head = proto::frame_head_size(m);  // == head_room()
-    proto::write_frame_head(id, m, buf_.data() + head_room() - head);
-    if (head < head_room()) buf_.erase(0, head_room() - head);
-    count_ = 0;
-    return std::move(buf_);
+    char* at = buf_.get() + head_room() - head;
+    proto::write_frame_head(id, m, at);
+    return {at, size_ - (head_room() - head)};
   }
 
  private:
   static std::size_t head_room() {
     static const std::size_t n = proto::frame_head_size(proto::ReadOkOf<proto::EncodedEvents>{});
     return n;
+  }
+  void grow(std::size_t cap) {
+    auto next = std::make_unique_for_overwrite<char[]>(cap);
+    if (size_ > 0) std::memcpy(next.get(), buf_.get(), size_);
+    buf_ = std::move(next);
+    cap_ = cap;
+    if (size_ == 0) size_ = head_room();
   }
   static bool lost(const engine::RecordView& v) {
     return (v.flags & engine::format::kFlagLost) != 0;
@@ -63,7 +72,9 @@ class WireSink final : public read::EventSink {
     return m;
   }
 
-  std::string buf_;
+  std::unique_ptr<char[]> buf_;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
   std::uint32_t count_ = 0;
 };
 

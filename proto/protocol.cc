@@ -144,6 +144,11 @@ std::size_t event_wire_size(const engine::RecordView& v) {
 void append_event(std::string& o, const engine::RecordView& v) {
   wire::append_to(o, [&v](auto& w) { event_fields(w, v); });
 }
+char* write_event(char* out, const engine::RecordView& v) {
+  wire::Writer w(out);
+  event_fields(w, v);
+  return w.end();
+}
 void append_event(std::string& o, const engine::EventRecord& e) {
   wire::append_to(o, [&e](auto& w) { event_fields(w, e); });
 }

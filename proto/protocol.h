@@ -412,6 +412,9 @@ std::size_t event_wire_size(const engine::RecordView& v);
 // views without copying into EventRecord first.
 void append_event(std::string& out, const engine::RecordView& v);
 void append_event(std::string& out, const engine::EventRecord& e);
+// Writes the wire form of `v` at `out`, which must hold event_wire_size(v)
+// bytes; returns the end.
+char* write_event(char* out, const engine::RecordView& v);
 
 // Parses the 4-byte length prefix plus op and request id (13 bytes).
 FrameHeader parse_header(std::span<const std::uint8_t, 13> bytes);

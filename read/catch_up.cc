@@ -5,13 +5,6 @@
 #include "engine/format.h"
 
 namespace annal::read {
-namespace {
-
-// Events per Store::read_stream call while filling one batch.
-constexpr std::uint64_t kStreamChunk = 64;
-
-}  // namespace
-
 bool Filter::matches(const engine::RecordView& v) const {
   const bool lost = (v.flags & engine::format::kFlagLost) != 0;
   if (target == Target::kStream) return !lost && v.stream == stream && v.revision.value >= min_rev;
@@ -50,31 +43,31 @@ Step read_index(const index::Store& store, const std::string& stream, std::uint6
   // Anything of the stream at or beyond this position may be missing from the
   // index reads below; the log steps start here (revision-filtered).
   const GlobalPosition log_end = store.log().durable_end();
-  for (;;) {
-    const std::uint64_t want =
-        std::min<std::uint64_t>(kStreamChunk, limits.max_count - out.count());
-    auto r =
-        store.read_stream(stream, StreamRevision(s.next_rev), want, index::Direction::kForward);
-    if (!r.is_ok()) {
-      if (r.status().code() == Errc::kStreamNotFound) {
-        s.index_done = true;
-        break;
-      }
-      if (out.count() == 0) s.status = r.status();
+  const std::uint64_t want =
+      limits.max_count - std::min<std::uint64_t>(limits.max_count, out.count());
+  std::uint64_t visited = 0;
+  bool stopped = false;
+  Status st = store.visit_stream(stream, StreamRevision(s.next_rev), want,
+                                 index::Direction::kForward, [&](const engine::RecordView& v) {
+                                   if (!limits.fits(out, v)) {
+                                     stopped = true;
+                                     return false;
+                                   }
+                                   out.add(v);
+                                   ++visited;
+                                   s.next_rev = v.revision.value + 1;
+                                   stopped = limits.full(out);
+                                   return !stopped;
+                                 });
+  if (!st.is_ok()) {
+    if (st.code() != Errc::kStreamNotFound) {
+      if (out.count() == 0) s.status = st;
       return s;  // with events: delivered first, the next step meets the failure
     }
-    for (const auto& e : r.value()) {
-      const engine::RecordView v = view_of(e);
-      if (!limits.fits(out, v)) return s;
-      out.add(v);
-      s.next_rev = e.revision.value + 1;
-    }
-    if (r.value().size() < want) {
-      s.index_done = true;
-      break;
-    }
-    if (limits.full(out)) return s;
+  } else if (stopped || visited == want) {
+    return s;  // more may follow: the next step reads the index again
   }
+  s.index_done = true;
   s.next = log_end;
   return s;
 }

@@ -3,53 +3,46 @@
 #include <algorithm>
 
 namespace annal::read {
-namespace {
-
-// Events per Store::read_stream call while filling one page.
-constexpr std::uint64_t kStreamChunk = 64;
-
-}  // namespace
 
 Page read_stream_page(const index::Store& store, const std::string& stream, std::uint64_t from,
                       index::Direction direction, const PageLimits& limits, EventSink& out) {
   const bool forward = direction == index::Direction::kForward;
   Page page;
   std::uint64_t cursor = from;
-  for (;;) {
-    const std::uint64_t want =
-        std::min<std::uint64_t>(kStreamChunk, limits.max_count - out.count());
-    auto r = store.read_stream(stream, StreamRevision(cursor), want, direction);
-    if (!r.is_ok()) {
-      if (out.count() == 0) {
-        page.status = r.status();
-        return page;
-      }
-      // The page ends before what failed; the next request meets it again.
-      page.end = r.status().code() == Errc::kStreamNotFound || r.status().code() == Errc::kNotFound;
-      break;
+  const std::uint64_t want =
+      limits.max_count - std::min<std::uint64_t>(limits.max_count, out.count());
+  std::uint64_t visited = 0;
+  bool stopped = false;
+  // The events are encoded straight from the log's views (no copy first).
+  Status st = store.visit_stream(stream, StreamRevision(cursor), want, direction,
+                                 [&](const engine::RecordView& v) {
+                                   if (!limits.fits(out, v)) {
+                                     stopped = true;
+                                     return false;
+                                   }
+                                   out.add(v);
+                                   ++visited;
+                                   if (forward) {
+                                     cursor = v.revision.value + 1;
+                                   } else if (v.revision.value == 0) {
+                                     page.end = true;
+                                     stopped = true;
+                                     return false;
+                                   } else {
+                                     cursor = v.revision.value - 1;
+                                   }
+                                   if (limits.full(out)) stopped = true;
+                                   return !stopped;
+                                 });
+  if (!st.is_ok()) {
+    if (out.count() == 0) {
+      page.status = st;
+      return page;
     }
-    bool full = false;
-    for (const auto& e : r.value()) {
-      const engine::RecordView v = view_of(e);
-      if (!limits.fits(out, v)) {
-        full = true;
-        break;
-      }
-      out.add(v);
-      if (forward) {
-        cursor = e.revision.value + 1;
-      } else if (e.revision.value == 0) {
-        page.end = true;
-      } else {
-        cursor = e.revision.value - 1;
-      }
-    }
-    if (full || page.end) break;
-    if (r.value().size() < want) {
-      page.end = true;
-      break;
-    }
-    if (limits.full(out)) break;
+    // The page ends before what failed; the next request meets it again.
+    page.end = st.code() == Errc::kStreamNotFound || st.code() == Errc::kNotFound;
+  } else if (!stopped && visited < want) {
+    page.end = true;  // fewer events than asked: the stream ends here (now)
   }
   page.next = !forward && page.end ? kNone : cursor;
   return page;

@@ -76,7 +76,7 @@ TEST(WireSinkTest, FramesFinishedInPlaceEqualTheDeclaredEncoding) {
     const std::string expected =
         proto::encode(5, proto::ReadOkOf<proto::EncodedEvents>{
                              n == 0, 100 + static_cast<std::uint64_t>(n), {sink.count(), events}});
-    const std::string frame = sink.take_read_ok(5, n == 0, 100 + static_cast<std::uint64_t>(n));
+    const std::string frame(sink.finish_read_ok(5, n == 0, 100 + static_cast<std::uint64_t>(n)));
     EXPECT_EQ(frame, expected) << n << " events";
     auto ok = proto::decode<proto::ReadOkView>(
         std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody));
