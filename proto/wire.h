@@ -4,6 +4,7 @@
 // bounds check per field. Internal to annal_proto and the code that encodes
 // events straight from the log.
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -94,10 +95,8 @@ class Writer {
 
  private:
   void le(std::uint64_t v, int n) {
-    if (n == 8 || n == 4) {  // the common widths: one store each
-      char b[8];
-      for (int i = 0; i < 8; ++i) b[i] = static_cast<char>(v >> (8 * i));
-      std::memcpy(p_, b, static_cast<std::size_t>(n));
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(p_, &v, static_cast<std::size_t>(n));  // one store
     } else {
       for (int i = 0; i < n; ++i) p_[i] = static_cast<char>(v >> (8 * i));
     }
@@ -218,8 +217,12 @@ class Reader {
   std::uint64_t le(std::size_t n, const char* f) {
     if (!need(n, f)) return 0;
     std::uint64_t v = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(in_[pos_ + i])) << (8 * i);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&v, in_.data() + pos_, n);  // one load, not a loop per byte
+    } else {
+      for (std::size_t i = 0; i < n; ++i)
+        v |= static_cast<std::uint64_t>(static_cast<std::uint8_t>(in_[pos_ + i])) << (8 * i);
+    }
     pos_ += n;
     return v;
   }
