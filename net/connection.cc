@@ -189,11 +189,13 @@ void Connection::send_small(std::span<const char> frame) {
   write_cv_.cancel();
 }
 
-void Connection::send_shared(std::string head, std::shared_ptr<const void> owner,
+void Connection::send_shared(std::span<const char> head, std::shared_ptr<const void> owner,
                              std::string_view body) {
   if (closed_) return;
+  ANNAL_CHECK(head.size() <= OutFrame::kSmall, "a shared frame's head exceeds OutFrame::kSmall");
   OutFrame& f = out_.emplace_back();
-  f.head = std::move(head);
+  std::copy(head.begin(), head.end(), f.small.begin());
+  f.small_size = static_cast<std::uint8_t>(head.size());
   f.owner = std::move(owner);
   f.body = body;
   out_bytes_ += f.size();

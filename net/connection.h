@@ -35,19 +35,18 @@
 
 namespace annal::net::detail {
 
-// One frame waiting to be written: all of it in `head`, or a head of its own
-// followed by bytes shared with other connections (a subscription batch),
-// kept alive by `owner`.
-// A frame of at most kSmall bytes (an append's answer) is kept inline, so
-// answering an append allocates nothing.
+// One frame waiting to be written: `small` (inline, at most kSmall bytes: an
+// append's answer, or the head of a shared batch), then `head`, then `body`
+// (bytes shared with other connections, kept alive by `owner`). Answering an
+// append or delivering a shared batch allocates nothing.
 struct OutFrame {
   static constexpr std::size_t kSmall = 48;
+  std::array<char, kSmall> small;
+  std::uint8_t small_size = 0;
   std::string head;
   std::shared_ptr<const void> owner;
   std::string_view body;
-  std::array<char, kSmall> small;
-  std::uint8_t small_size = 0;
-  std::size_t size() const { return head.size() + body.size() + small_size; }
+  std::size_t size() const { return small_size + head.size() + body.size(); }
 };
 
 // A co_spawn completion handler that logs an escaped exception as `what`.
@@ -90,8 +89,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void send(std::string frame);
   // Queues a frame of at most OutFrame::kSmall bytes, copied inline.
   void send_small(std::span<const char> frame);
-  // Queues `head` then `body` (owned by `owner`, shared with others) as one frame.
-  void send_shared(std::string head, std::shared_ptr<const void> owner, std::string_view body);
+  // Queues `head` (at most OutFrame::kSmall bytes, copied inline) then
+  // `body` (owned by `owner`, shared with others) as one frame.
+  void send_shared(std::span<const char> head, std::shared_ptr<const void> owner,
+                   std::string_view body);
   void send_error(std::uint64_t id, proto::Code code, std::string message,
                   std::uint64_t detail = proto::kNone);
   void fail_and_close(std::uint64_t id, proto::Code code, std::string message);

@@ -5,6 +5,8 @@
 // checkpoint period.
 #include <fmt/format.h>
 
+#include <array>
+
 #include "net/connection.h"
 
 namespace annal::net::detail {
@@ -122,6 +124,15 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
     if (auto cached = shared_->live.find(key)) co_return cached;
   }
   auto fresh = std::make_shared<Batch>();
+  if (shareable && end.value - from.value <= kInlineLiveScan) {
+    // A live step: a few positions just made durable, in memory. Scanned
+    // here, so the subscribers of this thread that follow find it cached
+    // instead of each queuing the same scan on the reading pool.
+    fresh->step =
+        read::scan_log(shared_->store.log(), f, from, end, max_scan, limits, fresh->events);
+    if (fresh->step.status.is_ok()) shared_->live.insert(key, fresh, fresh->events.bytes());
+    co_return fresh;
+  }
   // The pool work captures only pointers and scalars: GCC 12 has bugs
   // destroying non-trivial temporaries inside co_await expressions twice.
   Batch* out = fresh.get();
@@ -145,9 +156,10 @@ void Connection::deliver(Subscription& sub, const std::shared_ptr<const Batch>& 
     // The batch's bytes are shared by every subscriber it goes to; only the
     // head (this subscription's id and the count) is this connection's own.
     const proto::SubEventsOf<proto::EncodedEvents> m{{b.events.count(), b.events.events()}};
-    std::string head(proto::frame_head_size(m), '\0');
+    std::array<char, OutFrame::kSmall> head;
+    const std::size_t n = proto::frame_head_size(m);
     proto::write_frame_head(sub.id, m, head.data());
-    send_shared(std::move(head), batch, b.events.events());
+    send_shared(std::span<const char>(head.data(), n), batch, b.events.events());
   }
   const read::Step& s = b.step;
   sub.next_rev = s.next_rev;

@@ -9,11 +9,16 @@
 
 #include "net/asio.h"
 #include "net/notifier.h"
-#include "proto/protocol.h"
 #include "net/wire_sink.h"
+#include "proto/protocol.h"
 #include "read/catch_up.h"
 
 namespace annal::net::detail {
+
+// A live step of the global log scanning at most this many positions is taken
+// on the network thread itself (the records were just written and are in
+// memory); longer steps go to the reading pool.
+inline constexpr std::uint64_t kInlineLiveScan = 256;
 
 // The events of one step, encoded once; live subscribers with the same
 // filter at the same position share it (LiveCache).

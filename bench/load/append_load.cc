@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "bench/load/handshake.h"
 #include "engine/format.h"
 #include "net/asio.h"
 #include "net/client.h"
@@ -35,39 +36,6 @@ struct AppendLoad::Conn {
   std::string first_error;
 };
 
-namespace {
-
-// Reads exactly one frame synchronously (the handshake only).
-bool read_frame_sync(tcp::socket& s, proto::FrameHeader& h, std::string& payload,
-                     std::string& why) {
-  boost::system::error_code ec;
-  std::uint8_t len[4];
-  asio::read(s, asio::buffer(len), ec);
-  if (ec) {
-    why = ec.message();
-    return false;
-  }
-  const std::uint32_t n = proto::parse_length(std::span<const std::uint8_t, 4>(len, 4));
-  if (n < proto::kFrameMinBody || n > proto::kDefaultMaxFrame) {
-    why = fmt::format("invalid frame length {}", n);
-    return false;
-  }
-  std::string body(n, '\0');
-  asio::read(s, asio::buffer(body), ec);
-  if (ec) {
-    why = ec.message();
-    return false;
-  }
-  std::uint8_t head[13];
-  std::memcpy(head, len, 4);
-  std::memcpy(head + 4, body.data(), 9);
-  h = proto::parse_header(std::span<const std::uint8_t, 13>(head, 13));
-  payload = body.substr(9);
-  return true;
-}
-
-}  // namespace
-
 AppendLoad::AppendLoad(const Options& o, AckTimes* acks)
     : o_(o), chooser_(o), acks_(acks), threads_(std::make_unique<Threads>()) {
   for (unsigned t = 0; t < std::min(o.threads, o.connections); ++t)
@@ -81,47 +49,18 @@ AppendLoad::~AppendLoad() {
 }
 
 bool AppendLoad::connect_all() {
-  auto hp = net::parse_host_port(o_.host);
-  if (!hp) {
-    std::fprintf(stderr, "annal bench: --server must be HOST:PORT, got '%s'\n", o_.host.c_str());
-    return false;
-  }
   for (unsigned i = 0; i < o_.connections; ++i) {
     auto conn = std::make_unique<Conn>(*threads_->ios[i % threads_->ios.size()]);
-    boost::system::error_code ec;
-    tcp::resolver resolver(conn->socket.get_executor());
-    auto eps = resolver.resolve(hp->first, std::to_string(hp->second), ec);
-    if (!ec) asio::connect(conn->socket, eps, ec);
-    if (ec) {
-      std::fprintf(stderr, "annal bench: cannot connect to %s: %s\n", o_.host.c_str(),
-                   ec.message().c_str());
+    proto::HelloOk ok;
+    std::string why;
+    if (!connect_and_hello(conn->socket, o_.host, fmt::format("annal-bench-append-{}", i), ok,
+                           why)) {
+      std::fprintf(stderr, "annal bench: %s\n", why.c_str());
       return false;
     }
-    conn->socket.set_option(tcp::no_delay(true));
-    proto::Hello hello;
-    hello.client_name = fmt::format("annal-bench-append-{}", i);
-    asio::write(conn->socket, asio::buffer(proto::encode_hello(1, hello)), ec);
-    proto::FrameHeader h;
-    std::string payload, why;
-    if (ec || !read_frame_sync(conn->socket, h, payload, why)) {
-      std::fprintf(stderr, "annal bench: handshake with %s: %s\n", o_.host.c_str(),
-                   ec ? ec.message().c_str() : why.c_str());
-      return false;
-    }
-    if (h.op != static_cast<std::uint8_t>(proto::Op::kHelloOk)) {
-      auto e = proto::decode_error(payload);
-      std::fprintf(stderr, "annal bench: handshake refused: %s\n",
-                   e ? e->message.c_str() : "unexpected reply");
-      return false;
-    }
-    auto ok = proto::decode_hello_ok(payload);
-    if (!ok) {
-      std::fprintf(stderr, "annal bench: hello_ok: %s\n", ok.status().to_string().c_str());
-      return false;
-    }
-    if (ok->max_in_flight < o_.in_flight) {
+    if (ok.max_in_flight < o_.in_flight) {
       std::fprintf(stderr, "annal bench: --in-flight %u exceeds the node's max_in_flight %u\n",
-                   o_.in_flight, ok->max_in_flight);
+                   o_.in_flight, ok.max_in_flight);
       return false;
     }
     // Event ids come from this generator: a fixed --seed repeats the ids of an

@@ -33,6 +33,7 @@
 #include "bench/load/append_load.h"
 #include "bench/load/histogram.h"
 #include "bench/load/options.h"
+#include "bench/load/subscribe_load.h"
 #include "bench/load/workload.h"
 #include "engine/format.h"
 #include "engine/record.h"
@@ -361,24 +362,8 @@ int cmd_read(const Options& o, bool all) {
 }
 
 // ---- subscribe -------------------------------------------------------------------
-// N subscribers on the global log from the current end, each on its own
-// connection with its own consumer thread, while an append load runs. Delay:
-// from the appender's acknowledgement of a position to the subscriber's
-// receipt of it (0 when the delivery came first).
-
-struct Subscriber {
-  std::unique_ptr<Client> client;
-  std::unique_ptr<net::Subscription> sub;
-  std::thread thread;
-  Histogram delay;
-  std::uint64_t next = 0;  // position expected next
-  std::uint64_t received = 0;
-  std::uint64_t before_ack = 0;
-  std::string error;  // written by the consumer thread; read after join
-  std::atomic<bool> failed{false};
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> progress{0};
-};
+// N subscribers on the global log from the current end (bench/load/
+// subscribe_load.h), while an append load runs.
 
 int cmd_subscribe(const Options& o) {
   auto ctl = connect(o, "annal-bench-control");
@@ -390,104 +375,28 @@ int cmd_subscribe(const Options& o) {
   }
   const std::uint64_t base = info->durable_end;
   AckTimes acks(base);
-  std::atomic<std::uint64_t> final_end{UINT64_MAX};
-  std::vector<std::unique_ptr<Subscriber>> subs;
-  for (unsigned i = 0; i < o.subscribers; ++i) {
-    auto s = std::make_unique<Subscriber>();
-    s->client = connect(o, fmt::format("annal-bench-sub-{}", i));
-    if (!s->client) return 1;
-    proto::SubscribeReq q;
-    q.target = proto::Target::kAll;
-    q.from = base;
-    auto sub = s->client->subscribe(q);
-    if (!sub) {
-      std::fprintf(stderr, "annal bench: subscribe: %s\n", sub.error_string().c_str());
-      return 1;
-    }
-    s->sub = std::move(sub).value();
-    s->next = base;
-    subs.push_back(std::move(s));
-  }
-  for (auto& sp : subs) {
-    Subscriber* s = sp.get();
-    s->thread = std::thread([s, &acks, &final_end] {
-      while (true) {
-        const std::uint64_t fe = final_end.load();
-        if ((fe != UINT64_MAX && s->next >= fe) || s->stop.load()) return;
-        auto m = s->sub->next(std::chrono::milliseconds(100));
-        if (!m) continue;
-        if (m->kind == net::Subscription::Message::Kind::kEnded) {
-          s->error = net::error_string(m->error);
-          s->failed.store(true);
-          return;
-        }
-        if (m->kind != net::Subscription::Message::Kind::kEvents) continue;
-        const std::int64_t t = now_ns();
-        for (const auto& e : m->events) {
-          if (e.position.value != s->next) {
-            if (s->error.empty())
-              s->error = fmt::format("expected position {}, got {}", s->next, e.position.value);
-            s->failed.store(true);
-            if (e.position.value < s->next) continue;  // duplicate
-          }
-          s->next = e.position.value + 1;
-          ++s->received;
-          const std::int64_t a = acks.get(e.position.value);
-          if (a == 0 || a > t) {
-            ++s->before_ack;
-            s->delay.record(0);
-          } else {
-            s->delay.record(t - a);
-          }
-        }
-        s->progress.store(s->received, std::memory_order_relaxed);
-      }
-    });
-  }
+  SubscribeLoad subs(o, acks, base);
+  if (!subs.connect_all()) return 1;
+  subs.start();
 
   AppendLoad load(o, &acks);
   if (!load.connect_all()) return 1;
   Progress p("subscribe");
   p.start([&] { return load.acked(); },
-          [&] {
-            std::uint64_t lo = UINT64_MAX;
-            for (auto& s : subs) lo = std::min(lo, s->progress.load());
-            return fmt::format(" slowest subscriber {} events", lo);
-          });
+          [&] { return fmt::format(" slowest subscriber {} events", subs.slowest()); });
   AppendResult r = load.run();
   auto info2 = ctl->info();
   const std::uint64_t end = info2 ? info2->durable_end : base + r.total_events;
-  final_end.store(end);
   const auto settle_start = Clock::now();
-  // Wait for the subscribers to reach the end (bounded by --settle).
-  for (auto& s : subs) {
-    while (s->progress.load() < end - base && !s->failed.load() &&
-           Clock::now() - settle_start < std::chrono::duration<double>(o.settle))
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  SubscribeResult sr = subs.finish(end, o.settle);
   const double settle_s = std::chrono::duration<double>(Clock::now() - settle_start).count();
   p.stop();
-  // Stop the consumers that did not finish (they poll every 100 ms).
-  for (auto& s : subs) s->stop.store(true);
-  for (auto& s : subs) s->thread.join();
-  for (auto& s : subs)
-    if (s->error.empty() && s->received != end - base)
-      s->error = fmt::format("received {} of {} events", s->received, end - base);
-
-  Histogram delay;
-  unsigned complete = 0;
-  std::uint64_t min_received = UINT64_MAX, before_ack = 0;
-  std::string first_error;
-  for (auto& s : subs) {
-    delay.merge(s->delay);
-    min_received = std::min(min_received, s->received);
-    before_ack += s->before_ack;
-    if (s->error.empty() && s->received == end - base)
-      ++complete;
-    else if (first_error.empty())
-      first_error = s->error;
-  }
-  const bool all_complete = complete == subs.size();
+  const Histogram& delay = sr.delay;
+  const unsigned complete = sr.complete;
+  const std::uint64_t min_received = sr.min_received;
+  const std::uint64_t before_ack = sr.before_ack;
+  const std::string& first_error = sr.first_error;
+  const bool all_complete = complete == o.subscribers;
   if (o.json) {
     std::printf(
         "{\"command\":\"subscribe\",\"label\":\"%s\",\"subscribers\":%u,%s,%s,\"expected_events\":"
@@ -499,9 +408,9 @@ int cmd_subscribe(const Options& o) {
         first_error.c_str(), latency_json(delay).c_str());
   } else {
     print_append_text(o, r);
-    std::printf("subscribe: %u subscribers, %u/%zu received all %" PRIu64
-                " events (slowest %" PRIu64 "), %.2f s to settle\n",
-                o.subscribers, complete, subs.size(), end - base, min_received, settle_s);
+    std::printf("subscribe: %u subscribers, %u/%u received all %" PRIu64 " events (slowest %" PRIu64
+                "), %.2f s to settle\n",
+                o.subscribers, complete, o.subscribers, end - base, min_received, settle_s);
     std::printf("  ack -> delivery delay: %s; %" PRIu64 " deliveries came before the ack\n",
                 latency_text(delay).c_str(), before_ack);
     if (!first_error.empty()) std::printf("  first problem: %s\n", first_error.c_str());
