@@ -42,6 +42,7 @@ std::span<const std::byte> as_bytes(const std::string& s) {
 struct Segment {
   std::string name;
   GlobalPosition first;
+  std::uint32_t version = f::kSegmentVersion;  // of its header
   std::uint64_t allocated = 0;
   std::shared_ptr<const Mapping> map;
   std::unique_ptr<File> file;
@@ -191,6 +192,7 @@ class Log::Impl {
   std::string spare_path() const { return path_of(kSpareName); }
   Status seal(Segment& seg);
   Status roll();
+  Status upgrade_active();
   void run();
   void process(std::deque<Queued>& batch);
   void commit_group(std::vector<Entry>& group);
@@ -319,6 +321,7 @@ Result<std::shared_ptr<Segment>> Log::Impl::map_segment(std::unique_ptr<File> fi
   auto seg = std::make_shared<Segment>();
   seg->name = name;
   seg->first = first;
+  seg->version = header->version;
   seg->allocated = header->allocated_size;
   seg->map = std::move(*map);
   seg->file = std::move(file);
@@ -726,6 +729,28 @@ Status Log::Impl::roll() {
   return Status::ok();
 }
 
+// The active segment predates extended records: the next ones go into a
+// new segment, or, if it holds no record yet, it gets the current header.
+Status Log::Impl::upgrade_active() {
+  if (active_->count.load(std::memory_order_relaxed) > 0 || next_ != active_->first.value)
+    return roll();
+  SegmentHeader h;
+  h.first = active_->first;
+  h.allocated_size = active_->allocated;
+  h.created_us = now_us();
+  Status s = active_->file->pwrite(0, as_bytes(encode_segment_header(h)));
+  if (s) s = active_->file->datasync();
+  if (!s) {
+    fail_writer(Status(s.code(), fmt::format("upgrading the header of segment {}: {}",
+                                             active_->name, s.message())));
+    return writer_status();
+  }
+  spdlog::info("annal log {}: segment {} (empty) upgraded to version {}", opts_.dir, active_->name,
+               f::kSegmentVersion);
+  active_->version = f::kSegmentVersion;
+  return Status::ok();
+}
+
 // ---------------------------------------------------------------------------
 // Writer
 
@@ -965,6 +990,21 @@ void Log::Impl::process(std::deque<Queued>& batch) {
       events[i].flags &= ~f::kFlagCommit;
       if (i + 1 == events.size()) events[i].flags |= f::kFlagCommit;
       size += encoded_size(events[i]);
+    }
+    // Extended records go only into segments whose header says they may
+    // (an older node then refuses the segment instead of misreading it).
+    if (active_->version < f::kSegmentVersion &&
+        std::any_of(events.begin(), events.end(),
+                    [](const EventRecord& ev) { return ev.has_extension(); })) {
+      commit_group(group);
+      drain_syncs();
+      Status s = failed_.load(std::memory_order_acquire) ? writer_status() : upgrade_active();
+      if (!s) {
+        if (hooks_ != nullptr) hooks_->aborted(e.req);
+        e.outcome.status = s;
+        group.push_back(std::move(e));
+        continue;
+      }
     }
     // An append never spans segments: roll first.
     if (active_->sealed.load(std::memory_order_relaxed) ||

@@ -24,6 +24,8 @@ void check_view_inside(const engine::RecordView& v, std::span<const std::byte> b
     return s.data() >= b && s.data() + s.size() <= b + bytes.size();
   };
   FUZZ_CHECK(inside(v.stream) && inside(v.type) && inside(v.metadata) && inside(v.data));
+  FUZZ_CHECK(inside(v.correlation_id) && inside(v.causation_id));
+  for (std::string_view t : v.tags) FUZZ_CHECK(!t.empty() && inside(t));
   FUZZ_CHECK(v.size <= bytes.size());
 }
 

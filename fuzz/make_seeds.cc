@@ -73,6 +73,15 @@ int main(int argc, char** argv) {
   l.flags = format::kFlagLost | format::kFlagCommit;
   engine::encode(l, lost);
   put("fuzz_record", "lost-marker", std::string(1, '\0') + lost);
+  engine::EventRecord x = event(9, format::kFlagDataJson | format::kFlagCommit);
+  x.epoch = 2;
+  x.tags = {"a:1", "b:2"};
+  x.correlation_id = "corr";
+  x.causation_id = "cause";
+  std::string extended;
+  engine::encode(x, extended);
+  put("fuzz_record", "extended", std::string(1, '\0') + extended);
+  put("fuzz_record", "extended-backward", std::string(1, '\3') + extended);
 
   // segment: mode, first position, records after the header.
   std::string recs;

@@ -200,6 +200,17 @@ Status dump_directory(const std::string& dir, const DumpOptions& o,
               .str("id", v.id.to_string());
         }
         j.num("timestamp_us", v.timestamp_us).str("timestamp", format_timestamp(v.timestamp_us));
+        if (v.flags & f::kFlagExtended) {
+          std::string tags = "[";
+          for (std::string_view t : v.tags) {
+            if (tags.size() > 1) tags += ',';
+            append_json_string(tags, t);
+          }
+          tags += ']';
+          j.num("epoch", v.epoch).raw("tags", tags);
+          if (!v.correlation_id.empty()) j.str("correlation_id", v.correlation_id);
+          if (!v.causation_id.empty()) j.str("causation_id", v.causation_id);
+        }
         j.num("flags", static_cast<std::uint64_t>(v.flags))
             .num("size", static_cast<std::uint64_t>(v.size));
         j.num("metadata_size", static_cast<std::uint64_t>(v.metadata.size()))

@@ -204,3 +204,113 @@ TEST_F(LogTest, ReadersConcurrentWithTheWriterSeeOnlyValidDurableRecords) {
 
 }  // namespace
 }  // namespace annal::engine
+
+namespace annal::engine {
+namespace {
+
+std::uint32_t header_version(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string header(format::kSegmentHeaderSize, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header.size()));
+  auto decoded = decode_segment_header(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(header.data()), header.size()),
+      path);
+  return decoded ? decoded->version : 0;
+}
+
+class LogFormatUpgradeTest : public LogFixture {
+ protected:
+  // Rewrites a segment's header as version 1 (what a node before extended
+  // records wrote), as if the directory came from that node.
+  static void make_version_1(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::string header(format::kSegmentHeaderSize, '\0');
+    in.read(header.data(), static_cast<std::streamsize>(header.size()));
+    in.close();
+    auto decoded =
+        decode_segment_header(std::span<const std::byte>(
+                                  reinterpret_cast<const std::byte*>(header.data()), header.size()),
+                              path);
+    ASSERT_TRUE(decoded) << decoded.status().to_string();
+    SegmentHeader h = *decoded;
+    h.version = 1;
+    patch(path, 0, encode_segment_header(h));
+  }
+};
+
+TEST_F(LogFormatUpgradeTest, ExtendedRecordsNeverGoIntoAVersion1Segment) {
+  {
+    auto log = open();
+    append_n(*log, 10);
+  }
+  make_version_1(seg_path(0));
+  auto log = open();
+  ASSERT_TRUE(log);
+  // Records without the extension still go into the old segment.
+  append_n(*log, 5);
+  EXPECT_EQ(log->segments().size(), 1u);
+  EventRecord e = make_event(0);
+  e.tags = {"k:v"};
+  e.epoch = 1;
+  auto o = log->append_sync({e});
+  ASSERT_TRUE(o.status) << o.status.to_string();
+  EXPECT_EQ(o.first_position, GlobalPosition(15));
+  const auto segs = log->segments();
+  ASSERT_EQ(segs.size(), 2u);
+  EXPECT_TRUE(segs[0].sealed);
+  EXPECT_EQ(segs[1].first, GlobalPosition(15));
+  EXPECT_EQ(header_version(seg_path(0)), 1u);
+  EXPECT_EQ(header_version(seg_path(15)), format::kSegmentVersion);
+  log.reset();
+  // Reopened: the old segment's records and the extended one read back.
+  log = open();
+  const auto events = all(*log);
+  ASSERT_EQ(events.size(), 16u);
+  EXPECT_TRUE(events[14].tags.empty());
+  EXPECT_EQ(events[15].tags, std::vector<std::string>{"k:v"});
+  EXPECT_EQ(events[15].epoch, 1u);
+}
+
+TEST_F(LogFormatUpgradeTest, AnEmptyVersion1SegmentGetsTheCurrentHeaderInPlace) {
+  { auto log = open(); }
+  make_version_1(seg_path(0));
+  auto log = open();
+  ASSERT_TRUE(log);
+  EventRecord e = make_event(0);
+  e.correlation_id = "corr-1";
+  auto o = log->append_sync({e});
+  ASSERT_TRUE(o.status) << o.status.to_string();
+  EXPECT_EQ(o.first_position, GlobalPosition(0));
+  EXPECT_EQ(log->segments().size(), 1u);
+  EXPECT_EQ(header_version(seg_path(0)), format::kSegmentVersion);
+  log.reset();
+  log = open();
+  const auto events = all(*log);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].correlation_id, "corr-1");
+}
+
+TEST_F(LogFormatUpgradeTest, ASegmentOfAFutureVersionIsRefusedByName) {
+  {
+    auto log = open();
+    append_n(*log, 3);
+  }
+  std::ifstream in(seg_path(0), std::ios::binary);
+  std::string header(format::kSegmentHeaderSize, '\0');
+  in.read(header.data(), static_cast<std::streamsize>(header.size()));
+  in.close();
+  auto h = decode_segment_header(
+      std::span<const std::byte>(reinterpret_cast<const std::byte*>(header.data()), header.size()),
+      seg_path(0));
+  ASSERT_TRUE(h);
+  SegmentHeader future = *h;
+  future.version = format::kSegmentVersion + 1;
+  patch(seg_path(0), 0, encode_segment_header(future));
+  auto r = Log::open(options());
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.status().message().find("unsupported version"), std::string::npos)
+      << r.status().to_string();
+}
+
+}  // namespace
+}  // namespace annal::engine

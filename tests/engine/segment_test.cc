@@ -151,3 +151,34 @@ TEST(SegmentScannerTest, RecordsAfterTheLastCommitFlagAreCounted) {
 
 }  // namespace
 }  // namespace annal::engine
+
+namespace annal::engine {
+namespace {
+
+// The header example of docs/storage-format.md, byte for byte (the first 48
+// bytes; the rest is zero).
+TEST(SegmentHeaderTest, TheDocumentedExampleEncodesToTheDocumentedBytes) {
+  SegmentHeader h{format::kSegmentVersion, GlobalPosition(0), 256u << 20, 1764237600000000};
+  const std::string bytes = encode_segment_header(h);
+  static const char* digits = "0123456789abcdef";
+  std::string hex;
+  for (std::size_t i = 0; i < 48; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    hex.push_back(digits[c >> 4]);
+    hex.push_back(digits[c & 15]);
+  }
+  EXPECT_EQ(hex,
+            "414e4e414c534547020000000010000000000000000000000000001000000000"
+            "008872939044060090f9a0bd920a3ad6");
+  // A version 1 header (written before extended records) still decodes.
+  h.version = 1;
+  auto v1 =
+      decode_segment_header(std::span<const std::byte>(
+                                reinterpret_cast<const std::byte*>(encode_segment_header(h).data()),
+                                format::kSegmentHeaderSize),
+                            "v1.seg");
+  EXPECT_TRUE(v1) << v1.status().to_string();
+}
+
+}  // namespace
+}  // namespace annal::engine

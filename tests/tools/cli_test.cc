@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/format.h"
+#include "engine/log.h"
 #include "tools_fixture.h"
 
 // Options are built with designated initializers that leave defaulted
@@ -150,6 +151,56 @@ TEST_F(CliTest, InspectAndDumpIndexDescribeTheDirectory) {
   }
   EXPECT_EQ(entries, 500u);
   EXPECT_EQ(run_annal("dump-index " + dir_ + "/nothing-here"), 1);
+}
+
+}  // namespace
+}  // namespace annal::tools::testing
+
+namespace annal::tools::testing {
+namespace {
+
+// Extended records (storage format version 2): dump shows their epoch, tags
+// and correlation and causation ids; records without them show none.
+TEST_F(CliTest, DumpShowsTheExtensionOfExtendedRecords) {
+  {
+    engine::LogOptions o;
+    o.dir = dir_;
+    o.segment_size = 64 << 10;
+    o.min_free_bytes = 0;
+    auto log = engine::Log::open(o);
+    ASSERT_TRUE(log) << log.status().to_string();
+    engine::EventRecord plain;
+    plain.id = *EventId::parse("00000000-0000-4000-8000-000000000001");
+    plain.stream = "order-1";
+    plain.type = "Placed";
+    plain.data = "{}";
+    plain.flags = f::kFlagDataJson;
+    engine::EventRecord ext = plain;
+    ext.id = *EventId::parse("00000000-0000-4000-8000-000000000002");
+    ext.epoch = 4;
+    ext.tags = {"customer:\"42\"", "region:eu"};
+    ext.correlation_id = "corr-1";
+    ext.causation_id = "cause-1";
+    ASSERT_TRUE((*log)->append_sync({plain}).status);
+    ASSERT_TRUE((*log)->append_sync({ext}).status);
+  }
+  std::string out;
+  ASSERT_EQ(run_annal("dump " + dir_, &out), 0) << out;
+  auto ls = lines(out);
+  ASSERT_EQ(ls.size(), 2u) << out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(ls[0]).get(doc), simdjson::SUCCESS) << ls[0];
+  EXPECT_EQ(doc["tags"].error(), simdjson::NO_SUCH_FIELD) << ls[0];
+  ASSERT_EQ(parser.parse(ls[1]).get(doc), simdjson::SUCCESS) << ls[1];
+  EXPECT_EQ(doc["epoch"].get_uint64().value(), 4u);
+  auto tags = doc["tags"].get_array().value();
+  ASSERT_EQ(tags.size(), 2u);
+  EXPECT_EQ(std::string_view(tags.at(0).get_string().value()), "customer:\"42\"");
+  EXPECT_EQ(std::string_view(tags.at(1).get_string().value()), "region:eu");
+  EXPECT_EQ(std::string_view(doc["correlation_id"].get_string().value()), "corr-1");
+  EXPECT_EQ(std::string_view(doc["causation_id"].get_string().value()), "cause-1");
+  EXPECT_EQ(run_annal("verify " + dir_, &out), 0) << out;
 }
 
 }  // namespace
