@@ -991,27 +991,20 @@ void Log::Impl::process(std::deque<Queued>& batch) {
       if (i + 1 == events.size()) events[i].flags |= f::kFlagCommit;
       size += encoded_size(events[i]);
     }
-    // Extended records go only into segments whose header says they may
-    // (an older node then refuses the segment instead of misreading it).
-    if (active_->version < f::kSegmentVersion &&
-        std::any_of(events.begin(), events.end(),
-                    [](const EventRecord& ev) { return ev.has_extension(); })) {
-      commit_group(group);
-      drain_syncs();
-      Status s = failed_.load(std::memory_order_acquire) ? writer_status() : upgrade_active();
-      if (!s) {
-        if (hooks_ != nullptr) hooks_->aborted(e.req);
-        e.outcome.status = s;
-        group.push_back(std::move(e));
-        continue;
-      }
-    }
-    // An append never spans segments: roll first.
-    if (active_->sealed.load(std::memory_order_relaxed) ||
-        active_end_ + buf_.size() + size > active_->allocated) {
+    // An append never spans segments: roll first. And extended records go
+    // only into segments whose header says they may (an older node then
+    // refuses the segment instead of misreading it).
+    const bool must_roll = active_->sealed.load(std::memory_order_relaxed) ||
+                           active_end_ + buf_.size() + size > active_->allocated;
+    const bool must_upgrade = active_->version < f::kSegmentVersion &&
+                              std::any_of(events.begin(), events.end(),
+                                          [](const EventRecord& ev) { return ev.has_extension(); });
+    if (must_roll || must_upgrade) {
       commit_group(group);
       drain_syncs();  // a segment is sealed only once everything in it is durable
-      Status s = failed_.load(std::memory_order_acquire) ? writer_status() : roll();
+      Status s = failed_.load(std::memory_order_acquire) ? writer_status()
+                 : must_roll                             ? roll()
+                                                         : upgrade_active();
       if (!s) {
         if (hooks_ != nullptr) hooks_->aborted(e.req);
         e.outcome.status = s;

@@ -13,13 +13,8 @@ namespace annal::engine {
 namespace {
 
 using testing::bytes_of;
+using testing::encoded;
 using testing::make_event;
-
-std::string encoded(const EventRecord& r) {
-  std::string s;
-  encode(r, s);
-  return s;
-}
 
 EventRecord tagged(std::uint64_t position) {
   EventRecord r = make_event(position);
@@ -145,15 +140,7 @@ TEST(RecordExtensionTest, MalformedExtensionsAreCorrupt) {
 // The worked example of docs/storage-format.md ("An extended record"), byte
 // for byte.
 TEST(RecordExtensionTest, TheDocumentedExtendedExampleEncodesToTheDocumentedBytes) {
-  EventRecord r;
-  r.id = *EventId::parse("0f8e7d6c-5b4a-4938-8271-605f4e3d2c1b");
-  r.stream = "order-1";
-  r.type = "Placed";
-  r.revision = StreamRevision(0);
-  r.position = GlobalPosition(5);
-  r.timestamp_us = 1764237600000000;
-  r.flags = format::kFlagDataJson | format::kFlagCommit;
-  r.data = "{\"qty\":2}";
+  EventRecord r = testing::documented_example();
   r.epoch = 3;
   r.tags = {"customer:42", "region:eu"};
   r.correlation_id = "c-9";

@@ -12,13 +12,8 @@ namespace annal::engine {
 namespace {
 
 using testing::bytes_of;
+using testing::encoded;
 using testing::make_event;
-
-std::string encoded(const EventRecord& r) {
-  std::string s;
-  encode(r, s);
-  return s;
-}
 
 TEST(RecordTest, EncodeThenDecodeRoundTrips) {
   for (std::size_t size : {0u, 1u, 7u, 8u, 100u, 4000u}) {
@@ -139,15 +134,7 @@ namespace {
 // The worked example of docs/storage-format.md, byte for byte: a format
 // change must show up here (and in the document, with a version bump).
 TEST(RecordFormatTest, TheDocumentedExampleEncodesToTheDocumentedBytes) {
-  EventRecord r;
-  r.id = *EventId::parse("0f8e7d6c-5b4a-4938-8271-605f4e3d2c1b");
-  r.stream = "order-1";
-  r.type = "Placed";
-  r.revision = StreamRevision(0);
-  r.position = GlobalPosition(5);
-  r.timestamp_us = 1764237600000000;
-  r.flags = format::kFlagDataJson | format::kFlagCommit;
-  r.data = "{\"qty\":2}";
+  const EventRecord r = testing::documented_example();
   const char* hex =
       "60000000050000"
       "00d8b473dbef683c8f"

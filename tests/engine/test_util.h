@@ -33,6 +33,27 @@ inline EventRecord make_event(std::uint64_t position, std::size_t data_size = 40
   return r;
 }
 
+// The event of the worked examples in docs/storage-format.md.
+inline EventRecord documented_example() {
+  EventRecord r;
+  r.id = *EventId::parse("0f8e7d6c-5b4a-4938-8271-605f4e3d2c1b");
+  r.stream = "order-1";
+  r.type = "Placed";
+  r.revision = StreamRevision(0);
+  r.position = GlobalPosition(5);
+  r.timestamp_us = 1764237600000000;
+  r.flags = format::kFlagDataJson | format::kFlagCommit;
+  r.data = "{\"qty\":2}";
+  return r;
+}
+
+// The encoded bytes of one record.
+inline std::string encoded(const EventRecord& r) {
+  std::string s;
+  encode(r, s);
+  return s;
+}
+
 inline std::span<const std::byte> bytes_of(const std::string& s) {
   return {reinterpret_cast<const std::byte*>(s.data()), s.size()};
 }
