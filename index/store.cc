@@ -229,6 +229,47 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   // ---- Validation ----
+  // Tags are sorted and deduplicated before this (normalise_tags).
+  Status validate_extension(const std::string& stream, std::size_t i, const NewEvent& e) const {
+    if (e.tags.size() > limits_.max_tags)
+      return Status(Errc::kTooLarge,
+                    fmt::format("append to '{}': event {} has {} tags; the limit (max_tags) is {}",
+                                stream, i, e.tags.size(), limits_.max_tags));
+    for (const auto& t : e.tags) {
+      if (t.empty())
+        return Status(Errc::kBadRequest,
+                      fmt::format("append to '{}': event {} has an empty tag", stream, i));
+      if (t.size() > limits_.max_tag_size)
+        return Status(Errc::kTooLarge,
+                      fmt::format("append to '{}': event {} has a tag of {} bytes; the limit "
+                                  "(max_tag_size) is {}",
+                                  stream, i, t.size(), limits_.max_tag_size));
+    }
+    for (const auto* id : {&e.correlation_id, &e.causation_id})
+      if (id->size() > limits_.max_correlation_id)
+        return Status(Errc::kTooLarge,
+                      fmt::format("append to '{}': event {} has a {} id of {} bytes; the limit "
+                                  "(max_correlation_id) is {}",
+                                  stream, i, id == &e.correlation_id ? "correlation" : "causation",
+                                  id->size(), limits_.max_correlation_id));
+    return Status::ok();
+  }
+  static std::size_t extension_bytes(const NewEvent& e) {
+    if (e.tags.empty() && e.correlation_id.empty() && e.causation_id.empty()) return 0;
+    std::size_t tag_bytes = 0;
+    for (const auto& t : e.tags) tag_bytes += t.size();
+    return format::extension_size(e.tags.size(), tag_bytes, e.correlation_id.size(),
+                                  e.causation_id.size());
+  }
+  // One event has one encoding: its tags sorted bytewise, without repeats.
+  static void normalise_tags(StreamAppend& a) {
+    for (auto& e : a.events) {
+      if (e.tags.size() < 2) continue;
+      std::sort(e.tags.begin(), e.tags.end());
+      e.tags.erase(std::unique(e.tags.begin(), e.tags.end()), e.tags.end());
+    }
+  }
+
   Status validate(const StreamAppend& a) const {
     if (a.stream.empty()) return Status(Errc::kBadRequest, "stream name is empty");
     if (a.stream.size() > limits_.max_stream_name)
@@ -260,6 +301,7 @@ class Store::Impl final : public engine::WriteHooks {
         return Status(
             Errc::kBadRequest,
             fmt::format("append to '{}': event {} has unknown flags {:#x}", a.stream, i, e.flags));
+      if (Status t = validate_extension(a.stream, i, e); !t.is_ok()) return t;
       const std::size_t body = e.metadata.size() + e.data.size();
       if (body > limits_.max_event_size)
         return Status(
@@ -267,8 +309,8 @@ class Store::Impl final : public engine::WriteHooks {
             fmt::format("append to '{}': event {} is {} bytes (metadata + data); the limit "
                         "(max_event_size) is {}",
                         a.stream, i, body, limits_.max_event_size));
-      total +=
-          format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size());
+      total += format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size(),
+                                   extension_bytes(e));
     }
     // One event id names one event: an append carrying an id twice would leave
     // readers with two events under one id and make retries ambiguous.
@@ -306,6 +348,7 @@ class Store::Impl final : public engine::WriteHooks {
   }
 
   void append(StreamAppend a, std::function<void(const engine::AppendOutcome&)> done) {
+    normalise_tags(a);
     Status st = validate(a);
     if (!st.is_ok()) {
       engine::AppendOutcome o;
@@ -323,6 +366,9 @@ class Store::Impl final : public engine::WriteHooks {
       r.flags = e.flags;
       r.metadata = std::move(e.metadata);
       r.data = std::move(e.data);
+      r.tags = std::move(e.tags);
+      r.correlation_id = std::move(e.correlation_id);
+      r.causation_id = std::move(e.causation_id);
       req.events.push_back(std::move(r));
     }
     AppendCtx ctx;

@@ -26,6 +26,9 @@ struct Limits {
   std::size_t max_event_size = 4u << 20;    // metadata + data of one event
   std::size_t max_append_size = 16u << 20;  // all events of one append, encoded
   std::size_t max_append_events = 10000;
+  std::size_t max_tags = 32;             // per event, after duplicates are dropped
+  std::size_t max_tag_size = 256;        // bytes of one tag
+  std::size_t max_correlation_id = 256;  // bytes of a correlation or causation id
 };
 
 struct StoreOptions {
@@ -64,6 +67,11 @@ struct NewEvent {
   std::uint32_t flags = 0;  // engine::format::kFlagDataJson / kFlagMetadataJson
   std::string metadata;
   std::string data;
+  // Stored in the record's extension (docs/storage-format.md). Tags may come
+  // in any order and repeat: the store sorts them and drops duplicates.
+  std::vector<std::string> tags = {};
+  std::string correlation_id = {};
+  std::string causation_id = {};
 };
 
 struct StreamAppend {

@@ -512,3 +512,83 @@ TEST(StoreAbortTest, FailedGroupIsRolledBackCompletely) {
 
 }  // namespace
 }  // namespace annal::index::testing
+
+namespace annal::index::testing {
+namespace {
+
+// ---- Tags, correlation and causation ids (the record extension) ----
+
+class StoreTagsTest : public StoreFixture {
+ protected:
+  void SetUp() override { open(); }
+};
+
+TEST_F(StoreTagsTest, TagsAreStoredSortedWithoutRepeatsAndSurviveARestart) {
+  StreamAppend a{"order-1", Rev::any(), {}};
+  NewEvent e{make_id(1), "Placed", 0, "", "x"};
+  e.tags = {"region:eu", "customer:42", "region:eu", "a"};
+  e.correlation_id = "corr-1";
+  e.causation_id = "cmd-9";
+  a.events.push_back(e);
+  a.events.push_back(NewEvent{make_id(2), "Noted", 0, "", "y"});  // none
+  auto o = store_->append_sync(std::move(a));
+  ASSERT_TRUE(o.status.is_ok()) << o.status.to_string();
+  for (int pass = 0; pass < 2; ++pass) {
+    auto r = store_->read_stream("order-1", StreamRevision(0), 10, Direction::kForward);
+    ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+    ASSERT_EQ(r->size(), 2u);
+    EXPECT_EQ((*r)[0].tags, (std::vector<std::string>{"a", "customer:42", "region:eu"}));
+    EXPECT_EQ((*r)[0].correlation_id, "corr-1");
+    EXPECT_EQ((*r)[0].causation_id, "cmd-9");
+    EXPECT_EQ((*r)[0].epoch, 0u);
+    EXPECT_TRUE((*r)[1].tags.empty());
+    EXPECT_TRUE((*r)[1].correlation_id.empty());
+    open();  // the same after a restart
+  }
+  // A retry with the same ids is deduplicated, whatever tags it carries.
+  StreamAppend retry{"order-1", Rev::any(), {}};
+  NewEvent again{make_id(1), "Placed", 0, "", "x"};
+  again.tags = {"other"};
+  retry.events.push_back(again);
+  retry.events.push_back(NewEvent{make_id(2), "Noted", 0, "", "y"});
+  auto d = store_->append_sync(std::move(retry));
+  ASSERT_TRUE(d.status.is_ok()) << d.status.to_string();
+  EXPECT_TRUE(d.deduplicated);
+}
+
+TEST_F(StoreTagsTest, TagLimitsAreEnforcedWithErrorsNamingTheField) {
+  auto code_and = [&](NewEvent e, Errc code, const char* field) {
+    StreamAppend a{"s", Rev::any(), {}};
+    a.events.push_back(std::move(e));
+    auto o = store_->append_sync(std::move(a));
+    EXPECT_EQ(o.status.code(), code) << o.status.to_string();
+    EXPECT_NE(o.status.message().find(field), std::string::npos) << o.status.message();
+  };
+  NewEvent e{make_id(1), "t", 0, "", "x"};
+  NewEvent empty_tag = e;
+  empty_tag.tags = {"a", ""};
+  code_and(empty_tag, Errc::kBadRequest, "empty tag");
+  NewEvent many = e;
+  for (int i = 0; i < 33; ++i) many.tags.push_back("t" + std::to_string(i));
+  code_and(many, Errc::kTooLarge, "max_tags");
+  NewEvent repeated = e;  // 40 tags, 32 distinct: within the limit
+  for (int i = 0; i < 40; ++i) repeated.tags.push_back("t" + std::to_string(i % 32));
+  StreamAppend ok{"s", Rev::any(), {}};
+  ok.events.push_back(repeated);
+  EXPECT_TRUE(store_->append_sync(std::move(ok)).status.is_ok());
+  NewEvent long_tag = e;
+  long_tag.id = make_id(2);
+  long_tag.tags = {std::string(257, 'k')};
+  code_and(long_tag, Errc::kTooLarge, "max_tag_size");
+  NewEvent long_corr = e;
+  long_corr.id = make_id(3);
+  long_corr.correlation_id = std::string(257, 'c');
+  code_and(long_corr, Errc::kTooLarge, "correlation id of 257 bytes");
+  NewEvent long_cause = e;
+  long_cause.id = make_id(4);
+  long_cause.causation_id = std::string(300, 'c');
+  code_and(long_cause, Errc::kTooLarge, "causation id of 300 bytes");
+}
+
+}  // namespace
+}  // namespace annal::index::testing
