@@ -151,6 +151,15 @@ class PowerLossRun {
       e.metadata =
           (e.flags & format::kFlagMetadataJson) ? random_json(rng_, rng_() % 20) : std::string();
       e.data = random_json(rng_, 20 + rng_() % (rng_() % 8 == 0 ? 3000 : 400));
+      // A third carry the record extension (tags in any order, repeats
+      // allowed: the store normalises them; sometimes ids), so torn writes
+      // and recovery meet extended records too.
+      if (rng_() % 3 == 0) {
+        for (std::uint64_t t = 0, k = 1 + rng_() % 3; t < k; ++t)
+          e.tags.push_back(fmt::format("k{}:v{}", rng_() % 4, rng_() % 3));
+        if (rng_() % 2) e.correlation_id = fmt::format("corr-{}", rng_() % 1000);
+        if (rng_() % 4 == 0) e.causation_id = fmt::format("cause-{}", rng_() % 1000);
+      }
       attempted_ids_.insert(e.id);
       a.events.push_back(std::move(e));
     }
@@ -272,9 +281,13 @@ class PowerLossRun {
   static bool same_event(const engine::EventRecord& r, const index::StreamAppend& req,
                          std::size_t i, std::uint64_t pos, std::uint64_t rev) {
     const auto& e = req.events[i];
+    std::vector<std::string> tags = e.tags;  // as the store stores them
+    std::sort(tags.begin(), tags.end());
+    tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
     return r.position.value == pos && r.revision.value == rev && r.stream == req.stream &&
            r.id == e.id && r.type == e.type && r.metadata == e.metadata && r.data == e.data &&
-           (r.flags & ~format::kFlagCommit) == e.flags;
+           (r.flags & ~format::kFlagCommit) == e.flags && r.tags == tags &&
+           r.correlation_id == e.correlation_id && r.causation_id == e.causation_id && r.epoch == 0;
   }
 
   void verify(index::Store& store, std::uint64_t round) {
