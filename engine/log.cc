@@ -152,7 +152,8 @@ class Log::Impl {
                        const std::function<bool(const RecordView&)>& fn) const;
   Status visit(GlobalPosition p, const std::function<void(const RecordView&)>& fn) const;
   Status visit_many(std::span<const std::uint64_t> positions,
-                    const std::function<bool(std::size_t, const RecordView&)>& fn) const;
+                    const std::function<bool(std::size_t, const RecordView&)>& fn,
+                    const std::function<bool(std::size_t)>& skip) const;
   std::vector<SegmentInfo> segments() const;
   void release_resident() const {
     std::vector<std::shared_ptr<Segment>> segs;
@@ -1223,11 +1224,13 @@ Status Log::Impl::visit(GlobalPosition p, const std::function<void(const RecordV
 }
 
 Status Log::Impl::visit_many(std::span<const std::uint64_t> positions,
-                             const std::function<bool(std::size_t, const RecordView&)>& fn) const {
+                             const std::function<bool(std::size_t, const RecordView&)>& fn,
+                             const std::function<bool(std::size_t)>& skip) const {
   const std::uint64_t end = durable_end_.load(std::memory_order_acquire);
   std::shared_ptr<Segment> seg;
   std::uint64_t limit = 0;  // seg holds [seg->first, limit)
   for (std::size_t i = 0; i < positions.size(); ++i) {
+    if (skip && skip(i)) continue;
     const GlobalPosition p(positions[i]);
     if (p.value >= end)
       return Status(Errc::kNotFound,
@@ -1314,8 +1317,9 @@ Status Log::visit(GlobalPosition position, const std::function<void(const Record
   return impl_->visit(position, fn);
 }
 Status Log::visit_many(std::span<const std::uint64_t> positions,
-                       const std::function<bool(std::size_t, const RecordView&)>& fn) const {
-  return impl_->visit_many(positions, fn);
+                       const std::function<bool(std::size_t, const RecordView&)>& fn,
+                       const std::function<bool(std::size_t)>& skip) const {
+  return impl_->visit_many(positions, fn, skip);
 }
 std::vector<SegmentInfo> Log::segments() const {
   return impl_->segments();

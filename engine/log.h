@@ -178,9 +178,11 @@ class Log {
   Status visit(GlobalPosition position, const std::function<void(const RecordView&)>& fn) const;
   // visit() for many positions in turn, finding the segment once per run of
   // positions it holds: fn(i, view of positions[i]) until fn returns false.
+  // A position for which `skip(i)` (if given) is true is not read at all.
   // The first position that cannot be read ends it with that error.
   Status visit_many(std::span<const std::uint64_t> positions,
-                    const std::function<bool(std::size_t, const RecordView&)>& fn) const;
+                    const std::function<bool(std::size_t, const RecordView&)>& fn,
+                    const std::function<bool(std::size_t)>& skip = nullptr) const;
 
   std::vector<SegmentInfo> segments() const;
   const LogOptions& options() const;

@@ -706,9 +706,11 @@ class Store::Impl final : public engine::WriteHooks {
     bool any = false;
     std::uint64_t last = 0;
     Status err;
-    Status st = log_->visit_many(positions, [&](std::size_t i, const engine::RecordView& v) {
+    // Skipped unread: the revision was already served from a record that
+    // checked out, so a damaged duplicate cannot fail the read.
+    auto taken = [&](std::size_t i) { return any && last == entries[i].revision; };
+    auto visit = [&](std::size_t i, const engine::RecordView& v) {
       const IndexEntry& e = entries[i];
-      if (any && last == e.revision) return true;
       if (v.flags & format::kFlagLost) {
         if (v.stream.empty() || v.stream == stream) {
           err = Status(Errc::kLostAtRepair,
@@ -731,7 +733,8 @@ class Store::Impl final : public engine::WriteHooks {
       any = true;
       last = e.revision;
       return fn(v);
-    });
+    };
+    Status st = log_->visit_many(positions, visit, taken);
     if (!st.is_ok()) return st;
     return err;
   }
