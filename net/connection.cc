@@ -181,12 +181,7 @@ void Connection::send(std::string frame) {
 }
 
 void Connection::send_small(std::span<const char> frame) {
-  if (closed_) return;
-  OutFrame& f = out_.emplace_back();
-  std::copy(frame.begin(), frame.end(), f.small.begin());
-  f.small_size = static_cast<std::uint8_t>(frame.size());
-  out_bytes_ += frame.size();
-  write_cv_.cancel();
+  send_shared(frame, nullptr, {});
 }
 
 void Connection::send_shared(std::span<const char> head, std::shared_ptr<const void> owner,

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/format.h"
+#include "read/paging.h"
 
 namespace annal::read {
 bool Filter::matches(const engine::RecordView& v) const {
@@ -43,29 +44,19 @@ Step read_index(const index::Store& store, const std::string& stream, std::uint6
   // Anything of the stream at or beyond this position may be missing from the
   // index reads below; the log steps start here (revision-filtered).
   const GlobalPosition log_end = store.log().durable_end();
-  const std::uint64_t want =
-      limits.max_count - std::min<std::uint64_t>(limits.max_count, out.count());
-  std::uint64_t visited = 0;
-  bool stopped = false;
-  Status st = store.visit_stream(stream, StreamRevision(s.next_rev), want,
-                                 index::Direction::kForward, [&](const engine::RecordView& v) {
-                                   if (!limits.fits(out, v)) {
-                                     stopped = true;
-                                     return false;
-                                   }
-                                   out.add(v);
-                                   ++visited;
-                                   s.next_rev = v.revision.value + 1;
-                                   stopped = limits.full(out);
-                                   return !stopped;
-                                 });
-  if (!st.is_ok()) {
-    if (st.code() != Errc::kStreamNotFound) {
-      if (out.count() == 0) s.status = st;
-      return s;  // with events: delivered first, the next step meets the failure
+  // One page of the stream, by the paging rules of read_stream.
+  const Page page =
+      read_stream_page(store, stream, from_rev, index::Direction::kForward, limits, out);
+  if (!page.status.is_ok()) {
+    if (page.status.code() != Errc::kStreamNotFound) {
+      s.status = page.status;
+      return s;
     }
-  } else if (stopped || visited == want) {
-    return s;  // more may follow: the next step reads the index again
+  } else {
+    s.next_rev = page.next;
+    // Not at the end: more may follow (or a failure after the events taken,
+    // which the next step meets); the next step reads the index again.
+    if (!page.end) return s;
   }
   s.index_done = true;
   s.next = log_end;
