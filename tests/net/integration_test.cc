@@ -694,6 +694,15 @@ TEST_F(NodeTest, BenchAppendsExactlyWhatItCountsAndReadsCheckEveryEvent) {
   EXPECT_EQ(run("bench read-all --json", &out), 0) << out;
   EXPECT_NE(out.find("\"complete\":true"), std::string::npos) << out;
   EXPECT_NE(out.find("\"events\":600,"), std::string::npos) << out;
+  // Subscribers on one thread, decoding sub_events in place: each gets every
+  // position appended meanwhile, in order.
+  ASSERT_EQ(
+      run("bench subscribe --json --subscribers 5 --count 300 --connections 3 --settle 30", &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"subscribers_complete\":5,"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"all_complete\":true"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"expected_events\":300,"), std::string::npos) << out;
   EXPECT_EQ(run("bench append --help", &out), 2);
   EXPECT_NE(out.find("--server HOST:PORT"), std::string::npos) << out;
   EXPECT_EQ(run("bench append --in-flight 0", &out), 2);
