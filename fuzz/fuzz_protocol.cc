@@ -5,7 +5,9 @@
 // side) are fuzzed too.
 // Properties: no out-of-bounds read, no huge allocation from a length field;
 // every request that decodes re-encodes to a frame that decodes to the same
-// message (the encoder and decoder agree).
+// message (the encoder and decoder agree). Frames are decoded in the protocol
+// version the last hello in the input asked for (v2 until one does), as on
+// the node's connection, so both versions' event layouts are fuzzed.
 
 #include <cstddef>
 #include <cstdint>
@@ -32,12 +34,16 @@ bool same_events(const std::vector<index::NewEvent>& a, const std::vector<index:
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
     if (a[i].id != b[i].id || a[i].type != b[i].type || a[i].flags != b[i].flags ||
-        a[i].metadata != b[i].metadata || a[i].data != b[i].data)
+        a[i].metadata != b[i].metadata || a[i].data != b[i].data || a[i].tags != b[i].tags ||
+        a[i].correlation_id != b[i].correlation_id || a[i].causation_id != b[i].causation_id)
       return false;
   return true;
 }
 
-void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
+// `version`: the connection's protocol version; a hello may change it.
+void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload,
+               std::uint16_t& version) {
+  const std::uint16_t v = version;
   switch (static_cast<proto::Op>(op)) {
     case proto::Op::kHello: {
       auto m = proto::decode_hello(payload);
@@ -45,12 +51,14 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
       auto again = proto::decode_hello(payload_of(proto::encode_hello(id, *m)));
       FUZZ_CHECK(again && again->magic == m->magic && again->version == m->version &&
                  again->client_name == m->client_name);
+      if (m->version >= proto::kMinProtocolVersion && m->version <= proto::kProtocolVersion)
+        version = m->version;
       break;
     }
     case proto::Op::kAppend: {
-      auto m = proto::decode_append(payload);
+      auto m = proto::decode_append(payload, v);
       if (!m) break;
-      auto again = proto::decode_append(payload_of(proto::encode_append(id, *m)));
+      auto again = proto::decode_append(payload_of(proto::encode_append(id, *m, v)), v);
       FUZZ_CHECK(again && again->stream == m->stream && again->expected == m->expected &&
                  same_events(again->events, m->events));
       break;
@@ -97,7 +105,7 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
       break;
     case proto::Op::kReadOk:
     case proto::Op::kSubEvents: {
-      auto m = proto::decode_read_ok(payload);
+      auto m = proto::decode_read_ok(payload, v);
       if (m) {
         // The encoder sends only the wire flags (data/metadata JSON, lost);
         // the client's decoder passes any other bits through. Compare what
@@ -106,11 +114,12 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
                                         engine::format::kFlagMetadataJson |
                                         engine::format::kFlagLost;
         for (auto& e : m->events) e.flags &= kWire;
-        auto again = proto::decode_read_ok(payload_of(proto::encode_read_ok(id, *m)));
+        auto again = proto::decode_read_ok(payload_of(proto::encode_read_ok(id, *m, v)), v);
         FUZZ_CHECK(again && again->end == m->end && again->next == m->next &&
                    again->events == m->events);
       }
-      (void)proto::decode_sub_events(payload);
+      (void)proto::decode_sub_events(payload, v);
+      (void)proto::decode<proto::ReadOkView>(payload, v);
       break;
     }
     case proto::Op::kSubscribeOk:
@@ -136,6 +145,7 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::size_t off = 0;
+  std::uint16_t version = proto::kProtocolVersion;
   while (size - off >= proto::kLengthPrefixSize + proto::kFrameMinBody) {
     std::uint8_t hdr[13];
     std::memcpy(hdr, data + off, sizeof hdr);
@@ -147,7 +157,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (size - off - sizeof hdr < body) return 0;  // the node waits for more bytes
     // An exact-size heap copy of the payload, so an over-read is an ASan report.
     std::string payload(reinterpret_cast<const char*>(data + off + sizeof hdr), body);
-    one_frame(h.op, h.request_id, payload);
+    one_frame(h.op, h.request_id, payload, version);
     off += sizeof hdr + body;
   }
   return 0;

@@ -116,15 +116,27 @@ int main(int argc, char** argv) {
   proto::ReadOk rok;
   rok.events = {event(1, format::kFlagDataJson), event(2, format::kFlagCommit)};
   rok.next = 3;
+  // A v1 session (events without tags), then a v2 one: the fuzzer decodes a
+  // frame in the version the last hello asked for, as the node does.
   put("fuzz_protocol", "session",
       proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 1, "fuzz"}) +
-          proto::encode_append(2, ap) +
+          proto::encode_append(2, ap, 1) +
           proto::encode_read_stream(
               3, proto::ReadStreamReq{"orders-1", 0, 10, index::Direction::kForward}) +
           proto::encode_read_all(4,
                                  proto::ReadAllReq{proto::kNone, 5, index::Direction::kBackward}) +
           proto::encode_subscribe(5, sub) + proto::encode_unsubscribe(6, proto::UnsubscribeReq{1}) +
           proto::encode_empty(proto::Op::kPing, 7));
+  proto::AppendReq tagged = ap;
+  tagged.events[0].tags = {"customer:42", "region:eu"};
+  tagged.events[0].correlation_id = "cmd-9";
+  tagged.events[1].causation_id = "evt-3";
+  proto::ReadOk rok2 = rok;
+  rok2.events[0].tags = {"customer:42"};
+  rok2.events[0].correlation_id = "cmd-9";
+  put("fuzz_protocol", "session-v2",
+      proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 2, "fuzz"}) +
+          proto::encode_append(2, tagged, 2) + proto::encode_read_ok(3, rok2, 2));
   put("fuzz_protocol", "responses",
       proto::encode_read_ok(1, rok) + proto::encode_append_ok(2, proto::AppendOk{10, 4, 2, false}) +
           proto::encode_error(3, proto::Error{proto::Code::kWrongExpectedRevision, 3, "wrong"}));

@@ -90,6 +90,10 @@ class Store::Impl final : public engine::WriteHooks {
     limits_ = options_.limits;
     limits_.max_stream_name = std::min<std::size_t>(limits_.max_stream_name, UINT16_MAX);
     limits_.max_event_type = std::min<std::size_t>(limits_.max_event_type, UINT16_MAX);
+    // The record's extension holds these counts and lengths as u16.
+    limits_.max_tags = std::min<std::size_t>(limits_.max_tags, UINT16_MAX);
+    limits_.max_tag_size = std::min<std::size_t>(limits_.max_tag_size, UINT16_MAX);
+    limits_.max_correlation_id = std::min<std::size_t>(limits_.max_correlation_id, UINT16_MAX);
     // One append must fit in one segment (records never span segments).
     const std::uint64_t seg = options_.log.segment_size;
     const std::uint64_t room =

@@ -15,7 +15,7 @@ namespace annal::net::detail {
 
 void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   if (refuse_if_too_many(id)) return;
-  auto m = proto::decode_append(payload);
+  auto m = proto::decode_append(payload, version_);
   if (!m.is_ok()) {
     send_error(id, proto::Code::kBadRequest, m.status().message());
     return;

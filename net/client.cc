@@ -93,7 +93,12 @@ class FrameReader {
 };
 
 template <typename T>
-Reply<T> decode_reply(const Frame& f, proto::Op expected, Result<T> (*dec)(std::string_view)) {
+using Decoder = Result<T> (*)(std::string_view, std::uint16_t);
+
+// `version`: the connection's protocol version (how events are encoded).
+template <typename T>
+Reply<T> decode_reply(const Frame& f, proto::Op expected, Decoder<T> dec,
+                      std::uint16_t version = proto::kProtocolVersion) {
   if (f.op == static_cast<std::uint8_t>(proto::Op::kError)) {
     auto e = proto::decode_error(f.payload);
     if (!e.is_ok())
@@ -105,12 +110,12 @@ Reply<T> decode_reply(const Frame& f, proto::Op expected, Result<T> (*dec)(std::
     return make_error(
         proto::Code::kBadRequest,
         fmt::format("expected {} from the node, got op 0x{:02x}", proto::op_name(expected), f.op));
-  auto r = dec(f.payload);
+  auto r = dec(f.payload, version);
   if (!r.is_ok()) return make_error(proto::Code::kBadRequest, r.status().message());
   return std::move(r.value());
 }
 
-Result<bool> decode_nothing(std::string_view payload) {
+Result<bool> decode_nothing(std::string_view payload, std::uint16_t) {
   if (!payload.empty()) return Status(Errc::kBadRequest, "unexpected payload");
   return true;
 }
@@ -201,7 +206,8 @@ class Client::Impl {
   std::condition_variable cv;
   std::unordered_map<std::uint64_t, Handler> pending;
   std::unordered_map<std::uint64_t, std::shared_ptr<Subscription::State>> subs;
-  std::uint64_t next_id = 2;  // 1 was the hello
+  std::uint64_t next_id = 2;                        // 1 was the hello
+  std::uint16_t version = proto::kProtocolVersion;  // agreed in the handshake
   std::size_t window = 1;
   std::size_t in_flight = 0;
   bool broken = false;
@@ -322,7 +328,7 @@ class Client::Impl {
     Subscription::Message m;
     switch (static_cast<proto::Op>(f.op)) {
       case proto::Op::kSubEvents: {
-        auto r = proto::decode_sub_events(f.payload);
+        auto r = proto::decode_sub_events(f.payload, version);
         if (!r.is_ok()) {
           s.end(make_error(proto::Code::kBadRequest, r.status().message()));
           return;
@@ -357,11 +363,11 @@ class Client::Impl {
 
   template <typename T>
   Reply<T> call(const std::function<std::string(std::uint64_t)>& build, proto::Op expected,
-                Result<T> (*dec)(std::string_view)) {
+                Decoder<T> dec) {
     auto p = std::make_shared<std::promise<Reply<T>>>();
     auto fut = p->get_future();
-    request(build, [p, expected, dec](const Frame& f) {
-      p->set_value(decode_reply<T>(f, expected, dec));
+    request(build, [p, expected, dec, v = version](const Frame& f) {
+      p->set_value(decode_reply<T>(f, expected, dec, v));
     });
     return fut.get();
   }
@@ -459,6 +465,7 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   // Handshake, synchronously, with a timeout on the reply.
   proto::Hello hello;
   hello.client_name = options.client_name;
+  hello.version = options.protocol_version;
   if (!send_all(fd, proto::encode_hello(1, hello)))
     return make_error(proto::Code::kConnectionLost, "cannot send hello");
   pollfd pfd{fd, POLLIN, 0};
@@ -467,7 +474,24 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   Frame f;
   if (!impl->frames.next(fd, f, why)) return make_error(proto::Code::kConnectionLost, why);
   auto ok = decode_reply<proto::HelloOk>(f, proto::Op::kHelloOk, &proto::decode_hello_ok);
-  if (!ok.ok()) return ok.error();
+  if (!ok.ok()) {
+    // An older node: speak its newest version instead (on a new connection,
+    // since it closes this one). Appends with tags or ids then fail in the
+    // client (append_async), never silently lose them.
+    const proto::Error& e = ok.error();
+    if (e.code == proto::Code::kUnsupportedVersion && e.detail >= proto::kMinProtocolVersion &&
+        e.detail < options.protocol_version) {
+      ClientOptions older = options;
+      older.protocol_version = static_cast<std::uint16_t>(e.detail);
+      return connect(older);
+    }
+    return ok.error();
+  }
+  if (ok->version != options.protocol_version)
+    return make_error(proto::Code::kBadRequest,
+                      fmt::format("the node answered hello for protocol version {}, asked for {}",
+                                  ok->version, options.protocol_version));
+  impl->version = ok->version;
   impl->window = std::max<std::uint32_t>(1, ok->max_in_flight);
   auto client = std::unique_ptr<Client>(new Client(std::move(impl)));
   client->hello_ = ok.value();
@@ -476,48 +500,73 @@ Reply<std::unique_ptr<Client>> Client::connect(const ClientOptions& options) {
   return client;
 }
 
+namespace {
+// Version 1 cannot carry tags or ids: refuse rather than drop them.
+std::optional<proto::Error> cannot_carry(const proto::AppendReq& req, std::uint16_t version) {
+  if (version >= 2) return std::nullopt;
+  for (std::size_t i = 0; i < req.events.size(); ++i) {
+    const auto& e = req.events[i];
+    if (!e.tags.empty() || !e.correlation_id.empty() || !e.causation_id.empty())
+      return make_error(proto::Code::kBadRequest,
+                        fmt::format("event {} carries tags or a correlation/causation id, which "
+                                    "protocol version {} (this node's) cannot carry",
+                                    i, version));
+  }
+  return std::nullopt;
+}
+}  // namespace
+
 void Client::append_async(const proto::AppendReq& req, AppendCallback cb) {
+  const std::uint16_t v = impl_->version;
+  if (auto e = cannot_carry(req, v)) {
+    cb(std::move(*e));
+    return;
+  }
   impl_->request(
-      [&req](std::uint64_t id) { return proto::encode_append(id, req); },
+      [&req, v](std::uint64_t id) { return proto::encode_append(id, req, v); },
       [cb = std::move(cb)](const Frame& f) {
         cb(decode_reply<proto::AppendOk>(f, proto::Op::kAppendOk, &proto::decode_append_ok));
       });
 }
 
 void Client::read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb) {
-  impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
-                 [cb = std::move(cb)](const Frame& f) {
-                   cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
-                 });
+  impl_->request(
+      [&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
+      [cb = std::move(cb), v = impl_->version](const Frame& f) {
+        cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
+      });
 }
 
 void Client::read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCallback cb) {
   impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
-                 [cb = std::move(cb)](const Frame& f) {
+                 [cb = std::move(cb), v = impl_->version](const Frame& f) {
                    cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
-                                                      &proto::decode<proto::ReadOkView>));
+                                                      &proto::decode<proto::ReadOkView>, v));
                  });
 }
 
 void Client::read_all_view_async(const proto::ReadAllReq& req, ReadViewCallback cb) {
   impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
-                 [cb = std::move(cb)](const Frame& f) {
+                 [cb = std::move(cb), v = impl_->version](const Frame& f) {
                    cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
-                                                      &proto::decode<proto::ReadOkView>));
+                                                      &proto::decode<proto::ReadOkView>, v));
                  });
 }
 
 void Client::read_all_async(const proto::ReadAllReq& req, ReadCallback cb) {
-  impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
-                 [cb = std::move(cb)](const Frame& f) {
-                   cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok));
-                 });
+  impl_->request(
+      [&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
+      [cb = std::move(cb), v = impl_->version](const Frame& f) {
+        cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
+      });
 }
 
 Reply<proto::AppendOk> Client::append(const proto::AppendReq& req) {
+  const std::uint16_t v = impl_->version;
+  if (auto e = cannot_carry(req, v)) return std::move(*e);
   return impl_->call<proto::AppendOk>(
-      [&req](std::uint64_t id) { return proto::encode_append(id, req); }, proto::Op::kAppendOk,
-      &proto::decode_append_ok);
+      [&req, v](std::uint64_t id) { return proto::encode_append(id, req, v); },
+      proto::Op::kAppendOk, &proto::decode_append_ok);
 }
 
 Reply<proto::ReadOk> Client::read_stream(const proto::ReadStreamReq& req) {

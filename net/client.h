@@ -1,6 +1,7 @@
 #pragma once
 // The annal client library: one TCP connection to an annald node speaking
-// protocol v1 (docs/protocol.md), with pipelining.
+// protocol v2 (docs/protocol.md), or v1 with a node that only speaks that
+// (events then carry no tags or ids), with pipelining.
 //
 // Every request gets a fresh request id; responses are matched by id, so any
 // number of threads may issue requests on one Client concurrently, and the
@@ -66,6 +67,9 @@ struct ClientOptions {
   std::chrono::milliseconds connect_timeout{5000};
   // Messages buffered per subscription before the reader thread waits.
   std::size_t subscription_queue = 64;
+  // The protocol version asked for; a node that only speaks an older one is
+  // spoken to in that (hello().version says which).
+  std::uint16_t protocol_version = proto::kProtocolVersion;
 };
 
 // Parses "HOST:PORT" (or "[v6]:PORT"); nullopt if malformed.

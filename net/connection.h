@@ -134,6 +134,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string peer_;
 
   bool handshaken_ = false;
+  // The protocol version the hello asked for (kMinProtocolVersion ..
+  // kProtocolVersion): how events are encoded and decoded on this connection.
+  std::uint16_t version_ = proto::kProtocolVersion;
   bool closed_ = false;
   bool shutting_down_ = false;
   bool close_when_drained_ = false;

@@ -74,17 +74,19 @@ void Connection::handle_hello(std::uint64_t id, std::string_view payload) {
         fmt::format("hello: bad magic 0x{:08x}, expected 0x{:08x}", m->magic, proto::kHelloMagic));
     return;
   }
-  if (m->version != proto::kProtocolVersion) {
+  if (m->version < proto::kMinProtocolVersion || m->version > proto::kProtocolVersion) {
     send_error(id, proto::Code::kUnsupportedVersion,
-               fmt::format("protocol version {} is not supported; this node speaks {}", m->version,
-                           proto::kProtocolVersion),
+               fmt::format("protocol version {} is not supported; this node speaks {} to {}",
+                           m->version, proto::kMinProtocolVersion, proto::kProtocolVersion),
                proto::kProtocolVersion);
     close_when_drained_ = true;
     write_cv_.cancel();
     return;
   }
   handshaken_ = true;
+  version_ = m->version;
   proto::HelloOk ok;
+  ok.version = version_;
   ok.max_frame = shared_->options.max_frame;
   ok.max_in_flight = shared_->options.max_in_flight;
   ok.server_version = shared_->options.server_version;
@@ -117,7 +119,10 @@ void Connection::handle_info(std::uint64_t id, std::string_view payload) {
   m.index_memtable_entries = stats.memtable_entries;
   m.index_files = stats.index_files;
   m.indexed_through = stats.indexed_through;
-  send(proto::encode_info_ok(id, m));
+  m.max_tags = limits.max_tags;
+  m.max_tag_size = limits.max_tag_size;
+  m.max_correlation_id = limits.max_correlation_id;
+  send(proto::encode_info_ok(id, m, version_));
 }
 
 }  // namespace annal::net::detail

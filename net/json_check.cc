@@ -12,7 +12,19 @@ namespace {
 constexpr std::uint32_t kAllowedEventFlags =
     engine::format::kFlagDataJson | engine::format::kFlagMetadataJson;
 
+bool valid_utf8(std::string_view s) {
+  return simdjson::validate_utf8(s.data(), s.size());
+}
+
 }  // namespace
+
+std::optional<std::string> JsonCheck::non_utf8(const index::NewEvent& e) {
+  for (std::size_t t = 0; t < e.tags.size(); ++t)
+    if (!valid_utf8(e.tags[t])) return fmt::format("tag {} is not valid UTF-8", t);
+  if (!valid_utf8(e.correlation_id)) return std::string("correlation_id is not valid UTF-8");
+  if (!valid_utf8(e.causation_id)) return std::string("causation_id is not valid UTF-8");
+  return std::nullopt;
+}
 
 simdjson::error_code JsonCheck::parse(const std::string& text) {
   buf_.resize(text.size() + simdjson::SIMDJSON_PADDING);
@@ -33,6 +45,9 @@ std::optional<EventRejection> JsonCheck::check(const proto::AppendReq& req) {
       out = EventRejection{proto::Code::kBadRequest, i,
                            fmt::format("event {} of append to '{}': unknown flags 0x{:x}", i,
                                        req.stream, e.flags & ~kAllowedEventFlags)};
+    } else if (auto why = non_utf8(e)) {
+      out = EventRejection{proto::Code::kBadRequest, i,
+                           fmt::format("event {} of append to '{}': {}", i, req.stream, *why)};
     } else if (e.flags & engine::format::kFlagDataJson) {
       if (auto err = parse(e.data); err != simdjson::SUCCESS) out = invalid(i, "data", err);
     }

@@ -1,6 +1,8 @@
 #pragma once
 // Validation of an append's events before anything is written: event flags,
-// and every JSON-flagged payload parsed completely (docs/protocol.md §3.2).
+// tags and correlation/causation ids strictly valid UTF-8, and every
+// JSON-flagged payload parsed completely (docs/protocol.md §3.2). The store
+// checks their sizes and counts (index::Limits).
 // One per connection (it keeps a parser and a padded buffer); not thread-safe.
 
 #include <simdjson.h>
@@ -27,6 +29,8 @@ class JsonCheck {
 
  private:
   simdjson::error_code parse(const std::string& text);
+  // The first tag or id of `e` that is not valid UTF-8, described.
+  static std::optional<std::string> non_utf8(const index::NewEvent& e);
 
   simdjson::dom::parser parser_;
   std::vector<char> buf_;

@@ -22,6 +22,7 @@ template <class Batch>
 class LiveCache {
  public:
   struct Key {
+    std::uint16_t version = 0;  // protocol version the batch is encoded for
     std::string stream_prefix;
     std::string type_prefix;
     std::uint64_t max_scan = 0;  // positions one step may scan (checkpoints bound it)

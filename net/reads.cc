@@ -62,7 +62,7 @@ void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) 
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
     const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    auto events = std::make_shared<WireSink>(expected_bytes(limits));
+    auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
     const auto page = read::read_stream_page(self->shared_->store, req.stream, req.from,
                                              req.direction, limits, *events);
     self->post_page(id, page, std::move(events));
@@ -80,7 +80,7 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
   auto self = shared_from_this();
   asio::post(shared_->reads, [self, id, req = m.value()]() {
     const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    auto events = std::make_shared<WireSink>(expected_bytes(limits));
+    auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
     const auto page =
         read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, *events);
     self->post_page(id, page, std::move(events));

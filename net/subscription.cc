@@ -120,10 +120,10 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   const bool shareable = !index_phase && f.target == read::Target::kAll;
   LiveCache<Batch>::Key key;
   if (shareable) {
-    key = {f.stream_prefix, f.type_prefix, max_scan, from.value};
+    key = {version_, f.stream_prefix, f.type_prefix, max_scan, from.value};
     if (auto cached = shared_->live.find(key)) co_return cached;
   }
-  auto fresh = std::make_shared<Batch>();
+  auto fresh = std::make_shared<Batch>(version_);
   if (shareable && end.value - from.value <= kInlineLiveScan) {
     // A live step: a few positions just made durable, in memory. Scanned
     // here, so the subscribers of this thread that follow find it cached

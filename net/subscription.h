@@ -23,6 +23,7 @@ inline constexpr std::uint64_t kInlineLiveScan = 256;
 // The events of one step, encoded once; live subscribers with the same
 // filter at the same position share it (LiveCache).
 struct Batch {
+  explicit Batch(std::uint16_t version) : events(version) {}
   read::Step step;
   WireSink events;
 };

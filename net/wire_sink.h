@@ -19,17 +19,22 @@ namespace annal::net::detail {
 
 class WireSink final : public read::EventSink {
  public:
-  // `expected_bytes`: room to reserve for the events, so a page of them is
-  // not copied again as the buffer grows.
-  explicit WireSink(std::size_t expected_bytes = 4096) { grow(head_room() + expected_bytes); }
+  // `version`: the protocol version of the connections the events go to (a
+  // v1 connection gets them without tags and ids). `expected_bytes`: room to
+  // reserve for the events, so a page of them is not copied again as the
+  // buffer grows.
+  explicit WireSink(std::uint16_t version, std::size_t expected_bytes = 4096) : version_(version) {
+    grow(head_room() + expected_bytes);
+  }
+  std::uint16_t version() const { return version_; }
   std::size_t size_of(const engine::RecordView& v) const override {
-    return proto::event_wire_size(lost(v) ? marker(v) : v);
+    return proto::event_wire_size(lost(v) ? marker(v) : v, version_);
   }
   void add(const engine::RecordView& v) override {
     const engine::RecordView& e = lost(v) ? marker(v) : v;
-    const std::size_t n = proto::event_wire_size(e);
+    const std::size_t n = proto::event_wire_size(e, version_);
     if (size_ + n > cap_) grow(std::max(cap_ * 2, size_ + n));
-    proto::write_event(buf_.get() + size_, e);
+    proto::write_event(buf_.get() + size_, e, version_);
     size_ += n;
     ++count_;
   }
@@ -72,6 +77,7 @@ class WireSink final : public read::EventSink {
     return m;
   }
 
+  std::uint16_t version_;
   std::unique_ptr<char[]> buf_;
   std::size_t size_ = 0;
   std::size_t cap_ = 0;

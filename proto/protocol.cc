@@ -30,11 +30,11 @@ concept HasConsistencyCheck = requires(const M& m) {
 }  // namespace
 
 template <class M>
-std::string encode(std::uint64_t id, const M& m) {
-  wire::Sizer size;
+std::string encode(std::uint64_t id, const M& m, std::uint16_t version) {
+  wire::Sizer size(version);
   M::fields(size, m);
   std::string o = frame_with_payload(M::kOp, id, size.bytes);
-  wire::Writer w(o.data() + kHeaderSize);
+  wire::Writer w(o.data() + kHeaderSize, version);
   M::fields(w, m);
   return o;
 }
@@ -80,8 +80,8 @@ std::size_t encode_to(std::uint64_t id, const M& m, std::span<char> out) {
 template std::size_t encode_to(std::uint64_t, const AppendOk&, std::span<char>);
 
 template <class M>
-Result<M> decode(std::string_view payload) {
-  wire::Reader r(payload, M::kName);
+Result<M> decode(std::string_view payload, std::uint16_t version) {
+  wire::Reader r(payload, M::kName, version);
   M m;
   M::fields(r, m);
   if constexpr (HasConsistencyCheck<M>) {
@@ -91,9 +91,9 @@ Result<M> decode(std::string_view payload) {
   return r.finish(std::move(m));
 }
 
-#define ANNAL_PROTO_MESSAGE(M)                             \
-  template std::string encode<M>(std::uint64_t, const M&); \
-  template Result<M> decode<M>(std::string_view);
+#define ANNAL_PROTO_MESSAGE(M)                                            \
+  template std::string encode<M>(std::uint64_t, const M&, std::uint16_t); \
+  template Result<M> decode<M>(std::string_view, std::uint16_t);
 ANNAL_PROTO_MESSAGE(Hello)
 ANNAL_PROTO_MESSAGE(HelloOk)
 ANNAL_PROTO_MESSAGE(AppendReq)
@@ -112,9 +112,11 @@ ANNAL_PROTO_MESSAGE(Error)
 ANNAL_PROTO_MESSAGE(InfoOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
-template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&);
+template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
+                                                     std::uint16_t);
 template std::string encode<SubEventsOf<EncodedEvents>>(std::uint64_t,
-                                                        const SubEventsOf<EncodedEvents>&);
+                                                        const SubEventsOf<EncodedEvents>&,
+                                                        std::uint16_t);
 template std::size_t frame_head_size(const ReadOkOf<EncodedEvents>&);
 template std::size_t frame_head_size(const SubEventsOf<EncodedEvents>&);
 template void write_frame_head(std::uint64_t, const ReadOkOf<EncodedEvents>&, char*);
@@ -130,27 +132,29 @@ std::string encode_empty(Op op, std::uint64_t id) {
   return frame_with_payload(op, id, 0);
 }
 
-std::size_t event_wire_size(const engine::EventRecord& e) {
-  wire::Sizer s;
+std::size_t event_wire_size(const engine::EventRecord& e, std::uint16_t version) {
+  wire::Sizer s(version);
   event_fields(s, e);
   return s.bytes;
 }
-std::size_t event_wire_size(const engine::RecordView& v) {
-  wire::Sizer s;
+std::size_t event_wire_size(const engine::RecordView& v, std::uint16_t version) {
+  wire::Sizer s(version);
   event_fields(s, v);
   return s.bytes;
 }
 
-void append_event(std::string& o, const engine::RecordView& v) {
-  wire::append_to(o, [&v](auto& w) { event_fields(w, v); });
+void append_event(std::string& o, const engine::RecordView& v, std::uint16_t version) {
+  wire::append_to(
+      o, [&v](auto& w) { event_fields(w, v); }, version);
 }
-char* write_event(char* out, const engine::RecordView& v) {
-  wire::Writer w(out);
+char* write_event(char* out, const engine::RecordView& v, std::uint16_t version) {
+  wire::Writer w(out, version);
   event_fields(w, v);
   return w.end();
 }
-void append_event(std::string& o, const engine::EventRecord& e) {
-  wire::append_to(o, [&e](auto& w) { event_fields(w, e); });
+void append_event(std::string& o, const engine::EventRecord& e, std::uint16_t version) {
+  wire::append_to(
+      o, [&e](auto& w) { event_fields(w, e); }, version);
 }
 
 std::uint32_t parse_length(std::span<const std::uint8_t, 4> b) {

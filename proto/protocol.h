@@ -1,7 +1,10 @@
 #pragma once
-// annal wire protocol, version 1: message types and their byte encoding.
-// The specification is docs/protocol.md; change neither without the other,
-// and bump kProtocolVersion (with a version-history entry) on any change.
+// annal wire protocol, versions 1 and 2: message types and their byte
+// encoding. The specification is docs/protocol.md; change neither without the
+// other, and bump kProtocolVersion (with a version-history entry) on any
+// change. A connection speaks the version its hello asked for; every walk
+// over a message's fields knows it (v.version()), and the fields a version
+// added are walked only from that version on.
 //
 // Every frame:  u32 length | u8 op | u64 request_id | payload
 // `length` counts the bytes after itself (op + request id + payload), so it is
@@ -28,7 +31,9 @@
 
 namespace annal::net::proto {
 
-inline constexpr std::uint16_t kProtocolVersion = 1;
+// The newest version this codec speaks, and the oldest a node still accepts.
+inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kHelloMagic = 0x4C4E4E41;  // "ANNL" as little-endian bytes
 inline constexpr std::size_t kLengthPrefixSize = 4;
 inline constexpr std::size_t kFrameMinBody = 9;  // op + request id
@@ -100,9 +105,11 @@ Code code_from_errc(Errc e);
 // size pass and the decoder (proto/wire.h) all walk that one list, in order,
 // so the two directions cannot disagree. A visitor `v` offers u8/u16/u32/u64,
 // i64, boolean, str, id, enumeration (an u8 or u16 with a range check),
-// expected (kind u8 + revision u64), wire_flags and list (u32 count, then the
-// elements' own fields). `name` strings are the field names a decode error
-// reports ("append: field 'event.type' truncated ...").
+// expected (kind u8 + revision u64), wire_flags, tags (a tag block: u16
+// count, u16 length per tag, the tags' bytes: the record's own layout) and
+// list (u32 count, then the elements' own fields). `name` strings are the
+// field names a decode error reports ("append: field 'event.type' truncated
+// ..."). v.version() is the connection's protocol version.
 
 // The wire form of one event in read_ok / sub_events (EventRecord, or
 // RecordView when a batch is encoded straight from the log).
@@ -117,10 +124,18 @@ void event_fields(V& v, E& e) {
   v.str(e.type, "event.type");
   v.str(e.metadata, "event.metadata");
   v.str(e.data, "event.data");
+  if (v.version() >= 2) {
+    v.tags(e.tags, "event.tags");
+    v.str(e.correlation_id, "event.correlation_id");
+    v.str(e.causation_id, "event.causation_id");
+  }
 }
-// Fixed bytes of one event on the wire (five u64/u32 fields, the id, four
-// string lengths): a decoder never reserves more events than this allows.
-inline constexpr std::size_t kEventWireFixed = 60;
+// Fixed bytes of one event on the wire (v1: five u64/u32 fields, the id, four
+// string lengths; v2 adds the tag count and two string lengths): a decoder
+// never reserves more events than this allows.
+constexpr std::size_t event_wire_fixed(std::uint16_t version) {
+  return version >= 2 ? 70 : 60;
+}
 
 // Events already encoded with event_fields (a batch built from the log).
 struct EncodedEvents {
@@ -167,13 +182,20 @@ struct AppendReq {
   static void fields(V& v, M& m) {
     v.str(m.stream, "stream");
     v.expected(m.expected, "expected_kind", "expected_revision");
-    // id + type length + flags + metadata length + data length
-    v.list(m.events, "count", 32, [](V& ev, auto& e) {
+    // id + type length + flags + metadata length + data length (v2: + tag
+    // count + correlation and causation id lengths)
+    const std::size_t min_event = v.version() >= 2 ? 42 : 32;
+    v.list(m.events, "count", min_event, [](V& ev, auto& e) {
       ev.id(e.id, "event.id");
       ev.str(e.type, "event.type");
       ev.u32(e.flags, "event.flags");
       ev.str(e.metadata, "event.metadata");
       ev.str(e.data, "event.data");
+      if (ev.version() >= 2) {
+        ev.tags(e.tags, "event.tags");
+        ev.str(e.correlation_id, "event.correlation_id");
+        ev.str(e.causation_id, "event.causation_id");
+      }
     });
   }
 };
@@ -347,6 +369,10 @@ struct InfoOk {
   std::uint64_t index_memtable_entries = 0;
   std::uint64_t index_files = 0;
   std::uint64_t indexed_through = 0;
+  // v2
+  std::uint64_t max_tags = 0;
+  std::uint64_t max_tag_size = 0;
+  std::uint64_t max_correlation_id = 0;
   template <class V, class M>
   static void fields(V& v, M& m) {
     v.str(m.server_version, "server_version");
@@ -365,6 +391,11 @@ struct InfoOk {
     v.u64(m.index_memtable_entries, "index_memtable_entries");
     v.u64(m.index_files, "index_files");
     v.u64(m.indexed_through, "indexed_through");
+    if (v.version() >= 2) {
+      v.u64(m.max_tags, "max_tags");
+      v.u64(m.max_tag_size, "max_tag_size");
+      v.u64(m.max_correlation_id, "max_correlation_id");
+    }
   }
 };
 
@@ -379,12 +410,13 @@ struct FrameHeader {
 // The whole frame of message `m` (length prefix included), from M::fields.
 // Instantiated in protocol.cc for every message type above (ReadOkOf and
 // SubEventsOf with both event containers).
+// `version`: the connection's protocol version (only events depend on it).
 template <class M>
-std::string encode(std::uint64_t id, const M& m);
+std::string encode(std::uint64_t id, const M& m, std::uint16_t version = kProtocolVersion);
 // Decodes a payload with M::fields: kBadRequest naming the message and field
 // on truncated or trailing bytes, invalid enum values, counts that cannot fit.
 template <class M>
-Result<M> decode(std::string_view payload);
+Result<M> decode(std::string_view payload, std::uint16_t version = kProtocolVersion);
 
 // A frame built around events already encoded in place (one copy of each
 // record's bytes): the caller reserves frame_head_size(m) bytes in front of
@@ -406,105 +438,131 @@ std::string encode_empty(Op op, std::uint64_t id);  // ping, pong, info, unsubsc
 std::string make_frame(Op op, std::uint64_t id, std::string_view payload);
 
 // Bytes one event occupies on the wire (for batch budgets).
-std::size_t event_wire_size(const engine::EventRecord& e);
-std::size_t event_wire_size(const engine::RecordView& v);
+std::size_t event_wire_size(const engine::EventRecord& e, std::uint16_t version = kProtocolVersion);
+std::size_t event_wire_size(const engine::RecordView& v, std::uint16_t version = kProtocolVersion);
 // Appends the wire form of one event (event_fields), to build batches from
 // views without copying into EventRecord first.
-void append_event(std::string& out, const engine::RecordView& v);
-void append_event(std::string& out, const engine::EventRecord& e);
-// Writes the wire form of `v` at `out`, which must hold event_wire_size(v)
-// bytes; returns the end.
-char* write_event(char* out, const engine::RecordView& v);
+void append_event(std::string& out, const engine::RecordView& v,
+                  std::uint16_t version = kProtocolVersion);
+void append_event(std::string& out, const engine::EventRecord& e,
+                  std::uint16_t version = kProtocolVersion);
+// Writes the wire form of `v` at `out`, which must hold
+// event_wire_size(v, version) bytes; returns the end.
+char* write_event(char* out, const engine::RecordView& v, std::uint16_t version = kProtocolVersion);
 
 // Parses the 4-byte length prefix plus op and request id (13 bytes).
 FrameHeader parse_header(std::span<const std::uint8_t, 13> bytes);
 std::uint32_t parse_length(std::span<const std::uint8_t, 4> bytes);
 
 // Named forms, for readability at call sites.
-inline std::string encode_hello(std::uint64_t id, const Hello& m) {
-  return encode(id, m);
+inline std::string encode_hello(std::uint64_t id, const Hello& m,
+                                std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_hello_ok(std::uint64_t id, const HelloOk& m) {
-  return encode(id, m);
+inline std::string encode_hello_ok(std::uint64_t id, const HelloOk& m,
+                                   std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_append(std::uint64_t id, const AppendReq& m) {
-  return encode(id, m);
+inline std::string encode_append(std::uint64_t id, const AppendReq& m,
+                                 std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_append_ok(std::uint64_t id, const AppendOk& m) {
-  return encode(id, m);
+inline std::string encode_append_ok(std::uint64_t id, const AppendOk& m,
+                                    std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_read_stream(std::uint64_t id, const ReadStreamReq& m) {
-  return encode(id, m);
+inline std::string encode_read_stream(std::uint64_t id, const ReadStreamReq& m,
+                                      std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_read_all(std::uint64_t id, const ReadAllReq& m) {
-  return encode(id, m);
+inline std::string encode_read_all(std::uint64_t id, const ReadAllReq& m,
+                                   std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_read_ok(std::uint64_t id, const ReadOk& m) {
-  return encode(id, m);
+inline std::string encode_read_ok(std::uint64_t id, const ReadOk& m,
+                                  std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_subscribe(std::uint64_t id, const SubscribeReq& m) {
-  return encode(id, m);
+inline std::string encode_subscribe(std::uint64_t id, const SubscribeReq& m,
+                                    std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_subscribe_ok(std::uint64_t id, const SubscribeOk& m) {
-  return encode(id, m);
+inline std::string encode_subscribe_ok(std::uint64_t id, const SubscribeOk& m,
+                                       std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_sub_events(std::uint64_t id, const SubEvents& m) {
-  return encode(id, m);
+inline std::string encode_sub_events(std::uint64_t id, const SubEvents& m,
+                                     std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_checkpoint(std::uint64_t id, const Checkpoint& m) {
-  return encode(id, m);
+inline std::string encode_checkpoint(std::uint64_t id, const Checkpoint& m,
+                                     std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_unsubscribe(std::uint64_t id, const UnsubscribeReq& m) {
-  return encode(id, m);
+inline std::string encode_unsubscribe(std::uint64_t id, const UnsubscribeReq& m,
+                                      std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_error(std::uint64_t id, const Error& m) {
-  return encode(id, m);
+inline std::string encode_error(std::uint64_t id, const Error& m,
+                                std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
-inline std::string encode_info_ok(std::uint64_t id, const InfoOk& m) {
-  return encode(id, m);
+inline std::string encode_info_ok(std::uint64_t id, const InfoOk& m,
+                                  std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
 }
 
-inline Result<Hello> decode_hello(std::string_view p) {
-  return decode<Hello>(p);
+inline Result<Hello> decode_hello(std::string_view p, std::uint16_t version = kProtocolVersion) {
+  return decode<Hello>(p, version);
 }
-inline Result<HelloOk> decode_hello_ok(std::string_view p) {
-  return decode<HelloOk>(p);
+inline Result<HelloOk> decode_hello_ok(std::string_view p,
+                                       std::uint16_t version = kProtocolVersion) {
+  return decode<HelloOk>(p, version);
 }
-inline Result<AppendReq> decode_append(std::string_view p) {
-  return decode<AppendReq>(p);
+inline Result<AppendReq> decode_append(std::string_view p,
+                                       std::uint16_t version = kProtocolVersion) {
+  return decode<AppendReq>(p, version);
 }
-inline Result<AppendOk> decode_append_ok(std::string_view p) {
-  return decode<AppendOk>(p);
+inline Result<AppendOk> decode_append_ok(std::string_view p,
+                                         std::uint16_t version = kProtocolVersion) {
+  return decode<AppendOk>(p, version);
 }
-inline Result<ReadStreamReq> decode_read_stream(std::string_view p) {
-  return decode<ReadStreamReq>(p);
+inline Result<ReadStreamReq> decode_read_stream(std::string_view p,
+                                                std::uint16_t version = kProtocolVersion) {
+  return decode<ReadStreamReq>(p, version);
 }
-inline Result<ReadAllReq> decode_read_all(std::string_view p) {
-  return decode<ReadAllReq>(p);
+inline Result<ReadAllReq> decode_read_all(std::string_view p,
+                                          std::uint16_t version = kProtocolVersion) {
+  return decode<ReadAllReq>(p, version);
 }
-inline Result<ReadOk> decode_read_ok(std::string_view p) {
-  return decode<ReadOk>(p);
+inline Result<ReadOk> decode_read_ok(std::string_view p, std::uint16_t version = kProtocolVersion) {
+  return decode<ReadOk>(p, version);
 }
-inline Result<SubscribeReq> decode_subscribe(std::string_view p) {
-  return decode<SubscribeReq>(p);
+inline Result<SubscribeReq> decode_subscribe(std::string_view p,
+                                             std::uint16_t version = kProtocolVersion) {
+  return decode<SubscribeReq>(p, version);
 }
-inline Result<SubscribeOk> decode_subscribe_ok(std::string_view p) {
-  return decode<SubscribeOk>(p);
+inline Result<SubscribeOk> decode_subscribe_ok(std::string_view p,
+                                               std::uint16_t version = kProtocolVersion) {
+  return decode<SubscribeOk>(p, version);
 }
-inline Result<SubEvents> decode_sub_events(std::string_view p) {
-  return decode<SubEvents>(p);
+inline Result<SubEvents> decode_sub_events(std::string_view p,
+                                           std::uint16_t version = kProtocolVersion) {
+  return decode<SubEvents>(p, version);
 }
-inline Result<Checkpoint> decode_checkpoint(std::string_view p) {
-  return decode<Checkpoint>(p);
+inline Result<Checkpoint> decode_checkpoint(std::string_view p,
+                                            std::uint16_t version = kProtocolVersion) {
+  return decode<Checkpoint>(p, version);
 }
-inline Result<UnsubscribeReq> decode_unsubscribe(std::string_view p) {
-  return decode<UnsubscribeReq>(p);
+inline Result<UnsubscribeReq> decode_unsubscribe(std::string_view p,
+                                                 std::uint16_t version = kProtocolVersion) {
+  return decode<UnsubscribeReq>(p, version);
 }
-inline Result<Error> decode_error(std::string_view p) {
-  return decode<Error>(p);
+inline Result<Error> decode_error(std::string_view p, std::uint16_t version = kProtocolVersion) {
+  return decode<Error>(p, version);
 }
-inline Result<InfoOk> decode_info_ok(std::string_view p) {
-  return decode<InfoOk>(p);
+inline Result<InfoOk> decode_info_ok(std::string_view p, std::uint16_t version = kProtocolVersion) {
+  return decode<InfoOk>(p, version);
 }
 
 }  // namespace annal::net::proto

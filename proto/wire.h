@@ -21,8 +21,22 @@ namespace annal::net::proto::wire {
 inline constexpr std::uint32_t kWireFlagMask =
     engine::format::kFlagDataJson | engine::format::kFlagMetadataJson | engine::format::kFlagLost;
 
+// The bytes of a tag block's tags (their lengths summed).
+inline std::size_t tag_bytes(const std::vector<std::string>& tags) {
+  std::size_t n = 0;
+  for (const auto& t : tags) n += t.size();
+  return n;
+}
+inline std::size_t tag_bytes(const engine::TagView& tags) {
+  std::size_t n = 0;
+  for (std::string_view t : tags) n += t.size();
+  return n;
+}
+
 class Sizer {
  public:
+  explicit Sizer(std::uint16_t version = kProtocolVersion) : version_(version) {}
+  std::uint16_t version() const { return version_; }
   std::size_t bytes = 0;
   void u16(const std::uint16_t&, const char*) { bytes += 2; }
   void u32(const std::uint32_t&, const char*) { bytes += 4; }
@@ -48,13 +62,22 @@ class Sizer {
     for (const auto& e : items) event_fields(*this, e);
   }
   void events(const EncodedEvents& e, const char*) { bytes += 4 + e.bytes.size(); }
+  template <class Tags>
+  void tags(const Tags& t, const char*) {
+    bytes += 2 + 2 * t.size() + tag_bytes(t);
+  }
+
+ private:
+  std::uint16_t version_;
 };
 
 // Writes into storage already sized by a Sizer pass over the same fields:
 // no capacity check or growth per field, one memcpy per string.
 class Writer {
  public:
-  explicit Writer(char* out) : p_(out) {}
+  explicit Writer(char* out, std::uint16_t version = kProtocolVersion)
+      : p_(out), version_(version) {}
+  std::uint16_t version() const { return version_; }
   void u16(const std::uint16_t& v, const char*) { le(v, 2); }
   void u32(const std::uint32_t& v, const char*) { le(v, 4); }
   void u64(const std::uint64_t& v, const char*) { le(v, 8); }
@@ -91,6 +114,13 @@ class Writer {
     le(e.count, 4);
     bytes(e.bytes);
   }
+  // The caller (the store, or a decoder) bounds the count and each length.
+  template <class Tags>
+  void tags(const Tags& t, const char*) {
+    le(t.size(), 2);
+    for (std::string_view tag : t) le(tag.size(), 2);
+    for (std::string_view tag : t) bytes(tag);
+  }
   char* end() const { return p_; }
 
  private:
@@ -107,22 +137,25 @@ class Writer {
     p_ += s.size();
   }
   char* p_;
+  std::uint16_t version_;
 };
 
 // Appends the fields `walk` writes to `out`, sized by a Sizer pass first.
 template <class Walk>
-void append_to(std::string& out, Walk&& walk) {
-  Sizer size;
+void append_to(std::string& out, Walk&& walk, std::uint16_t version = kProtocolVersion) {
+  Sizer size(version);
   walk(size);
   const std::size_t at = out.size();
   out.resize(at + size.bytes);
-  Writer w(out.data() + at);
+  Writer w(out.data() + at, version);
   walk(w);
 }
 
 class Reader {
  public:
-  Reader(std::string_view in, const char* what) : in_(in), what_(what) {}
+  Reader(std::string_view in, const char* what, std::uint16_t version = kProtocolVersion)
+      : in_(in), what_(what), version_(version) {}
+  std::uint16_t version() const { return version_; }
 
   void u16(std::uint16_t& v, const char* f) { v = static_cast<std::uint16_t>(le(2, f)); }
   void u32(std::uint32_t& v, const char* f) { v = static_cast<std::uint32_t>(le(4, f)); }
@@ -183,7 +216,29 @@ class Reader {
   }
   template <class E>
   void events(std::vector<E>& items, const char* f) {
-    list(items, f, kEventWireFixed, [](Reader& r, E& e) { event_fields(r, e); });
+    list(items, f, event_wire_fixed(version_), [](Reader& r, E& e) { event_fields(r, e); });
+  }
+  // A tag block as views into the decoded buffer (valid while it is).
+  void tags(engine::TagView& t, const char* f) {
+    const std::uint64_t n = le(2, f);
+    if (!need(2 * n, f)) return;
+    const char* lengths = in_.data() + pos_;
+    pos_ += 2 * n;
+    std::uint64_t total = 0;
+    for (std::uint64_t i = 0; i < n; ++i)
+      total += static_cast<std::uint8_t>(lengths[2 * i]) |
+               static_cast<std::uint64_t>(static_cast<std::uint8_t>(lengths[2 * i + 1])) << 8;
+    if (!need(total, f)) return;
+    t = engine::TagView(lengths, in_.data() + pos_, static_cast<std::uint16_t>(n));
+    pos_ += total;
+  }
+  void tags(std::vector<std::string>& t, const char* f) {
+    engine::TagView view;
+    tags(view, f);
+    if (!ok()) return;
+    t.clear();
+    t.reserve(view.size());
+    for (std::string_view tag : view) t.emplace_back(tag);
   }
 
   bool ok() const { return error_.empty(); }
@@ -230,6 +285,7 @@ class Reader {
   std::string_view in_;
   std::size_t pos_ = 0;
   const char* what_;
+  std::uint16_t version_;
   std::string error_;
 };
 

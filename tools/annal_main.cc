@@ -13,7 +13,7 @@ void usage(std::FILE* out) {
       "usage: annal <command> [options]\n"
       "\n"
       "client commands (talk to a running annald, --server HOST:PORT):\n"
-      "  append STREAM --type T --data JSON   append one event\n"
+      "  append STREAM --type T --data JSON   append one event [--tag K:V ...]\n"
       "  read STREAM                           read a stream\n"
       "  read-all                              read the global log\n"
       "  tail STREAM | --all                   follow a stream or the log\n"

@@ -138,6 +138,12 @@ int main(int argc, char** argv) {
      "largest append (all its events, encoded)")
     ("max-append-events", po::value(&so.limits.max_append_events)->default_value(dl.max_append_events),
      "most events in one append")
+    ("max-tags", po::value(&so.limits.max_tags)->default_value(dl.max_tags),
+     "most tags on one event (at most 65535)")
+    ("max-tag-size", po::value(&so.limits.max_tag_size)->default_value(dl.max_tag_size),
+     "longest tag, bytes (at most 65535)")
+    ("max-correlation-id", po::value(&so.limits.max_correlation_id)->default_value(dl.max_correlation_id),
+     "longest correlation or causation id, bytes (at most 65535)")
     ("write-when-idle", po::bool_switch(&so.log.write_when_idle),
      "an append that finds the log idle is written and synced by its network thread, "
      "not handed to the writer thread: lower latency for a lone writer, but a disk that "
@@ -274,9 +280,11 @@ int main(int argc, char** argv) {
                  st.memtable_entries, st.index_files, st.indexed_through,
                  st.last_rebuild_reason.empty() ? "" : ", rebuilt: " + st.last_rebuild_reason);
     const auto& l = store->limits();
-    spdlog::info("limits: stream name {} B, event type {} B, event {} B, append {} B / {} events",
-                 l.max_stream_name, l.max_event_type, l.max_event_size, l.max_append_size,
-                 l.max_append_events);
+    spdlog::info(
+        "limits: stream name {} B, event type {} B, event {} B, append {} B / {} events, "
+        "{} tags of {} B, correlation/causation ids {} B",
+        l.max_stream_name, l.max_event_type, l.max_event_size, l.max_append_size,
+        l.max_append_events, l.max_tags, l.max_tag_size, l.max_correlation_id);
   }
 
   net::Server server(*store, no);

@@ -129,6 +129,23 @@ std::string event_json(const engine::EventRecord& e) {
   } else if (!e.metadata.empty()) {
     o += fmt::format(",\"metadata\":\"{}\",\"metadata_encoding\":\"base64\"", base64(e.metadata));
   }
+  // Protocol v2: tags and ids (UTF-8, checked by the node), only when present.
+  if (!e.tags.empty()) {
+    o += ",\"tags\":[";
+    for (std::size_t i = 0; i < e.tags.size(); ++i) {
+      if (i > 0) o += ',';
+      json_string(o, e.tags[i]);
+    }
+    o += ']';
+  }
+  if (!e.correlation_id.empty()) {
+    o += ",\"correlation_id\":";
+    json_string(o, e.correlation_id);
+  }
+  if (!e.causation_id.empty()) {
+    o += ",\"causation_id\":";
+    json_string(o, e.causation_id);
+  }
   o += "}";
   return o;
 }
@@ -205,6 +222,8 @@ std::optional<ExpectedRevision> parse_expected(const std::string& s) {
 
 int cmd_append(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, type, data, metadata, id_text, expected = "any";
+  std::vector<std::string> tags;
+  std::string correlation_id, causation_id;
   po::options_description desc("usage: annal append STREAM --type TYPE --data JSON [options]");
   desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
                                             "node address HOST:PORT")("type", po::value(&type),
@@ -213,7 +232,11 @@ int cmd_append(const std::vector<std::string>& args) {
                                                                "event metadata, JSON")(
       "id", po::value(&id_text), "event id (UUID); random if omitted")(
       "expected", po::value(&expected)->default_value(expected),
-      "expected revision: any | no_stream | stream_exists | N");
+      "expected revision: any | no_stream | stream_exists | N")(
+      "tag", po::value(&tags)->composing(),
+      "a tag, typically key:value (repeat for more; stored sorted, once)")(
+      "correlation-id", po::value(&correlation_id), "the correlation id")(
+      "causation-id", po::value(&causation_id), "the causation id");
   po::variables_map vm;
   if (auto done = parse_command("append", args, desc, &stream, vm)) return *done;
   if (stream.empty() || !vm.count("type") || !vm.count("data"))
@@ -231,6 +254,9 @@ int cmd_append(const std::vector<std::string>& args) {
   ev.type = type;
   ev.data = data;
   ev.flags = engine::format::kFlagDataJson;
+  ev.tags = tags;
+  ev.correlation_id = correlation_id;
+  ev.causation_id = causation_id;
   if (vm.count("metadata")) {
     ev.metadata = metadata;
     ev.flags |= engine::format::kFlagMetadataJson;
@@ -369,11 +395,13 @@ int cmd_info(const std::vector<std::string>& args) {
       ",\"protocol_version\":{},\"durable_end\":{},\"segments\":{},\"limits\":{{\"max_stream_"
       "name\":{},"
       "\"max_event_type\":{},\"max_event_size\":{},\"max_append_size\":{},\"max_append_events\":{},"
+      "\"max_tags\":{},\"max_tag_size\":{},\"max_correlation_id\":{},"
       "\"max_frame\":{},\"max_in_flight\":{},\"max_connections\":{}}},\"connections\":{},"
       "\"index\":{{\"memtable_entries\":{},\"files\":{},\"indexed_through\":{}}}}}",
       i.protocol_version, i.durable_end, i.segments, i.max_stream_name, i.max_event_type,
-      i.max_event_size, i.max_append_size, i.max_append_events, i.max_frame, i.max_in_flight,
-      i.max_connections, i.connections, i.index_memtable_entries, i.index_files, i.indexed_through);
+      i.max_event_size, i.max_append_size, i.max_append_events, i.max_tags, i.max_tag_size,
+      i.max_correlation_id, i.max_frame, i.max_in_flight, i.max_connections, i.connections,
+      i.index_memtable_entries, i.index_files, i.indexed_through);
   print_line(o);
   return 0;
 }

@@ -66,38 +66,40 @@ struct FakeBatch {
   int tag = 0;
 };
 
-TEST(LiveCacheTest, FindsABatchByFilterAndPositionOnly) {
+TEST(LiveCacheTest, FindsABatchByVersionFilterAndPositionOnly) {
   LiveCache<FakeBatch> cache;
-  cache.insert({"order-", "", 0, 10}, std::make_shared<FakeBatch>(FakeBatch{1}), 100);
-  auto hit = cache.find({"order-", "", 0, 10});
+  cache.insert({2, "order-", "", 0, 10}, std::make_shared<FakeBatch>(FakeBatch{1}), 100);
+  auto hit = cache.find({2, "order-", "", 0, 10});
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->tag, 1);
-  EXPECT_FALSE(cache.find({"order-", "", 0, 11}));
-  EXPECT_FALSE(cache.find({"user-", "", 0, 10}));
-  EXPECT_FALSE(cache.find({"order-", "Paid", 0, 10}));
-  EXPECT_FALSE(cache.find({"order-", "", 500, 10}));
+  EXPECT_FALSE(cache.find({2, "order-", "", 0, 11}));
+  EXPECT_FALSE(cache.find({2, "user-", "", 0, 10}));
+  EXPECT_FALSE(cache.find({2, "order-", "Paid", 0, 10}));
+  EXPECT_FALSE(cache.find({2, "order-", "", 500, 10}));
+  // A batch encoded for protocol v2 is never sent to a v1 connection.
+  EXPECT_FALSE(cache.find({1, "order-", "", 0, 10}));
 }
 
 TEST(LiveCacheTest, KeepsAtMostSixtyFourBatchesOldestOutFirst) {
   LiveCache<FakeBatch> cache;
   for (int i = 0; i < 100; ++i)
-    cache.insert({"", "", 0, static_cast<std::uint64_t>(i)}, std::make_shared<FakeBatch>(), 10);
-  EXPECT_FALSE(cache.find({"", "", 0, 35}));
-  EXPECT_TRUE(cache.find({"", "", 0, 36}));
-  EXPECT_TRUE(cache.find({"", "", 0, 99}));
+    cache.insert({2, "", "", 0, static_cast<std::uint64_t>(i)}, std::make_shared<FakeBatch>(), 10);
+  EXPECT_FALSE(cache.find({2, "", "", 0, 35}));
+  EXPECT_TRUE(cache.find({2, "", "", 0, 36}));
+  EXPECT_TRUE(cache.find({2, "", "", 0, 99}));
 }
 
 TEST(LiveCacheTest, BoundsTheBytesItHolds) {
   LiveCache<FakeBatch> cache;
   for (int i = 0; i < 10; ++i)
-    cache.insert({"", "", 0, static_cast<std::uint64_t>(i)}, std::make_shared<FakeBatch>(),
+    cache.insert({2, "", "", 0, static_cast<std::uint64_t>(i)}, std::make_shared<FakeBatch>(),
                  1u << 20);
   // 8 MiB in all: the first two 1 MiB batches are gone.
-  EXPECT_FALSE(cache.find({"", "", 0, 1}));
-  EXPECT_TRUE(cache.find({"", "", 0, 2}));
+  EXPECT_FALSE(cache.find({2, "", "", 0, 1}));
+  EXPECT_TRUE(cache.find({2, "", "", 0, 2}));
   // A batch of a quarter of the bound or more is never kept.
-  cache.insert({"", "", 0, 50}, std::make_shared<FakeBatch>(), 2u << 20);
-  EXPECT_FALSE(cache.find({"", "", 0, 50}));
+  cache.insert({2, "", "", 0, 50}, std::make_shared<FakeBatch>(), 2u << 20);
+  EXPECT_FALSE(cache.find({2, "", "", 0, 50}));
 }
 
 }  // namespace

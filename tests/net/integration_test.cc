@@ -621,19 +621,6 @@ TEST_F(NodeTest, SecondNodeOnTheSameDirectoryFailsFast) {
   ASSERT_TRUE(c && c->ping().ok());
 }
 
-// Runs `annal ARGS --server 127.0.0.1:PORT` as a user would; its exit
-// status, with stdout and stderr in *out.
-int run_annal(std::uint16_t port, const std::string& args, std::string* out) {
-  const std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args +
-                          " --server 127.0.0.1:" + std::to_string(port) + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  out->clear();
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
-  const int st = ::pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 // The `annal` client commands, as a user would type them.
 TEST_F(NodeTest, CliCommandsPrintJsonLinesAndExitCodes) {
   start();

@@ -122,10 +122,12 @@ std::optional<int> Node::stop(std::chrono::milliseconds grace) {
   return r;
 }
 
-std::unique_ptr<Client> Node::client(std::size_t subscription_queue) const {
+std::unique_ptr<Client> Node::client(std::size_t subscription_queue,
+                                     std::uint16_t protocol_version) const {
   ClientOptions o;
   o.port = port_;
   o.subscription_queue = subscription_queue;
+  o.protocol_version = protocol_version;
   auto c = Client::connect(o);
   if (!c.ok()) {
     ADD_FAILURE() << "connect: " << c.error_string();
@@ -257,6 +259,19 @@ int scale() {
   const char* s = std::getenv("ANNAL_NET_TEST_SCALE");
   int v = s ? std::atoi(s) : 1;
   return v > 0 ? v : 1;
+}
+
+// Runs `annal ARGS --server 127.0.0.1:PORT` as a user would; its exit
+// status, with stdout and stderr in *out.
+int run_annal(std::uint16_t port, const std::string& args, std::string* out) {
+  const std::string cmd = std::string(ANNAL_CLI_PATH) + " " + args +
+                          " --server 127.0.0.1:" + std::to_string(port) + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  out->clear();
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) out->append(buf, n);
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 }  // namespace annal::net::testing

@@ -40,7 +40,8 @@ class Node {
   // Waits for the process to exit by itself (e.g. a refused start).
   std::optional<int> wait_exit(std::chrono::milliseconds timeout);
 
-  std::unique_ptr<Client> client(std::size_t subscription_queue = 64) const;
+  std::unique_ptr<Client> client(std::size_t subscription_queue = 64,
+                                 std::uint16_t protocol_version = proto::kProtocolVersion) const;
   // Resident memory of the node, from /proc/PID/status (kB).
   long rss_kb(const char* field = "VmRSS:") const;
 
@@ -81,6 +82,10 @@ proto::Error error_of(const RawConn::Frame& f);
 // One event with JSON data.
 index::NewEvent json_event(const std::string& type, const std::string& data,
                            const std::string& metadata = "");
+
+// Runs `annal ARGS --server 127.0.0.1:PORT` as a user would; its exit
+// status, with stdout and stderr in *out.
+int run_annal(std::uint16_t port, const std::string& args, std::string* out);
 
 // Scales loop sizes: ANNAL_NET_TEST_SCALE (default 1).
 int scale();

@@ -271,28 +271,38 @@ TEST(ProtocolTest, HostPortParsing) {
 
 // The worked example in docs/protocol.md: if this changes, the document must
 // change with it (and the protocol version must be bumped).
+// docs/protocol.md section 5: the append of one event with a tag and a
+// correlation id, in protocol version 2.
 TEST(ProtocolTest, WorkedExampleMatchesTheDocument) {
   AppendReq r;
   r.stream = "order-17";
   r.expected = ExpectedRevision::no_stream();
-  r.events.push_back(index::NewEvent{fixed_id(), "OrderPlaced", engine::format::kFlagDataJson, "",
-                                     R"({"total":42})"});
-  const std::string req = encode_append(7, r);
-  const std::string resp = encode_append_ok(7, AppendOk{1000, 0, 1, false});
+  index::NewEvent e{fixed_id(), "OrderPlaced", engine::format::kFlagDataJson, "",
+                    R"({"total":42})"};
+  e.tags = {"customer:42"};
+  e.correlation_id = "cmd-9";
+  r.events.push_back(e);
+  const std::string req = encode_append(7, r, 2);
+  const std::string resp = encode_append_ok(7, AppendOk{1000, 0, 1, false}, 2);
   std::printf("append request:  %s\nappend response: %s\n", hex(req).c_str(), hex(resp).c_str());
   EXPECT_EQ(hex(req),
-            "59000000"                            // length 89
-            "10"                                  // op append
-            "0700000000000000"                    // request id 7
-            "080000006f726465722d3137"            // stream "order-17"
-            "01"                                  // expected kind: no_stream
-            "0000000000000000"                    // expected revision (unused)
-            "01000000"                            // 1 event
-            "0f8fad5bd9cb469fa16570867728950e"    // event id
-            "0b0000004f72646572506c61636564"      // type "OrderPlaced"
-            "01000000"                            // flags: data is JSON
-            "00000000"                            // metadata: empty
-            "0c0000007b22746f74616c223a34327d");  // data {"total":42}
+            "75000000"                          // length 117
+            "10"                                // op append
+            "0700000000000000"                  // request id 7
+            "080000006f726465722d3137"          // stream "order-17"
+            "01"                                // expected kind: no_stream
+            "0000000000000000"                  // expected revision (unused)
+            "01000000"                          // 1 event
+            "0f8fad5bd9cb469fa16570867728950e"  // event id
+            "0b0000004f72646572506c61636564"    // type "OrderPlaced"
+            "01000000"                          // flags: data is JSON
+            "00000000"                          // metadata: empty
+            "0c0000007b22746f74616c223a34327d"  // data {"total":42}
+            "0100"                              // 1 tag
+            "0b00"                              // of 11 bytes:
+            "637573746f6d65723a3432"            // "customer:42"
+            "05000000636d642d39"                // correlation id "cmd-9"
+            "00000000");                        // causation id: none
   EXPECT_EQ(hex(resp),
             "1e000000"          // length 30
             "90"                // op append_ok
@@ -301,6 +311,65 @@ TEST(ProtocolTest, WorkedExampleMatchesTheDocument) {
             "0000000000000000"  // first revision 0
             "01000000"          // count 1
             "00");              // not deduplicated
+  auto back = decode_append(split(req).payload, 2);
+  ASSERT_TRUE(back.is_ok()) << back.status().message();
+  EXPECT_EQ(back->events[0].tags, e.tags);
+  EXPECT_EQ(back->events[0].correlation_id, "cmd-9");
+  EXPECT_EQ(back->events[0].causation_id, "");
+}
+
+// The same append in version 1 (no tags, no ids): the bytes of the first
+// version of the document, unchanged.
+TEST(ProtocolTest, VersionOneEncodingIsUnchanged) {
+  AppendReq r;
+  r.stream = "order-17";
+  r.expected = ExpectedRevision::no_stream();
+  r.events.push_back(index::NewEvent{fixed_id(), "OrderPlaced", engine::format::kFlagDataJson, "",
+                                     R"({"total":42})"});
+  EXPECT_EQ(hex(encode_append(7, r, 1)),
+            "59000000100700000000000000080000006f726465722d3137010000000000000000010000000f8fad5b"
+            "d9cb469fa16570867728950e0b0000004f72646572506c6163656401000000000000000c0000007b2274"
+            "6f74616c223a34327d");
+  // A v2 payload read as v1 has trailing bytes: a version mix-up is an
+  // error, never a silent misparse.
+  r.events[0].tags = {"a"};
+  auto wrong = decode_append(split(encode_append(7, r, 2)).payload, 1);
+  ASSERT_FALSE(wrong.is_ok());
+  EXPECT_NE(wrong.status().message().find("trailing"), std::string::npos)
+      << wrong.status().message();
+}
+
+// Events in read_ok and sub_events carry their tags and ids from version 2
+// on; version 1 leaves them out.
+TEST(ProtocolTest, EventsCarryTagsAndIdsFromVersionTwo) {
+  engine::EventRecord e;
+  e.id = fixed_id();
+  e.stream = "order-17";
+  e.type = "OrderPlaced";
+  e.position = GlobalPosition(5);
+  e.data = "{}";
+  e.tags = {"customer:42", "region:eu"};
+  e.correlation_id = "cmd-9";
+  e.causation_id = "evt-3";
+  ReadOk page{true, 6, {e}};
+  auto v2 = decode_read_ok(split(encode_read_ok(1, page, 2)).payload, 2);
+  ASSERT_TRUE(v2.is_ok()) << v2.status().message();
+  EXPECT_EQ(v2->events[0], e);
+  auto views = decode<ReadOkView>(split(encode_read_ok(1, page, 2)).payload, 2);
+  ASSERT_TRUE(views.is_ok());
+  EXPECT_EQ(views->events[0].to_record(), e);
+  const std::string v1 = encode_read_ok(1, page, 1);
+  EXPECT_EQ(v1.size() + 2 + 4 + 11 + 9 + 4 + 5 + 4 + 5, encode_read_ok(1, page, 2).size());
+  auto back = decode_read_ok(split(v1).payload, 1);
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_TRUE(back->events[0].tags.empty());
+  EXPECT_EQ(back->events[0].correlation_id, "");
+  // A tag block whose lengths run past the payload is refused by name.
+  std::string p = split(encode_read_ok(1, page, 2)).payload;
+  p.resize(p.size() - 4 - 5 - 4 - 5 - 9 - 11);  // keep the count and lengths, drop the bytes
+  auto cut = decode_read_ok(p, 2);
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_NE(cut.status().message().find("event.tags"), std::string::npos) << cut.status().message();
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The codec against the shared protocol vectors (tests/vectors/protocol.json),
-// which the Python client's tests read too: both implementations must produce
+// which the Python and TypeScript clients' tests read too: all must produce
 // and accept the same bytes for the same fields.
 
 #include <gtest/gtest.h>
@@ -42,6 +42,13 @@ E event_fields(simdjson::dom::element e) {
   out.flags = static_cast<std::uint32_t>(u64(e, "flags"));
   out.metadata = str(e, "metadata");
   out.data = str(e, "data");
+  // Version 2 vectors carry tags and ids; version 1 events have none.
+  simdjson::dom::array tags;
+  if (!e["tags"].get(tags))
+    for (simdjson::dom::element t : tags) out.tags.emplace_back(std::string_view(t));
+  std::string_view id;
+  if (!e["correlation_id"].get(id)) out.correlation_id = id;
+  if (!e["causation_id"].get(id)) out.causation_id = id;
   return out;
 }
 
@@ -70,11 +77,16 @@ class ProtocolVectorsTest : public ::testing::Test {
 
 TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
   std::set<std::string> seen;
+  std::set<std::uint16_t> versions;
   for (simdjson::dom::element v : doc_["vectors"].get_array()) {
     const std::string op = str(v, "op"), name = str(v, "name");
     const std::uint64_t id = u64(v, "request_id");
+    const auto version = static_cast<std::uint16_t>(u64(v, "version"));
+    ASSERT_GE(version, kMinProtocolVersion) << name;
+    ASSERT_LE(version, kProtocolVersion) << name;
     simdjson::dom::element f = v["fields"];
     seen.insert(op);
+    versions.insert(version);
     if (op == "append") {
       AppendReq r;
       r.stream = str(f, "stream");
@@ -82,16 +94,23 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       r.expected.revision = StreamRevision(u64(f, "expected_revision"));
       for (simdjson::dom::element e : f["events"].get_array())
         r.events.push_back(event_fields<index::NewEvent>(e));
-      EXPECT_EQ(hex(encode_append(id, r)), str(v, "hex")) << name;
-      auto back = decode_append(payload_of(v, Op::kAppend));
+      EXPECT_EQ(hex(encode_append(id, r, version)), str(v, "hex")) << name;
+      auto back = decode_append(payload_of(v, Op::kAppend), version);
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->stream, r.stream);
-      EXPECT_EQ(back->events.size(), r.events.size());
+      ASSERT_EQ(back->events.size(), r.events.size());
+      for (std::size_t i = 0; i < r.events.size(); ++i) {
+        EXPECT_EQ(back->events[i].tags, r.events[i].tags) << name;
+        EXPECT_EQ(back->events[i].correlation_id, r.events[i].correlation_id) << name;
+        EXPECT_EQ(back->events[i].causation_id, r.events[i].causation_id) << name;
+        EXPECT_EQ(back->events[i].data, r.events[i].data) << name;
+      }
     } else if (op == "hello") {
       Hello h;
       h.client_name = str(f, "client_name");
+      h.version = version;
       EXPECT_EQ(u64(f, "magic"), kHelloMagic);
-      EXPECT_EQ(u64(f, "version"), kProtocolVersion);
+      EXPECT_EQ(u64(f, "version"), version);
       EXPECT_EQ(hex(encode_hello(id, h)), str(v, "hex")) << name;
     } else if (op == "append_ok") {
       AppendOk ok{u64(f, "first_position"), u64(f, "first_revision"),
@@ -119,8 +138,8 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
         rec.stream = str(e, "stream");
         r.events.push_back(std::move(rec));
       }
-      EXPECT_EQ(hex(encode_read_ok(id, r)), str(v, "hex")) << name;
-      auto back = decode_read_ok(payload_of(v, Op::kReadOk));
+      EXPECT_EQ(hex(encode_read_ok(id, r, version)), str(v, "hex")) << name;
+      auto back = decode_read_ok(payload_of(v, Op::kReadOk), version);
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->events, r.events) << name;
     } else {
@@ -128,6 +147,7 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
     }
   }
   EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok"}));
+  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2}));
 }
 
 }  // namespace

@@ -15,7 +15,7 @@ TEST(WireSinkTest, ALostEntryCarriesOnlyItsPositionAndFlags) {
   marker.flags = engine::format::kFlagLost;
   marker.timestamp_us = 1'700'000'000'000'000;
   marker.metadata = std::string_view("\0\0\0\0", 4);
-  WireSink sink;
+  WireSink sink(proto::kProtocolVersion);
   EXPECT_EQ(sink.size_of(marker), proto::event_wire_size(engine::RecordView{}));
   sink.add(marker);
   const std::string frame = proto::encode(
@@ -42,7 +42,7 @@ TEST(WireSinkTest, SizeOfIsWhatAddAppends) {
   v.metadata = "{}";
   v.data = "{\"n\":1}";
   v.flags = engine::format::kFlagDataJson;
-  WireSink sink;
+  WireSink sink(proto::kProtocolVersion);
   const std::size_t size = sink.size_of(v);
   sink.add(v);
   EXPECT_EQ(sink.bytes(), size);
@@ -53,7 +53,7 @@ TEST(WireSinkTest, SizeOfIsWhatAddAppends) {
 // fields encode, and a sub_events head in front of the shared events is too.
 TEST(WireSinkTest, FramesFinishedInPlaceEqualTheDeclaredEncoding) {
   for (int n : {0, 1, 3, 200}) {
-    WireSink sink;
+    WireSink sink(proto::kProtocolVersion);
     std::vector<std::string> data;
     for (int i = 0; i < n; ++i) data.push_back("{\"i\":" + std::to_string(i) + "}");
     for (int i = 0; i < n; ++i) {

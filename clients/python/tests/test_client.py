@@ -35,8 +35,38 @@ def test_append_then_read_back_forward_and_backward(node):
             everything = [e async for e in c.iter_all()]
             assert [e.position for e in everything] == [0, 1, 2]
             info = await c.info()
-            assert info["durable_end"] == 3 and info["protocol_version"] == 1
+            assert info["durable_end"] == 3 and info["protocol_version"] == 2
+            assert info["max_tags"] == 32
             await c.ping()
+
+    run(main())
+
+
+def test_tags_and_ids_round_trip_through_reads_and_subscriptions(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            assert c.hello.version == 2
+            sub = await c.subscribe(None, 0)
+            tagged = NewEvent(type="Placed", data=b"{}", tags=["region:eu", "customer:42", "region:eu"],
+                              correlation_id="cmd-9", causation_id="evt-1")
+            await c.append("order-7", [tagged, ev(1)])
+            want = (("customer:42", "region:eu"), "cmd-9", "evt-1")
+            page = await c.read_stream("order-7")
+            got = page.events[0]
+            assert (got.tags, got.correlation_id, got.causation_id) == want
+            assert (page.events[1].tags, page.events[1].correlation_id) == ((), "")
+            everything = [e async for e in c.iter_all()]
+            assert everything[0].tags == want[0]
+            first = None
+            async for item in sub:
+                if isinstance(item, Checkpoint):
+                    continue
+                first = item
+                break
+            assert (first.tags, first.correlation_id, first.causation_id) == want
+            with pytest.raises(AnnalError) as e:
+                await c.append("order-7", [ev(2), NewEvent(type="T", data=b"{}", tags=[""])])
+            assert e.value.code == Code.BAD_REQUEST and "empty tag" in str(e.value)
 
     run(main())
 

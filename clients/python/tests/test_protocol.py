@@ -10,7 +10,9 @@ from annal import protocol as p
 def event_of(f):
     return p.NewEvent(type=f["type"], data=f["data"].encode(), metadata=f["metadata"].encode(),
                       data_json=bool(f["flags"] & p.FLAG_DATA_JSON),
-                      metadata_json=bool(f["flags"] & p.FLAG_METADATA_JSON), id=uuid.UUID(f["id"]))
+                      metadata_json=bool(f["flags"] & p.FLAG_METADATA_JSON), id=uuid.UUID(f["id"]),
+                      tags=f.get("tags", []), correlation_id=f.get("correlation_id", ""),
+                      causation_id=f.get("causation_id", ""))
 
 
 def split(hexstr):
@@ -23,6 +25,7 @@ def split(hexstr):
 def test_every_vector_is_understood(vectors):
     ops = {v["op"] for v in vectors}
     assert {"append", "append_ok", "error", "hello", "read_ok"} <= ops
+    assert {v["version"] for v in vectors} == {1, 2}
 
 
 @pytest.mark.parametrize("kind", ["append", "hello"])
@@ -32,10 +35,10 @@ def test_requests_encode_to_the_vector_bytes(vectors, kind):
         if kind == "append":
             got = p.encode_append(v["request_id"], f["stream"],
                                   p.Expected(p.ExpectedKind(f["expected_kind"]), f["expected_revision"]),
-                                  [event_of(e) for e in f["events"]])
+                                  [event_of(e) for e in f["events"]], v["version"])
         else:
-            assert f["magic"] == p.HELLO_MAGIC and f["version"] == p.PROTOCOL_VERSION
-            got = p.encode_hello(v["request_id"], f["client_name"])
+            assert f["magic"] == p.HELLO_MAGIC and f["version"] == v["version"]
+            got = p.encode_hello(v["request_id"], f["client_name"], v["version"])
         assert got.hex() == v["hex"], v["name"]
 
 
@@ -57,7 +60,7 @@ def test_responses_decode_to_the_vector_fields(vectors):
             assert (e.code, e.detail, e.message) == (f["code"], f["detail"], f["message"])
         else:
             assert op == p.Op.READ_OK
-            page = p.decode_read_ok(payload)
+            page = p.decode_read_ok(payload, v["version"])
             assert (page.end, page.next) == (bool(f["end"]), f["next"])
             assert len(page.events) == len(f["events"])
             for got, want in zip(page.events, f["events"]):
@@ -65,12 +68,20 @@ def test_responses_decode_to_the_vector_fields(vectors):
                         got.stream, got.type, got.metadata.decode(), got.data.decode()) == (
                     want["position"], want["revision"], want["timestamp_us"], want["flags"],
                     want["id"], want["stream"], want["type"], want["metadata"], want["data"])
+                assert (list(got.tags), got.correlation_id, got.causation_id) == (
+                    want.get("tags", []), want.get("correlation_id", ""),
+                    want.get("causation_id", ""))
 
 
 def test_a_truncated_or_padded_payload_is_a_protocol_error(vectors):
-    v = next(v for v in vectors if v["op"] == "read_ok")
-    _, _, payload = split(v["hex"])
-    with pytest.raises(p.ProtocolError, match="ends inside"):
-        p.decode_read_ok(payload[:-1])
-    with pytest.raises(p.ProtocolError, match="trailing"):
-        p.decode_read_ok(payload + b"\0")
+    for v in (v for v in vectors if v["op"] == "read_ok"):
+        _, _, payload = split(v["hex"])
+        with pytest.raises(p.ProtocolError, match="ends inside"):
+            p.decode_read_ok(payload[:-1], v["version"])
+        with pytest.raises(p.ProtocolError, match="trailing"):
+            p.decode_read_ok(payload + b"\0", v["version"])
+
+
+def test_version_1_cannot_carry_tags():
+    with pytest.raises(ValueError, match="version 1"):
+        p.encode_append(1, "s", p.Expected.any(), [p.NewEvent(type="T", tags=["a"])], 1)

@@ -1,4 +1,4 @@
-// A client for annald over one TCP connection (docs/protocol.md, version 1):
+// A client for annald over one TCP connection (docs/protocol.md, version 2):
 // any number of requests in flight up to the node's max_in_flight, responses
 // matched by request id, subscriptions as async iterators.
 

@@ -1,10 +1,12 @@
-// The annal wire protocol, version 1 (docs/protocol.md): frames are
+// The annal wire protocol, version 2 (docs/protocol.md): frames are
 // length:u32 op:u8 request_id:u64 payload, every integer little-endian.
-// Encoding and decoding only; no I/O.
+// Encoding and decoding only; no I/O. Version 1 (events without tags and
+// ids) is encoded and decoded too, for the shared test vectors; the client
+// speaks version 2.
 
 import { randomUUID } from "node:crypto";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
 export const FRAME_MIN_BODY = 9;
 /** "No value" in u64 fields (error detail, read backward from the end). */
@@ -88,6 +90,10 @@ export interface NewEvent {
   metadataJson?: boolean;
   /** UUID text; a fresh one when omitted (set it to make retries idempotent). */
   id?: string;
+  /** Non-empty UTF-8 strings, typically `key:value`; stored sorted, once each. */
+  tags?: string[];
+  correlationId?: string;
+  causationId?: string;
 }
 
 export interface Event {
@@ -100,6 +106,10 @@ export interface Event {
   type: string;
   metadata: Buffer;
   data: Buffer;
+  /** Sorted, once each; empty for events without tags (and on version 1). */
+  tags: string[];
+  correlationId: string;
+  causationId: string;
 }
 
 export interface HelloOk {
@@ -189,11 +199,20 @@ export function uuidText(b: Buffer): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-export function encodeHello(requestId: bigint, clientName: string): Buffer {
-  return frame(Op.Hello, requestId, new Writer().u32(HELLO_MAGIC).u16(PROTOCOL_VERSION).bytes(clientName).concat());
+export function encodeHello(requestId: bigint, clientName: string, version: number = PROTOCOL_VERSION): Buffer {
+  return frame(Op.Hello, requestId, new Writer().u32(HELLO_MAGIC).u16(version).bytes(clientName).concat());
 }
 
-export function encodeAppend(requestId: bigint, stream: string, expected: Expected, events: NewEvent[]): Buffer {
+// A tag block: u16 count, a u16 length per tag, then the tags' bytes.
+function tagBlock(w: Writer, tags: string[]): void {
+  const raw = tags.map((t) => Buffer.from(t, "utf8"));
+  if (raw.length > 0xffff || raw.some((t) => t.length > 0xffff)) throw new RangeError("too many tags, or a tag longer than 65535 bytes");
+  w.u16(raw.length);
+  for (const t of raw) w.u16(t.length);
+  for (const t of raw) w.raw(t);
+}
+
+export function encodeAppend(requestId: bigint, stream: string, expected: Expected, events: NewEvent[], version: number = PROTOCOL_VERSION): Buffer {
   const w = new Writer()
     .bytes(stream)
     .u8(EXPECTED_KIND[expected.kind])
@@ -202,6 +221,12 @@ export function encodeAppend(requestId: bigint, stream: string, expected: Expect
   for (const e of events) {
     const flags = (e.dataJson ?? true ? FLAG_DATA_JSON : 0) | (e.metadataJson ? FLAG_METADATA_JSON : 0);
     w.raw(uuidBytes(e.id ?? randomUUID())).bytes(e.type).u32(flags).bytes(e.metadata).bytes(e.data);
+    if (version >= 2) {
+      tagBlock(w, e.tags ?? []);
+      w.bytes(e.correlationId ?? "").bytes(e.causationId ?? "");
+    } else if ((e.tags ?? []).length > 0 || e.correlationId || e.causationId) {
+      throw new RangeError("protocol version 1 cannot carry tags or correlation/causation ids");
+    }
   }
   return frame(Op.Append, requestId, w.concat());
 }
@@ -291,6 +316,17 @@ export class Reader {
   string(f: string): string {
     return this.bytes(f).toString("utf8");
   }
+  tags(f: string): string[] {
+    const n = this.u16(`${f} count`);
+    const lengths: number[] = [];
+    for (let i = 0; i < n; i++) lengths.push(this.u16(`${f} lengths`));
+    return lengths.map((k) => {
+      this.need(k, f);
+      const v = this.b.toString("utf8", this.at, this.at + k);
+      this.at += k;
+      return v;
+    });
+  }
   uuid(f: string): string {
     this.need(16, f);
     const v = uuidText(this.b.subarray(this.at, this.at + 16));
@@ -320,11 +356,11 @@ export function decodeAppendOk(p: Buffer): AppendResult {
   return v;
 }
 
-function events(r: Reader): Event[] {
+function events(r: Reader, version: number): Event[] {
   const n = r.u32("event count");
   const out: Event[] = [];
   for (let i = 0; i < n; i++) {
-    out.push({
+    const e: Event = {
       position: r.u64("position"),
       revision: r.u64("revision"),
       timestampUs: r.i64("timestamp_us"),
@@ -334,23 +370,32 @@ function events(r: Reader): Event[] {
       type: r.string("type"),
       metadata: r.bytes("metadata"),
       data: r.bytes("data"),
-    });
+      tags: [],
+      correlationId: "",
+      causationId: "",
+    };
+    if (version >= 2) {
+      e.tags = r.tags("tags");
+      e.correlationId = r.string("correlation_id");
+      e.causationId = r.string("causation_id");
+    }
+    out.push(e);
   }
   return out;
 }
 
-export function decodeReadOk(p: Buffer): ReadPage {
+export function decodeReadOk(p: Buffer, version: number = PROTOCOL_VERSION): ReadPage {
   const r = new Reader(p, "read_ok");
   const end = r.u8("end") !== 0;
   const next = r.u64("next");
-  const evs = events(r);
+  const evs = events(r, version);
   r.done();
   return { end, next, events: evs };
 }
 
-export function decodeSubEvents(p: Buffer): Event[] {
+export function decodeSubEvents(p: Buffer, version: number = PROTOCOL_VERSION): Event[] {
   const r = new Reader(p, "sub_events");
-  const evs = events(r);
+  const evs = events(r, version);
   r.done();
   return evs;
 }
@@ -375,11 +420,13 @@ const INFO_FIELDS: Array<[string, "s" | "u16" | "u32" | "u64"]> = [
   ["maxAppendEvents", "u64"], ["maxFrame", "u32"], ["maxInFlight", "u32"], ["maxConnections", "u32"],
   ["connections", "u32"], ["indexMemtableEntries", "u64"], ["indexFiles", "u64"], ["indexedThrough", "u64"],
 ];
+const INFO_FIELDS_V2: Array<[string, "u64"]> = [["maxTags", "u64"], ["maxTagSize", "u64"], ["maxCorrelationId", "u64"]];
 
-export function decodeInfoOk(p: Buffer): Record<string, string | number | bigint> {
+export function decodeInfoOk(p: Buffer, version: number = PROTOCOL_VERSION): Record<string, string | number | bigint> {
   const r = new Reader(p, "info_ok");
   const out: Record<string, string | number | bigint> = {};
-  for (const [name, kind] of INFO_FIELDS) out[name] = kind === "s" ? r.string(name) : r[kind](name);
+  const fields = version >= 2 ? [...INFO_FIELDS, ...INFO_FIELDS_V2] : INFO_FIELDS;
+  for (const [name, kind] of fields) out[name] = kind === "s" ? r.string(name) : r[kind](name);
   r.done();
   return out;
 }

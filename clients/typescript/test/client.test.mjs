@@ -28,8 +28,35 @@ test("append, then read back forward, backward and through the global log", asyn
     for await (const e of c.iterAll()) all.push(e);
     assert.ok(all.some((e) => e.stream === "order-1"));
     const info = await c.info();
-    assert.equal(info.protocolVersion, 1);
+    assert.equal(info.protocolVersion, 2);
+    assert.equal(info.maxTags, 32n);
     await c.ping();
+  } finally {
+    c.close();
+  }
+});
+
+test("tags and ids round-trip through reads and subscriptions", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    assert.equal(c.hello.version, 2);
+    const sub = await c.subscribe({ stream: "tags-ts", from: 0n });
+    await c.append("tags-ts", [
+      { type: "Placed", data: "{}", tags: ["region:eu", "customer:42", "region:eu"], correlationId: "cmd-9", causationId: "evt-1" },
+      ev(1),
+    ]);
+    const want = { tags: ["customer:42", "region:eu"], correlationId: "cmd-9", causationId: "evt-1" };
+    const pick = (e) => ({ tags: e.tags, correlationId: e.correlationId, causationId: e.causationId });
+    const page = await c.readStream("tags-ts");
+    assert.deepEqual(pick(page.events[0]), want);
+    assert.deepEqual(pick(page.events[1]), { tags: [], correlationId: "", causationId: "" });
+    for await (const e of sub) {
+      assert.deepEqual(pick(e), want);
+      break;
+    }
+    await sub.unsubscribe();
+    await assert.rejects(c.append("tags-ts", [{ type: "T", data: "{}", tags: [""] }]), (e) =>
+      e instanceof AnnalError && e.code === Code.BadRequest && /empty tag/.test(e.message));
   } finally {
     c.close();
   }

@@ -25,15 +25,17 @@ test("requests encode to the vector bytes", () => {
       got = p.encodeAppend(BigInt(v.request_id), f.stream, expected, f.events.map((e) => ({
         id: e.id, type: e.type, data: e.data, metadata: e.metadata,
         dataJson: (e.flags & p.FLAG_DATA_JSON) !== 0, metadataJson: (e.flags & p.FLAG_METADATA_JSON) !== 0,
-      })));
+        tags: e.tags, correlationId: e.correlation_id, causationId: e.causation_id,
+      })), v.version);
     } else if (v.op === "hello") {
       assert.equal(f.magic, p.HELLO_MAGIC);
-      got = p.encodeHello(BigInt(v.request_id), f.client_name);
+      assert.equal(f.version, v.version);
+      got = p.encodeHello(BigInt(v.request_id), f.client_name, v.version);
     } else continue;
     assert.equal(got.toString("hex"), v.hex, v.name);
     n++;
   }
-  assert.ok(n >= 2);
+  assert.ok(n >= 4);
 });
 
 test("responses decode to the vector fields", () => {
@@ -58,7 +60,7 @@ test("responses decode to the vector fields", () => {
       assert.equal(e.detail, f.detail > Number.MAX_SAFE_INTEGER ? p.NONE : BigInt(f.detail));
     } else {
       assert.equal(op, p.Op.ReadOk);
-      const page = p.decodeReadOk(payload);
+      const page = p.decodeReadOk(payload, v.version);
       assert.equal(page.end, f.end !== 0);
       assert.equal(page.next, BigInt(f.next));
       assert.equal(page.events.length, f.events.length);
@@ -73,6 +75,9 @@ test("responses decode to the vector fields", () => {
         assert.equal(got.type, w.type);
         assert.equal(got.metadata.toString(), w.metadata);
         assert.equal(got.data.toString(), w.data);
+        assert.deepEqual(got.tags, w.tags ?? []);
+        assert.equal(got.correlationId, w.correlation_id ?? "");
+        assert.equal(got.causationId, w.causation_id ?? "");
       });
     }
   }
@@ -80,8 +85,13 @@ test("responses decode to the vector fields", () => {
 });
 
 test("a truncated or padded payload is a protocol error", () => {
-  const v = vectors().find((x) => x.op === "read_ok");
-  const { payload } = split(v.hex);
-  assert.throws(() => p.decodeReadOk(payload.subarray(0, payload.length - 1)), /ends inside/);
-  assert.throws(() => p.decodeReadOk(Buffer.concat([payload, Buffer.alloc(1)])), /trailing/);
+  for (const v of vectors().filter((x) => x.op === "read_ok")) {
+    const { payload } = split(v.hex);
+    assert.throws(() => p.decodeReadOk(payload.subarray(0, payload.length - 1), v.version), /ends inside/);
+    assert.throws(() => p.decodeReadOk(Buffer.concat([payload, Buffer.alloc(1)]), v.version), /trailing/);
+  }
+});
+
+test("version 1 cannot carry tags", () => {
+  assert.throws(() => p.encodeAppend(1n, "s", { kind: "any" }, [{ type: "T", tags: ["a"] }], 1), /version 1/);
 });

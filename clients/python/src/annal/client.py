@@ -1,4 +1,4 @@
-"""An asyncio client for annald (docs/protocol.md, version 1).
+"""An asyncio client for annald (docs/protocol.md, version 2).
 
 One connection, any number of requests in flight (up to the node's
 ``max_in_flight``), responses matched by request id; subscriptions are async

@@ -1,4 +1,7 @@
-"""The annal wire protocol, version 1 (docs/protocol.md), as plain functions.
+"""The annal wire protocol, version 2 (docs/protocol.md), as plain functions.
+
+Version 1 (events without tags and ids) is also encoded and decoded, for the
+shared test vectors; the client speaks version 2.
 
 Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
 little-endian. This module only encodes and decodes bytes: no I/O.
@@ -12,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
 FRAME_MIN_BODY = 9  # op + request id
 NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
@@ -127,6 +130,10 @@ class NewEvent:
     data_json: bool = True
     metadata_json: bool = False
     id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Stored sorted, once each (the node normalises); each non-empty UTF-8.
+    tags: List[str] = field(default_factory=list)
+    correlation_id: str = ""
+    causation_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class Event:
     type: str
     metadata: bytes
     data: bytes
+    tags: Tuple[str, ...] = ()
+    correlation_id: str = ""
+    causation_id: str = ""
 
     @property
     def lost(self) -> bool:
@@ -189,6 +199,7 @@ INFO_FIELDS = (
     ("max_in_flight", "I"), ("max_connections", "I"), ("connections", "I"),
     ("index_memtable_entries", "Q"), ("index_files", "Q"), ("indexed_through", "Q"),
 )
+INFO_FIELDS_V2 = (("max_tags", "Q"), ("max_tag_size", "Q"), ("max_correlation_id", "Q"))
 
 # ---- encoding ----
 
@@ -201,17 +212,30 @@ def frame(op: int, request_id: int, payload: bytes = b"") -> bytes:
     return struct.pack("<IBQ", FRAME_MIN_BODY + len(payload), op, request_id) + payload
 
 
-def encode_hello(request_id: int, client_name: str) -> bytes:
+def encode_hello(request_id: int, client_name: str, version: int = PROTOCOL_VERSION) -> bytes:
     return frame(Op.HELLO, request_id,
-                 struct.pack("<IH", HELLO_MAGIC, PROTOCOL_VERSION) + _str(client_name.encode()))
+                 struct.pack("<IH", HELLO_MAGIC, version) + _str(client_name.encode()))
 
 
-def encode_append(request_id: int, stream: str, expected: Expected, events: List[NewEvent]) -> bytes:
+def _tags(tags: List[str]) -> bytes:
+    """A tag block: u16 count, a u16 length per tag, then the tags' bytes."""
+    raw = [t.encode() for t in tags]
+    if len(raw) > 0xFFFF or any(len(t) > 0xFFFF for t in raw):
+        raise ValueError("too many tags, or a tag longer than 65535 bytes")
+    return struct.pack(f"<{len(raw) + 1}H", len(raw), *(len(t) for t in raw)) + b"".join(raw)
+
+
+def encode_append(request_id: int, stream: str, expected: Expected, events: List[NewEvent],
+                  version: int = PROTOCOL_VERSION) -> bytes:
     parts = [_str(stream.encode()), struct.pack("<BQI", expected.kind, expected.revision, len(events))]
     for e in events:
         flags = (FLAG_DATA_JSON if e.data_json else 0) | (FLAG_METADATA_JSON if e.metadata_json else 0)
         parts += [e.id.bytes, _str(e.type.encode()), struct.pack("<I", flags), _str(e.metadata),
                   _str(e.data)]
+        if version >= 2:
+            parts += [_tags(e.tags), _str(e.correlation_id.encode()), _str(e.causation_id.encode())]
+        elif e.tags or e.correlation_id or e.causation_id:
+            raise ValueError("protocol version 1 cannot carry tags or correlation/causation ids")
     return frame(Op.APPEND, request_id, b"".join(parts))
 
 
@@ -281,6 +305,11 @@ class Reader:
     def uuid(self, name: str) -> uuid.UUID:
         return uuid.UUID(bytes=bytes(self._take(16, name)))
 
+    def tags(self, name: str) -> Tuple[str, ...]:
+        n = self.u16(name + " count")
+        lengths = struct.unpack(f"<{n}H", self._take(2 * n, name + " lengths"))
+        return tuple(bytes(self._take(k, name)).decode("utf-8", errors="replace") for k in lengths)
+
     def done(self) -> None:
         if self.at != len(self.b):
             raise ProtocolError(f"{self.what}: {len(self.b) - self.at} trailing bytes")
@@ -299,10 +328,11 @@ def decode_hello_ok(p: bytes) -> HelloOk:
     return out
 
 
-def decode_info_ok(p: bytes) -> dict:
+def decode_info_ok(p: bytes, version: int = PROTOCOL_VERSION) -> dict:
     r = Reader(p, "info_ok")
     readers = {"s": r.string, "H": r.u16, "I": r.u32, "Q": r.u64}
-    out = {name: readers[kind](name) for name, kind in INFO_FIELDS}
+    fields = INFO_FIELDS + (INFO_FIELDS_V2 if version >= 2 else ())
+    out = {name: readers[kind](name) for name, kind in fields}
     r.done()
     return out
 
@@ -315,25 +345,32 @@ def decode_append_ok(p: bytes) -> AppendResult:
     return out
 
 
-def _events(r: Reader) -> List[Event]:
+def _event(r: Reader, version: int) -> Event:
+    head = (r.u64("position"), r.u64("revision"), r.i64("timestamp_us"), r.u32("flags"),
+            r.uuid("id"), r.string("stream"), r.string("type"), r.bytes_("metadata"),
+            r.bytes_("data"))
+    if version < 2:
+        return Event(*head)
+    return Event(*head, r.tags("tags"), r.string("correlation_id"), r.string("causation_id"))
+
+
+def _events(r: Reader, version: int) -> List[Event]:
     n = r.u32("event count")
-    return [Event(r.u64("position"), r.u64("revision"), r.i64("timestamp_us"), r.u32("flags"),
-                  r.uuid("id"), r.string("stream"), r.string("type"), r.bytes_("metadata"),
-                  r.bytes_("data")) for _ in range(n)]
+    return [_event(r, version) for _ in range(n)]
 
 
-def decode_read_ok(p: bytes) -> ReadPage:
+def decode_read_ok(p: bytes, version: int = PROTOCOL_VERSION) -> ReadPage:
     r = Reader(p, "read_ok")
     end = r.u8("end") != 0
     nxt = r.u64("next")
-    events = _events(r)
+    events = _events(r, version)
     r.done()
     return ReadPage(end, nxt, events)
 
 
-def decode_sub_events(p: bytes) -> List[Event]:
+def decode_sub_events(p: bytes, version: int = PROTOCOL_VERSION) -> List[Event]:
     r = Reader(p, "sub_events")
-    events = _events(r)
+    events = _events(r, version)
     r.done()
     return events
 
