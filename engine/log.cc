@@ -425,8 +425,9 @@ Result<std::shared_ptr<Segment>> Log::Impl::open_active(GlobalPosition first, bo
     stop.position = cut_at;
     stop.offset = scan.committed_end;
     stop.reason = fmt::format(
-        "{}; position {} is below {}, through which the stream index's MANIFEST proves the log "
-        "was durable, so this is damage to acknowledged data, not a torn write",
+        "{}; position {} is below {}, through which an index MANIFEST (DIR/index or "
+        "DIR/secondary) proves the log was durable, so this is damage to acknowledged data, not a "
+        "torn write",
         stop.reason.empty() ? std::string("invalid record") : stop.reason, cut_at.value,
         opts_.durable_floor);
     return corruption(*seg, stop);

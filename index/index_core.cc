@@ -573,20 +573,20 @@ void IndexCore::remove_unlisted(const std::vector<std::string>& paths, const cha
 }
 
 Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo,
-                                                   std::uint64_t hi,
-                                                   std::uint64_t pos_limit) const {
+                                                   std::uint64_t hi, std::uint64_t pos_limit,
+                                                   std::size_t max) const {
   auto v = current();
   std::vector<IndexEntry> out;
   for (const auto& f : v->files) {
-    if (f->meta().first_position >= pos_limit) break;
-    Status st = f->collect(hash, lo, hi, pos_limit, out);
+    if (f->meta().first_position >= pos_limit || out.size() >= max) break;
+    Status st = f->collect(hash, lo, hi, pos_limit, out, max);
     if (!st.is_ok()) {
       if (f->damaged()) note_damage();
       return st;
     }
   }
-  for (const auto& m : v->frozen) m->collect(hash, lo, hi, pos_limit, out);
-  v->active->collect(hash, lo, hi, pos_limit, out);
+  for (const auto& m : v->frozen) m->collect(hash, lo, hi, pos_limit, out, max);
+  v->active->collect(hash, lo, hi, pos_limit, out, max);
   auto by_revision = [](const IndexEntry& a, const IndexEntry& b) {
     return a.revision != b.revision ? a.revision < b.revision : a.position < b.position;
   };

@@ -115,9 +115,13 @@ class IndexCore {
   // ---- Any thread ----
   // Entries of `hash` with revision in [lo, hi] and position < pos_limit,
   // sorted by (revision, position). kCorruption if a file it reads is
-  // damaged (which schedules its rebuild).
+  // damaged (which schedules its rebuild). `max`: at most this many, the
+  // first ones; sources are read in position order and stop once that many
+  // are found, which is exact where revisions grow with positions (a stream;
+  // the secondary index, whose revisions are positions).
   Result<std::vector<IndexEntry>> collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
-                                          std::uint64_t pos_limit) const;
+                                          std::uint64_t pos_limit,
+                                          std::size_t max = SIZE_MAX) const;
   // Entries of `hash` (position < pos_limit), newest source first and in
   // descending (revision, position) order within a source, until fn returns
   // false. For one stream the first entry visited is its head. kCorruption

@@ -360,10 +360,11 @@ Result<std::size_t> IndexFile::lower_bound(std::uint64_t hash, std::uint64_t rev
 }
 
 Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
-                          std::uint64_t pos_limit, std::vector<IndexEntry>& out) const {
+                          std::uint64_t pos_limit, std::vector<IndexEntry>& out,
+                          std::size_t max) const {
   auto start = lower_bound(hash, lo);
   if (!start) return start.status();
-  for (std::size_t i = *start; i < size(); ++i) {
+  for (std::size_t i = *start; i < size() && out.size() < max; ++i) {
     if (i == *start || i % summary_interval_ == 0) ANNAL_RETURN_IF_ERROR(check_entries_from(i));
     IndexEntry e = at(i);
     if (e.hash != hash || e.revision > hi) break;

@@ -102,9 +102,10 @@ class IndexFile {
   }
 
   // Entries of `hash` with revision in [lo, hi] and position < pos_limit,
-  // appended to out in order; every block read is checked first.
+  // appended to out in order (until out holds `max`); every block read is
+  // checked first.
   Status collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
-                 std::vector<IndexEntry>& out) const;
+                 std::vector<IndexEntry>& out, std::size_t max = SIZE_MAX) const;
   // Entries of `hash` (position < pos_limit) in descending order until fn
   // returns false; the result is false if fn stopped the visit.
   Result<bool> visit_desc(std::uint64_t hash, std::uint64_t pos_limit,

@@ -40,12 +40,14 @@ std::size_t Memtable::size() const {
 }
 
 void Memtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
-                       std::uint64_t pos_limit, std::vector<IndexEntry>& out) const {
+                       std::uint64_t pos_limit, std::vector<IndexEntry>& out,
+                       std::size_t max) const {
   std::shared_lock lock(mu_);
   auto found = streams_.find(hash);
   if (found == streams_.end()) return;
   const auto& v = found->second;
-  for (auto it = std::lower_bound(v.begin(), v.end(), Slot{lo, 0}); it != v.end(); ++it) {
+  for (auto it = std::lower_bound(v.begin(), v.end(), Slot{lo, 0});
+       it != v.end() && out.size() < max; ++it) {
     if (it->revision > hi) break;
     if (it->position < pos_limit) out.push_back(IndexEntry{hash, it->revision, it->position});
   }

@@ -35,9 +35,9 @@ class Memtable {
   std::size_t size() const;
 
   // Appends to out the entries of `hash` with revision in [lo, hi] and
-  // position < pos_limit, in (revision, position) order.
+  // position < pos_limit, in (revision, position) order, until out holds `max`.
   void collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
-               std::vector<IndexEntry>& out) const;
+               std::vector<IndexEntry>& out, std::size_t max = SIZE_MAX) const;
   // Calls fn with the entries of `hash` (position < pos_limit) in descending
   // (revision, position) order until fn returns false. Returns false if fn
   // stopped the visit.

@@ -114,6 +114,11 @@ class Store::Impl final : public engine::WriteHooks {
       Status st = core_->flush(durable_end_);
       if (!st.is_ok()) spdlog::error("stream index flush at close failed: {}", st.to_string());
     }
+    if (secondary_ && !options_.test_skip_index_flush_on_close) {
+      Status st = secondary_->flush(durable_end_);
+      if (!st.is_ok()) spdlog::error("secondary index flush at close failed: {}", st.to_string());
+    }
+    secondary_.reset();
     core_.reset();
   }
 
@@ -129,8 +134,9 @@ class Store::Impl final : public engine::WriteHooks {
     // it indexed was acknowledged, and recovery must not cut it as a torn
     // tail. A missing or damaged manifest proves nothing (floor 0).
     engine::FileSystem& fs = lo.fs != nullptr ? *lo.fs : engine::FileSystem::posix();
-    if (auto m = read_manifest(fs, lo.dir + "/index"); m.is_ok())
-      lo.durable_floor = std::max(lo.durable_floor, m->indexed_through);
+    for (const char* sub : {"/index", "/secondary"})
+      if (auto m = read_manifest(fs, lo.dir + sub); m.is_ok())
+        lo.durable_floor = std::max(lo.durable_floor, m->indexed_through);
     auto log = engine::Log::open(lo);
     if (!log) return log.status();
     log_ = std::move(log).value();
@@ -198,9 +204,12 @@ class Store::Impl final : public engine::WriteHooks {
     if (!st.is_ok()) return st;
     // The replay read the tail through the segment maps; after a kill that is
     // up to memtable_entries events that need not stay resident.
-    if (from < end) log_->release_resident();
     core_->set_durable(end);
     durable_end_ = end;
+    if (options_.secondary_index) {
+      ANNAL_RETURN_IF_ERROR(open_secondary(end));
+    }
+    if (from < end) log_->release_resident();
     const auto t3 = Clock::now();
     spdlog::info(
         "store {} opened in {:.3f} s (log and index files {:.3f} s, id window {:.3f} s, {} events "
@@ -209,6 +218,28 @@ class Store::Impl final : public engine::WriteHooks {
         options_.log.dir, secs(t0, t3), secs(t0, t1), secs(t1, t2), n, secs(t2, t3),
         rebuild_reason.empty() ? "" : "; index rebuilt: " + rebuild_reason);
     ready_ = true;
+    return Status::ok();
+  }
+
+  Status open_secondary(std::uint64_t end) {
+    SecondaryOptions so;
+    so.dir = options_.log.dir + "/secondary";
+    so.fs = options_.log.fs;
+    so.memtable_entries = options_.memtable_entries;
+    so.merge_fanout = options_.index_merge_fanout;
+    so.verify_on_open = options_.verify_index_on_open;
+    so.category_separator = options_.category_separator;
+    so.test_hash = options_.test_secondary_hash;
+    so.scan = [this](std::uint64_t first, std::uint64_t last,
+                     const std::function<bool(const engine::RecordView&)>& fn) {
+      std::shared_lock lock(log_gone_mu_);
+      if (log_gone_) return Status(Errc::kShuttingDown, "the store is closing");
+      if (first >= last) return Status::ok();
+      return log_->scan_forward(GlobalPosition(first), last - first, fn);
+    };
+    auto s = SecondaryIndex::open(std::move(so), end);
+    if (!s) return s.status();
+    secondary_ = std::move(s).value();
     return Status::ok();
   }
 
@@ -519,6 +550,9 @@ class Store::Impl final : public engine::WriteHooks {
         Pending p{next.value + i, e.revision.value,    e.stream, raw.hash,
                   raw.key,        heads_.get(raw.key), {e.id}};
         core_->add(IndexEntry{raw.hash, e.revision.value, next.value + i});
+        if (secondary_)
+          secondary_->add(next.value + i, e.stream, e.type, e.tags, e.correlation_id,
+                          e.causation_id);
         window_.insert(e.id, next.value + i);
         heads_.put(raw.key, Head{e.revision.value, next.value + i});
         pending_.push_back(std::move(p));
@@ -600,6 +634,9 @@ class Store::Impl final : public engine::WriteHooks {
       e.revision = StreamRevision(first_rev + i);
       e.timestamp_us = ts;
       core_->add(IndexEntry{c->hash, first_rev + i, next.value + i});
+      if (secondary_)
+        secondary_->add(next.value + i, c->stream, e.type, e.tags, e.correlation_id,
+                        e.causation_id);
       window_.insert(ids[i], next.value + i);
     }
     heads_.put(c->key, Head{first_rev + k - 1, next.value + k - 1});
@@ -623,12 +660,15 @@ class Store::Impl final : public engine::WriteHooks {
     // Called in reverse order of prepare: the newest pending appends are
     // this request's (one Pending per event for raw appends).
     std::size_t left = req.events.size();
+    std::uint64_t first = UINT64_MAX;
     while (left > 0 && !pending_.empty()) {
       Pending p = std::move(pending_.back());
       pending_.pop_back();
       undo(p);
+      first = std::min(first, p.first_position);
       left -= std::min(left, p.ids.size());
     }
+    if (secondary_ && first != UINT64_MAX) secondary_->abort_from(first);
   }
 
   void durable(GlobalPosition end) override {
@@ -638,6 +678,7 @@ class Store::Impl final : public engine::WriteHooks {
            pending_.front().first_position + pending_.front().ids.size() <= end.value)
       pending_.pop_front();
     core_->set_durable(end.value);
+    if (secondary_) secondary_->set_durable(end.value);
     std::shared_ptr<const Listeners> ls;
     {
       std::lock_guard lock(listeners_mu_);
@@ -786,11 +827,13 @@ class Store::Impl final : public engine::WriteHooks {
     s.index_scrub_done = cs.scrub_done;
     return s;
   }
+  const SecondaryIndex* secondary() const { return secondary_.get(); }
 
   StoreOptions options_;
   Limits limits_;
   std::unique_ptr<engine::Log> log_;
   std::unique_ptr<IndexCore> core_;
+  std::unique_ptr<SecondaryIndex> secondary_;  // null when options_.secondary_index is off
   mutable HeadCache heads_;
   IdWindow window_;                // writer thread
   std::deque<Pending> pending_;    // writer thread
@@ -841,6 +884,22 @@ Result<StreamRevision> Store::last_revision(const std::string& stream) const {
   return impl_->last_revision(stream);
 }
 
+Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition from,
+                          Direction direction, GlobalPosition end, const StreamVisitor& fn) const {
+  const SecondaryIndex* s = impl_->secondary();
+  if (s == nullptr)
+    return Status(Errc::kInvalidArgument,
+                  "this node keeps no secondary index (annald --secondary-index off)");
+  return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward,
+                         std::min(end, log().durable_end()), fn);
+}
+
+std::optional<IndexCoreStats> Store::secondary_stats() const {
+  const SecondaryIndex* s = impl_->secondary();
+  if (s == nullptr) return std::nullopt;
+  return s->stats();
+}
+
 std::uint64_t Store::add_durable_listener(std::function<void(GlobalPosition end)> fn) {
   return impl_->add_listener(std::move(fn));
 }
@@ -862,6 +921,7 @@ IndexStats Store::stats() const {
 }
 void Store::wait_index_idle() {
   impl_->core_->wait_idle();
+  if (impl_->secondary_) impl_->secondary_->wait_idle();
 }
 
 }  // namespace annal::index

@@ -17,6 +17,7 @@
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/types.h"
+#include "index/secondary.h"
 
 namespace annal::index {
 
@@ -59,6 +60,13 @@ struct StoreOptions {
   // TEST ONLY: the destructor does not write the memtable out, leaving the
   // index as a kill would (the log itself is always durable).
   bool test_skip_index_flush_on_close = false;
+  // The secondary index (category, type, tag, correlation and causation id;
+  // index/secondary.h), in DATA/secondary. Off: it is neither kept nor read
+  // (reads by it are kInvalidArgument), and its files are left alone.
+  bool secondary_index = true;
+  char category_separator = '-';
+  // TEST ONLY: replaces the secondary index's key hash, to force collisions.
+  std::function<std::uint64_t(IndexKind, std::string_view)> test_secondary_hash;
 };
 
 struct NewEvent {
@@ -121,6 +129,17 @@ class Store {
   // The stream's last durable revision; kStreamNotFound if none.
   Result<StreamRevision> last_revision(const std::string& stream) const;
 
+  // The events of a secondary index key (the category, event type, tag,
+  // correlation or causation id `value`) below position `end` (at most the
+  // durable end), in log order from position `from` (inclusive) in
+  // `direction` (backward from UINT64_MAX = from the end), until fn returns
+  // false. Every record is read and checked against the key (hash collisions
+  // never show); a record that cannot be read ends it with that error
+  // (kCorruption naming it), never skipped. kInvalidArgument if the node
+  // keeps no secondary index.
+  Status visit_index(IndexKind kind, std::string_view value, GlobalPosition from,
+                     Direction direction, GlobalPosition end, const StreamVisitor& fn) const;
+
   // Called on the writer thread with the new durable end after every group
   // commit. Returns a handle for remove_durable_listener. Listeners must not
   // block.
@@ -131,6 +150,8 @@ class Store {
   const engine::Log& log() const;
   const Limits& limits() const;
   IndexStats stats() const;
+  // The secondary index's files and memtable (nullopt if it is off).
+  std::optional<IndexCoreStats> secondary_stats() const;
   // Waits until the index's background flushes and merges are done (tests,
   // benchmarks).
   void wait_index_idle();

@@ -245,6 +245,14 @@ RepairPlan plan_repair(const VerifyReport& report) {
         .why = index_bad ? "the stream index is damaged; the node rebuilds it from the log at open"
                          : "the log's end moves back, below what the stream index may cover; the "
                            "node rebuilds it from the log at open"});
+  // The secondary index (category, type, tags, ids) may cover the positions
+  // a cut removes, and its MANIFEST would then prove them durable.
+  if (cuts_log_end && d.has_secondary_index)
+    plan.actions.push_back(RepairAction{
+        .kind = K::kDropStreamIndex,
+        .file = "secondary",
+        .why = "the log's end moves back, below what the secondary index may cover; the node "
+               "rebuilds it from the log at open"});
   (void)log_changed;
   return plan;
 }

@@ -80,7 +80,7 @@ const char* finding_kind_name(FindingKind k) {
 }
 
 bool is_known_entry(const std::string& name) {
-  if (name == "LOCK" || name == "index") return true;
+  if (name == "LOCK" || name == "index" || name == "secondary") return true;
   // The next segment, zero-filled ahead of use by the node (engine/log.cc).
   if (name == "spare.seg.tmp") return true;
   if (name.rfind("repair-backup-", 0) == 0) return true;
@@ -286,6 +286,8 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
       idxs.insert(q->value);
     } else if (n == "index") {
       d.has_stream_index = true;
+    } else if (n == "secondary") {
+      d.has_secondary_index = true;
     } else if (!is_known_entry(n)) {
       d.unknown_files.push_back(n);
     }

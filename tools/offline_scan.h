@@ -112,8 +112,9 @@ struct DirectorySurvey {
   std::vector<SegmentSurvey> segments;  // in position order
   std::vector<std::string> unknown_files;
   std::vector<std::string> orphan_idx;
-  bool has_stream_index = false;  // DIR/index exists
-  std::vector<Finding> findings;  // filled by survey_directory in log order
+  bool has_stream_index = false;     // DIR/index exists
+  bool has_secondary_index = false;  // DIR/secondary exists
+  std::vector<Finding> findings;     // filled by survey_directory in log order
   std::uint64_t bytes_scanned = 0;
   std::uint64_t records = 0;
   std::uint64_t lost_markers = 0;

@@ -226,6 +226,9 @@ TEST_F(StoreDamageTest, AFlippedLastRecordBelowTheIndexedThroughMarkRefusesToSta
   // write (docs/storage-format.md, recovery rules): the tail is cut. This is
   // what `annal repair` leaves (it drops the stream index when it cuts).
   fs::remove(fs::path(dir_.path()) / "index" / "MANIFEST");
+  auto still = Store::open(options());
+  ASSERT_FALSE(still.is_ok()) << "the secondary index's MANIFEST proves it too";
+  fs::remove(fs::path(dir_.path()) / "secondary" / "MANIFEST");
   open();
   EXPECT_EQ(end(), pos);
   EXPECT_EQ(ids_of("s-a"), (std::vector<std::uint64_t>{1}));

@@ -39,6 +39,7 @@ class StoreFixture : public ::testing::Test {
     o.head_cache_entries = head_cache_;
     o.index_merge_fanout = 3;
     o.test_stream_hash = hash_;
+    o.test_secondary_hash = secondary_hash_;
     o.test_skip_index_flush_on_close = skip_flush_;
     return o;
   }
@@ -113,6 +114,7 @@ class StoreFixture : public ::testing::Test {
   std::size_t head_cache_ = 1u << 10;
   bool skip_flush_ = false;
   std::function<std::uint64_t(std::string_view)> hash_;
+  std::function<std::uint64_t(IndexKind, std::string_view)> secondary_hash_;
   std::unique_ptr<Store> store_;
 };
 

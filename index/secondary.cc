@@ -1,0 +1,232 @@
+#include "index/secondary.h"
+
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <algorithm>
+
+#include "engine/format.h"
+
+namespace annal::index {
+
+const char* index_kind_name(IndexKind k) {
+  switch (k) {
+    case IndexKind::kCategory:
+      return "category";
+    case IndexKind::kType:
+      return "type";
+    case IndexKind::kTag:
+      return "tag";
+    case IndexKind::kCorrelation:
+      return "correlation";
+    case IndexKind::kCausation:
+      return "causation";
+  }
+  return "unknown";
+}
+
+SecondaryIndex::SecondaryIndex(SecondaryOptions options) : options_(std::move(options)) {}
+SecondaryIndex::~SecondaryIndex() = default;
+
+Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions options,
+                                                             std::uint64_t log_end) {
+  auto self = std::unique_ptr<SecondaryIndex>(new SecondaryIndex(std::move(options)));
+  SecondaryIndex* raw = self.get();
+  IndexCoreOptions co;
+  co.dir = raw->options_.dir;
+  co.fs = raw->options_.fs;
+  co.memtable_entries = raw->options_.memtable_entries;
+  co.merge_fanout = raw->options_.merge_fanout;
+  co.verify_on_open = raw->options_.verify_on_open;
+  // No id digests: the idempotency window is the stream index's business.
+  co.load_range = [raw](std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
+                        std::vector<std::uint64_t>&) {
+    return raw->options_.scan(first, last, [&](const engine::RecordView& v) {
+      raw->for_each_key(
+          v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
+          [&](IndexKind k, std::string_view value) {
+            entries.push_back(IndexEntry{raw->key(k, value), v.position.value, v.position.value});
+          });
+      return true;
+    });
+  };
+  auto core = IndexCore::open(co, log_end);
+  if (!core) return core.status();
+  raw->core_ = std::move(core).value();
+  const std::uint64_t from = raw->core_->indexed_through();
+  std::uint64_t n = 0;
+  Status st = raw->options_.scan(from, log_end, [&](const engine::RecordView& v) {
+    raw->add_view(v);
+    if (++n % 4096 == 0) {
+      raw->set_durable(v.position.value + 1);
+      raw->core_->throttle(2);
+    }
+    return true;
+  });
+  if (!st.is_ok()) return st;
+  raw->set_durable(log_end);
+  if (n > 0 || !raw->core_->rebuild_reason().empty())
+    spdlog::info(
+        "secondary index: {} events replayed from position {}{}", n, from,
+        raw->core_->rebuild_reason().empty() ? "" : "; rebuilt: " + raw->core_->rebuild_reason());
+  return self;
+}
+
+std::string_view SecondaryIndex::category_of(std::string_view stream) const {
+  const std::size_t at = stream.find(options_.category_separator);
+  return at == std::string_view::npos ? std::string_view() : stream.substr(0, at);
+}
+
+std::uint64_t SecondaryIndex::key(IndexKind kind, std::string_view value) const {
+  if (options_.test_hash) return options_.test_hash(kind, value);
+  // One seed per kind: equal values of different kinds hash apart (and
+  // matches() tells apart whatever still collides).
+  const std::uint64_t seed = 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(kind) + 1);
+  return XXH3_64bits_withSeed(value.data(), value.size(), seed);
+}
+
+template <class Tags, class F>
+void SecondaryIndex::for_each_key(std::string_view stream, std::string_view type, const Tags& tags,
+                                  std::string_view correlation_id, std::string_view causation_id,
+                                  F&& fn) const {
+  if (stream.empty()) return;  // a lost entry (repair marker): nothing to index
+  if (auto c = category_of(stream); !c.empty()) fn(IndexKind::kCategory, c);
+  fn(IndexKind::kType, type);
+  for (std::string_view t : tags) fn(IndexKind::kTag, t);
+  if (!correlation_id.empty()) fn(IndexKind::kCorrelation, correlation_id);
+  if (!causation_id.empty()) fn(IndexKind::kCausation, causation_id);
+}
+
+void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string_view value) {
+  const IndexEntry e{key(kind, value), position, position};
+  core_->add(e);
+  unsynced_.push_back(e);
+}
+
+void SecondaryIndex::add(std::uint64_t position, std::string_view stream, std::string_view type,
+                         const std::vector<std::string>& tags, std::string_view correlation_id,
+                         std::string_view causation_id) {
+  for_each_key(stream, type, tags, correlation_id, causation_id,
+               [&](IndexKind k, std::string_view value) { add_key(position, k, value); });
+}
+
+void SecondaryIndex::add_view(const engine::RecordView& v) {
+  for_each_key(v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
+               [&](IndexKind k, std::string_view value) { add_key(v.position.value, k, value); });
+}
+
+void SecondaryIndex::abort_from(std::uint64_t position) {
+  while (!unsynced_.empty() && unsynced_.back().position >= position) {
+    core_->remove(unsynced_.back());
+    unsynced_.pop_back();
+  }
+}
+
+void SecondaryIndex::set_durable(std::uint64_t end) {
+  auto durable = std::find_if(unsynced_.begin(), unsynced_.end(),
+                              [end](const IndexEntry& e) { return e.position >= end; });
+  unsynced_.erase(unsynced_.begin(), durable);
+  core_->set_durable(end);
+}
+
+Status SecondaryIndex::flush(std::uint64_t end) {
+  unsynced_.clear();
+  return core_->flush(end);
+}
+
+Result<std::vector<std::uint64_t>> SecondaryIndex::candidates(IndexKind kind,
+                                                              std::string_view value,
+                                                              std::uint64_t from, std::uint64_t to,
+                                                              std::uint64_t limit,
+                                                              std::size_t max) const {
+  auto entries = core_->collect(key(kind, value), from, to, limit, max);
+  if (!entries) return entries.status();
+  std::vector<std::uint64_t> out;
+  out.reserve(entries->size());
+  for (const auto& e : *entries) out.push_back(e.position);
+  return out;
+}
+
+Result<std::vector<std::uint64_t>> SecondaryIndex::candidates_desc(IndexKind kind,
+                                                                   std::string_view value,
+                                                                   std::uint64_t from,
+                                                                   std::uint64_t limit,
+                                                                   std::size_t max) const {
+  std::vector<std::uint64_t> out;
+  const std::uint64_t below = std::min(limit, from == UINT64_MAX ? UINT64_MAX : from + 1);
+  Status st = core_->visit_desc(key(kind, value), below, [&](const IndexEntry& e) {
+    out.push_back(e.position);
+    return out.size() < max;
+  });
+  if (!st.is_ok()) return st;
+  return out;
+}
+
+bool SecondaryIndex::matches(const engine::RecordView& v, IndexKind kind,
+                             std::string_view value) const {
+  if (v.stream.empty()) return false;
+  switch (kind) {
+    case IndexKind::kCategory: {
+      const std::string_view c = category_of(v.stream);
+      return !c.empty() && c == value;
+    }
+    case IndexKind::kType:
+      return v.type == value;
+    case IndexKind::kTag:
+      for (std::string_view t : v.tags)
+        if (t == value) return true;
+      return false;
+    case IndexKind::kCorrelation:
+      return !v.correlation_id.empty() && v.correlation_id == value;
+    case IndexKind::kCausation:
+      return !v.causation_id.empty() && v.causation_id == value;
+  }
+  return false;
+}
+
+namespace {
+// Candidates read per step: enough to fill a page in one step when no hash
+// collides, small enough that a short read does not collect a long posting.
+constexpr std::size_t kCandidatesPerStep = 256;
+}  // namespace
+
+Status visit_secondary(const SecondaryIndex& index, const engine::Log& log, IndexKind kind,
+                       std::string_view value, GlobalPosition from, bool backward,
+                       GlobalPosition end,
+                       const std::function<bool(const engine::RecordView&)>& fn) {
+  if (end.value == 0) return Status::ok();
+  std::uint64_t at = backward ? std::min(from.value, end.value - 1) : from.value;
+  for (;;) {
+    if (!backward && at >= end.value) return Status::ok();
+    auto c = backward
+                 ? index.candidates_desc(kind, value, at, end.value, kCandidatesPerStep)
+                 : index.candidates(kind, value, at, UINT64_MAX, end.value, kCandidatesPerStep);
+    if (!c) return c.status();
+    if (c->empty()) return Status::ok();
+    bool more = true;
+    Status st = log.visit_many(*c, [&](std::size_t, const engine::RecordView& v) {
+      if (!index.matches(v, kind, value)) return true;  // another key with the same hash
+      more = fn(v);
+      return more;
+    });
+    if (!st.is_ok() || !more || c->size() < kCandidatesPerStep) return st;
+    if (backward) {
+      if (c->back() == 0) return Status::ok();
+      at = c->back() - 1;
+    } else {
+      at = c->back() + 1;
+    }
+  }
+}
+
+IndexCoreStats SecondaryIndex::stats() const {
+  return core_->stats();
+}
+std::string SecondaryIndex::rebuild_reason() const {
+  return core_->rebuild_reason();
+}
+void SecondaryIndex::wait_idle() {
+  core_->wait_idle();
+}
+
+}  // namespace annal::index

@@ -1,0 +1,120 @@
+#pragma once
+// The secondary index: which log positions hold the events of a category, an
+// event type, a tag, a correlation id or a causation id. Derived from the log
+// like the stream index and kept in the same kind of files (IndexCore:
+// checksummed, merged, memory-mapped, rebuilt from the log when missing or
+// damaged), in DATA/secondary. An entry is (key hash, position, position):
+// the key hash is XXH3 of the kind byte and the value, the "revision" is the
+// position itself, so one key's entries sort in log order. A hash names
+// candidates only: a reader checks every candidate record against the key
+// (SecondaryIndex::matches), so colliding keys are told apart by the log.
+//
+// Thread safety: add/abort_from/set_durable/flush on the log's writer thread
+// (the store's hooks); candidates/stats from any thread (IndexCore snapshots).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/file.h"
+#include "engine/log.h"
+#include "engine/record.h"
+#include "engine/status.h"
+#include "index/index_core.h"
+
+namespace annal::index {
+
+enum class IndexKind : std::uint8_t {
+  kCategory = 0,     // the stream name before its first separator (none: no category)
+  kType = 1,         // the event type
+  kTag = 2,          // each tag
+  kCorrelation = 3,  // the correlation id (non-empty)
+  kCausation = 4,    // the causation id (non-empty)
+};
+inline constexpr std::uint8_t kMaxIndexKind = 4;
+const char* index_kind_name(IndexKind k);
+
+struct SecondaryOptions {
+  std::string dir;                   // DATA/secondary
+  engine::FileSystem* fs = nullptr;  // nullptr: posix
+  std::size_t memtable_entries = 1u << 20;
+  std::size_t merge_fanout = 4;
+  bool verify_on_open = false;
+  // A stream's category is its name up to the first `category_separator`
+  // ("order-17" -> "order"); a name without one has no category.
+  char category_separator = '-';
+  // Reads the log's records of positions [first, end) in order, until fn
+  // returns false: the replay at open and the rebuild of a damaged file (on
+  // the index's background thread; the store refuses once it is closing).
+  std::function<Status(std::uint64_t first, std::uint64_t end,
+                       const std::function<bool(const engine::RecordView&)>& fn)>
+      scan;
+  // TEST ONLY: replaces the key hash, to force collisions.
+  std::function<std::uint64_t(IndexKind, std::string_view)> test_hash;
+};
+
+class SecondaryIndex {
+ public:
+  // Opens DIR (rebuilding what is missing or damaged) and replays the log's
+  // positions it does not cover yet, up to `log_end` (durable).
+  static Result<std::unique_ptr<SecondaryIndex>> open(SecondaryOptions options,
+                                                      std::uint64_t log_end);
+  ~SecondaryIndex();
+
+  // ---- Writer thread ----
+  // Indexes the event at `position` (positions never decrease).
+  void add(std::uint64_t position, std::string_view stream, std::string_view type,
+           const std::vector<std::string>& tags, std::string_view correlation_id,
+           std::string_view causation_id);
+  // Removes every entry added at `position` or later and not yet durable (an
+  // aborted append).
+  void abort_from(std::uint64_t position);
+  void set_durable(std::uint64_t end);
+  // Writes every entry out (a clean shutdown). REQUIRES: all durable.
+  Status flush(std::uint64_t end);
+
+  // ---- Any thread ----
+  // Candidate positions of (kind, value): at most `max`, ascending, in
+  // [from, to] and below `limit` (the durable end). Check each record with
+  // matches().
+  Result<std::vector<std::uint64_t>> candidates(IndexKind kind, std::string_view value,
+                                                std::uint64_t from, std::uint64_t to,
+                                                std::uint64_t limit, std::size_t max) const;
+  // The same, descending from `from` (inclusive): the last `max` of them.
+  Result<std::vector<std::uint64_t>> candidates_desc(IndexKind kind, std::string_view value,
+                                                     std::uint64_t from, std::uint64_t limit,
+                                                     std::size_t max) const;
+  // Whether the record is one of (kind, value)'s events.
+  bool matches(const engine::RecordView& v, IndexKind kind, std::string_view value) const;
+  std::string_view category_of(std::string_view stream) const;
+  IndexCoreStats stats() const;
+  std::string rebuild_reason() const;
+  void wait_idle();
+
+ private:
+  explicit SecondaryIndex(SecondaryOptions options);
+  std::uint64_t key(IndexKind kind, std::string_view value) const;
+  // Calls fn(kind, value) for every key of one event.
+  template <class Tags, class F>
+  void for_each_key(std::string_view stream, std::string_view type, const Tags& tags,
+                    std::string_view correlation_id, std::string_view causation_id, F&& fn) const;
+  void add_key(std::uint64_t position, IndexKind kind, std::string_view value);
+  void add_view(const engine::RecordView& v);
+
+  SecondaryOptions options_;
+  std::unique_ptr<IndexCore> core_;
+  std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
+};
+
+// The events of (kind, value) below `end` in log order from `from`
+// (inclusive; backward from UINT64_MAX = from the end), read from `log` and
+// checked against the key, until fn returns false (Store::visit_index).
+Status visit_secondary(const SecondaryIndex& index, const engine::Log& log, IndexKind kind,
+                       std::string_view value, GlobalPosition from, bool backward,
+                       GlobalPosition end,
+                       const std::function<bool(const engine::RecordView&)>& fn);
+
+}  // namespace annal::index
