@@ -213,7 +213,7 @@ void BM_FrameEncodeReadOk(benchmark::State& state) {
     std::string events;
     for (const auto& v : views) net::proto::append_event(events, v);
     std::string f = net::proto::encode(
-        9, net::proto::ReadOkOf<net::proto::EncodedEvents>{false, 1000, {1000, events}});
+        9, net::proto::ReadOkOf<net::proto::EncodedEvents>{false, 1000, 1000, {1000, events}});
     bytes = f.size();
     benchmark::DoNotOptimize(f.data());
   }

@@ -80,13 +80,23 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload,
       break;
     }
     case proto::Op::kSubscribe: {
-      auto m = proto::decode_subscribe(payload);
+      auto m = proto::decode_subscribe(payload, v);
       if (!m) break;
-      auto again = proto::decode_subscribe(payload_of(proto::encode_subscribe(id, *m)));
+      auto again = proto::decode_subscribe(payload_of(proto::encode_subscribe(id, *m, v)), v);
       FUZZ_CHECK(again && again->target == m->target && again->stream == m->stream &&
                  again->from_end == m->from_end && again->from == m->from &&
                  again->stream_prefix == m->stream_prefix && again->type_prefix == m->type_prefix &&
-                 again->checkpoint_interval == m->checkpoint_interval);
+                 again->checkpoint_interval == m->checkpoint_interval &&
+                 again->index_kind == m->index_kind && again->index_value == m->index_value);
+      break;
+    }
+    case proto::Op::kReadIndex: {
+      auto m = proto::decode_read_index(payload, v);
+      if (!m) break;
+      auto again = proto::decode_read_index(payload_of(proto::encode_read_index(id, *m, v)), v);
+      FUZZ_CHECK(again && again->kind == m->kind && again->value == m->value &&
+                 again->from == m->from && again->count == m->count &&
+                 again->direction == m->direction);
       break;
     }
     case proto::Op::kUnsubscribe: {
@@ -116,7 +126,7 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload,
         for (auto& e : m->events) e.flags &= kWire;
         auto again = proto::decode_read_ok(payload_of(proto::encode_read_ok(id, *m, v)), v);
         FUZZ_CHECK(again && again->end == m->end && again->next == m->next &&
-                   again->events == m->events);
+                   again->durable_end == m->durable_end && again->events == m->events);
       }
       (void)proto::decode_sub_events(payload, v);
       (void)proto::decode<proto::ReadOkView>(payload, v);

@@ -125,7 +125,8 @@ int main(int argc, char** argv) {
               3, proto::ReadStreamReq{"orders-1", 0, 10, index::Direction::kForward}) +
           proto::encode_read_all(4,
                                  proto::ReadAllReq{proto::kNone, 5, index::Direction::kBackward}) +
-          proto::encode_subscribe(5, sub) + proto::encode_unsubscribe(6, proto::UnsubscribeReq{1}) +
+          proto::encode_subscribe(5, sub, 1) +
+          proto::encode_unsubscribe(6, proto::UnsubscribeReq{1}) +
           proto::encode_empty(proto::Op::kPing, 7));
   proto::AppendReq tagged = ap;
   tagged.events[0].tags = {"customer:42", "region:eu"};
@@ -136,7 +137,12 @@ int main(int argc, char** argv) {
   rok2.events[0].correlation_id = "cmd-9";
   put("fuzz_protocol", "session-v2",
       proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 2, "fuzz"}) +
-          proto::encode_append(2, tagged, 2) + proto::encode_read_ok(3, rok2, 2));
+          proto::encode_append(2, tagged, 2) + proto::encode_read_ok(3, rok2, 2) +
+          proto::encode_read_index(4, proto::ReadIndexReq{index::IndexKind::kTag, "customer:42", 0,
+                                                          10, index::Direction::kForward}) +
+          proto::encode_subscribe(
+              5, proto::SubscribeReq{proto::Target::kIndex, "", false, 0, "", "", 0,
+                                     index::IndexKind::kCategory, "order"}));
   put("fuzz_protocol", "responses",
       proto::encode_read_ok(1, rok) + proto::encode_append_ok(2, proto::AppendOk{10, 4, 2, false}) +
           proto::encode_error(3, proto::Error{proto::Code::kWrongExpectedRevision, 3, "wrong"}));

@@ -1,11 +1,13 @@
 #include "index/secondary.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <algorithm>
 
 #include "engine/format.h"
+#include "index/manifest.h"
 
 namespace annal::index {
 
@@ -24,6 +26,60 @@ const char* index_kind_name(IndexKind k) {
   }
   return "unknown";
 }
+
+namespace {
+
+constexpr const char* kKeysName = "KEYS";
+
+Result<std::string> read_small_file(engine::FileSystem& fs, const std::string& path) {
+  auto opened = fs.open(path, engine::OpenOptions{.read_only = true});
+  if (!opened) return opened.status();
+  auto size = (*opened)->size();
+  if (!size) return size.status();
+  std::string bytes(std::min<std::uint64_t>(*size, 4096), '\0');
+  ANNAL_RETURN_IF_ERROR((*opened)->pread(
+      0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
+  return bytes;
+}
+
+// DIR/KEYS says how the index's keys were derived ("category_separator=-").
+// An index built with another separator would miss events (answer them as
+// absent), so it is dropped and rebuilt from the log: its MANIFEST goes
+// first, then KEYS is replaced atomically; a crash in between leaves no
+// MANIFEST, which rebuilds too.
+Status check_keys(engine::FileSystem& fs, const std::string& dir, char separator) {
+  if (!fs.exists(dir)) {
+    ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+    const auto slash = dir.find_last_of('/');
+    if (slash != std::string::npos && slash > 0)
+      ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir.substr(0, slash)));
+  }
+  const std::string want = fmt::format("category_separator={}\n", separator);
+  const std::string path = dir + "/" + kKeysName;
+  if (fs.exists(path)) {
+    auto have = read_small_file(fs, path);
+    if (have && *have == want) return Status::ok();
+    spdlog::warn("secondary index in {} was built with {}; this node uses {}: rebuilding it", dir,
+                 have ? "'" + *have + "'" : have.status().message(), want);
+  }
+  const std::string manifest = dir + "/" + kManifestName;
+  if (fs.exists(manifest)) {
+    ANNAL_RETURN_IF_ERROR(fs.remove(manifest));
+    ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir));
+  }
+  const std::string tmp = path + ".tmp";
+  if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
+  auto opened = fs.open(tmp, engine::OpenOptions{.create = true, .exclusive = true});
+  if (!opened) return opened.status();
+  ANNAL_RETURN_IF_ERROR((*opened)->pwrite(
+      0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(want.data()), want.size())));
+  ANNAL_RETURN_IF_ERROR((*opened)->datasync());
+  opened->reset();
+  ANNAL_RETURN_IF_ERROR(fs.rename(tmp, path));
+  return fs.sync_dir(dir);
+}
+
+}  // namespace
 
 SecondaryIndex::SecondaryIndex(SecondaryOptions options) : options_(std::move(options)) {}
 SecondaryIndex::~SecondaryIndex() = default;
@@ -50,6 +106,9 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
       return true;
     });
   };
+  engine::FileSystem& fs =
+      raw->options_.fs != nullptr ? *raw->options_.fs : engine::FileSystem::posix();
+  ANNAL_RETURN_IF_ERROR(check_keys(fs, raw->options_.dir, raw->options_.category_separator));
   auto core = IndexCore::open(co, log_end);
   if (!core) return core.status();
   raw->core_ = std::move(core).value();
@@ -73,8 +132,7 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
 }
 
 std::string_view SecondaryIndex::category_of(std::string_view stream) const {
-  const std::size_t at = stream.find(options_.category_separator);
-  return at == std::string_view::npos ? std::string_view() : stream.substr(0, at);
+  return index::category_of(stream, options_.category_separator);
 }
 
 std::uint64_t SecondaryIndex::key(IndexKind kind, std::string_view value) const {
@@ -164,10 +222,20 @@ Result<std::vector<std::uint64_t>> SecondaryIndex::candidates_desc(IndexKind kin
 
 bool SecondaryIndex::matches(const engine::RecordView& v, IndexKind kind,
                              std::string_view value) const {
+  return key_matches(v, kind, value, options_.category_separator);
+}
+
+std::string_view category_of(std::string_view stream, char separator) {
+  const std::size_t at = stream.find(separator);
+  return at == std::string_view::npos ? std::string_view() : stream.substr(0, at);
+}
+
+bool key_matches(const engine::RecordView& v, IndexKind kind, std::string_view value,
+                 char separator) {
   if (v.stream.empty()) return false;
   switch (kind) {
     case IndexKind::kCategory: {
-      const std::string_view c = category_of(v.stream);
+      const std::string_view c = category_of(v.stream, separator);
       return !c.empty() && c == value;
     }
     case IndexKind::kType:

@@ -109,6 +109,12 @@ class SecondaryIndex {
   std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
 };
 
+// Whether the record is one of (kind, value)'s events, for a node whose
+// category separator is `separator`. A lost entry matches no key.
+bool key_matches(const engine::RecordView& v, IndexKind kind, std::string_view value,
+                 char separator);
+std::string_view category_of(std::string_view stream, char separator);
+
 // The events of (kind, value) below `end` in log order from `from`
 // (inclusive; backward from UINT64_MAX = from the end), read from `log` and
 // checked against the key, until fn returns false (Store::visit_index).

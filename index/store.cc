@@ -894,6 +894,10 @@ Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition
                          std::min(end, log().durable_end()), fn);
 }
 
+char Store::category_separator() const {
+  return impl_->options_.category_separator;
+}
+
 std::optional<IndexCoreStats> Store::secondary_stats() const {
   const SecondaryIndex* s = impl_->secondary();
   if (s == nullptr) return std::nullopt;

@@ -149,6 +149,8 @@ class Store {
   engine::Log& log();
   const engine::Log& log() const;
   const Limits& limits() const;
+  // The category separator of the secondary index (StoreOptions).
+  char category_separator() const;
   IndexStats stats() const;
   // The secondary index's files and memtable (nullopt if it is off).
   std::optional<IndexCoreStats> secondary_stats() const;

@@ -531,14 +531,17 @@ void Client::append_async(const proto::AppendReq& req, AppendCallback cb) {
 
 void Client::read_stream_async(const proto::ReadStreamReq& req, ReadCallback cb) {
   impl_->request(
-      [&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
+      [&req, v = impl_->version](std::uint64_t id) {
+        return proto::encode_read_stream(id, req, v);
+      },
       [cb = std::move(cb), v = impl_->version](const Frame& f) {
         cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
       });
 }
 
 void Client::read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCallback cb) {
-  impl_->request([&req](std::uint64_t id) { return proto::encode_read_stream(id, req); },
+  impl_->request([&req, v = impl_->version](
+                     std::uint64_t id) { return proto::encode_read_stream(id, req, v); },
                  [cb = std::move(cb), v = impl_->version](const Frame& f) {
                    cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
                                                       &proto::decode<proto::ReadOkView>, v));
@@ -546,16 +549,17 @@ void Client::read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCal
 }
 
 void Client::read_all_view_async(const proto::ReadAllReq& req, ReadViewCallback cb) {
-  impl_->request([&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
-                 [cb = std::move(cb), v = impl_->version](const Frame& f) {
-                   cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
-                                                      &proto::decode<proto::ReadOkView>, v));
-                 });
+  impl_->request(
+      [&req, v = impl_->version](std::uint64_t id) { return proto::encode_read_all(id, req, v); },
+      [cb = std::move(cb), v = impl_->version](const Frame& f) {
+        cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk, &proto::decode<proto::ReadOkView>,
+                                           v));
+      });
 }
 
 void Client::read_all_async(const proto::ReadAllReq& req, ReadCallback cb) {
   impl_->request(
-      [&req](std::uint64_t id) { return proto::encode_read_all(id, req); },
+      [&req, v = impl_->version](std::uint64_t id) { return proto::encode_read_all(id, req, v); },
       [cb = std::move(cb), v = impl_->version](const Frame& f) {
         cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
       });
@@ -571,14 +575,51 @@ Reply<proto::AppendOk> Client::append(const proto::AppendReq& req) {
 
 Reply<proto::ReadOk> Client::read_stream(const proto::ReadStreamReq& req) {
   return impl_->call<proto::ReadOk>(
-      [&req](std::uint64_t id) { return proto::encode_read_stream(id, req); }, proto::Op::kReadOk,
-      &proto::decode_read_ok);
+      [&req, v = impl_->version](std::uint64_t id) {
+        return proto::encode_read_stream(id, req, v);
+      },
+      proto::Op::kReadOk, &proto::decode_read_ok);
 }
 
 Reply<proto::ReadOk> Client::read_all(const proto::ReadAllReq& req) {
   return impl_->call<proto::ReadOk>(
-      [&req](std::uint64_t id) { return proto::encode_read_all(id, req); }, proto::Op::kReadOk,
-      &proto::decode_read_ok);
+      [&req, v = impl_->version](std::uint64_t id) { return proto::encode_read_all(id, req, v); },
+      proto::Op::kReadOk, &proto::decode_read_ok);
+}
+
+namespace {
+proto::Error needs_v2(const char* what) {
+  return make_error(proto::Code::kBadRequest,
+                    fmt::format("{} needs protocol version 2; this node speaks 1", what));
+}
+}  // namespace
+
+void Client::read_index_async(const proto::ReadIndexReq& req, ReadCallback cb) {
+  const std::uint16_t v = impl_->version;
+  if (v < 2) return cb(needs_v2("read_index"));
+  impl_->request(
+      [&req, v](std::uint64_t id) { return proto::encode_read_index(id, req, v); },
+      [cb = std::move(cb), v](const Frame& f) {
+        cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
+      });
+}
+
+void Client::read_index_view_async(const proto::ReadIndexReq& req, ReadViewCallback cb) {
+  const std::uint16_t v = impl_->version;
+  if (v < 2) return cb(needs_v2("read_index"));
+  impl_->request([&req, v](std::uint64_t id) { return proto::encode_read_index(id, req, v); },
+                 [cb = std::move(cb), v](const Frame& f) {
+                   cb(decode_reply<proto::ReadOkView>(f, proto::Op::kReadOk,
+                                                      &proto::decode<proto::ReadOkView>, v));
+                 });
+}
+
+Reply<proto::ReadOk> Client::read_index(const proto::ReadIndexReq& req) {
+  const std::uint16_t v = impl_->version;
+  if (v < 2) return needs_v2("read_index");
+  return impl_->call<proto::ReadOk>(
+      [&req, v](std::uint64_t id) { return proto::encode_read_index(id, req, v); },
+      proto::Op::kReadOk, &proto::decode_read_ok);
 }
 
 Reply<proto::InfoOk> Client::info() {
@@ -594,22 +635,25 @@ Reply<bool> Client::ping() {
 }
 
 Reply<std::unique_ptr<Subscription>> Client::subscribe(const proto::SubscribeReq& req) {
+  if (req.target == proto::Target::kIndex && impl_->version < 2)
+    return needs_v2("a subscription to an index");
   auto state = std::make_shared<Subscription::State>();
   state->capacity = impl_->sub_queue;
   auto p = std::make_shared<std::promise<std::pair<std::uint64_t, Reply<proto::SubscribeOk>>>>();
   auto fut = p->get_future();
   Impl* impl = impl_.get();
-  impl_->request([&req](std::uint64_t id) { return proto::encode_subscribe(id, req); },
-                 [p, state, impl](const Frame& f) {
-                   auto r = decode_reply<proto::SubscribeOk>(f, proto::Op::kSubscribeOk,
-                                                             &proto::decode_subscribe_ok);
-                   // Register before the reader reads the next frame: events follow at once.
-                   if (r.ok()) {
-                     std::lock_guard lk(impl->mu);
-                     impl->subs[f.id] = state;
-                   }
-                   p->set_value({f.id, std::move(r)});
-                 });
+  impl_->request(
+      [&req, v = impl_->version](std::uint64_t id) { return proto::encode_subscribe(id, req, v); },
+      [p, state, impl](const Frame& f) {
+        auto r = decode_reply<proto::SubscribeOk>(f, proto::Op::kSubscribeOk,
+                                                  &proto::decode_subscribe_ok);
+        // Register before the reader reads the next frame: events follow at once.
+        if (r.ok()) {
+          std::lock_guard lk(impl->mu);
+          impl->subs[f.id] = state;
+        }
+        p->set_value({f.id, std::move(r)});
+      });
   auto [id, r] = fut.get();
   if (!r.ok()) return r.error();
   return std::unique_ptr<Subscription>(new Subscription(this, id, r->start, state));

@@ -135,6 +135,12 @@ class Client {
   void read_stream_view_async(const proto::ReadStreamReq& req, ReadViewCallback cb);
   void read_all_view_async(const proto::ReadAllReq& req, ReadViewCallback cb);
 
+  // v2: the events of one secondary index key (category, type, tag,
+  // correlation or causation id); bad_request on a v1 connection.
+  void read_index_async(const proto::ReadIndexReq& req, ReadCallback cb);
+  void read_index_view_async(const proto::ReadIndexReq& req, ReadViewCallback cb);
+  Reply<proto::ReadOk> read_index(const proto::ReadIndexReq& req);
+
   Reply<proto::AppendOk> append(const proto::AppendReq& req);
   Reply<proto::ReadOk> read_stream(const proto::ReadStreamReq& req);
   Reply<proto::ReadOk> read_all(const proto::ReadAllReq& req);

@@ -55,11 +55,16 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
     case proto::Op::kUnsubscribe:
       handle_unsubscribe(h.request_id, payload);
       return;
-    default:
-      send_error(h.request_id, proto::Code::kUnknownOperation,
-                 fmt::format("unknown operation 0x{:02x}", h.op));
+    case proto::Op::kReadIndex:
+      if (version_ < 2) break;  // a v2 operation: unknown to a v1 connection
+      handle_read_index(h.request_id, payload);
       return;
+    default:
+      break;
   }
+  send_error(h.request_id, proto::Code::kUnknownOperation,
+             fmt::format("unknown operation 0x{:02x}{}", h.op,
+                         version_ < 2 ? " for protocol version 1" : ""));
 }
 
 void Connection::handle_hello(std::uint64_t id, std::string_view payload) {

@@ -44,7 +44,7 @@ void Connection::post_page(std::uint64_t id, const read::Page& page,
     });
     return;
   }
-  const std::string_view frame = events->finish_read_ok(id, page.end, page.next);
+  const std::string_view frame = events->finish_read_ok(id, page.end, page.next, page.durable_end);
   asio::post(strand_, [self = shared_from_this(), events = std::move(events), frame]() mutable {
     self->send_shared({}, std::move(events), frame);
     self->request_finished();
@@ -83,6 +83,24 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
     auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
     const auto page =
         read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, *events);
+    self->post_page(id, page, std::move(events));
+  });
+}
+
+void Connection::handle_read_index(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode_read_index(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  auto self = shared_from_this();
+  asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
+    const read::PageLimits limits = page_limits(self->shared_->options, req.count);
+    auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
+    const auto page = read::read_index_page(self->shared_->store, req.kind, req.value, req.from,
+                                            req.direction, limits, *events);
     self->post_page(id, page, std::move(events));
   });
 }

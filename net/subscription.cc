@@ -18,7 +18,7 @@ using asio::use_awaitable;
 }  // namespace
 
 void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
-  auto m = proto::decode_subscribe(payload);
+  auto m = proto::decode_subscribe(payload, version_);
   if (!m.is_ok()) {
     send_error(id, proto::Code::kBadRequest, m.status().message());
     return;
@@ -27,6 +27,13 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
       (!m->stream_prefix.empty() || !m->type_prefix.empty())) {
     send_error(id, proto::Code::kBadRequest,
                "subscribe: stream_prefix and type_prefix apply only to target all (1)");
+    return;
+  }
+  if (m->target == proto::Target::kIndex &&
+      (!m->stream.empty() || !m->stream_prefix.empty() || !m->type_prefix.empty())) {
+    send_error(id, proto::Code::kBadRequest,
+               "subscribe: target index (2) takes index_kind and index_value, not a stream or "
+               "prefixes");
     return;
   }
   if (subs_.count(id)) {
@@ -44,11 +51,23 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   auto sub = std::make_shared<Subscription>(strand_);
   sub->id = id;
   sub->req = std::move(m.value());
-  sub->filter.target =
-      sub->req.target == proto::Target::kStream ? read::Target::kStream : read::Target::kAll;
+  switch (sub->req.target) {
+    case proto::Target::kStream:
+      sub->filter.target = read::Target::kStream;
+      break;
+    case proto::Target::kAll:
+      sub->filter.target = read::Target::kAll;
+      break;
+    case proto::Target::kIndex:
+      sub->filter.target = read::Target::kIndex;
+      break;
+  }
   sub->filter.stream = sub->req.stream;
   sub->filter.stream_prefix = sub->req.stream_prefix;
   sub->filter.type_prefix = sub->req.type_prefix;
+  sub->filter.index_kind = sub->req.index_kind;
+  sub->filter.index_value = sub->req.index_value;
+  sub->filter.category_separator = shared_->store.category_separator();
   sub->checkpoint_interval = sub->req.checkpoint_interval ? sub->req.checkpoint_interval
                                                           : shared_->options.checkpoint_interval;
   sub->last_checkpoint = Clock::now();
@@ -56,6 +75,11 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   std::uint64_t start = 0;
   if (sub->req.target == proto::Target::kAll) {
     sub->next_pos = sub->req.from_end ? log.durable_end() : GlobalPosition(sub->req.from);
+    start = sub->next_pos.value;
+  } else if (sub->req.target == proto::Target::kIndex) {
+    // Catch-up through the secondary index, then the log filtered by the key.
+    sub->next_pos = sub->req.from_end ? log.durable_end() : GlobalPosition(sub->req.from);
+    sub->index_phase = !sub->req.from_end;
     start = sub->next_pos.value;
   } else if (sub->req.from_end) {
     // Live only: every event of the stream from the current end of the log.
@@ -140,8 +164,12 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   const index::Store* sp = &shared_->store;
   const read::PageLimits* lp = &limits;
   auto work = [sp, fp, lp, out, index_phase, from, end, max_scan]() -> asio::awaitable<void> {
-    out->step = index_phase ? read::read_index(*sp, fp->stream, fp->min_rev, *lp, out->events)
-                            : read::scan_log(sp->log(), *fp, from, end, max_scan, *lp, out->events);
+    if (!index_phase)
+      out->step = read::scan_log(sp->log(), *fp, from, end, max_scan, *lp, out->events);
+    else if (fp->target == read::Target::kIndex)
+      out->step = read::read_index_key(*sp, *fp, from, *lp, out->events);
+    else
+      out->step = read::read_index(*sp, fp->stream, fp->min_rev, *lp, out->events);
     co_return;
   };
   co_await asio::co_spawn(shared_->reads, std::move(work), use_awaitable);
@@ -157,13 +185,18 @@ void Connection::deliver(Subscription& sub, const std::shared_ptr<const Batch>& 
     // head (this subscription's id and the count) is this connection's own.
     const proto::SubEventsOf<proto::EncodedEvents> m{{b.events.count(), b.events.events()}};
     std::array<char, OutFrame::kSmall> head;
-    const std::size_t n = proto::frame_head_size(m);
-    proto::write_frame_head(sub.id, m, head.data());
+    const std::size_t n = proto::frame_head_size(m, version_);
+    proto::write_frame_head(sub.id, m, head.data(), version_);
     send_shared(std::span<const char>(head.data(), n), batch, b.events.events());
   }
   const read::Step& s = b.step;
   sub.next_rev = s.next_rev;
-  if (sub.index_phase) {
+  if (sub.index_phase && sub.filter.target == read::Target::kIndex) {
+    // Secondary index pages move the position like log steps do.
+    sub.next_pos = s.next;
+    sub.unreported = b.events.count() > 0 ? s.scanned_after_last_event : sub.unreported + s.scanned;
+    if (s.index_done) sub.index_phase = false;
+  } else if (sub.index_phase) {
     if (s.index_done) {
       sub.index_phase = false;
       sub.next_pos = s.next;

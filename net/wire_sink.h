@@ -45,11 +45,14 @@ class WireSink final : public read::EventSink {
 
   // Finishes the read_ok frame around the events, in place, and returns it
   // (valid while the sink is).
-  std::string_view finish_read_ok(std::uint64_t id, bool end, std::uint64_t next) {
-    const proto::ReadOkOf<proto::EncodedEvents> m{end, next, {count_, events()}};
-    const std::size_t head = proto::frame_head_size(m);  // == head_room()
+  std::string_view finish_read_ok(std::uint64_t id, bool end, std::uint64_t next,
+                                  std::uint64_t durable_end) {
+    const proto::ReadOkOf<proto::EncodedEvents> m{end, next, durable_end, {count_, events()}};
+    // head_room() is the newest version's; an older version's head is
+    // shorter and starts further in.
+    const std::size_t head = proto::frame_head_size(m, version_);
     char* at = buf_.get() + head_room() - head;
-    proto::write_frame_head(id, m, at);
+    proto::write_frame_head(id, m, at, version_);
     return {at, size_ - (head_room() - head)};
   }
 

@@ -50,20 +50,20 @@ M head_of(const M& m) {
 }  // namespace
 
 template <class M>
-std::size_t frame_head_size(const M& m) {
+std::size_t frame_head_size(const M& m, std::uint16_t version) {
   const M h = head_of(m);
-  wire::Sizer size;
+  wire::Sizer size(version);
   M::fields(size, h);
   return kHeaderSize + size.bytes;
 }
 
 template <class M>
-void write_frame_head(std::uint64_t id, const M& m, char* head) {
+void write_frame_head(std::uint64_t id, const M& m, char* head, std::uint16_t version) {
   const M h = head_of(m);
-  wire::Sizer size;
+  wire::Sizer size(version);
   M::fields(size, h);
   write_header(head, M::kOp, id, size.bytes + m.events.bytes.size());
-  wire::Writer w(head + kHeaderSize);
+  wire::Writer w(head + kHeaderSize, version);
   M::fields(w, h);
 }
 
@@ -100,6 +100,7 @@ ANNAL_PROTO_MESSAGE(AppendReq)
 ANNAL_PROTO_MESSAGE(AppendOk)
 ANNAL_PROTO_MESSAGE(ReadStreamReq)
 ANNAL_PROTO_MESSAGE(ReadAllReq)
+ANNAL_PROTO_MESSAGE(ReadIndexReq)
 ANNAL_PROTO_MESSAGE(ReadOk)
 ANNAL_PROTO_MESSAGE(ReadOkView)
 ANNAL_PROTO_MESSAGE(SubscribeReq)
@@ -117,10 +118,11 @@ template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOk
 template std::string encode<SubEventsOf<EncodedEvents>>(std::uint64_t,
                                                         const SubEventsOf<EncodedEvents>&,
                                                         std::uint16_t);
-template std::size_t frame_head_size(const ReadOkOf<EncodedEvents>&);
-template std::size_t frame_head_size(const SubEventsOf<EncodedEvents>&);
-template void write_frame_head(std::uint64_t, const ReadOkOf<EncodedEvents>&, char*);
-template void write_frame_head(std::uint64_t, const SubEventsOf<EncodedEvents>&, char*);
+template std::size_t frame_head_size(const ReadOkOf<EncodedEvents>&, std::uint16_t);
+template std::size_t frame_head_size(const SubEventsOf<EncodedEvents>&, std::uint16_t);
+template void write_frame_head(std::uint64_t, const ReadOkOf<EncodedEvents>&, char*, std::uint16_t);
+template void write_frame_head(std::uint64_t, const SubEventsOf<EncodedEvents>&, char*,
+                               std::uint16_t);
 
 std::string make_frame(Op op, std::uint64_t id, std::string_view payload) {
   std::string o = frame_with_payload(op, id, payload.size());
@@ -188,6 +190,8 @@ const char* op_name(Op op) {
       return "subscribe";
     case Op::kUnsubscribe:
       return "unsubscribe";
+    case Op::kReadIndex:
+      return "read_index";
     case Op::kHelloOk:
       return "hello_ok";
     case Op::kPong:
@@ -222,6 +226,7 @@ bool is_request_op(std::uint8_t op) {
     case Op::kReadAll:
     case Op::kSubscribe:
     case Op::kUnsubscribe:
+    case Op::kReadIndex:
       return true;
     default:
       return false;

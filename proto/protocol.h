@@ -51,6 +51,7 @@ enum class Op : std::uint8_t {
   kReadAll = 0x12,
   kSubscribe = 0x13,
   kUnsubscribe = 0x14,
+  kReadIndex = 0x15,  // v2
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -232,6 +233,26 @@ struct ReadStreamReq {
     v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
   }
 };
+// v2: the events of one secondary index key (a category, event type, tag,
+// correlation or causation id) in log order; answered with read_ok.
+struct ReadIndexReq {
+  static constexpr Op kOp = Op::kReadIndex;
+  static constexpr const char* kName = "read_index";
+  index::IndexKind kind = index::IndexKind::kCategory;
+  std::string value;
+  std::uint64_t from = 0;  // a global position; kNone with backward = from the end
+  std::uint32_t count = 0;
+  index::Direction direction = index::Direction::kForward;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.enumeration(m.kind, "kind", index::kMaxIndexKind,
+                  "must be 0 (category), 1 (type), 2 (tag), 3 (correlation) or 4 (causation)");
+    v.str(m.value, "value");
+    v.u64(m.from, "from");
+    v.u32(m.count, "count");
+    v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
+  }
+};
 struct ReadAllReq {
   static constexpr Op kOp = Op::kReadAll;
   static constexpr const char* kName = "read_all";
@@ -253,13 +274,15 @@ template <class Events>
 struct ReadOkOf {
   static constexpr Op kOp = Op::kReadOk;
   static constexpr const char* kName = "read_ok";
-  bool end = false;            // nothing more in this direction (now)
-  std::uint64_t next = kNone;  // where to continue; kNone if end in backward direction
+  bool end = false;               // nothing more in this direction (now)
+  std::uint64_t next = kNone;     // where to continue; kNone if end in backward direction
+  std::uint64_t durable_end = 0;  // v2: the durable end the page was read below
   Events events;
   template <class V, class M>
   static void fields(V& v, M& m) {
     v.boolean(m.end, "end");
     v.u64(m.next, "next");
+    if (v.version() >= 2) v.u64(m.durable_end, "durable_end");
     v.events(m.events, "count");
   }
 };
@@ -268,7 +291,8 @@ using ReadOk = ReadOkOf<std::vector<engine::EventRecord>>;
 // no allocation per event).
 using ReadOkView = ReadOkOf<std::vector<engine::RecordView>>;
 
-enum class Target : std::uint8_t { kStream = 0, kAll = 1 };
+// kIndex (v2): the events of one secondary index key, as read_index.
+enum class Target : std::uint8_t { kStream = 0, kAll = 1, kIndex = 2 };
 struct SubscribeReq {
   static constexpr Op kOp = Op::kSubscribe;
   static constexpr const char* kName = "subscribe";
@@ -279,19 +303,31 @@ struct SubscribeReq {
   std::string stream_prefix;              // kAll only; empty = no filter
   std::string type_prefix;                // kAll only; empty = no filter
   std::uint32_t checkpoint_interval = 0;  // positions scanned; 0 = server default
+  index::IndexKind index_kind = index::IndexKind::kCategory;  // v2, kIndex only
+  std::string index_value = {};                               // v2, kIndex only
   template <class V, class M>
   static void fields(V& v, M& m) {
-    v.enumeration(m.target, "target", 1, "must be 0 (stream) or 1 (all)");
+    if (v.version() >= 2)
+      v.enumeration(m.target, "target", 2, "must be 0 (stream), 1 (all) or 2 (index)");
+    else
+      v.enumeration(m.target, "target", 1, "must be 0 (stream) or 1 (all)");
     v.str(m.stream, "stream");
     v.boolean(m.from_end, "from_end");
     v.u64(m.from, "from");
     v.str(m.stream_prefix, "stream_prefix");
     v.str(m.type_prefix, "type_prefix");
     v.u32(m.checkpoint_interval, "checkpoint_interval");
+    if (v.version() >= 2) {
+      v.enumeration(m.index_kind, "index_kind", index::kMaxIndexKind,
+                    "must be 0 (category), 1 (type), 2 (tag), 3 (correlation) or 4 (causation)");
+      v.str(m.index_value, "index_value");
+    }
   }
   // After a successful decode: (field, why) if the message is inconsistent.
   const char* invalid_field() const {
-    return target == Target::kStream && stream.empty() ? "stream" : nullptr;
+    if (target == Target::kStream && stream.empty()) return "stream";
+    if (target == Target::kIndex && index_value.empty()) return "index_value";
+    return nullptr;
   }
   static constexpr const char* kInvalidWhy = "must not be empty";
 };
@@ -424,9 +460,10 @@ Result<M> decode(std::string_view payload, std::uint16_t version = kProtocolVers
 // fields up to the events. Only the size of m.events.bytes is used: they are
 // the bytes that follow the head. For ReadOkOf / SubEventsOf<EncodedEvents>.
 template <class M>
-std::size_t frame_head_size(const M& m);
+std::size_t frame_head_size(const M& m, std::uint16_t version = kProtocolVersion);
 template <class M>
-void write_frame_head(std::uint64_t id, const M& m, char* head);
+void write_frame_head(std::uint64_t id, const M& m, char* head,
+                      std::uint16_t version = kProtocolVersion);
 
 // The frame of `m` written into `out` (no allocation): its size, or 0 if it
 // does not fit. Instantiated for AppendOk (the per-append answer).
@@ -530,6 +567,14 @@ inline Result<AppendOk> decode_append_ok(std::string_view p,
 inline Result<ReadStreamReq> decode_read_stream(std::string_view p,
                                                 std::uint16_t version = kProtocolVersion) {
   return decode<ReadStreamReq>(p, version);
+}
+inline std::string encode_read_index(std::uint64_t id, const ReadIndexReq& m,
+                                     std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
+}
+inline Result<ReadIndexReq> decode_read_index(std::string_view p,
+                                              std::uint16_t version = kProtocolVersion) {
+  return decode<ReadIndexReq>(p, version);
 }
 inline Result<ReadAllReq> decode_read_all(std::string_view p,
                                           std::uint16_t version = kProtocolVersion) {

@@ -9,6 +9,8 @@ namespace annal::read {
 bool Filter::matches(const engine::RecordView& v) const {
   const bool lost = (v.flags & engine::format::kFlagLost) != 0;
   if (target == Target::kStream) return !lost && v.stream == stream && v.revision.value >= min_rev;
+  if (target == Target::kIndex)
+    return index::key_matches(v, index_kind, index_value, category_separator);
   if (!filtered()) return true;
   return !lost && v.stream.starts_with(stream_prefix) && v.type.starts_with(type_prefix);
 }
@@ -60,6 +62,21 @@ Step read_index(const index::Store& store, const std::string& stream, std::uint6
   }
   s.index_done = true;
   s.next = log_end;
+  return s;
+}
+
+Step read_index_key(const index::Store& store, const Filter& f, GlobalPosition from,
+                    const PageLimits& limits, EventSink& out) {
+  Step s;
+  const Page page = read_index_page(store, f.index_kind, f.index_value, from.value,
+                                    index::Direction::kForward, limits, out);
+  s.status = page.status;
+  s.next = GlobalPosition(page.next);
+  s.scanned = page.next - from.value;
+  // Where the last event was is not known here: claim nothing scanned after
+  // it (a checkpoint then waits for the log steps; never too far).
+  s.scanned_after_last_event = out.count() > 0 ? 0 : s.scanned;
+  s.index_done = page.status.is_ok() && page.end;
   return s;
 }
 

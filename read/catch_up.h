@@ -19,7 +19,9 @@ namespace annal::read {
 // subscription over a long log yields to others and checkpoints.
 inline constexpr std::uint64_t kMaxScanPerStep = 4096;
 
-enum class Target { kStream, kAll };
+// kIndex: the events of one secondary index key; catches up through the
+// secondary index, then follows the log filtered by the key.
+enum class Target { kStream, kAll, kIndex };
 
 struct Filter {
   Target target = Target::kAll;
@@ -27,9 +29,13 @@ struct Filter {
   std::uint64_t min_rev = 0;  // kStream: revisions below are delivered already
   std::string stream_prefix;  // kAll
   std::string type_prefix;    // kAll
+  index::IndexKind index_kind = index::IndexKind::kCategory;  // kIndex
+  std::string index_value;                                    // kIndex
+  char category_separator = '-';                              // kIndex
 
   bool filtered() const {
-    return target == Target::kAll && (!stream_prefix.empty() || !type_prefix.empty());
+    return target == Target::kIndex ||
+           (target == Target::kAll && (!stream_prefix.empty() || !type_prefix.empty()));
   }
   // Lost entries (repair markers) match only an unfiltered log subscription.
   bool matches(const engine::RecordView& v) const;
@@ -53,5 +59,11 @@ Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, Glob
 // before the reads, so the log steps that follow miss nothing.
 Step read_index(const index::Store& store, const std::string& stream, std::uint64_t from_rev,
                 const PageLimits& limits, EventSink& out);
+
+// One page of a secondary index key's events from position `from` (a kIndex
+// filter). When the page reaches the end, `index_done` is set and `next` is
+// the durable end it read below, where the log steps start.
+Step read_index_key(const index::Store& store, const Filter& f, GlobalPosition from,
+                    const PageLimits& limits, EventSink& out);
 
 }  // namespace annal::read

@@ -8,6 +8,7 @@ Page read_stream_page(const index::Store& store, const std::string& stream, std:
                       index::Direction direction, const PageLimits& limits, EventSink& out) {
   const bool forward = direction == index::Direction::kForward;
   Page page;
+  page.durable_end = store.log().durable_end().value;
   std::uint64_t cursor = from;
   const std::uint64_t want =
       limits.max_count - std::min<std::uint64_t>(limits.max_count, out.count());
@@ -52,6 +53,7 @@ Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction 
                    const PageLimits& limits, EventSink& out) {
   const std::uint64_t durable = log.durable_end().value;
   Page page;
+  page.durable_end = durable;
   auto take = [&](const engine::RecordView& v, std::uint64_t next) {
     if (!limits.fits(out, v)) return false;
     out.add(v);
@@ -80,6 +82,51 @@ Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction 
   }
   // A failure after some events ends the page before it (`next` names the
   // position that failed); with none, the failure is the answer.
+  if (!st.is_ok() && out.count() == 0) page.status = st;
+  return page;
+}
+
+Page read_index_page(const index::Store& store, index::IndexKind kind, const std::string& value,
+                     std::uint64_t from, index::Direction direction, const PageLimits& limits,
+                     EventSink& out) {
+  const std::uint64_t durable = store.log().durable_end().value;
+  const bool forward = direction == index::Direction::kForward;
+  Page page;
+  page.durable_end = durable;
+  bool stopped = false;  // the page is full, or the next event did not fit
+  auto take = [&](const engine::RecordView& v) {
+    if (!limits.fits(out, v)) {
+      stopped = true;
+      return false;
+    }
+    out.add(v);
+    const std::uint64_t p = v.position.value;
+    page.next = forward ? p + 1 : (p == 0 ? kNone : p - 1);
+    stopped = limits.full(out);
+    return !stopped;
+  };
+  Status st;
+  if (forward) {
+    page.next = from;
+    st = store.visit_index(kind, value, GlobalPosition(from), direction, GlobalPosition(durable),
+                           take);
+    if (st.is_ok() && !stopped) {
+      page.end = true;
+      page.next = std::max(from, durable);
+    }
+  } else if (durable == 0) {
+    page.end = true;
+    page.next = kNone;
+  } else {
+    page.next = std::min(from, durable - 1);
+    st = store.visit_index(kind, value, GlobalPosition(page.next), direction,
+                           GlobalPosition(durable), take);
+    // Position 0 taken: nothing is below it (kNone would read "from the end").
+    if (st.is_ok() && (!stopped || page.next == kNone)) {
+      page.end = true;
+      page.next = kNone;
+    }
+  }
   if (!st.is_ok() && out.count() == 0) page.status = st;
   return page;
 }

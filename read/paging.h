@@ -20,6 +20,7 @@ struct Page {
   Status status;  // not ok: no events were taken (the error is the answer)
   bool end = false;
   std::uint64_t next = 0;
+  std::uint64_t durable_end = 0;  // the durable end the page was read below
 };
 
 // Events of `stream` from revision `from` (inclusive) in `direction`.
@@ -32,5 +33,13 @@ Page read_stream_page(const index::Store& store, const std::string& stream, std:
 // Durable events of the log from position `from` (inclusive) in `direction`.
 Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction direction,
                    const PageLimits& limits, EventSink& out);
+
+// Durable events of a secondary index key (Store::visit_index) from position
+// `from` (inclusive) in `direction`. Forward, a page that reaches the end has
+// `next` = the durable end it read below (everything before it was looked
+// at), so the next page starts there.
+Page read_index_page(const index::Store& store, index::IndexKind kind, const std::string& value,
+                     std::uint64_t from, index::Direction direction, const PageLimits& limits,
+                     EventSink& out);
 
 }  // namespace annal::read

@@ -16,7 +16,10 @@ void usage(std::FILE* out) {
       "  append STREAM --type T --data JSON   append one event [--tag K:V ...]\n"
       "  read STREAM                           read a stream\n"
       "  read-all                              read the global log\n"
-      "  tail STREAM | --all                   follow a stream or the log\n"
+      "  read-category C | read-type T | read-tag K:V | read-correlation ID | read-causation ID\n"
+      "                                        read one index key's events, in log order\n"
+      "  tail STREAM | --all | --category C    follow a stream, the log or an index key\n"
+      "       | --type T | --tag K:V | --correlation ID | --causation ID\n"
       "  info                                  node version, positions, limits\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
@@ -45,7 +48,9 @@ int main(int argc, char** argv) {
     usage(stdout);
     return 0;
   }
-  if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info")
+  if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info" ||
+      cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
+      cmd == "read-correlation" || cmd == "read-causation")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
   const index::Limits dl;
   std::string data_dir = "./data";
   std::string listen = "127.0.0.1:7411";
+  std::string secondary_index = "on", category_separator = "-";
   std::string port_file;
   std::string log_level = "info";
   std::string segment_size = std::to_string(so.log.segment_size >> 20) + "M";
@@ -148,6 +149,12 @@ int main(int argc, char** argv) {
      "an append that finds the log idle is written and synced by its network thread, "
      "not handed to the writer thread: lower latency for a lone writer, but a disk that "
      "hangs in fdatasync then also stalls that thread's connections and a bounded stop")
+    ("secondary-index", po::value(&secondary_index)->default_value(secondary_index),
+     "on | off: keep the index of categories, event types, tags and correlation/causation ids "
+     "(DATA/secondary) that read-category, read-type, read-tag, ... and their subscriptions use")
+    ("category-separator", po::value(&category_separator)->default_value(category_separator),
+     "one character: a stream's category is its name up to the first one (order-17 -> order); "
+     "changing it rebuilds the secondary index at start")
     ("memtable-entries", po::value(&so.memtable_entries)->default_value(so.memtable_entries),
      "stream-index entries kept in memory before they are written to an index file")
     ("idempotency-window", po::value(&so.idempotency_window)->default_value(so.idempotency_window),
@@ -219,6 +226,13 @@ int main(int argc, char** argv) {
       return usage_error(fmt::format("--max-frame: invalid size '{}'", max_frame));
     no.max_frame = static_cast<std::uint32_t>(*v);
   }
+  if (secondary_index != "on" && secondary_index != "off")
+    return usage_error("--secondary-index must be on or off, got '" + secondary_index + "'");
+  so.secondary_index = secondary_index == "on";
+  if (category_separator.size() != 1)
+    return usage_error("--category-separator must be one character, got '" + category_separator +
+                       "'");
+  so.category_separator = category_separator[0];
   auto hp = net::parse_host_port(listen);
   if (!hp) return usage_error("--listen must be HOST:PORT, got '" + listen + "'");
   no.host = hp->first;

@@ -283,22 +283,49 @@ struct ReadFlags {
   bool backward = false;
 };
 
-int cmd_read(const std::vector<std::string>& args, bool all) {
+// The secondary index a `read-*` command reads, by its name.
+struct IndexCommand {
+  const char* cmd;
+  index::IndexKind kind;
+  const char* what;
+};
+constexpr IndexCommand kIndexCommands[] = {
+    {"read-category", index::IndexKind::kCategory, "CATEGORY"},
+    {"read-type", index::IndexKind::kType, "TYPE"},
+    {"read-tag", index::IndexKind::kTag, "TAG"},
+    {"read-correlation", index::IndexKind::kCorrelation, "ID"},
+    {"read-causation", index::IndexKind::kCausation, "ID"},
+};
+const IndexCommand* index_command(const std::string& cmd) {
+  for (const auto& c : kIndexCommands)
+    if (cmd == c.cmd) return &c;
+  return nullptr;
+}
+
+// read STREAM, read-all, and read-category / -type / -tag / -correlation /
+// -causation VALUE (`key`: the index read, or null).
+int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand* key = nullptr) {
   ReadFlags f;
-  const std::string cmd = all ? "read-all" : "read";
-  po::options_description desc(
-      all ? "usage: annal read-all [--from POS] [--count N] [--backward]"
-          : "usage: annal read STREAM [--from REV] [--count N] [--backward]");
+  const std::string cmd = key ? key->cmd : all ? "read-all" : "read";
+  const std::string usage_text =
+      key ? fmt::format(
+                "usage: annal {} {} [--from POS] [--count N] [--backward]\n"
+                "Events of one {} in log order (positions)",
+                key->cmd, key->what, index::index_kind_name(key->kind))
+      : all ? "usage: annal read-all [--from POS] [--count N] [--backward]"
+            : "usage: annal read STREAM [--from REV] [--count N] [--backward]";
+  po::options_description desc(usage_text);
   desc.add_options()("help,h", "this help")("server", po::value(&f.server)->default_value(f.server),
                                             "node address HOST:PORT")(
       "from", po::value(&f.from),
-      all ? "first position (default: start, or end with --backward)"
-          : "first revision (default: start, or end with --backward)")(
+      all || key ? "first position (default: start, or end with --backward)"
+                 : "first revision (default: start, or end with --backward)")(
       "count", po::value(&f.count), "at most N events (default: all)")(
       "backward", po::bool_switch(&f.backward), "newest first");
   po::variables_map vm;
   if (auto done = parse_command(cmd, args, desc, all ? nullptr : &f.stream, vm)) return *done;
-  if (!all && f.stream.empty()) return usage(cmd, "STREAM is required", desc);
+  if (!all && f.stream.empty())
+    return usage(cmd, std::string(key ? key->what : "STREAM") + " is required", desc);
   if (!vm.count("from") && f.backward) f.from = proto::kNone;
   auto c = connect(f.server);
   if (!c.ok()) return fail(c.error());
@@ -308,10 +335,10 @@ int cmd_read(const std::vector<std::string>& args, bool all) {
   while (f.count == 0 || printed < f.count) {
     const std::uint64_t left =
         f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000);
-    auto r =
-        all ? c.value()->read_all(proto::ReadAllReq{cursor, static_cast<std::uint32_t>(left), dir})
-            : c.value()->read_stream(
-                  proto::ReadStreamReq{f.stream, cursor, static_cast<std::uint32_t>(left), dir});
+    const auto n = static_cast<std::uint32_t>(left);
+    auto r = key   ? c.value()->read_index(proto::ReadIndexReq{key->kind, f.stream, cursor, n, dir})
+             : all ? c.value()->read_all(proto::ReadAllReq{cursor, n, dir})
+                   : c.value()->read_stream(proto::ReadStreamReq{f.stream, cursor, n, dir});
     if (!r.ok()) return fail(r.error());
     for (const auto& e : r->events) {
       if (f.count != 0 && printed >= f.count) break;
@@ -326,13 +353,15 @@ int cmd_read(const std::vector<std::string>& args, bool all) {
 
 int cmd_tail(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, stream_prefix, type_prefix;
+  std::string keys[std::size(kIndexCommands)];
   std::uint64_t from = 0, count = 0;
   bool all = false, checkpoints = false;
   po::options_description desc(
-      "usage: annal tail STREAM | --all [--from POS|REV] [--stream-prefix P] [--type-prefix P] "
-      "[--count N]\n"
-      "Follows a stream or the global log: history from --from (default: only new events), then "
-      "live");
+      "usage: annal tail STREAM | --all | --category C | --type T | --tag K:V | --correlation ID "
+      "| --causation ID\n"
+      "       [--from POS|REV] [--stream-prefix P] [--type-prefix P] [--count N]\n"
+      "Follows a stream, the global log or one index key: history from --from (default: only "
+      "new events), then live");
   desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
                                             "node address HOST:PORT")(
       "all", po::bool_switch(&all), "follow the global log instead of one stream")(
@@ -342,13 +371,29 @@ int cmd_tail(const std::vector<std::string>& args) {
       "type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")(
       "count", po::value(&count), "exit after N events")(
       "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
+  for (std::size_t i = 0; i < std::size(kIndexCommands); ++i)
+    desc.add_options()(kIndexCommands[i].cmd + 5, po::value(&keys[i]),
+                       "follow the events of this index key (positions)");
   po::variables_map vm;
   if (auto done = parse_command("tail", args, desc, &stream, vm)) return *done;
-  if (all == !stream.empty()) return usage("tail", "give either STREAM or --all", desc);
+  const IndexCommand* key = nullptr;
+  std::string key_value;
+  for (std::size_t i = 0; i < std::size(kIndexCommands); ++i)
+    if (vm.count(kIndexCommands[i].cmd + 5)) {
+      if (key) return usage("tail", "give one index key", desc);
+      key = &kIndexCommands[i];
+      key_value = keys[i];
+    }
+  if (int(all) + int(!stream.empty()) + int(key != nullptr) != 1)
+    return usage("tail", "give one of STREAM, --all or an index key", desc);
   if (!all && (!stream_prefix.empty() || !type_prefix.empty()))
     return usage("tail", "--stream-prefix and --type-prefix need --all", desc);
   proto::SubscribeReq req;
-  req.target = all ? proto::Target::kAll : proto::Target::kStream;
+  req.target = key ? proto::Target::kIndex : all ? proto::Target::kAll : proto::Target::kStream;
+  if (key) {
+    req.index_kind = key->kind;
+    req.index_value = key_value;
+  }
   req.stream = stream;
   req.from_end = !vm.count("from");
   req.from = from;
@@ -413,6 +458,7 @@ int run_client_command(const std::vector<std::string>& args) {
   if (cmd == "append") return cmd_append(args);
   if (cmd == "read") return cmd_read(args, false);
   if (cmd == "read-all") return cmd_read(args, true);
+  if (const IndexCommand* key = index_command(cmd)) return cmd_read(args, false, key);
   if (cmd == "tail") return cmd_tail(args);
   if (cmd == "info") return cmd_info(args);
   std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());

@@ -190,6 +190,35 @@ TEST_F(SecondaryIndexTest, ADamagedIndexFileIsRebuiltAndAnswersTheSame) {
   EXPECT_GT(st->repairs, 0u);
 }
 
+// The index built with one category separator is rebuilt when the node is
+// started with another: its categories would otherwise miss events.
+TEST_F(SecondaryIndexTest, AnotherCategorySeparatorRebuildsTheIndex) {
+  open();
+  for (const char* stream : {"a-b:c", "a:b-c", "x-y", "x:y"})
+    ASSERT_TRUE(store_
+                    ->append_sync(StreamAppend{
+                        stream, Rev::any(), {NewEvent{make_id(next_id_++), "T", 0, "", "{}"}}})
+                    .status.is_ok());
+  EXPECT_EQ(read(IndexKind::kCategory, "a", 0, Direction::kForward),
+            (std::vector<std::uint64_t>{0}));
+  close();
+  StoreOptions o = options();
+  o.category_separator = ':';
+  auto s = Store::open(o);
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  store_ = std::move(s).value();
+  EXPECT_EQ(read(IndexKind::kCategory, "a", 0, Direction::kForward),
+            (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(read(IndexKind::kCategory, "x", 0, Direction::kForward),
+            (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(read(IndexKind::kCategory, "a-b", 0, Direction::kForward),
+            (std::vector<std::uint64_t>{0}));
+  close();
+  open();  // back to '-': rebuilt again
+  EXPECT_EQ(read(IndexKind::kCategory, "x", 0, Direction::kForward),
+            (std::vector<std::uint64_t>{2}));
+}
+
 TEST_F(SecondaryIndexTest, OffMeansNoFilesAndAClearError) {
   open();
   store_.reset();

@@ -351,7 +351,7 @@ TEST(ProtocolTest, EventsCarryTagsAndIdsFromVersionTwo) {
   e.tags = {"customer:42", "region:eu"};
   e.correlation_id = "cmd-9";
   e.causation_id = "evt-3";
-  ReadOk page{true, 6, {e}};
+  ReadOk page{true, 6, 6, {e}};
   auto v2 = decode_read_ok(split(encode_read_ok(1, page, 2)).payload, 2);
   ASSERT_TRUE(v2.is_ok()) << v2.status().message();
   EXPECT_EQ(v2->events[0], e);
@@ -359,7 +359,8 @@ TEST(ProtocolTest, EventsCarryTagsAndIdsFromVersionTwo) {
   ASSERT_TRUE(views.is_ok());
   EXPECT_EQ(views->events[0].to_record(), e);
   const std::string v1 = encode_read_ok(1, page, 1);
-  EXPECT_EQ(v1.size() + 2 + 4 + 11 + 9 + 4 + 5 + 4 + 5, encode_read_ok(1, page, 2).size());
+  // v2 adds durable_end (8 bytes) to the page and the tag block and ids to the event.
+  EXPECT_EQ(v1.size() + 8 + 2 + 4 + 11 + 9 + 4 + 5 + 4 + 5, encode_read_ok(1, page, 2).size());
   auto back = decode_read_ok(split(v1).payload, 1);
   ASSERT_TRUE(back.is_ok());
   EXPECT_TRUE(back->events[0].tags.empty());

@@ -130,6 +130,7 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       ReadOk r;
       r.end = u64(f, "end") != 0;
       r.next = u64(f, "next");
+      if (version >= 2) r.durable_end = u64(f, "durable_end");
       for (simdjson::dom::element e : f["events"].get_array()) {
         auto rec = event_fields<engine::EventRecord>(e);
         rec.position = GlobalPosition(u64(e, "position"));
@@ -142,6 +143,7 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       auto back = decode_read_ok(payload_of(v, Op::kReadOk), version);
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->events, r.events) << name;
+      EXPECT_EQ(back->durable_end, r.durable_end) << name;
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }

@@ -227,6 +227,21 @@ TEST_F(ProtocolVersionsTest, CliAppendsTagsAndIdsAndPrintsThem) {
   EXPECT_EQ(second.find("correlation_id"), std::string::npos) << second;
   EXPECT_EQ(run_annal(node_->port(), "append order-5 --type X --data '{}' --tag ''", &out), 1);
   EXPECT_NE(out.find("empty tag"), std::string::npos) << out;
+  // Index reads and tails by the same keys.
+  EXPECT_EQ(run_annal(node_->port(), "read-tag customer:7", &out), 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_NE(out.find(R"("type":"Placed")"), std::string::npos) << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-category order --backward --count 1", &out), 0) << out;
+  EXPECT_NE(out.find(R"("type":"Noted")"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-correlation cmd-1", &out), 0) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-type Nope", &out), 0) << out;
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(run_annal(node_->port(), "tail --causation evt-0 --from 0 --count 1", &out), 0) << out;
+  EXPECT_NE(out.find(R"("causation_id":"evt-0")"), std::string::npos) << out;
+  EXPECT_EQ(run_annal(node_->port(), "tail --tag a --type b", &out), 2) << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-tag", &out), 2) << out;
   EXPECT_EQ(run_annal(node_->port(), "info", &out), 0) << out;
   EXPECT_NE(out.find(R"("max_tags":32,"max_tag_size":256,"max_correlation_id":256)"),
             std::string::npos)

@@ -19,7 +19,7 @@ TEST(WireSinkTest, ALostEntryCarriesOnlyItsPositionAndFlags) {
   EXPECT_EQ(sink.size_of(marker), proto::event_wire_size(engine::RecordView{}));
   sink.add(marker);
   const std::string frame = proto::encode(
-      7, proto::ReadOkOf<proto::EncodedEvents>{true, 43, {sink.count(), sink.events()}});
+      7, proto::ReadOkOf<proto::EncodedEvents>{true, 43, 43, {sink.count(), sink.events()}});
   auto ok = proto::decode_read_ok(
       std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody));
   ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
@@ -50,42 +50,48 @@ TEST(WireSinkTest, SizeOfIsWhatAddAppends) {
 }
 
 // A read_ok finished in place is byte for byte the frame the declared
-// fields encode, and a sub_events head in front of the shared events is too.
+// fields encode, and a sub_events head in front of the shared events is too,
+// in both protocol versions (the v1 head is shorter: no durable_end).
 TEST(WireSinkTest, FramesFinishedInPlaceEqualTheDeclaredEncoding) {
-  for (int n : {0, 1, 3, 200}) {
-    WireSink sink(proto::kProtocolVersion);
-    std::vector<std::string> data;
-    for (int i = 0; i < n; ++i) data.push_back("{\"i\":" + std::to_string(i) + "}");
-    for (int i = 0; i < n; ++i) {
-      engine::RecordView v;
-      v.position = GlobalPosition(100 + static_cast<std::uint64_t>(i));
-      v.revision = StreamRevision(static_cast<std::uint64_t>(i));
-      v.stream = "order-7";
-      v.type = "Placed";
-      v.data = data[static_cast<std::size_t>(i)];
-      v.flags = engine::format::kFlagDataJson;
-      v.timestamp_us = 1'700'000'000'000'000 + i;
-      sink.add(v);
-    }
-    const std::string events(sink.events());
-    const proto::SubEventsOf<proto::EncodedEvents> sub{{sink.count(), events}};
-    std::string head(proto::frame_head_size(sub), '\0');
-    proto::write_frame_head(9, sub, head.data());
-    EXPECT_EQ(head + events, proto::encode(9, sub)) << n << " events";
+  for (std::uint16_t version : {1, 2})
+    for (int n : {0, 1, 3, 200}) {
+      WireSink sink(version);
+      std::vector<std::string> data;
+      for (int i = 0; i < n; ++i) data.push_back("{\"i\":" + std::to_string(i) + "}");
+      for (int i = 0; i < n; ++i) {
+        engine::RecordView v;
+        v.position = GlobalPosition(100 + static_cast<std::uint64_t>(i));
+        v.revision = StreamRevision(static_cast<std::uint64_t>(i));
+        v.stream = "order-7";
+        v.type = "Placed";
+        v.data = data[static_cast<std::size_t>(i)];
+        v.flags = engine::format::kFlagDataJson;
+        v.timestamp_us = 1'700'000'000'000'000 + i;
+        if (i % 2 == 1) v.correlation_id = "cmd-1";
+        sink.add(v);
+      }
+      const std::string events(sink.events());
+      const proto::SubEventsOf<proto::EncodedEvents> sub{{sink.count(), events}};
+      std::string head(proto::frame_head_size(sub, version), '\0');
+      proto::write_frame_head(9, sub, head.data(), version);
+      EXPECT_EQ(head + events, proto::encode(9, sub, version)) << n << " events";
 
-    const std::string expected =
-        proto::encode(5, proto::ReadOkOf<proto::EncodedEvents>{
-                             n == 0, 100 + static_cast<std::uint64_t>(n), {sink.count(), events}});
-    const std::string frame(sink.finish_read_ok(5, n == 0, 100 + static_cast<std::uint64_t>(n)));
-    EXPECT_EQ(frame, expected) << n << " events";
-    auto ok = proto::decode<proto::ReadOkView>(
-        std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody));
-    ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
-    ASSERT_EQ(ok->events.size(), static_cast<std::size_t>(n));
-    if (n > 0) {
-      EXPECT_EQ(ok->events.back().data, data.back());
+      const std::uint64_t next = 100 + static_cast<std::uint64_t>(n);
+      const std::string expected = proto::encode(
+          5, proto::ReadOkOf<proto::EncodedEvents>{n == 0, next, 777, {sink.count(), events}},
+          version);
+      const std::string frame(sink.finish_read_ok(5, n == 0, next, 777));
+      EXPECT_EQ(frame, expected) << n << " events, version " << version;
+      auto ok = proto::decode<proto::ReadOkView>(
+          std::string_view(frame).substr(proto::kLengthPrefixSize + proto::kFrameMinBody), version);
+      ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+      ASSERT_EQ(ok->events.size(), static_cast<std::size_t>(n));
+      EXPECT_EQ(ok->durable_end, version >= 2 ? 777u : 0u);
+      if (n > 0) {
+        EXPECT_EQ(ok->events.back().data, data.back());
+        EXPECT_EQ(ok->events.back().correlation_id, version >= 2 && n % 2 == 0 ? "cmd-1" : "");
+      }
     }
-  }
 }
 
 }  // namespace

@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from annal import (END, AnnalError, Checkpoint, Client, Code, ConnectionLost, Expected, NewEvent,
-                   StreamNotFound, SyncClient, WrongExpectedRevision)
+from annal import (END, AnnalError, Checkpoint, Client, Code, ConnectionLost, Expected, IndexKind,
+                   NewEvent, StreamNotFound, SyncClient, WrongExpectedRevision)
 
 from conftest import Node
 
@@ -67,6 +67,37 @@ def test_tags_and_ids_round_trip_through_reads_and_subscriptions(node):
             with pytest.raises(AnnalError) as e:
                 await c.append("order-7", [ev(2), NewEvent(type="T", data=b"{}", tags=[""])])
             assert e.value.code == Code.BAD_REQUEST and "empty tag" in str(e.value)
+
+    run(main())
+
+
+def test_index_reads_and_subscriptions(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            sub = await c.subscribe(None, 0, index=(IndexKind.TAG, "vip"), checkpoint_interval=10)
+            for i in range(30):
+                await c.append(("order-" if i % 2 else "user-") + str(i % 4),
+                               [NewEvent(type="Paid" if i % 3 == 0 else "Placed", data=b"{}",
+                                         tags=["vip"] if i % 5 == 0 else [],
+                                         correlation_id=f"cmd-{i % 2}")])
+            everything = [e async for e in c.iter_all()]
+            orders = [e.position for e in everything if e.stream.startswith("order-")]
+            assert [e.position async for e in c.iter_index(IndexKind.CATEGORY, "order")] == orders
+            page = await c.read_index(IndexKind.TYPE, "Paid", 0, 3)
+            assert [e.type for e in page.events] == ["Paid"] * 3 and not page.end
+            back = await c.read_index(IndexKind.CORRELATION, "cmd-1", END, 1, backward=True)
+            assert back.events[0].position == everything[-1].position
+            last = await c.read_index(IndexKind.TYPE, "Nope")
+            assert last.end and last.events == [] and last.durable_end == len(everything)
+            vip = [e.position for e in everything if "vip" in e.tags]
+            got = []
+            async for item in sub:
+                if isinstance(item, Checkpoint):
+                    continue
+                got.append(item.position)
+                if len(got) == len(vip):
+                    break
+            assert got == vip
 
     run(main())
 

@@ -62,6 +62,7 @@ def test_responses_decode_to_the_vector_fields(vectors):
             assert op == p.Op.READ_OK
             page = p.decode_read_ok(payload, v["version"])
             assert (page.end, page.next) == (bool(f["end"]), f["next"])
+            assert page.durable_end == f.get("durable_end", 0)
             assert len(page.events) == len(f["events"])
             for got, want in zip(page.events, f["events"]):
                 assert (got.position, got.revision, got.timestamp_us, got.flags, str(got.id),

@@ -229,6 +229,25 @@ export class Client {
     return p.decodeReadOk(payload);
   }
 
+  /** One page of a category, event type, tag, correlation or causation id's events, in log order. */
+  async readIndex(kind: p.IndexKind, value: string, from = 0n, count = 0, backward = false): Promise<ReadPage> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeReadIndex(id, kind, value, from, count, backward), true);
+    });
+    return p.decodeReadOk(payload);
+  }
+
+  /** Every event of one index key from `from` to the current end. */
+  async *iterIndex(kind: p.IndexKind, value: string, from = 0n, backward = false): AsyncGenerator<Event> {
+    for (;;) {
+      const page = await this.readIndex(kind, value, from, 0, backward);
+      yield* page.events;
+      if (page.end) return;
+      from = page.next;
+    }
+  }
+
   /** Every event of `stream` from `from` to its current end, page by page. */
   async *iterStream(stream: string, from = 0n, backward = false): AsyncGenerator<Event> {
     for (;;) {

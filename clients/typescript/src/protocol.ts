@@ -21,6 +21,7 @@ export enum Op {
   ReadAll = 0x12,
   Subscribe = 0x13,
   Unsubscribe = 0x14,
+  ReadIndex = 0x15,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -130,7 +131,13 @@ export interface ReadPage {
   end: boolean;
   next: bigint;
   events: Event[];
+  /** v2: the durable end the page was read below. */
+  durableEnd: bigint;
 }
+
+/** The secondary index a readIndex or an index subscription reads (v2). */
+export type IndexKind = "category" | "type" | "tag" | "correlation" | "causation";
+const INDEX_KIND: Record<IndexKind, number> = { category: 0, type: 1, tag: 2, correlation: 3, causation: 4 };
 
 export interface ErrorFrame {
   code: number;
@@ -235,6 +242,10 @@ export function encodeReadStream(requestId: bigint, stream: string, from: bigint
   return frame(Op.ReadStream, requestId, new Writer().bytes(stream).u64(from).u32(count).u8(backward ? 1 : 0).concat());
 }
 
+export function encodeReadIndex(requestId: bigint, kind: IndexKind, value: string, from: bigint, count: number, backward: boolean): Buffer {
+  return frame(Op.ReadIndex, requestId, new Writer().u8(INDEX_KIND[kind]).bytes(value).u64(from).u32(count).u8(backward ? 1 : 0).concat());
+}
+
 export function encodeReadAll(requestId: bigint, from: bigint, count: number, backward: boolean): Buffer {
   return frame(Op.ReadAll, requestId, new Writer().u64(from).u32(count).u8(backward ? 1 : 0).concat());
 }
@@ -242,6 +253,8 @@ export function encodeReadAll(requestId: bigint, from: bigint, count: number, ba
 export interface SubscribeOptions {
   /** A stream's name; omitted: the global log. */
   stream?: string;
+  /** v2: follow one index key instead (no stream, no prefixes). */
+  index?: { kind: IndexKind; value: string };
   /** First revision/position; null: only events that become durable from now on. */
   from?: bigint | null;
   streamPrefix?: string;
@@ -255,13 +268,15 @@ export function encodeSubscribe(requestId: bigint, o: SubscribeOptions): Buffer 
     Op.Subscribe,
     requestId,
     new Writer()
-      .u8(o.stream === undefined ? 1 : 0)
+      .u8(o.index !== undefined ? 2 : o.stream === undefined ? 1 : 0)
       .bytes(o.stream ?? "")
       .u8(from === null ? 1 : 0)
       .u64(from ?? 0n)
       .bytes(o.streamPrefix ?? "")
       .bytes(o.typePrefix ?? "")
       .u32(o.checkpointInterval ?? 0)
+      .u8(INDEX_KIND[o.index?.kind ?? "category"])
+      .bytes(o.index?.value ?? "")
       .concat(),
   );
 }
@@ -388,9 +403,10 @@ export function decodeReadOk(p: Buffer, version: number = PROTOCOL_VERSION): Rea
   const r = new Reader(p, "read_ok");
   const end = r.u8("end") !== 0;
   const next = r.u64("next");
+  const durableEnd = version >= 2 ? r.u64("durable_end") : 0n;
   const evs = events(r, version);
   r.done();
-  return { end, next, events: evs };
+  return { end, next, events: evs, durableEnd };
 }
 
 export function decodeSubEvents(p: Buffer, version: number = PROTOCOL_VERSION): Event[] {

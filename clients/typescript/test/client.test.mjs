@@ -62,6 +62,45 @@ test("tags and ids round-trip through reads and subscriptions", async () => {
   }
 });
 
+test("index reads and subscriptions", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    const sub = await c.subscribe({ index: { kind: "tag", value: "vip-ts" }, checkpointInterval: 10 });
+    const start = (await c.info()).durableEnd;
+    for (let i = 0; i < 30; i++) {
+      await c.append((i % 2 ? "ixorder-" : "ixuser-") + (i % 4), [
+        { type: i % 3 === 0 ? "IxPaid" : "IxPlaced", data: "{}", tags: i % 5 === 0 ? ["vip-ts"] : [], correlationId: `ix-cmd-${i % 2}` },
+      ]);
+    }
+    const all = [];
+    for await (const e of c.iterAll(start)) all.push(e);
+    const orders = all.filter((e) => e.stream.startsWith("ixorder-")).map((e) => e.position);
+    const got = [];
+    for await (const e of c.iterIndex("category", "ixorder")) got.push(e.position);
+    assert.deepEqual(got, orders);
+    const page = await c.readIndex("type", "IxPaid", 0n, 3);
+    assert.deepEqual(page.events.map((e) => e.type), ["IxPaid", "IxPaid", "IxPaid"]);
+    assert.equal(page.end, false);
+    const back = await c.readIndex("correlation", "ix-cmd-1", NONE, 1, true);
+    assert.equal(back.events[0].position, all[all.length - 1].position);
+    const none = await c.readIndex("type", "IxNope");
+    assert.ok(none.end);
+    assert.equal(none.events.length, 0);
+    assert.ok(none.durableEnd >= start + 30n);
+    const vip = all.filter((e) => e.tags.includes("vip-ts")).map((e) => e.position);
+    const seen = [];
+    for await (const item of sub) {
+      if ("checkpoint" in item) continue;
+      seen.push(item.position);
+      if (seen.length === vip.length) break;
+    }
+    assert.deepEqual(seen, vip);
+    await sub.unsubscribe();
+  } finally {
+    c.close();
+  }
+});
+
 test("errors carry the protocol's code and detail", async () => {
   const c = await Client.connect({ port: node.port });
   try {

@@ -63,6 +63,7 @@ test("responses decode to the vector fields", () => {
       const page = p.decodeReadOk(payload, v.version);
       assert.equal(page.end, f.end !== 0);
       assert.equal(page.next, BigInt(f.next));
+      assert.equal(page.durableEnd, BigInt(f.durable_end ?? 0));
       assert.equal(page.events.length, f.events.length);
       page.events.forEach((got, i) => {
         const w = f.events[i];

@@ -2,15 +2,15 @@
 
 from .client import (AnnalError, Checkpoint, Client, ConnectionLost, StreamNotFound, Subscription,
                      WrongExpectedRevision)
-from .protocol import (NONE, AppendResult, Code, Event, Expected, ExpectedKind, NewEvent,
-                       ProtocolError, ReadPage)
+from .protocol import (NONE, AppendResult, Code, Event, Expected, ExpectedKind, IndexKind,
+                       NewEvent, ProtocolError, ReadPage)
 from .sync import SyncClient
 
 END = NONE  # read backward from the last event: read_stream(s, END, backward=True)
 
 __all__ = [
     "AnnalError", "AppendResult", "Checkpoint", "Client", "Code", "ConnectionLost", "END", "Event",
-    "Expected", "ExpectedKind", "NewEvent", "ProtocolError", "ReadPage", "StreamNotFound",
+    "Expected", "ExpectedKind", "IndexKind", "NewEvent", "ProtocolError", "ReadPage", "StreamNotFound",
     "Subscription", "SyncClient", "WrongExpectedRevision",
 ]
 __version__ = "0.1.0"

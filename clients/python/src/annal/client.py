@@ -200,6 +200,29 @@ class Client:
         _, payload = await self._retrying(once)
         return p.decode_read_ok(payload)
 
+    async def read_index(self, kind: p.IndexKind, value: str, start: int = 0, count: int = 0,
+                         backward: bool = False) -> ReadPage:
+        """One page of the events of a category, event type, tag, correlation
+        or causation id (``kind``), in log order from position ``start``."""
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(
+                rid, p.encode_read_index(rid, kind, value, start, count, backward), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_read_ok(payload)
+
+    async def iter_index(self, kind: p.IndexKind, value: str, start: int = 0,
+                         backward: bool = False) -> AsyncIterator[Event]:
+        """Every event of one index key from ``start`` to the current end."""
+        while True:
+            page = await self.read_index(kind, value, start, 0, backward)
+            for e in page.events:
+                yield e
+            if page.end:
+                return
+            start = page.next
+
     async def iter_stream(self, stream: str, start: int = 0,
                           backward: bool = False) -> AsyncIterator[Event]:
         """Every event of ``stream`` from ``start`` to its current end, page by page."""
@@ -223,17 +246,19 @@ class Client:
 
     async def subscribe(self, stream: Optional[str] = None, start: Optional[int] = 0,
                         stream_prefix: str = "", type_prefix: str = "",
-                        checkpoint_interval: int = 0) -> Subscription:
-        """Subscribes to ``stream`` (or, with None, the global log) from
-        revision/position ``start`` (None: only events that become durable
-        from now on): catch-up, then live, each event once."""
+                        checkpoint_interval: int = 0,
+                        index: Optional[tuple] = None) -> Subscription:
+        """Subscribes to ``stream`` (or, with None, the global log; or with
+        ``index=(IndexKind, value)``, one category, type, tag, correlation or
+        causation id) from revision/position ``start`` (None: only events that
+        become durable from now on): catch-up, then live, each event once."""
         rid = next(self._ids)
         sub = Subscription(self, rid)
         self._subs[rid] = sub
         try:
             _, payload = await self._call(
                 rid, p.encode_subscribe(rid, stream, start, stream_prefix, type_prefix,
-                                        checkpoint_interval), False)
+                                        checkpoint_interval, index), False)
         except BaseException:
             self._subs.pop(rid, None)
             raise

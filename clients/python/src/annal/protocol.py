@@ -30,6 +30,7 @@ class Op(enum.IntEnum):
     READ_ALL = 0x12
     SUBSCRIBE = 0x13
     UNSUBSCRIBE = 0x14
+    READ_INDEX = 0x15  # v2
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -78,6 +79,16 @@ def code_name(code: int) -> str:
         return Code(code).name.lower()
     except ValueError:
         return f"code_{code}"
+
+
+class IndexKind(enum.IntEnum):
+    """The secondary index a read_index or index subscription reads (v2)."""
+
+    CATEGORY = 0
+    TYPE = 1
+    TAG = 2
+    CORRELATION = 3
+    CAUSATION = 4
 
 
 class ExpectedKind(enum.IntEnum):
@@ -183,6 +194,7 @@ class ReadPage:
     end: bool
     next: int
     events: List[Event]
+    durable_end: int = 0  # v2: the durable end the page was read below
 
 
 @dataclass(frozen=True)
@@ -248,14 +260,28 @@ def encode_read_all(request_id: int, start: int, count: int, backward: bool) -> 
     return frame(Op.READ_ALL, request_id, struct.pack("<QIB", start, count, 1 if backward else 0))
 
 
+def encode_read_index(request_id: int, kind: IndexKind, value: str, start: int, count: int,
+                      backward: bool) -> bytes:
+    return frame(Op.READ_INDEX, request_id,
+                 struct.pack("<B", kind) + _str(value.encode())
+                 + struct.pack("<QIB", start, count, 1 if backward else 0))
+
+
 def encode_subscribe(request_id: int, stream: Optional[str], start: Optional[int],
                      stream_prefix: str = "", type_prefix: str = "",
-                     checkpoint_interval: int = 0) -> bytes:
-    target = 1 if stream is None else 0
+                     checkpoint_interval: int = 0, index: Optional[Tuple[IndexKind, str]] = None,
+                     version: int = PROTOCOL_VERSION) -> bytes:
+    """``index``: (kind, value) to follow one secondary index key (v2; stream None)."""
+    target = 2 if index is not None else 1 if stream is None else 0
     payload = (struct.pack("<B", target) + _str((stream or "").encode())
                + struct.pack("<BQ", 1 if start is None else 0, start or 0)
                + _str(stream_prefix.encode()) + _str(type_prefix.encode())
                + struct.pack("<I", checkpoint_interval))
+    if version >= 2:
+        kind, value = index if index is not None else (IndexKind.CATEGORY, "")
+        payload += struct.pack("<B", kind) + _str(value.encode())
+    elif index is not None:
+        raise ValueError("protocol version 1 cannot subscribe to an index")
     return frame(Op.SUBSCRIBE, request_id, payload)
 
 
@@ -363,9 +389,10 @@ def decode_read_ok(p: bytes, version: int = PROTOCOL_VERSION) -> ReadPage:
     r = Reader(p, "read_ok")
     end = r.u8("end") != 0
     nxt = r.u64("next")
+    durable_end = r.u64("durable_end") if version >= 2 else 0
     events = _events(r, version)
     r.done()
-    return ReadPage(end, nxt, events)
+    return ReadPage(end, nxt, events, durable_end)
 
 
 def decode_sub_events(p: bytes, version: int = PROTOCOL_VERSION) -> List[Event]:
