@@ -90,6 +90,16 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload,
                  again->index_kind == m->index_kind && again->index_value == m->index_value);
       break;
     }
+    case proto::Op::kSeekTime: {
+      auto m = proto::decode_seek_time(payload, v);
+      if (!m) break;
+      auto again = proto::decode_seek_time(payload_of(proto::encode_seek_time(id, *m, v)), v);
+      FUZZ_CHECK(again && again->timestamp_us == m->timestamp_us);
+      break;
+    }
+    case proto::Op::kSeekTimeOk:
+      (void)proto::decode_seek_time_ok(payload, v);
+      break;
     case proto::Op::kReadIndex: {
       auto m = proto::decode_read_index(payload, v);
       if (!m) break;

@@ -138,6 +138,8 @@ int main(int argc, char** argv) {
   put("fuzz_protocol", "session-v2",
       proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 2, "fuzz"}) +
           proto::encode_append(2, tagged, 2) + proto::encode_read_ok(3, rok2, 2) +
+          proto::encode_seek_time(6, proto::SeekTimeReq{1'700'000'000'000'000}) +
+          proto::encode_seek_time_ok(6, proto::SeekTimeOk{12, 40}) +
           proto::encode_read_index(4, proto::ReadIndexReq{index::IndexKind::kTag, "customer:42", 0,
                                                           10, index::Direction::kForward}) +
           proto::encode_subscribe(

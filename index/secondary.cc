@@ -30,6 +30,11 @@ const char* index_kind_name(IndexKind k) {
 namespace {
 
 constexpr const char* kKeysName = "KEYS";
+constexpr std::int64_t kSecondUs = 1'000'000;
+
+std::int64_t second_of(std::int64_t ts) {
+  return ts >= 0 ? ts / kSecondUs : -((-ts + kSecondUs - 1) / kSecondUs);
+}
 
 Result<std::string> read_small_file(engine::FileSystem& fs, const std::string& path) {
   auto opened = fs.open(path, engine::OpenOptions{.read_only = true});
@@ -97,7 +102,17 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   // No id digests: the idempotency window is the stream index's business.
   co.load_range = [raw](std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
                         std::vector<std::uint64_t>&) {
+    std::int64_t range_second = INT64_MIN;
     return raw->options_.scan(first, last, [&](const engine::RecordView& v) {
+      if (v.stream.empty()) return true;  // a lost entry: no keys, no time
+      // The time map's entries of this range: the first event of each second
+      // (and of the range, which may repeat a second the previous range has).
+      const std::int64_t s = second_of(v.timestamp_us);
+      if (v.timestamp_us >= 0 && s != range_second) {
+        range_second = s;
+        entries.push_back(IndexEntry{raw->time_key(), static_cast<std::uint64_t>(v.timestamp_us),
+                                     v.position.value});
+      }
       raw->for_each_key(
           v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
           [&](IndexKind k, std::string_view value) {
@@ -161,14 +176,33 @@ void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string
   unsynced_.push_back(e);
 }
 
-void SecondaryIndex::add(std::uint64_t position, std::string_view stream, std::string_view type,
-                         const std::vector<std::string>& tags, std::string_view correlation_id,
-                         std::string_view causation_id) {
+std::uint64_t SecondaryIndex::time_key() const {
+  // A key no value of any kind can have (kinds are seeded 1..5).
+  return options_.test_hash ? options_.test_hash(IndexKind::kType, "\0time")
+                            : 0x74696D652D6D6170ull;
+}
+
+void SecondaryIndex::add_time(std::uint64_t position, std::int64_t timestamp_us) {
+  const std::int64_t s = second_of(timestamp_us);
+  if (s == last_second_ || timestamp_us < 0) return;
+  last_second_ = s;
+  const IndexEntry e{time_key(), static_cast<std::uint64_t>(timestamp_us), position};
+  core_->add(e);
+  unsynced_.push_back(e);
+}
+
+void SecondaryIndex::add(std::uint64_t position, std::int64_t timestamp_us, std::string_view stream,
+                         std::string_view type, const std::vector<std::string>& tags,
+                         std::string_view correlation_id, std::string_view causation_id) {
+  if (stream.empty()) return;  // a lost entry: no keys, no time
+  add_time(position, timestamp_us);
   for_each_key(stream, type, tags, correlation_id, causation_id,
                [&](IndexKind k, std::string_view value) { add_key(position, k, value); });
 }
 
 void SecondaryIndex::add_view(const engine::RecordView& v) {
+  if (v.stream.empty()) return;
+  add_time(v.position.value, v.timestamp_us);
   for_each_key(v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
                [&](IndexKind k, std::string_view value) { add_key(v.position.value, k, value); });
 }
@@ -178,6 +212,16 @@ void SecondaryIndex::abort_from(std::uint64_t position) {
     core_->remove(unsynced_.back());
     unsynced_.pop_back();
   }
+  last_second_ = INT64_MIN;
+}
+
+Result<std::optional<std::uint64_t>> SecondaryIndex::first_in_second(std::int64_t second_start_us,
+                                                                     std::uint64_t limit) const {
+  const auto lo = static_cast<std::uint64_t>(std::max<std::int64_t>(second_start_us, 0));
+  auto e = core_->collect(time_key(), lo, UINT64_MAX, limit, 1);
+  if (!e) return e.status();
+  if (e->empty()) return std::optional<std::uint64_t>();
+  return std::optional<std::uint64_t>(e->front().position);
 }
 
 void SecondaryIndex::set_durable(std::uint64_t end) {
@@ -285,6 +329,23 @@ Status visit_secondary(const SecondaryIndex& index, const engine::Log& log, Inde
       at = c->back() + 1;
     }
   }
+}
+
+Result<GlobalPosition> seek_secondary_time(const SecondaryIndex& index, const engine::Log& log,
+                                           std::int64_t timestamp_us, GlobalPosition end) {
+  auto first = index.first_in_second(second_of(timestamp_us) * kSecondUs, end.value);
+  if (!first) return first.status();
+  if (!*first) return end;
+  // Events of that second before `timestamp_us` are skipped by reading them.
+  GlobalPosition found = end;
+  Status st = log.scan_forward(GlobalPosition(**first), end.value - **first,
+                               [&](const engine::RecordView& v) {
+                                 if (v.stream.empty() || v.timestamp_us < timestamp_us) return true;
+                                 found = v.position;
+                                 return false;
+                               });
+  if (!st.is_ok()) return st;
+  return found;
 }
 
 IndexCoreStats SecondaryIndex::stats() const {

@@ -9,6 +9,10 @@
 // candidates only: a reader checks every candidate record against the key
 // (SecondaryIndex::matches), so colliding keys are told apart by the log.
 //
+// It also holds the time map: for every second of write time, an entry (time
+// key, timestamp, position) for the first event written in it, so the first
+// position at or after a time is found without reading the log from the start.
+//
 // Thread safety: add/abort_from/set_durable/flush on the log's writer thread
 // (the store's hooks); candidates/stats from any thread (IndexCore snapshots).
 
@@ -65,10 +69,11 @@ class SecondaryIndex {
   ~SecondaryIndex();
 
   // ---- Writer thread ----
-  // Indexes the event at `position` (positions never decrease).
-  void add(std::uint64_t position, std::string_view stream, std::string_view type,
-           const std::vector<std::string>& tags, std::string_view correlation_id,
-           std::string_view causation_id);
+  // Indexes the event at `position` (positions never decrease), written at
+  // `timestamp_us`.
+  void add(std::uint64_t position, std::int64_t timestamp_us, std::string_view stream,
+           std::string_view type, const std::vector<std::string>& tags,
+           std::string_view correlation_id, std::string_view causation_id);
   // Removes every entry added at `position` or later and not yet durable (an
   // aborted append).
   void abort_from(std::uint64_t position);
@@ -87,6 +92,12 @@ class SecondaryIndex {
   Result<std::vector<std::uint64_t>> candidates_desc(IndexKind kind, std::string_view value,
                                                      std::uint64_t from, std::uint64_t limit,
                                                      std::size_t max) const;
+  // The position of the first event of the first second of write time at or
+  // after `second_start_us` (a multiple of 1 s) that is below `limit`, or
+  // nullopt if none. Every event before it was written earlier than that
+  // second (timestamps are monotone: the store's clock never steps back).
+  Result<std::optional<std::uint64_t>> first_in_second(std::int64_t second_start_us,
+                                                       std::uint64_t limit) const;
   // Whether the record is one of (kind, value)'s events.
   bool matches(const engine::RecordView& v, IndexKind kind, std::string_view value) const;
   std::string_view category_of(std::string_view stream) const;
@@ -97,17 +108,28 @@ class SecondaryIndex {
  private:
   explicit SecondaryIndex(SecondaryOptions options);
   std::uint64_t key(IndexKind kind, std::string_view value) const;
+  std::uint64_t time_key() const;
   // Calls fn(kind, value) for every key of one event.
   template <class Tags, class F>
   void for_each_key(std::string_view stream, std::string_view type, const Tags& tags,
                     std::string_view correlation_id, std::string_view causation_id, F&& fn) const;
   void add_key(std::uint64_t position, IndexKind kind, std::string_view value);
   void add_view(const engine::RecordView& v);
+  void add_time(std::uint64_t position, std::int64_t timestamp_us);
 
   SecondaryOptions options_;
   std::unique_ptr<IndexCore> core_;
   std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
+  // The second of the last time entry added; unknown (INT64_MIN) after an
+  // abort or at open, so the next event adds one (an extra entry is
+  // harmless, a missing one would skip a second's first events).
+  std::int64_t last_second_ = INT64_MIN;
 };
+
+// The first position below `end` written at or after `timestamp_us` (`end`
+// if none): the time map's entry for that second, then the log from there.
+Result<GlobalPosition> seek_secondary_time(const SecondaryIndex& index, const engine::Log& log,
+                                           std::int64_t timestamp_us, GlobalPosition end);
 
 // Whether the record is one of (kind, value)'s events, for a node whose
 // category separator is `separator`. A lost entry matches no key.

@@ -206,6 +206,15 @@ class Store::Impl final : public engine::WriteHooks {
     // up to memtable_entries events that need not stay resident.
     core_->set_durable(end);
     durable_end_ = end;
+    // The clock of the last event written: new events never get an earlier time.
+    for (std::uint64_t p = end; p > 0 && p + 64 > end; --p) {
+      bool lost = false;
+      Status vs = log_->visit(GlobalPosition(p - 1), [&](const engine::RecordView& v) {
+        lost = v.stream.empty();
+        if (!lost) last_timestamp_ = v.timestamp_us;
+      });
+      if (!vs.is_ok() || !lost) break;
+    }
     if (options_.secondary_index) {
       ANNAL_RETURN_IF_ERROR(open_secondary(end));
     }
@@ -551,8 +560,8 @@ class Store::Impl final : public engine::WriteHooks {
                   raw.key,        heads_.get(raw.key), {e.id}};
         core_->add(IndexEntry{raw.hash, e.revision.value, next.value + i});
         if (secondary_)
-          secondary_->add(next.value + i, e.stream, e.type, e.tags, e.correlation_id,
-                          e.causation_id);
+          secondary_->add(next.value + i, e.timestamp_us, e.stream, e.type, e.tags,
+                          e.correlation_id, e.causation_id);
         window_.insert(e.id, next.value + i);
         heads_.put(raw.key, Head{e.revision.value, next.value + i});
         pending_.push_back(std::move(p));
@@ -628,14 +637,17 @@ class Store::Impl final : public engine::WriteHooks {
     // Write: assign revisions, index the entries (invisible to readers until
     // durable), remember the ids.
     const std::uint64_t first_rev = head ? head->revision + 1 : 0;
-    const std::int64_t ts = now_us();
+    // Write time never steps back (the time map and time reads rely on it):
+    // if the clock does, events keep the last time until it catches up.
+    const std::int64_t ts = std::max(now_us(), last_timestamp_);
+    last_timestamp_ = ts;
     for (std::uint64_t i = 0; i < k; ++i) {
       auto& e = req.events[i];
       e.revision = StreamRevision(first_rev + i);
       e.timestamp_us = ts;
       core_->add(IndexEntry{c->hash, first_rev + i, next.value + i});
       if (secondary_)
-        secondary_->add(next.value + i, c->stream, e.type, e.tags, e.correlation_id,
+        secondary_->add(next.value + i, ts, c->stream, e.type, e.tags, e.correlation_id,
                         e.causation_id);
       window_.insert(ids[i], next.value + i);
     }
@@ -834,6 +846,7 @@ class Store::Impl final : public engine::WriteHooks {
   std::unique_ptr<engine::Log> log_;
   std::unique_ptr<IndexCore> core_;
   std::unique_ptr<SecondaryIndex> secondary_;  // null when options_.secondary_index is off
+  std::int64_t last_timestamp_ = 0;            // writer thread: the newest event's write time
   mutable HeadCache heads_;
   IdWindow window_;                // writer thread
   std::deque<Pending> pending_;    // writer thread
@@ -896,6 +909,14 @@ Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition
 
 char Store::category_separator() const {
   return impl_->options_.category_separator;
+}
+
+Result<GlobalPosition> Store::seek_time(std::int64_t timestamp_us) const {
+  const SecondaryIndex* s = impl_->secondary();
+  if (s == nullptr)
+    return Status(Errc::kInvalidArgument,
+                  "this node keeps no time map (annald --secondary-index off)");
+  return seek_secondary_time(*s, log(), timestamp_us, log().durable_end());
 }
 
 std::optional<IndexCoreStats> Store::secondary_stats() const {

@@ -154,6 +154,10 @@ class Store {
   IndexStats stats() const;
   // The secondary index's files and memtable (nullopt if it is off).
   std::optional<IndexCoreStats> secondary_stats() const;
+  // The first durable position whose event was written at or after
+  // `timestamp_us` (the durable end if none), from the secondary index's time
+  // map and a short scan of the log. kInvalidArgument if it is off.
+  Result<GlobalPosition> seek_time(std::int64_t timestamp_us) const;
   // Waits until the index's background flushes and merges are done (tests,
   // benchmarks).
   void wait_index_idle();

@@ -622,6 +622,16 @@ Reply<proto::ReadOk> Client::read_index(const proto::ReadIndexReq& req) {
       proto::Op::kReadOk, &proto::decode_read_ok);
 }
 
+Reply<proto::SeekTimeOk> Client::seek_time(std::int64_t timestamp_us) {
+  const std::uint16_t v = impl_->version;
+  if (v < 2) return needs_v2("seek_time");
+  return impl_->call<proto::SeekTimeOk>(
+      [timestamp_us, v](std::uint64_t id) {
+        return proto::encode_seek_time(id, proto::SeekTimeReq{timestamp_us}, v);
+      },
+      proto::Op::kSeekTimeOk, &proto::decode_seek_time_ok);
+}
+
 Reply<proto::InfoOk> Client::info() {
   return impl_->call<proto::InfoOk>(
       [](std::uint64_t id) { return proto::encode_empty(proto::Op::kInfo, id); },

@@ -140,6 +140,8 @@ class Client {
   void read_index_async(const proto::ReadIndexReq& req, ReadCallback cb);
   void read_index_view_async(const proto::ReadIndexReq& req, ReadViewCallback cb);
   Reply<proto::ReadOk> read_index(const proto::ReadIndexReq& req);
+  // v2: the first position written at or after `timestamp_us`.
+  Reply<proto::SeekTimeOk> seek_time(std::int64_t timestamp_us);
 
   Reply<proto::AppendOk> append(const proto::AppendReq& req);
   Reply<proto::ReadOk> read_stream(const proto::ReadStreamReq& req);

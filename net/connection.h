@@ -5,7 +5,8 @@
 //   connection.cc    socket I/O, write queue, watchdog, lifecycle
 //   dispatch.cc      handshake, routing by op, ping and info
 //   append.cc        appends and their acknowledgements
-//   reads.cc         read_stream, read_all and read_index (paging rules in read/paging.h)
+//   reads.cc         read_stream, read_all, read_index (paging rules in read/paging.h)
+//                    and seek_time
 //   subscription.cc  subscribe, unsubscribe and the catch-up→live loop
 //
 // Thread safety: every member is touched only on the connection's strand,
@@ -115,6 +116,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_read_stream(std::uint64_t id, std::string_view payload);
   void handle_read_all(std::uint64_t id, std::string_view payload);
   void handle_read_index(std::uint64_t id, std::string_view payload);  // v2
+  void handle_seek_time(std::uint64_t id, std::string_view payload);   // v2
   void post_page(std::uint64_t id, const read::Page& page, std::shared_ptr<WireSink> events);
 
   // subscription.cc

@@ -59,6 +59,10 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
       if (version_ < 2) break;  // a v2 operation: unknown to a v1 connection
       handle_read_index(h.request_id, payload);
       return;
+    case proto::Op::kSeekTime:
+      if (version_ < 2) break;
+      handle_seek_time(h.request_id, payload);
+      return;
     default:
       break;
   }

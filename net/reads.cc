@@ -105,4 +105,29 @@ void Connection::handle_read_index(std::uint64_t id, std::string_view payload) {
   });
 }
 
+void Connection::handle_seek_time(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode_seek_time(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  auto self = shared_from_this();
+  asio::post(shared_->reads, [self, id, t = m->timestamp_us]() {
+    const auto& store = self->shared_->store;
+    const GlobalPosition end = store.log().durable_end();
+    auto found = store.seek_time(t);
+    std::string frame =
+        found ? proto::encode_seek_time_ok(
+                    id, proto::SeekTimeOk{std::min(*found, end).value, end.value})
+              : proto::encode_error(id, proto::Error{proto::code_from_errc(found.status().code()),
+                                                     proto::kNone, found.status().message()});
+    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
+      self->send(std::move(frame));
+      self->request_finished();
+    });
+  });
+}
+
 }  // namespace annal::net::detail

@@ -101,6 +101,8 @@ ANNAL_PROTO_MESSAGE(AppendOk)
 ANNAL_PROTO_MESSAGE(ReadStreamReq)
 ANNAL_PROTO_MESSAGE(ReadAllReq)
 ANNAL_PROTO_MESSAGE(ReadIndexReq)
+ANNAL_PROTO_MESSAGE(SeekTimeReq)
+ANNAL_PROTO_MESSAGE(SeekTimeOk)
 ANNAL_PROTO_MESSAGE(ReadOk)
 ANNAL_PROTO_MESSAGE(ReadOkView)
 ANNAL_PROTO_MESSAGE(SubscribeReq)
@@ -192,6 +194,10 @@ const char* op_name(Op op) {
       return "unsubscribe";
     case Op::kReadIndex:
       return "read_index";
+    case Op::kSeekTime:
+      return "seek_time";
+    case Op::kSeekTimeOk:
+      return "seek_time_ok";
     case Op::kHelloOk:
       return "hello_ok";
     case Op::kPong:
@@ -227,6 +233,7 @@ bool is_request_op(std::uint8_t op) {
     case Op::kSubscribe:
     case Op::kUnsubscribe:
     case Op::kReadIndex:
+    case Op::kSeekTime:
       return true;
     default:
       return false;

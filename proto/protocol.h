@@ -52,6 +52,7 @@ enum class Op : std::uint8_t {
   kSubscribe = 0x13,
   kUnsubscribe = 0x14,
   kReadIndex = 0x15,  // v2
+  kSeekTime = 0x16,   // v2
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -62,6 +63,7 @@ enum class Op : std::uint8_t {
   kSubEvents = 0x93,
   kCheckpoint = 0x94,
   kUnsubscribeOk = 0x95,
+  kSeekTimeOk = 0x96,  // v2
   kError = 0xFF,
 };
 const char* op_name(Op op);
@@ -251,6 +253,27 @@ struct ReadIndexReq {
     v.u64(m.from, "from");
     v.u32(m.count, "count");
     v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
+  }
+};
+// v2: the first position written at or after a time (then read from there).
+struct SeekTimeReq {
+  static constexpr Op kOp = Op::kSeekTime;
+  static constexpr const char* kName = "seek_time";
+  std::int64_t timestamp_us = 0;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.i64(m.timestamp_us, "timestamp_us");
+  }
+};
+struct SeekTimeOk {
+  static constexpr Op kOp = Op::kSeekTimeOk;
+  static constexpr const char* kName = "seek_time_ok";
+  std::uint64_t position = 0;     // durable_end if nothing was written at or after the time
+  std::uint64_t durable_end = 0;  // when it was answered
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.position, "position");
+    v.u64(m.durable_end, "durable_end");
   }
 };
 struct ReadAllReq {
@@ -575,6 +598,22 @@ inline std::string encode_read_index(std::uint64_t id, const ReadIndexReq& m,
 inline Result<ReadIndexReq> decode_read_index(std::string_view p,
                                               std::uint16_t version = kProtocolVersion) {
   return decode<ReadIndexReq>(p, version);
+}
+inline std::string encode_seek_time(std::uint64_t id, const SeekTimeReq& m,
+                                    std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
+}
+inline Result<SeekTimeReq> decode_seek_time(std::string_view p,
+                                            std::uint16_t version = kProtocolVersion) {
+  return decode<SeekTimeReq>(p, version);
+}
+inline std::string encode_seek_time_ok(std::uint64_t id, const SeekTimeOk& m,
+                                       std::uint16_t version = kProtocolVersion) {
+  return encode(id, m, version);
+}
+inline Result<SeekTimeOk> decode_seek_time_ok(std::string_view p,
+                                              std::uint16_t version = kProtocolVersion) {
+  return decode<SeekTimeOk>(p, version);
 }
 inline Result<ReadAllReq> decode_read_all(std::string_view p,
                                           std::uint16_t version = kProtocolVersion) {

@@ -7,6 +7,7 @@
 
 #include <boost/program_options.hpp>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -275,12 +276,54 @@ int cmd_append(const std::vector<std::string>& args) {
   return 0;
 }
 
+// A time as `annal` takes it: microseconds since the Unix epoch, or UTC in
+// ISO 8601 (2026-12-07T09:00:00Z, optionally with a fraction of a second).
+std::optional<std::int64_t> parse_time(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 18)
+    return std::stoll(s);
+  std::tm tm{};
+  const char* rest = ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
+  std::int64_t us = 0;
+  if (*rest == '.') {
+    ++rest;
+    int digits = 0;
+    for (; *rest >= '0' && *rest <= '9'; ++rest)
+      if (digits++ < 6) us = us * 10 + (*rest - '0');
+    if (digits == 0) return std::nullopt;
+    for (; digits < 6; ++digits) us *= 10;
+  }
+  if (*rest == 'Z') ++rest;
+  if (*rest != '\0') return std::nullopt;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000 + us;
+}
+
+// The first position written at or after --from-time, from the node.
+std::optional<std::uint64_t> seek(net::Client& c, const std::string& text, int& exit_code) {
+  auto t = parse_time(text);
+  if (!t) {
+    std::fprintf(stderr,
+                 "annal: --from-time must be microseconds since the epoch or UTC like "
+                 "2026-12-07T09:00:00Z, got '%s'\n",
+                 text.c_str());
+    exit_code = 2;
+    return std::nullopt;
+  }
+  auto r = c.seek_time(*t);
+  if (!r.ok()) {
+    exit_code = fail(r.error());
+    return std::nullopt;
+  }
+  return r->position;
+}
+
 struct ReadFlags {
   std::string server = kDefaultServer;
   std::string stream;
   std::uint64_t from = 0;
   std::uint64_t count = 0;  // 0 = everything
   bool backward = false;
+  std::string from_time;
 };
 
 // The secondary index a `read-*` command reads, by its name.
@@ -322,13 +365,27 @@ int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand*
                  : "first revision (default: start, or end with --backward)")(
       "count", po::value(&f.count), "at most N events (default: all)")(
       "backward", po::bool_switch(&f.backward), "newest first");
+  if (all || key)
+    desc.add_options()("from-time", po::value(&f.from_time),
+                       "start at the first event written at or after this time (backward: the "
+                       "last one before it); microseconds since the epoch or UTC like "
+                       "2026-12-07T09:00:00Z");
   po::variables_map vm;
   if (auto done = parse_command(cmd, args, desc, all ? nullptr : &f.stream, vm)) return *done;
   if (!all && f.stream.empty())
     return usage(cmd, std::string(key ? key->what : "STREAM") + " is required", desc);
   if (!vm.count("from") && f.backward) f.from = proto::kNone;
+  if (vm.count("from") && vm.count("from-time"))
+    return usage(cmd, "give --from or --from-time, not both", desc);
   auto c = connect(f.server);
   if (!c.ok()) return fail(c.error());
+  if (vm.count("from-time")) {
+    int code = 0;
+    auto pos = seek(*c.value(), f.from_time, code);
+    if (!pos) return code;
+    if (f.backward && *pos == 0) return 0;  // nothing was written before it
+    f.from = f.backward ? *pos - 1 : *pos;
+  }
   const auto dir = f.backward ? index::Direction::kBackward : index::Direction::kForward;
   std::uint64_t printed = 0;
   std::uint64_t cursor = f.from;
@@ -352,7 +409,7 @@ int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand*
 }
 
 int cmd_tail(const std::vector<std::string>& args) {
-  std::string server = kDefaultServer, stream, stream_prefix, type_prefix;
+  std::string server = kDefaultServer, stream, stream_prefix, type_prefix, from_time;
   std::string keys[std::size(kIndexCommands)];
   std::uint64_t from = 0, count = 0;
   bool all = false, checkpoints = false;
@@ -369,6 +426,8 @@ int cmd_tail(const std::vector<std::string>& args) {
       "start at this revision (stream) or position (--all); default: the end")(
       "stream-prefix", po::value(&stream_prefix), "--all only: events of streams starting with P")(
       "type-prefix", po::value(&type_prefix), "--all only: events whose type starts with P")(
+      "from-time", po::value(&from_time),
+      "start at the first event written at or after this time (--all or an index key)")(
       "count", po::value(&count), "exit after N events")(
       "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
   for (std::size_t i = 0; i < std::size(kIndexCommands); ++i)
@@ -399,8 +458,17 @@ int cmd_tail(const std::vector<std::string>& args) {
   req.from = from;
   req.stream_prefix = stream_prefix;
   req.type_prefix = type_prefix;
+  if (vm.count("from-time") && (vm.count("from") || !stream.empty()))
+    return usage("tail", "--from-time needs --all or an index key, and no --from", desc);
   auto c = connect(server);
   if (!c.ok()) return fail(c.error());
+  if (vm.count("from-time")) {
+    int code = 0;
+    auto pos = seek(*c.value(), from_time, code);
+    if (!pos) return code;
+    req.from_end = false;
+    req.from = *pos;
+  }
   auto sub = c.value()->subscribe(req);
   if (!sub.ok()) return fail(sub.error());
   std::uint64_t printed = 0;

@@ -240,6 +240,60 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
   EXPECT_EQ(drain(*from_end.value(), 1, cps), std::vector<std::uint64_t>{a->first_position});
 }
 
+// seek_time answers the first position written at or after a time; the CLI's
+// --from-time reads from there.
+TEST_F(IndexReadsTest, SeekTimeFindsTheFirstEventWrittenAtOrAfterATime) {
+  auto c = node_->client();
+  ASSERT_TRUE(c);
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_TRUE(
+        c->append(proto::AppendReq{
+                      "clock-" + std::to_string(i % 3), ExpectedRevision::any(), {event("C", i)}})
+            .ok());
+    if (i % 10 == 9) std::this_thread::sleep_for(20ms);  // a few distinct write times
+  }
+  const auto log = everything(*c);
+  ASSERT_EQ(log.size(), 40u);
+  for (std::size_t i = 1; i < log.size(); ++i)
+    ASSERT_GE(log[i].timestamp_us, log[i - 1].timestamp_us) << "write time stepped back";
+  for (const auto& e : log) {
+    for (std::int64_t t : {e.timestamp_us, e.timestamp_us + 1, e.timestamp_us - 1}) {
+      auto r = c->seek_time(t);
+      ASSERT_TRUE(r.ok()) << r.error_string();
+      const std::uint64_t p = r->position;
+      EXPECT_EQ(r->durable_end, 40u);
+      if (p < log.size()) {
+        EXPECT_GE(log[p].timestamp_us, t);
+      }
+      if (p > 0) {
+        EXPECT_LT(log[p - 1].timestamp_us, t);
+      }
+    }
+  }
+  auto none = c->seek_time(log.back().timestamp_us + 1);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->position, 40u);
+  std::string out;
+  const std::uint64_t mid = 25;
+  EXPECT_EQ(run_annal(node_->port(),
+                      "read-all --from-time " + std::to_string(log[mid].timestamp_us), &out),
+            0)
+      << out;
+  std::uint64_t first = 0;
+  while (first < mid && log[first].timestamp_us < log[mid].timestamp_us) ++first;
+  EXPECT_EQ(static_cast<std::uint64_t>(std::count(out.begin(), out.end(), '\n')), 40 - first)
+      << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-category clock --from-time 2999-01-01T00:00:00Z", &out),
+            0);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(
+      run_annal(node_->port(), "read-type C --from-time 1970-01-01T00:00:00.5Z --count 2", &out),
+      0);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-all --from-time yesterday", &out), 2);
+  EXPECT_NE(out.find("--from-time"), std::string::npos) << out;
+}
+
 TEST_F(IndexReadsTest, VersionOneConnectionsDoNotKnowIndexReads) {
   RawConn raw(node_->port());
   proto::Hello h;

@@ -87,6 +87,11 @@ def test_index_reads_and_subscriptions(node):
             assert [e.type for e in page.events] == ["Paid"] * 3 and not page.end
             back = await c.read_index(IndexKind.CORRELATION, "cmd-1", END, 1, backward=True)
             assert back.events[0].position == everything[-1].position
+            mid = everything[len(everything) // 2]
+            at = await c.seek_time(mid.timestamp_us)
+            assert everything[at].timestamp_us >= mid.timestamp_us and at <= mid.position
+            assert at == 0 or everything[at - 1].timestamp_us < mid.timestamp_us
+            assert await c.seek_time(everything[-1].timestamp_us + 1) == len(everything)
             last = await c.read_index(IndexKind.TYPE, "Nope")
             assert last.end and last.events == [] and last.durable_end == len(everything)
             vip = [e.position for e in everything if "vip" in e.tags]

@@ -238,6 +238,15 @@ export class Client {
     return p.decodeReadOk(payload);
   }
 
+  /** The first position written at or after `timestampUs` (µs since the epoch); the durable end if none. */
+  async seekTime(timestampUs: bigint): Promise<bigint> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeSeekTime(id, timestampUs), true);
+    });
+    return p.decodeSeekTimeOk(payload).position;
+  }
+
   /** Every event of one index key from `from` to the current end. */
   async *iterIndex(kind: p.IndexKind, value: string, from = 0n, backward = false): AsyncGenerator<Event> {
     for (;;) {

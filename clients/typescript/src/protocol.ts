@@ -22,6 +22,7 @@ export enum Op {
   Subscribe = 0x13,
   Unsubscribe = 0x14,
   ReadIndex = 0x15,
+  SeekTime = 0x16,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -244,6 +245,20 @@ export function encodeReadStream(requestId: bigint, stream: string, from: bigint
 
 export function encodeReadIndex(requestId: bigint, kind: IndexKind, value: string, from: bigint, count: number, backward: boolean): Buffer {
   return frame(Op.ReadIndex, requestId, new Writer().u8(INDEX_KIND[kind]).bytes(value).u64(from).u32(count).u8(backward ? 1 : 0).concat());
+}
+
+export function encodeSeekTime(requestId: bigint, timestampUs: bigint): Buffer {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(timestampUs);
+  return frame(Op.SeekTime, requestId, b);
+}
+
+/** seek_time_ok: the first position written at or after the time, and the durable end. */
+export function decodeSeekTimeOk(p: Buffer): { position: bigint; durableEnd: bigint } {
+  const r = new Reader(p, "seek_time_ok");
+  const v = { position: r.u64("position"), durableEnd: r.u64("durable_end") };
+  r.done();
+  return v;
 }
 
 export function encodeReadAll(requestId: bigint, from: bigint, count: number, backward: boolean): Buffer {

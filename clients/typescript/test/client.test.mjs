@@ -83,6 +83,11 @@ test("index reads and subscriptions", async () => {
     assert.equal(page.end, false);
     const back = await c.readIndex("correlation", "ix-cmd-1", NONE, 1, true);
     assert.equal(back.events[0].position, all[all.length - 1].position);
+    const mid = all[Math.floor(all.length / 2)];
+    const at = await c.seekTime(mid.timestampUs);
+    assert.ok(at <= mid.position);
+    const atEvent = all.find((e) => e.position === at);
+    if (atEvent) assert.ok(atEvent.timestampUs >= mid.timestampUs);
     const none = await c.readIndex("type", "IxNope");
     assert.ok(none.end);
     assert.equal(none.events.length, 0);

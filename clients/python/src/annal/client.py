@@ -212,6 +212,16 @@ class Client:
         _, payload = await self._retrying(once)
         return p.decode_read_ok(payload)
 
+    async def seek_time(self, timestamp_us: int) -> int:
+        """The first position written at or after ``timestamp_us`` (microseconds
+        since the epoch); the durable end if none. Read or subscribe from it."""
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_seek_time(rid, timestamp_us), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_seek_time_ok(payload)[0]
+
     async def iter_index(self, kind: p.IndexKind, value: str, start: int = 0,
                          backward: bool = False) -> AsyncIterator[Event]:
         """Every event of one index key from ``start`` to the current end."""

@@ -31,6 +31,7 @@ class Op(enum.IntEnum):
     SUBSCRIBE = 0x13
     UNSUBSCRIBE = 0x14
     READ_INDEX = 0x15  # v2
+    SEEK_TIME = 0x16  # v2
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -40,6 +41,7 @@ class Op(enum.IntEnum):
     SUB_EVENTS = 0x93
     CHECKPOINT = 0x94
     UNSUBSCRIBE_OK = 0x95
+    SEEK_TIME_OK = 0x96
     ERROR = 0xFF
 
 
@@ -265,6 +267,18 @@ def encode_read_index(request_id: int, kind: IndexKind, value: str, start: int, 
     return frame(Op.READ_INDEX, request_id,
                  struct.pack("<B", kind) + _str(value.encode())
                  + struct.pack("<QIB", start, count, 1 if backward else 0))
+
+
+def encode_seek_time(request_id: int, timestamp_us: int) -> bytes:
+    return frame(Op.SEEK_TIME, request_id, struct.pack("<q", timestamp_us))
+
+
+def decode_seek_time_ok(p: bytes) -> Tuple[int, int]:
+    """(position, durable_end)."""
+    r = Reader(p, "seek_time_ok")
+    out = (r.u64("position"), r.u64("durable_end"))
+    r.done()
+    return out
 
 
 def encode_subscribe(request_id: int, stream: Optional[str], start: Optional[int],
