@@ -32,9 +32,13 @@ namespace {
 constexpr const char* kKeysName = "KEYS";
 constexpr std::int64_t kSecondUs = 1'000'000;
 
+}  // namespace
+
 std::int64_t second_of(std::int64_t ts) {
   return ts >= 0 ? ts / kSecondUs : -((-ts + kSecondUs - 1) / kSecondUs);
 }
+
+namespace {
 
 Result<std::string> read_small_file(engine::FileSystem& fs, const std::string& path) {
   auto opened = fs.open(path, engine::OpenOptions{.read_only = true});
@@ -150,12 +154,16 @@ std::string_view SecondaryIndex::category_of(std::string_view stream) const {
   return index::category_of(stream, options_.category_separator);
 }
 
-std::uint64_t SecondaryIndex::key(IndexKind kind, std::string_view value) const {
-  if (options_.test_hash) return options_.test_hash(kind, value);
+std::uint64_t secondary_key_hash(IndexKind kind, std::string_view value) {
   // One seed per kind: equal values of different kinds hash apart (and
   // matches() tells apart whatever still collides).
   const std::uint64_t seed = 0x9E3779B97F4A7C15ull * (static_cast<std::uint64_t>(kind) + 1);
   return XXH3_64bits_withSeed(value.data(), value.size(), seed);
+}
+
+std::uint64_t SecondaryIndex::key(IndexKind kind, std::string_view value) const {
+  if (options_.test_hash) return options_.test_hash(kind, value);
+  return secondary_key_hash(kind, value);
 }
 
 template <class Tags, class F>
@@ -177,9 +185,9 @@ void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string
 }
 
 std::uint64_t SecondaryIndex::time_key() const {
-  // A key no value of any kind can have (kinds are seeded 1..5).
-  return options_.test_hash ? options_.test_hash(IndexKind::kType, "\0time")
-                            : 0x74696D652D6D6170ull;
+  // Tests that force collisions put the time map among the colliding keys.
+  return options_.test_hash ? options_.test_hash(IndexKind::kType, std::string_view("\0time", 5))
+                            : kTimeMapKey;
 }
 
 void SecondaryIndex::add_time(std::uint64_t position, std::int64_t timestamp_us) {
@@ -241,7 +249,10 @@ Result<std::vector<std::uint64_t>> SecondaryIndex::candidates(IndexKind kind,
                                                               std::uint64_t from, std::uint64_t to,
                                                               std::uint64_t limit,
                                                               std::size_t max) const {
-  auto entries = core_->collect(key(kind, value), from, to, limit, max);
+  // Entries are (hash, position, position); `to` below `limit` also keeps out
+  // time-map entries (revision = a write time) should their key collide.
+  if (limit == 0) return std::vector<std::uint64_t>{};
+  auto entries = core_->collect(key(kind, value), from, std::min(to, limit - 1), limit, max);
   if (!entries) return entries.status();
   std::vector<std::uint64_t> out;
   out.reserve(entries->size());
@@ -257,6 +268,7 @@ Result<std::vector<std::uint64_t>> SecondaryIndex::candidates_desc(IndexKind kin
   std::vector<std::uint64_t> out;
   const std::uint64_t below = std::min(limit, from == UINT64_MAX ? UINT64_MAX : from + 1);
   Status st = core_->visit_desc(key(kind, value), below, [&](const IndexEntry& e) {
+    if (e.revision != e.position) return true;  // a time-map entry whose key collides
     out.push_back(e.position);
     return out.size() < max;
   });

@@ -41,6 +41,16 @@ enum class IndexKind : std::uint8_t {
 inline constexpr std::uint8_t kMaxIndexKind = 4;
 const char* index_kind_name(IndexKind k);
 
+// The hash of one key (docs/storage-format.md, "Secondary index files").
+std::uint64_t secondary_key_hash(IndexKind kind, std::string_view value);
+// The key of the time map's entries (revision = write time, position).
+inline constexpr std::uint64_t kTimeMapKey = 0x74696D652D6D6170ull;  // "time-map"
+// The second a write time falls in (floor, also for negative times).
+std::int64_t second_of(std::int64_t timestamp_us);
+// Calls fn(kind, value) for every key of one record (none for a lost entry).
+template <class F>
+void for_each_record_key(const engine::RecordView& v, char separator, F&& fn);
+
 struct SecondaryOptions {
   std::string dir;                   // DATA/secondary
   engine::FileSystem* fs = nullptr;  // nullptr: posix
@@ -136,6 +146,16 @@ Result<GlobalPosition> seek_secondary_time(const SecondaryIndex& index, const en
 bool key_matches(const engine::RecordView& v, IndexKind kind, std::string_view value,
                  char separator);
 std::string_view category_of(std::string_view stream, char separator);
+
+template <class F>
+void for_each_record_key(const engine::RecordView& v, char separator, F&& fn) {
+  if (v.stream.empty()) return;
+  if (auto c = category_of(v.stream, separator); !c.empty()) fn(IndexKind::kCategory, c);
+  fn(IndexKind::kType, v.type);
+  for (std::string_view t : v.tags) fn(IndexKind::kTag, t);
+  if (!v.correlation_id.empty()) fn(IndexKind::kCorrelation, v.correlation_id);
+  if (!v.causation_id.empty()) fn(IndexKind::kCausation, v.causation_id);
+}
 
 // The events of (kind, value) below `end` in log order from `from`
 // (inclusive; backward from UINT64_MAX = from the end), read from `log` and

@@ -32,10 +32,11 @@ struct VerifyOptions {
 };
 
 struct VerifyReport {
-  DirectorySurvey survey;             // findings include the stream index checks
-  std::uint64_t index_entries = 0;    // entries in stream index files
-  std::uint64_t indexed_through = 0;  // from the index manifest
-  std::uint64_t lost_revisions = 0;   // index entries pointing at lost markers
+  DirectorySurvey survey;               // findings include the stream index checks
+  std::uint64_t index_entries = 0;      // entries in stream index files
+  std::uint64_t indexed_through = 0;    // from the index manifest
+  std::uint64_t lost_revisions = 0;     // index entries pointing at lost markers
+  std::uint64_t secondary_entries = 0;  // entries in secondary index files
   double seconds = 0;
   bool clean() const { return survey.findings.empty(); }
   double mib_per_second() const;
@@ -53,6 +54,21 @@ struct PositionKey {
 };
 void check_stream_index(const std::string& dir, const std::vector<PositionKey>& keys,
                         VerifyReport& report);
+
+// Secondary index checks (DIR/secondary), against what the log's records
+// say (filled record by record during the survey).
+struct SecondaryExpect {
+  static constexpr std::int64_t kNoTime = INT64_MIN;  // no event there
+  char separator = '-';
+  std::vector<std::uint64_t> digest;  // per position: the record's keys, mixed
+  std::vector<std::int64_t> time;     // per position: write time, or kNoTime
+  void add(const engine::RecordView& v);
+  std::int64_t time_at(std::uint64_t p) const { return p < time.size() ? time[p] : kNoTime; }
+};
+// The separator DIR/secondary/KEYS records, if it is readable.
+std::optional<char> secondary_separator(const std::string& dir);
+void check_secondary_index(const std::string& dir, const SecondaryExpect& expect,
+                           std::uint64_t log_end, VerifyReport& report);
 
 // ---- repair ------------------------------------------------------------------
 
@@ -145,6 +161,8 @@ struct StreamIndexSummary {
   std::uint64_t entries = 0;
 };
 StreamIndexSummary stream_index_summary(const std::string& dir);
+// The same for DIR/secondary (the secondary index).
+StreamIndexSummary secondary_index_summary(const std::string& dir);
 
 // "2026-11-27T09:00:00.000000Z"
 std::string format_timestamp(std::int64_t us);

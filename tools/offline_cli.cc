@@ -178,11 +178,11 @@ int run_verify(const Parsed& p) {
   const auto& d = report->survey;
   const std::string summary = fmt::format(
       "verify {}: {} finding(s); {} segment(s), {} positions ({} lost at repair), {} index "
-      "entries; {:.1f} MiB in "
+      "entries, {} secondary index entries; {:.1f} MiB in "
       "{:.3f} s = {:.1f} MiB/s",
       p.dir, d.findings.size(), d.segments.size(), d.end.value, d.lost_markers,
-      report->index_entries, static_cast<double>(d.bytes_scanned) / (1 << 20), report->seconds,
-      report->mib_per_second());
+      report->index_entries, report->secondary_entries,
+      static_cast<double>(d.bytes_scanned) / (1 << 20), report->seconds, report->mib_per_second());
   if (p.has("json")) {
     std::string arr = "[";
     for (std::size_t i = 0; i < d.findings.size(); ++i) {
@@ -199,6 +199,7 @@ int run_verify(const Parsed& p) {
               .num("records", d.records)
               .num("lost_markers", d.lost_markers)
               .num("index_entries", report->index_entries)
+              .num("secondary_index_entries", report->secondary_entries)
               .num("indexed_through", report->indexed_through)
               .num("bytes", d.bytes_scanned)
               .num("seconds", report->seconds)

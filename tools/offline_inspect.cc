@@ -46,6 +46,7 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
   if (!survey) return survey.status();
   const DirectorySurvey& d = *survey;
   const StreamIndexSummary ix = stream_index_summary(dir);
+  const StreamIndexSummary sx = secondary_index_summary(dir);
   auto free = engine::FileSystem::posix().free_bytes(dir);
   std::uint64_t used = 0, allocated = 0;
   for (const auto& s : d.segments) {
@@ -80,6 +81,12 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
         .num("files", ix.files)
         .num("entries", ix.entries);
     if (!ix.error.empty()) ixo.str("error", ix.error);
+    JsonObject sxo;
+    sxo.boolean("present", sx.present).boolean("manifest_ok", sx.manifest_ok);
+    sxo.num("indexed_through", sx.indexed_through)
+        .num("files", sx.files)
+        .num("entries", sx.entries);
+    if (!sx.error.empty()) sxo.str("error", sx.error);
     JsonObject sum;
     sum.num("positions", d.end.value).num("events", events).num("lost_markers", d.lost_markers);
     sum.num("streams", static_cast<std::uint64_t>(streams.size()))
@@ -94,6 +101,7 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
             .str("dir", dir)
             .raw("segments", segs)
             .raw("stream_index", ixo.done())
+            .raw("secondary_index", sxo.done())
             .raw("summary", sum.done())
             .done());
     return Status::ok();
@@ -131,6 +139,15 @@ Status inspect_directory(const std::string& dir, const InspectOptions& options,
         "at open{}",
         ix.files, ix.entries, ix.indexed_through, std::min(ix.indexed_through, d.end.value),
         d.end.value, ix.error.empty() ? "" : "; " + ix.error));
+  if (!sx.present)
+    out("secondary index: none (the node builds it at open unless --secondary-index off)");
+  else if (!sx.manifest_ok)
+    out("secondary index: " + sx.error);
+  else
+    out(fmt::format(
+        "secondary index (categories, types, tags, ids, time): {} file(s), {} "
+        "entries, covering positions [0, {}){}",
+        sx.files, sx.entries, sx.indexed_through, sx.error.empty() ? "" : "; " + sx.error));
   if (free) out(fmt::format("free space: {} bytes", *free));
   if (!d.findings.empty())
     out(fmt::format("damage: {} finding(s); run `annal verify {}` for details", d.findings.size(),

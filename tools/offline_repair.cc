@@ -234,10 +234,14 @@ RepairPlan plan_repair(const VerifyReport& report) {
   for (const auto& n : d.unknown_files)
     plan.actions.push_back(
         RepairAction{.kind = K::kMoveAside, .file = n, .why = "not a file annal writes"});
-  bool index_bad = false;
-  for (const Finding& fd : d.findings)
-    index_bad = index_bad || fd.kind == FindingKind::kIndexMissing ||
-                fd.kind == FindingKind::kIndexCorrupt || fd.kind == FindingKind::kIndexMismatch;
+  bool index_bad = false, secondary_bad = false;
+  for (const Finding& fd : d.findings) {
+    const bool bad = fd.kind == FindingKind::kIndexMissing ||
+                     fd.kind == FindingKind::kIndexCorrupt ||
+                     fd.kind == FindingKind::kIndexMismatch;
+    if (!bad) continue;
+    (fd.file.rfind("secondary/", 0) == 0 ? secondary_bad : index_bad) = true;
+  }
   if (index_bad || cuts_log_end)
     plan.actions.push_back(RepairAction{
         .kind = K::kDropStreamIndex,
@@ -247,12 +251,14 @@ RepairPlan plan_repair(const VerifyReport& report) {
                            "node rebuilds it from the log at open"});
   // The secondary index (category, type, tags, ids) may cover the positions
   // a cut removes, and its MANIFEST would then prove them durable.
-  if (cuts_log_end && d.has_secondary_index)
+  if ((cuts_log_end || secondary_bad) && d.has_secondary_index)
     plan.actions.push_back(RepairAction{
         .kind = K::kDropStreamIndex,
         .file = "secondary",
-        .why = "the log's end moves back, below what the secondary index may cover; the node "
-               "rebuilds it from the log at open"});
+        .why = secondary_bad ? "the secondary index is damaged; the node rebuilds it from the log "
+                               "at open"
+                             : "the log's end moves back, below what the secondary index may "
+                               "cover; the node rebuilds it from the log at open"});
   (void)log_changed;
   return plan;
 }

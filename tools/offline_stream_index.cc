@@ -197,9 +197,9 @@ Status dump_index(const std::string& dir, const std::function<void(const std::st
 
 namespace annal::tools {
 
-StreamIndexSummary stream_index_summary(const std::string& dir) {
+namespace {
+StreamIndexSummary index_summary(const std::string& idir) {
   StreamIndexSummary s;
-  const std::string idir = dir + "/index";
   s.present = exists(idir);
   if (!s.present) return s;
   auto manifest = index::read_manifest(engine::FileSystem::posix(), idir);
@@ -216,6 +216,15 @@ StreamIndexSummary stream_index_summary(const std::string& dir) {
       s.error += (s.error.empty() ? "" : "; ") + index::index_file_name(m.number) + " missing";
   }
   return s;
+}
+
+}  // namespace
+
+StreamIndexSummary stream_index_summary(const std::string& dir) {
+  return index_summary(dir + "/index");
+}
+StreamIndexSummary secondary_index_summary(const std::string& dir) {
+  return index_summary(dir + "/secondary");
 }
 
 }  // namespace annal::tools

@@ -139,8 +139,14 @@ TEST_F(CliTest, InspectAndDumpIndexDescribeTheDirectory) {
   EXPECT_EQ(doc["summary"]["events"].get_uint64().value(), 500u);
   EXPECT_EQ(doc["summary"]["streams"].get_uint64().value(), 5u);
   EXPECT_TRUE(doc["stream_index"]["present"].get_bool().value());
+  EXPECT_TRUE(doc["secondary_index"]["present"].get_bool().value());
+  EXPECT_TRUE(doc["secondary_index"]["manifest_ok"].get_bool().value());
+  // Category and type of each of the 500 events at least, plus tags and ids.
+  EXPECT_GE(doc["secondary_index"]["entries"].get_uint64().value(), 1000u);
   ASSERT_EQ(run_annal("inspect " + dir_, &out), 0);
-  EXPECT_EQ(lines(out).size(), 1 + segments().size() + 4) << out;
+  EXPECT_EQ(lines(out).size(), 1 + segments().size() + 5) << out;
+  EXPECT_NE(out.find("secondary index (categories, types, tags, ids, time):"), std::string::npos)
+      << out;
 
   ASSERT_EQ(run_annal("dump-index " + dir_, &out), 0);
   std::uint64_t entries = 0;

@@ -71,6 +71,8 @@ void DataDirTest::populate(int events) {
         index::NewEvent e;
         e.id = id_for(static_cast<std::uint64_t>(n));
         e.type = n % 3 == 0 ? "OrderPlaced" : "OrderShipped";
+        if (n % 4 == 0) e.tags = {"customer:" + std::to_string(n % 7), "region:eu"};
+        if (n % 5 == 0) e.correlation_id = "cmd-" + std::to_string(n / 5);
         if (n % 10 == 9) {
           e.data = std::string("\x00\x01\x02binary\xff", 10) +
                    std::string(static_cast<std::size_t>(n % 50), 'b');
