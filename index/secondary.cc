@@ -30,12 +30,14 @@ const char* index_kind_name(IndexKind k) {
 namespace {
 
 constexpr const char* kKeysName = "KEYS";
-constexpr std::int64_t kSecondUs = 1'000'000;
+// The time map's granularity: one entry per millisecond of write time that
+// saw an event, so a seek reads at most a millisecond's events from the log.
+constexpr std::int64_t kTimeBucketUs = 1'000;
 
 }  // namespace
 
-std::int64_t second_of(std::int64_t ts) {
-  return ts >= 0 ? ts / kSecondUs : -((-ts + kSecondUs - 1) / kSecondUs);
+std::int64_t time_bucket_of(std::int64_t ts) {
+  return ts >= 0 ? ts / kTimeBucketUs : -((-ts + kTimeBucketUs - 1) / kTimeBucketUs);
 }
 
 namespace {
@@ -106,14 +108,14 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   // No id digests: the idempotency window is the stream index's business.
   co.load_range = [raw](std::uint64_t first, std::uint64_t last, std::vector<IndexEntry>& entries,
                         std::vector<std::uint64_t>&) {
-    std::int64_t range_second = INT64_MIN;
+    std::int64_t range_bucket = INT64_MIN;
     return raw->options_.scan(first, last, [&](const engine::RecordView& v) {
       if (v.stream.empty()) return true;  // a lost entry: no keys, no time
-      // The time map's entries of this range: the first event of each second
-      // (and of the range, which may repeat a second the previous range has).
-      const std::int64_t s = second_of(v.timestamp_us);
-      if (v.timestamp_us >= 0 && s != range_second) {
-        range_second = s;
+      // The time map's entries of this range: the first event of each millisecond
+      // (and of the range, which may repeat one the previous range has).
+      const std::int64_t s = time_bucket_of(v.timestamp_us);
+      if (v.timestamp_us >= 0 && s != range_bucket) {
+        range_bucket = s;
         entries.push_back(IndexEntry{raw->time_key(), static_cast<std::uint64_t>(v.timestamp_us),
                                      v.position.value});
       }
@@ -191,9 +193,9 @@ std::uint64_t SecondaryIndex::time_key() const {
 }
 
 void SecondaryIndex::add_time(std::uint64_t position, std::int64_t timestamp_us) {
-  const std::int64_t s = second_of(timestamp_us);
-  if (s == last_second_ || timestamp_us < 0) return;
-  last_second_ = s;
+  const std::int64_t s = time_bucket_of(timestamp_us);
+  if (s == last_bucket_ || timestamp_us < 0) return;
+  last_bucket_ = s;
   const IndexEntry e{time_key(), static_cast<std::uint64_t>(timestamp_us), position};
   core_->add(e);
   unsynced_.push_back(e);
@@ -220,12 +222,12 @@ void SecondaryIndex::abort_from(std::uint64_t position) {
     core_->remove(unsynced_.back());
     unsynced_.pop_back();
   }
-  last_second_ = INT64_MIN;
+  last_bucket_ = INT64_MIN;
 }
 
-Result<std::optional<std::uint64_t>> SecondaryIndex::first_in_second(std::int64_t second_start_us,
+Result<std::optional<std::uint64_t>> SecondaryIndex::first_in_bucket(std::int64_t bucket_start_us,
                                                                      std::uint64_t limit) const {
-  const auto lo = static_cast<std::uint64_t>(std::max<std::int64_t>(second_start_us, 0));
+  const auto lo = static_cast<std::uint64_t>(std::max<std::int64_t>(bucket_start_us, 0));
   auto e = core_->collect(time_key(), lo, UINT64_MAX, limit, 1);
   if (!e) return e.status();
   if (e->empty()) return std::optional<std::uint64_t>();
@@ -345,7 +347,7 @@ Status visit_secondary(const SecondaryIndex& index, const engine::Log& log, Inde
 
 Result<GlobalPosition> seek_secondary_time(const SecondaryIndex& index, const engine::Log& log,
                                            std::int64_t timestamp_us, GlobalPosition end) {
-  auto first = index.first_in_second(second_of(timestamp_us) * kSecondUs, end.value);
+  auto first = index.first_in_bucket(time_bucket_of(timestamp_us) * kTimeBucketUs, end.value);
   if (!first) return first.status();
   if (!*first) return end;
   // Events of that second before `timestamp_us` are skipped by reading them.

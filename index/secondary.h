@@ -9,7 +9,7 @@
 // candidates only: a reader checks every candidate record against the key
 // (SecondaryIndex::matches), so colliding keys are told apart by the log.
 //
-// It also holds the time map: for every second of write time, an entry (time
+// It also holds the time map: for every millisecond of write time, an entry (time
 // key, timestamp, position) for the first event written in it, so the first
 // position at or after a time is found without reading the log from the start.
 //
@@ -45,8 +45,9 @@ const char* index_kind_name(IndexKind k);
 std::uint64_t secondary_key_hash(IndexKind kind, std::string_view value);
 // The key of the time map's entries (revision = write time, position).
 inline constexpr std::uint64_t kTimeMapKey = 0x74696D652D6D6170ull;  // "time-map"
-// The second a write time falls in (floor, also for negative times).
-std::int64_t second_of(std::int64_t timestamp_us);
+// The time-map bucket (millisecond) a write time falls in (floor, also for
+// negative times).
+std::int64_t time_bucket_of(std::int64_t timestamp_us);
 // Calls fn(kind, value) for every key of one record (none for a lost entry).
 template <class F>
 void for_each_record_key(const engine::RecordView& v, char separator, F&& fn);
@@ -102,11 +103,11 @@ class SecondaryIndex {
   Result<std::vector<std::uint64_t>> candidates_desc(IndexKind kind, std::string_view value,
                                                      std::uint64_t from, std::uint64_t limit,
                                                      std::size_t max) const;
-  // The position of the first event of the first second of write time at or
-  // after `second_start_us` (a multiple of 1 s) that is below `limit`, or
+  // The position of the first event of the first millisecond of write time at or
+  // after `bucket_start_us` (a multiple of 1 ms) that is below `limit`, or
   // nullopt if none. Every event before it was written earlier than that
-  // second (timestamps are monotone: the store's clock never steps back).
-  Result<std::optional<std::uint64_t>> first_in_second(std::int64_t second_start_us,
+  // millisecond (timestamps are monotone: the store's clock never steps back).
+  Result<std::optional<std::uint64_t>> first_in_bucket(std::int64_t bucket_start_us,
                                                        std::uint64_t limit) const;
   // Whether the record is one of (kind, value)'s events.
   bool matches(const engine::RecordView& v, IndexKind kind, std::string_view value) const;
@@ -130,14 +131,14 @@ class SecondaryIndex {
   SecondaryOptions options_;
   std::unique_ptr<IndexCore> core_;
   std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
-  // The second of the last time entry added; unknown (INT64_MIN) after an
+  // The millisecond of the last time entry added; unknown (INT64_MIN) after an
   // abort or at open, so the next event adds one (an extra entry is
-  // harmless, a missing one would skip a second's first events).
-  std::int64_t last_second_ = INT64_MIN;
+  // harmless, a missing one would skip a millisecond's first events).
+  std::int64_t last_bucket_ = INT64_MIN;
 };
 
 // The first position below `end` written at or after `timestamp_us` (`end`
-// if none): the time map's entry for that second, then the log from there.
+// if none): the time map's entry for that millisecond, then the log from there.
 Result<GlobalPosition> seek_secondary_time(const SecondaryIndex& index, const engine::Log& log,
                                            std::int64_t timestamp_us, GlobalPosition end);
 

@@ -3,7 +3,7 @@
 // and the key derivation of index/secondary.h: every entry must name a key
 // of the record at its position (or, in the time map, that record's write
 // time), every record below the manifest's indexed_through must have all its
-// keys, and the first event of every second of write time a time entry.
+// keys, and the first event of every millisecond of write time a time entry.
 
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -127,8 +127,10 @@ void check_secondary_index(const std::string& dir, const SecondaryExpect& expect
         why = fmt::format("entry (hash {:016x}) points to position {} outside [{}, {})", e.hash,
                           e.position, meta.first_position, std::min(meta.end_position, through));
       } else if (e.hash == index::kTimeMapKey && e.revision != e.position) {
+        // A lost marker or an unreadable record (reported on its own) says
+        // nothing about the entry.
         const std::int64_t t = expect.time_at(e.position);
-        if (t != static_cast<std::int64_t>(e.revision))
+        if (t != SecondaryExpect::kNoTime && t != static_cast<std::int64_t>(e.revision))
           why = fmt::format("time entry says position {} was written at {}; it was at {}",
                             e.position, e.revision, t);
         timed[e.position] = true;
@@ -150,14 +152,22 @@ void check_secondary_index(const std::string& dir, const SecondaryExpect& expect
   }
   if (!all_files_read) return;  // what is missing is explained by the missing file
   std::uint64_t wrong = 0, first_wrong = 0, untimed = 0, first_untimed = 0;
-  std::int64_t last_second = INT64_MIN;
+  constexpr std::int64_t kUnknownBucket = INT64_MIN;
+  std::int64_t last_bucket = INT64_MAX;  // no bucket yet: position 0 is checked
   for (std::uint64_t p = 0; p < through; ++p) {
     const std::int64_t t = expect.time_at(p);
-    if (t == SecondaryExpect::kNoTime) continue;  // lost marker or unreadable: checked elsewhere
+    if (t == SecondaryExpect::kNoTime) {
+      // A lost marker or an unreadable record (checked elsewhere): its
+      // bucket's time entry may point at it, so the next event's bucket is
+      // not checked.
+      last_bucket = kUnknownBucket;
+      continue;
+    }
     if (actual[p] != expect.digest[p] && wrong++ == 0) first_wrong = p;
-    const std::int64_t s = index::second_of(t);
-    if (s != last_second && !timed[p] && untimed++ == 0) first_untimed = p;
-    last_second = s;
+    const std::int64_t s = index::time_bucket_of(t);
+    if (last_bucket != kUnknownBucket && s != last_bucket && !timed[p] && untimed++ == 0)
+      first_untimed = p;
+    last_bucket = s;
   }
   if (wrong > 0)
     findings.push_back(Finding{
@@ -174,9 +184,10 @@ void check_secondary_index(const std::string& dir, const SecondaryExpect& expect
         .file = rel(index::kManifestName),
         .first = GlobalPosition(first_untimed),
         .end = GlobalPosition(through),
-        .detail = fmt::format("{} second(s) of write time have no time-map entry for their first "
-                              "event; first at position {}",
-                              untimed, first_untimed)});
+        .detail =
+            fmt::format("{} millisecond(s) of write time have no time-map entry for their first "
+                        "event; first at position {}",
+                        untimed, first_untimed)});
 }
 
 }  // namespace annal::tools

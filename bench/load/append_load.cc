@@ -95,6 +95,8 @@ void AppendLoad::add_request(Conn& c, std::string& out) {
     ev.type = "BenchEvent";
     ev.flags = engine::format::kFlagDataJson;
     ev.data = json_data(seq_.fetch_add(1, std::memory_order_relaxed), o_.size);
+    for (unsigned t = 0; t < o_.tags; ++t)
+      ev.tags.push_back(fmt::format("k{}:{}", t, c.rng() % 1000));
   }
   const std::uint64_t id = c.next_id++;
   out += proto::encode_append(id, req);

@@ -17,6 +17,7 @@ constexpr const char* kLoad =
     "  --connections C (1)  --in-flight P (1, per connection)  --threads T (1: the\n"
     "                       generator's network threads; connections are spread over them)\n"
     "  --batch E (1 event per append)  --size S (256 bytes of JSON data per event)\n"
+    "  --tags T (0 tags per event: k0:N .. kT-1:N, N one of 1000 values)\n"
     "  --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  --zipf-s X (0.99)\n"
     "  --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup SEC (1)\n"
     "  --seed N (0: random event ids; a fixed seed repeats an earlier run's ids)\n";
@@ -119,6 +120,8 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       in_flight_set = true;
     } else if (a == "--batch")
       ok = num(o.batch) && o.batch > 0;
+    else if (a == "--tags")
+      ok = num(o.tags) && o.tags <= 32;
     else if (a == "--size")
       ok = num(o.size) && o.size >= 16;
     else if (a == "--streams")

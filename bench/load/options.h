@@ -18,6 +18,7 @@ struct Options {
   unsigned in_flight = 1;
   unsigned batch = 1;      // events per append
   std::size_t size = 256;  // bytes of JSON data per event
+  unsigned tags = 0;       // tags per event (k0:N, k1:N, ...; N of 1000 values each)
   std::uint64_t streams = 1000;
   std::string stream_prefix = "bench";
   bool zipf = false;

@@ -79,7 +79,7 @@ TEST_F(CliTest, VerifyJsonIsOneObjectWithFindings) {
   ASSERT_EQ(parser.parse(out).get(doc), simdjson::SUCCESS) << out;
   EXPECT_FALSE(doc["clean"].get_bool().value());
   auto findings = doc["findings"].get_array().value();
-  ASSERT_EQ(findings.size(), 1u);
+  ASSERT_EQ(findings.size(), 1u) << out;
   simdjson::dom::element fd = findings.at(0).value();
   EXPECT_EQ(std::string_view(fd["kind"].get_string().value()), "corrupt-record");
   EXPECT_EQ(std::string_view(fd["file"].get_string().value()), seg);
