@@ -355,7 +355,9 @@ TEST(ProtocolTest, EventsCarryTagsAndIdsFromVersionTwo) {
   auto v2 = decode_read_ok(split(encode_read_ok(1, page, 2)).payload, 2);
   ASSERT_TRUE(v2.is_ok()) << v2.status().message();
   EXPECT_EQ(v2->events[0], e);
-  auto views = decode<ReadOkView>(split(encode_read_ok(1, page, 2)).payload, 2);
+  // Views point into the payload: it must outlive them.
+  const std::string payload = split(encode_read_ok(1, page, 2)).payload;
+  auto views = decode<ReadOkView>(payload, 2);
   ASSERT_TRUE(views.is_ok());
   EXPECT_EQ(views->events[0].to_record(), e);
   const std::string v1 = encode_read_ok(1, page, 1);

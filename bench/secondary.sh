@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The secondary index's targets (docs/benchmarks.md, "Secondary indexes"):
+#
+#   bench/secondary.sh
+#
+# 1. build/release/bench/annal_secondary_bench: index space against the log,
+#    a 10% category over one connection against read_all of the same log,
+#    what a 0.1% category's read touches, seek_time, reopen (clean, kill).
+# 2. Appends at 64 connections x 8 in flight, one 256-byte event per append
+#    to 1,000 streams: a node with the secondary index and three tags per
+#    event, against a node with --secondary-index off and no tags,
+#    alternating (ANNAL_SECONDARY_ROUNDS, 3) so the disk's drift hits both.
+#
+# Run it on a quiet machine only. Environment: ANNAL_BENCH_EVENTS (10000000),
+# ANNAL_SECONDARY_SECONDS (10) per append run, ANNAL_BENCH_TMP (/tmp),
+# ANNAL_BENCH_NO_BUILD=1.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD="$ROOT/build/release"
+TMP_PARENT=${ANNAL_BENCH_TMP:-/tmp}
+SECS=${ANNAL_SECONDARY_SECONDS:-10}
+ROUNDS=${ANNAL_SECONDARY_ROUNDS:-3}
+log() { printf '[secondary %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+if [[ "${ANNAL_BENCH_NO_BUILD:-0}" != 1 ]]; then
+  cmake --preset release >/dev/null
+  cmake --build "$BUILD" --target annald annal annal_secondary_bench -j"$(nproc)" >/dev/null
+fi
+
+log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+ANNAL_BENCH_DIR="$TMP_PARENT/annal-secondary-bench" "$BUILD/bench/annal_secondary_bench"
+
+TMP=$(mktemp -d "$TMP_PARENT/annal-secondary.XXXXXX")
+NODE_PID=""
+stop_node() {
+  if [[ -n "$NODE_PID" ]] && kill -0 "$NODE_PID" 2>/dev/null; then
+    kill -TERM "$NODE_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$NODE_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$NODE_PID" 2>/dev/null || true
+  fi
+  NODE_PID=""
+}
+trap 'stop_node; rm -rf "$TMP"' EXIT
+
+# One append run: $1 = on|off (secondary index), $2 = tags per event.
+append_run() {
+  rm -rf "$TMP/data" "$TMP/port"
+  "$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+    --log-level warn --secondary-index "$1" 2>"$TMP/annald.log" &
+  NODE_PID=$!
+  for _ in $(seq 100); do [[ -s "$TMP/port" ]] && break; sleep 0.1; done
+  [[ -s "$TMP/port" ]] || { cat "$TMP/annald.log" >&2; exit 1; }
+  local port
+  port=$(cat "$TMP/port")
+  local c0
+  c0=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
+  "$BUILD/tools/annal" bench append --host "127.0.0.1:$port" --connections 64 --in-flight 8 \
+    --threads 1 --duration "$SECS" --tags "$2" --json >"$TMP/out.json"
+  local c1
+  c1=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
+  local eps events tick
+  eps=$(jq -r '.events_per_s' "$TMP/out.json")
+  events=$(jq -r '.total_events' "$TMP/out.json")  # the node's CPU covers the warm-up too
+  tick=$(getconf CLK_TCK)
+  printf '  index %-3s tags %s: %10.0f events/s, p50 %s ms, p99 %s ms, node CPU %.1f us/event\n' \
+    "$1" "$2" "$eps" "$(jq -r '.latency.p50_ms' "$TMP/out.json")" \
+    "$(jq -r '.latency.p99_ms' "$TMP/out.json")" \
+    "$(echo "($c1 - $c0) / $tick * 1000000 / $events" | bc -l)"
+  stop_node
+}
+
+log "appends at 64 x 8, ${SECS} s each, ${ROUNDS} rounds; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for _ in $(seq "$ROUNDS"); do
+  append_run on 3
+  append_run off 0
+done
+log "done; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
