@@ -118,6 +118,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_read_index(std::uint64_t id, std::string_view payload);  // v2
   void handle_seek_time(std::uint64_t id, std::string_view payload);   // v2
   void post_page(std::uint64_t id, const read::Page& page, std::shared_ptr<WireSink> events);
+  template <class M, class Fetch>
+  void serve_page(std::uint64_t id, std::string_view payload, Fetch fetch);
 
   // subscription.cc
   void handle_subscribe(std::uint64_t id, std::string_view payload);

@@ -51,58 +51,50 @@ void Connection::post_page(std::uint64_t id, const read::Page& page,
   });
 }
 
-void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) {
+// Decodes a paged read request M (bad_request if it does not decode), then
+// reads one page on the reading pool with fetch(connection, request, limits,
+// sink) and answers it.
+template <class M, class Fetch>
+void Connection::serve_page(std::uint64_t id, std::string_view payload, Fetch fetch) {
   if (refuse_if_too_many(id)) return;
-  auto m = proto::decode_read_stream(payload);
+  auto m = proto::decode<M>(payload, version_);
   if (!m.is_ok()) {
     send_error(id, proto::Code::kBadRequest, m.status().message());
     return;
   }
   request_started();
-  auto self = shared_from_this();
-  asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
+  asio::post(shared_->reads, [self = shared_from_this(), id, req = std::move(m.value()), fetch]() {
     const read::PageLimits limits = page_limits(self->shared_->options, req.count);
     auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
-    const auto page = read::read_stream_page(self->shared_->store, req.stream, req.from,
-                                             req.direction, limits, *events);
+    const read::Page page = fetch(*self, req, limits, *events);
     self->post_page(id, page, std::move(events));
   });
+}
+
+void Connection::handle_read_stream(std::uint64_t id, std::string_view payload) {
+  serve_page<proto::ReadStreamReq>(
+      id, payload,
+      [](Connection& c, const proto::ReadStreamReq& req, const read::PageLimits& l, WireSink& out) {
+        return read::read_stream_page(c.shared_->store, req.stream, req.from, req.direction, l,
+                                      out);
+      });
 }
 
 void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
-  if (refuse_if_too_many(id)) return;
-  auto m = proto::decode_read_all(payload);
-  if (!m.is_ok()) {
-    send_error(id, proto::Code::kBadRequest, m.status().message());
-    return;
-  }
-  request_started();
-  auto self = shared_from_this();
-  asio::post(shared_->reads, [self, id, req = m.value()]() {
-    const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
-    const auto page =
-        read::read_all_page(self->shared_->store.log(), req.from, req.direction, limits, *events);
-    self->post_page(id, page, std::move(events));
-  });
+  serve_page<proto::ReadAllReq>(
+      id, payload,
+      [](Connection& c, const proto::ReadAllReq& req, const read::PageLimits& l, WireSink& out) {
+        return read::read_all_page(c.shared_->store.log(), req.from, req.direction, l, out);
+      });
 }
 
 void Connection::handle_read_index(std::uint64_t id, std::string_view payload) {
-  if (refuse_if_too_many(id)) return;
-  auto m = proto::decode_read_index(payload, version_);
-  if (!m.is_ok()) {
-    send_error(id, proto::Code::kBadRequest, m.status().message());
-    return;
-  }
-  request_started();
-  auto self = shared_from_this();
-  asio::post(shared_->reads, [self, id, req = std::move(m.value())]() {
-    const read::PageLimits limits = page_limits(self->shared_->options, req.count);
-    auto events = std::make_shared<WireSink>(self->version_, expected_bytes(limits));
-    const auto page = read::read_index_page(self->shared_->store, req.kind, req.value, req.from,
-                                            req.direction, limits, *events);
-    self->post_page(id, page, std::move(events));
-  });
+  serve_page<proto::ReadIndexReq>(
+      id, payload,
+      [](Connection& c, const proto::ReadIndexReq& req, const read::PageLimits& l, WireSink& out) {
+        return read::read_index_page(c.shared_->store, req.kind, req.value, req.from, req.direction,
+                                     l, out);
+      });
 }
 
 void Connection::handle_seek_time(std::uint64_t id, std::string_view payload) {
