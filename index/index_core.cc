@@ -69,7 +69,7 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options,
     }
   }
   if (!reason.empty()) {
-    spdlog::warn("rebuilding the stream index in {} from the log: {}", dir, reason);
+    spdlog::warn("rebuilding the {} in {} from the log: {}", core->options_.name, dir, reason);
     core->rebuild_reason_ = reason;
     version->files.clear();
     std::uint64_t next = manifest.next_file_number;
@@ -216,7 +216,8 @@ Status IndexCore::background_status() const {
 }
 
 void IndexCore::fail(const Status& st) {
-  spdlog::error("stream index background writer in {} stopped: {}", options_.dir, st.to_string());
+  spdlog::error("{} background writer in {} stopped: {}", options_.name, options_.dir,
+                st.to_string());
   {
     std::lock_guard lock(mu_);
     bg_status_ = st;
@@ -379,13 +380,13 @@ void IndexCore::scrub_one() {
     Status st = f->verify_all();
     scrub_entries_ += f->size();
     if (!st.is_ok()) {
-      spdlog::warn("stream index scrub: {}", st.to_string());
+      spdlog::warn("{} scrub: {}", options_.name, st.to_string());
       if (f->damaged()) note_damage();
     }
   }
   if (last)
     spdlog::info(
-        "stream index scrub in {}: {} entries checked, done {:.3f} s after open", options_.dir,
+        "{} scrub in {}: {} entries checked, done {:.3f} s after open", options_.name, options_.dir,
         scrub_entries_,
         std::chrono::duration<double>(std::chrono::steady_clock::now() - opened_at_).count());
 }
@@ -410,7 +411,7 @@ Status IndexCore::rebuild_file(std::size_t index) {
   const std::shared_ptr<IndexFile> old = v->files[index];
   const IndexFileMeta want = old->meta();
   const std::string reason = old->verify_all().to_string();
-  spdlog::warn("rebuilding stream index file {} (log positions [{}, {})) from the log: {}",
+  spdlog::warn("rebuilding {} file {} (log positions [{}, {})) from the log: {}", options_.name,
                old->path(), want.first_position, want.end_position, reason);
   if (!options_.load_range)
     return Status(Errc::kCorruption, fmt::format("{}; no log to rebuild it from", reason));
@@ -497,7 +498,7 @@ Status IndexCore::rebuild_file(std::size_t index) {
   std::vector<std::string> unlisted{old->path()};
   for (const auto& p : parts) unlisted.push_back(p->path());
   remove_unlisted(unlisted, "an index repair");
-  spdlog::warn("stream index file {} replaced by {} ({} entries)", old->path(), fresh->path(),
+  spdlog::warn("{} file {} replaced by {} ({} entries)", options_.name, old->path(), fresh->path(),
                fresh->size());
   return Status::ok();
 }
@@ -523,7 +524,7 @@ bool IndexCore::merge_some() {
       std::any_of(inputs.begin(), inputs.end(), [](const auto& f) { return f->damaged(); })) {
     // Never merge damaged entries into a new, validly checksummed file:
     // repair the input first, merge afterwards.
-    spdlog::warn("stream index merge postponed: {}", st.to_string());
+    spdlog::warn("{} merge postponed: {}", options_.name, st.to_string());
     note_damage();
     return true;
   }
@@ -596,14 +597,15 @@ Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint
 }
 
 Status IndexCore::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                             const std::function<bool(const IndexEntry&)>& fn) const {
+                             const std::function<bool(const IndexEntry&)>& fn,
+                             std::uint64_t max_revision) const {
   auto v = current();
-  if (!v->active->visit_desc(hash, pos_limit, fn)) return Status::ok();
+  if (!v->active->visit_desc(hash, pos_limit, fn, max_revision)) return Status::ok();
   for (auto it = v->frozen.rbegin(); it != v->frozen.rend(); ++it)
-    if (!(*it)->visit_desc(hash, pos_limit, fn)) return Status::ok();
+    if (!(*it)->visit_desc(hash, pos_limit, fn, max_revision)) return Status::ok();
   for (auto it = v->files.rbegin(); it != v->files.rend(); ++it) {
     if ((*it)->meta().first_position >= pos_limit) continue;
-    auto more = (*it)->visit_desc(hash, pos_limit, fn);
+    auto more = (*it)->visit_desc(hash, pos_limit, fn, max_revision);
     if (!more) {
       if ((*it)->damaged()) note_damage();
       return more.status();

@@ -40,8 +40,9 @@
 namespace annal::index {
 
 struct IndexCoreOptions {
-  std::string dir;                   // DATA/index
-  engine::FileSystem* fs = nullptr;  // nullptr: posix
+  std::string dir;                    // DATA/index
+  const char* name = "stream index";  // in log lines
+  engine::FileSystem* fs = nullptr;   // nullptr: posix
   std::size_t memtable_entries = 1u << 20;
   std::size_t merge_fanout = 4;
   // Check every block of every file before open returns (reopen then reads
@@ -125,9 +126,11 @@ class IndexCore {
   // Entries of `hash` (position < pos_limit), newest source first and in
   // descending (revision, position) order within a source, until fn returns
   // false. For one stream the first entry visited is its head. kCorruption
-  // as for collect.
+  // as for collect. `max_revision`: start below it (found by binary search
+  // in each source), so a walk back from deep in a long list is not a scan.
   Status visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                    const std::function<bool(const IndexEntry&)>& fn) const;
+                    const std::function<bool(const IndexEntry&)>& fn,
+                    std::uint64_t max_revision = UINT64_MAX) const;
   IndexCoreStats stats() const;
   // The id digests stored for positions [from, to) ∩ [0, indexed_through())
   // (0 where unknown), read from the index files with pread. out[i] is

@@ -374,9 +374,14 @@ Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi
 }
 
 Result<bool> IndexFile::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                                   const std::function<bool(const IndexEntry&)>& fn) const {
+                                   const std::function<bool(const IndexEntry&)>& fn,
+                                   std::uint64_t max_revision) const {
   std::size_t end = size();
-  if (hash != UINT64_MAX) {
+  if (max_revision != UINT64_MAX) {
+    auto lb = lower_bound(hash, max_revision + 1);
+    if (!lb) return lb.status();
+    end = *lb;
+  } else if (hash != UINT64_MAX) {
     auto lb = lower_bound(hash + 1, 0);
     if (!lb) return lb.status();
     end = *lb;

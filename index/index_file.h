@@ -106,10 +106,12 @@ class IndexFile {
   // checked first.
   Status collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
                  std::vector<IndexEntry>& out, std::size_t max = SIZE_MAX) const;
-  // Entries of `hash` (position < pos_limit) in descending order until fn
-  // returns false; the result is false if fn stopped the visit.
+  // Entries of `hash` (position < pos_limit, revision <= max_revision) in
+  // descending order until fn returns false; the result is false if fn
+  // stopped the visit. The start is found by binary search.
   Result<bool> visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                          const std::function<bool(const IndexEntry&)>& fn) const;
+                          const std::function<bool(const IndexEntry&)>& fn,
+                          std::uint64_t max_revision = UINT64_MAX) const;
 
  private:
   IndexFile() = default;

@@ -54,11 +54,12 @@ void Memtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
 }
 
 bool Memtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                          const std::function<bool(const IndexEntry&)>& fn) const {
+                          const std::function<bool(const IndexEntry&)>& fn,
+                          std::uint64_t max_revision) const {
   // Copies out batches so fn (which may read the log) runs without the lock;
   // the next batch starts below the last slot seen, found again by value
   // because the writer may have changed the vector meanwhile.
-  Slot cursor{UINT64_MAX, UINT64_MAX};
+  Slot cursor{max_revision, UINT64_MAX};
   bool first = true;
   std::vector<IndexEntry> batch;
   for (;;) {

@@ -38,11 +38,13 @@ class Memtable {
   // position < pos_limit, in (revision, position) order, until out holds `max`.
   void collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi, std::uint64_t pos_limit,
                std::vector<IndexEntry>& out, std::size_t max = SIZE_MAX) const;
-  // Calls fn with the entries of `hash` (position < pos_limit) in descending
+  // Calls fn with the entries of `hash` (position < pos_limit, revision <=
+  // max_revision) in descending
   // (revision, position) order until fn returns false. Returns false if fn
   // stopped the visit.
   bool visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
-                  const std::function<bool(const IndexEntry&)>& fn) const;
+                  const std::function<bool(const IndexEntry&)>& fn,
+                  std::uint64_t max_revision = UINT64_MAX) const;
   // All entries in (hash, revision, position) order. Only for a frozen
   // memtable (no concurrent writer).
   void for_each(const std::function<void(const IndexEntry&)>& fn) const;

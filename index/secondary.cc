@@ -101,6 +101,7 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   SecondaryIndex* raw = self.get();
   IndexCoreOptions co;
   co.dir = raw->options_.dir;
+  co.name = "secondary index";
   co.fs = raw->options_.fs;
   co.memtable_entries = raw->options_.memtable_entries;
   co.merge_fanout = raw->options_.merge_fanout;
@@ -269,11 +270,17 @@ Result<std::vector<std::uint64_t>> SecondaryIndex::candidates_desc(IndexKind kin
                                                                    std::size_t max) const {
   std::vector<std::uint64_t> out;
   const std::uint64_t below = std::min(limit, from == UINT64_MAX ? UINT64_MAX : from + 1);
-  Status st = core_->visit_desc(key(kind, value), below, [&](const IndexEntry& e) {
-    if (e.revision != e.position) return true;  // a time-map entry whose key collides
-    out.push_back(e.position);
-    return out.size() < max;
-  });
+  if (below == 0) return out;
+  // Entries are (hash, position, position): starting at revision below - 1
+  // starts at the position, by binary search, not by walking down from the top.
+  Status st = core_->visit_desc(
+      key(kind, value), below,
+      [&](const IndexEntry& e) {
+        if (e.revision != e.position) return true;  // a time-map entry whose key collides
+        out.push_back(e.position);
+        return out.size() < max;
+      },
+      below - 1);
   if (!st.is_ok()) return st;
   return out;
 }
