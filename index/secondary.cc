@@ -173,12 +173,8 @@ template <class Tags, class F>
 void SecondaryIndex::for_each_key(std::string_view stream, std::string_view type, const Tags& tags,
                                   std::string_view correlation_id, std::string_view causation_id,
                                   F&& fn) const {
-  if (stream.empty()) return;  // a lost entry (repair marker): nothing to index
-  if (auto c = category_of(stream); !c.empty()) fn(IndexKind::kCategory, c);
-  fn(IndexKind::kType, type);
-  for (std::string_view t : tags) fn(IndexKind::kTag, t);
-  if (!correlation_id.empty()) fn(IndexKind::kCorrelation, correlation_id);
-  if (!causation_id.empty()) fn(IndexKind::kCausation, causation_id);
+  for_each_event_key(stream, type, tags, correlation_id, causation_id, options_.category_separator,
+                     fn);
 }
 
 void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string_view value) {

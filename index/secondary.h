@@ -148,14 +148,24 @@ bool key_matches(const engine::RecordView& v, IndexKind kind, std::string_view v
                  char separator);
 std::string_view category_of(std::string_view stream, char separator);
 
+// Calls fn(kind, value) for every key of one event, from its fields (`tags`:
+// the event's strings or a record's TagView). The one definition of which
+// keys an event has: the writer, the rebuild and verify all use it.
+template <class Tags, class F>
+void for_each_event_key(std::string_view stream, std::string_view type, const Tags& tags,
+                        std::string_view correlation_id, std::string_view causation_id,
+                        char separator, F&& fn) {
+  if (stream.empty()) return;  // a lost entry (repair marker): nothing to index
+  if (auto c = category_of(stream, separator); !c.empty()) fn(IndexKind::kCategory, c);
+  fn(IndexKind::kType, type);
+  for (std::string_view t : tags) fn(IndexKind::kTag, t);
+  if (!correlation_id.empty()) fn(IndexKind::kCorrelation, correlation_id);
+  if (!causation_id.empty()) fn(IndexKind::kCausation, causation_id);
+}
+
 template <class F>
 void for_each_record_key(const engine::RecordView& v, char separator, F&& fn) {
-  if (v.stream.empty()) return;
-  if (auto c = category_of(v.stream, separator); !c.empty()) fn(IndexKind::kCategory, c);
-  fn(IndexKind::kType, v.type);
-  for (std::string_view t : v.tags) fn(IndexKind::kTag, t);
-  if (!v.correlation_id.empty()) fn(IndexKind::kCorrelation, v.correlation_id);
-  if (!v.causation_id.empty()) fn(IndexKind::kCausation, v.causation_id);
+  for_each_event_key(v.stream, v.type, v.tags, v.correlation_id, v.causation_id, separator, fn);
 }
 
 // The events of (kind, value) below `end` in log order from `from`
