@@ -167,13 +167,18 @@ void run(const std::string& dir, std::uint64_t events) {
     for (const auto& s : store->log().segments()) log_bytes += s.bytes_used;
     const auto st = store->secondary_stats();
     const std::uint64_t sec = dir_bytes(dir + "/secondary", ".ix");
+    std::uint64_t entries = 0;
+    if (st)
+      for (const auto& f : st->files) entries += f.entry_count;
     const std::uint64_t str = dir_bytes(dir + "/index", ".ix");
     std::printf(
         "  log %.1f MB (bytes used in segments); stream index %.1f MB (%.1f%%); secondary "
-        "index %.1f MB in %llu files, %llu entries = %.1f%% of the log (target <= 5%%)\n",
+        "index %.1f MB in %llu files, %llu entries (%.2f bytes each) = %.1f%% of the log "
+        "(target <= 5%%)\n",
         log_bytes / 1e6, str / 1e6, 100.0 * str / log_bytes, sec / 1e6,
-        static_cast<unsigned long long>(st ? st->index_files : 0),
-        static_cast<unsigned long long>(sec / 24), 100.0 * sec / log_bytes);
+        static_cast<unsigned long long>(st ? st->files.size() : 0),
+        static_cast<unsigned long long>(entries), entries ? double(sec) / entries : 0.0,
+        100.0 * sec / log_bytes);
   });
   // Reads over one connection to a node serving this store.
   in_child([&] {

@@ -182,6 +182,30 @@ int main(int argc, char** argv) {
   std::string ix((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   put("fuzz_index_file", "index-file", std::string(1, '\x08') + ix);
   put("fuzz_index_file", "index-file-fixup", std::string(1, '\x0e') + ix);
+  // A secondary index's file: no id digests, entries (key, position,
+  // position) and time entries (key, time, position) with residuals.
+  meta.number = 8;
+  i = 0;
+  st = index::write_index_file(
+      engine::FileSystem::posix(), tmp.string(), meta,
+      [&](index::IndexEntry& e) {
+        if (i == 40) return false;
+        e = i < 30 ? index::IndexEntry{static_cast<std::uint64_t>(i / 10) * 77,
+                                       static_cast<std::uint64_t>(i % 10 * 3),
+                                       static_cast<std::uint64_t>(i % 10 * 3)}
+                   : index::IndexEntry{0x74696D652D6D6170ull, 1700000000000000ull + i * 1000,
+                                       static_cast<std::uint64_t>(i)};
+        ++i;
+        return true;
+      },
+      nullptr, /*summary_interval=*/8);
+  if (!st.is_ok()) {
+    std::fprintf(stderr, "%s\n", st.to_string().c_str());
+    return 1;
+  }
+  std::ifstream in2(tmp / index::index_file_name(8), std::ios::binary);
+  std::string ix2((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+  put("fuzz_index_file", "index-file-secondary", std::string(1, '\x0e') + ix2);
   index::Manifest m;
   m.indexed_through = 40;
   m.next_file_number = 8;

@@ -287,10 +287,10 @@ Status IndexCore::flush_one(const std::shared_ptr<Memtable>& m) {
         e = entries[i++];
         return true;
       },
-      [&](std::uint64_t p) {
+      digest_fn([&](std::uint64_t p) {
         const std::uint64_t k = p - meta.first_position;
         return k < m->id_digests.size() ? m->id_digests[k] : 0;
-      },
+      }),
       options_.summary_interval));
   auto file = IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
   if (!file) return file.status();
@@ -336,31 +336,34 @@ Result<std::shared_ptr<IndexFile>> IndexCore::merge_into(
     const std::vector<std::shared_ptr<IndexFile>>& inputs, IndexFileMeta& meta) {
   for (const auto& f : inputs) ANNAL_RETURN_IF_ERROR(f->verify_all());
   const std::size_t n = inputs.size();
-  std::vector<std::size_t> cur(n, 0);
+  // A cursor and its current entry per input (`live` false once it ended).
+  std::vector<IndexFile::Cursor> cursors;
+  std::vector<IndexEntry> head(n);
+  std::vector<bool> live(n);
+  cursors.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    cursors.emplace_back(*inputs[k]);
+    live[k] = cursors[k].next(head[k]);
+  }
   ANNAL_RETURN_IF_ERROR(write_index_file(
       fs_, options_.dir, meta,
       [&](IndexEntry& out) {
         std::size_t best = n;
-        IndexEntry best_e;
-        for (std::size_t k = 0; k < n; ++k) {
-          if (cur[k] == inputs[k]->size()) continue;
-          IndexEntry e = inputs[k]->at(cur[k]);
-          if (best == n || e < best_e) {
-            best = k;
-            best_e = e;
-          }
-        }
+        for (std::size_t k = 0; k < n; ++k)
+          if (live[k] && (best == n || head[k] < head[best])) best = k;
         if (best == n) return false;
-        ++cur[best];
-        out = best_e;
+        out = head[best];
+        live[best] = cursors[best].next(head[best]);
         return true;
       },
-      [&](std::uint64_t p) {
+      digest_fn([&](std::uint64_t p) {
         for (const auto& f : inputs)
           if (p >= f->meta().first_position && p < f->meta().end_position) return f->id_digest(p);
         return std::uint64_t{0};
-      },
+      }),
       options_.summary_interval));
+  // The inputs were verified: a cursor can only stop early on a bug.
+  for (const auto& c : cursors) ANNAL_RETURN_IF_ERROR(c.status());
   return IndexFile::open(fs_, options_.dir, meta, /*verify_entries=*/false);
 }
 
@@ -444,7 +447,7 @@ Status IndexCore::rebuild_file(std::size_t index) {
             e = entries[i++];
             return true;
           },
-          [&](std::uint64_t p) { return digests[p - a]; }, options_.summary_interval);
+          digest_fn([&](std::uint64_t p) { return digests[p - a]; }), options_.summary_interval);
     if (st.is_ok()) {
       auto f = IndexFile::open(fs_, options_.dir, pm, /*verify_entries=*/false);
       if (f)

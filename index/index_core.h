@@ -150,6 +150,12 @@ class IndexCore {
   };
 
   explicit IndexCore(IndexCoreOptions options);
+  // f if this index keeps id digests (options.id_digests), else null: its
+  // files are written without them.
+  std::function<std::uint64_t(std::uint64_t)> digest_fn(
+      std::function<std::uint64_t(std::uint64_t)> f) const {
+    return options_.id_digests ? std::move(f) : nullptr;
+  }
   std::shared_ptr<const Version> current() const;
   void install(std::shared_ptr<const Version> v);  // REQUIRES: mu_ held
   void freeze(std::uint64_t end);

@@ -1,16 +1,20 @@
 #pragma once
 // An immutable sorted index file (a "ptable" in EventStoreDB's terms):
-// entries sorted by (hash, revision, position), a sparse summary for binary
-// search kept in memory, checksummed header and footer. Read through a
-// read-only memory map. Format: docs/storage-format.md ("Stream index files").
+// entries sorted by (hash, revision, position) in delta-encoded blocks of
+// summary_interval entries (index/index_block.h), a sparse summary (each
+// block's first key and offset) for binary search kept in memory,
+// checksummed header and footer. Read through a read-only memory map.
+// Format: docs/storage-format.md ("Stream index files").
 //
-// Every block of summary_interval entries (and of summary_interval id
-// digests) has its own checksum, kept with the summary. Opening checks the
+// Every block of entries (and of summary_interval id digests) has its own
+// checksum, kept with the summary. Opening checks the
 // header, footer and summary only, so it costs O(files), not O(entries); a
 // block is checked the first time a query touches it (then remembered in a
 // bitmap), and verify_all() checks the rest (the background scrub, merges and
-// the offline tools). A failed check is a kCorruption error naming the file
-// and block, and marks the file damaged(): its contents are never served.
+// the offline tools). A block is also decoded and its structure checked
+// (entry count, order, its first key against the summary). A failed check is
+// a kCorruption error naming the file and block, and marks the file
+// damaged(): its contents are never served.
 //
 // Thread safety: an open IndexFile is immutable apart from its verification
 // bitmap (atomic); any thread may query it.
@@ -31,12 +35,12 @@ namespace annal::index {
 
 inline constexpr char kIndexFileMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'F'};
 inline constexpr char kIndexFooterMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'E'};
-inline constexpr std::uint32_t kIndexFileVersion = 2;
+inline constexpr std::uint32_t kIndexFileVersion = 3;
 inline constexpr std::size_t kIndexHeaderSize = 64;
-inline constexpr std::size_t kIndexFooterSize = 32;
-inline constexpr std::size_t kIndexEntrySize = 24;
-inline constexpr std::size_t kSummarySlotSize = 24;  // key + block checksum
-inline constexpr std::size_t kBlockSumSize = 8;      // per block of id digests
+inline constexpr std::size_t kIndexFooterSize = 40;
+inline constexpr std::size_t kSummarySlotSize = 40;      // first entry, offset, checksum
+inline constexpr std::uint32_t kIndexFlagIdDigests = 1;  // header flags: id digests present
+inline constexpr std::size_t kBlockSumSize = 8;          // per block of id digests
 inline constexpr std::size_t kIdDigestSize = 8;
 inline constexpr std::uint32_t kDefaultSummaryInterval = 512;
 
@@ -52,11 +56,12 @@ struct IndexFileMeta {
 
 std::string index_file_name(std::uint64_t number);
 
-// Writes the entries produced by `next` (in sorted order; returns false at
-// the end), and id_digest(p) for every position p in [first, end) (the
-// idempotency window's digest of that event's id, 0 if unknown; a null
-// function writes zeros), as DIR/<number>.ix atomically: DIR/<number>.ix.tmp,
-// fdatasync, rename, fsync DIR. meta.entry_count is set to the count written.
+// Writes the entries produced by `next` (in sorted order, revisions <=
+// kMaxIndexRevision; returns false at the end), and id_digest(p) for every
+// position p in [first, end) (the idempotency window's digest of that
+// event's id, 0 if unknown; a null function writes no digests), as
+// DIR/<number>.ix atomically: DIR/<number>.ix.tmp, fdatasync, rename, fsync
+// DIR. meta.entry_count is set to the count written.
 Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFileMeta& meta,
                         const std::function<bool(IndexEntry&)>& next,
                         const std::function<std::uint64_t(std::uint64_t)>& id_digest,
@@ -81,17 +86,33 @@ class IndexFile {
   // A check failed: the file must be replaced (IndexCore rebuilds it).
   bool damaged() const { return damaged_.load(std::memory_order_acquire); }
 
-  // Entry i, unchecked. REQUIRES: verified() (merges verify their inputs).
-  IndexEntry at(std::size_t i) const;
-  // The id digest stored for `position`, unchecked. REQUIRES: verified(),
-  // first_position <= position < end_position.
-  std::uint64_t id_digest(std::uint64_t position) const;
+  // Every entry in order, block by block (each checked on first use).
+  class Cursor {
+   public:
+    explicit Cursor(const IndexFile& f) : f_(f) {}
+    // The next entry; false at the end or when a block fails its check
+    // (then status() says why).
+    bool next(IndexEntry& e);
+    const Status& status() const { return status_; }
 
-  // Index of the first entry >= (hash, revision, 0), checking the block it
-  // searches.
-  Result<std::size_t> lower_bound(std::uint64_t hash, std::uint64_t revision) const;
-  // Appends the digests of positions [from, to) ∩ [first, end) to out,
-  // checking their blocks.
+   private:
+    const IndexFile& f_;
+    std::size_t block_ = 0;
+    std::size_t i_ = 0;
+    std::vector<IndexEntry> buf_;
+    Status status_;
+  };
+
+  bool has_id_digests() const { return digests_ != nullptr; }
+  // The id digest stored for `position` (0 in a file without digests),
+  // unchecked. REQUIRES: verified(), first_position <= position <
+  // end_position.
+  std::uint64_t id_digest(std::uint64_t position) const;
+  // Bytes the entry blocks take in the file.
+  std::uint64_t entry_bytes() const { return entries_bytes_; }
+
+  // Appends the digests of positions [from, to) ∩ [first, end) to out
+  // (zeros in a file without digests), checking their blocks.
   Status read_id_digests(std::uint64_t from, std::uint64_t to,
                          std::vector<std::uint64_t>& out) const;
   // Bytes of memory the file holds outside the map (summary, block checksums,
@@ -116,9 +137,11 @@ class IndexFile {
  private:
   IndexFile() = default;
   struct Slot {
-    std::uint64_t hash;
+    std::uint64_t hash;  // the block's first entry
     std::uint64_t revision;
-    std::uint64_t sum;  // XXH3 of the block's entries
+    std::uint64_t position;
+    std::uint64_t offset;  // of the block, in the file
+    std::uint64_t sum;     // XXH3 of the block's bytes
   };
   std::size_t blocks() const { return summary_.size() + digest_sums_.size(); }
   // Block b < summary_.size(): entries; else id digests (b - summary_.size()).
@@ -128,12 +151,19 @@ class IndexFile {
     std::uint64_t sum;
   };
   Block block(std::size_t b) const;
+  std::size_t entries_in(std::size_t b) const;  // of entry block b
   bool is_checked(std::size_t b) const;
-  // Checks block b's bytes (at p) against its checksum; marks it checked, or
-  // the file damaged.
-  Status check_bytes(std::size_t b, const std::byte* p) const;
+  // Checks block b's bytes (at p) against its checksum and, for an entry
+  // block, its structure (decoding it into *out if given); marks it checked,
+  // or the file damaged.
+  Status check_bytes(std::size_t b, const std::byte* p,
+                     std::vector<IndexEntry>* out = nullptr) const;
   Status check_block(std::size_t b) const;  // through the map
-  Status check_entries_from(std::size_t i) const { return check_block(i / summary_interval_); }
+  // Entry block b decoded into out, checked first if it was not yet.
+  Status load_block(std::size_t b, std::vector<IndexEntry>& out) const;
+  // The entry block holding the first entry >= (hash, revision, 0).
+  std::size_t first_block(std::uint64_t hash, std::uint64_t revision) const;
+  Status corrupt_block(std::size_t b, const std::string& what) const;
 
   IndexFileMeta meta_;
   std::string path_;
@@ -141,9 +171,9 @@ class IndexFile {
   std::vector<Slot> summary_;
   std::vector<std::uint64_t> digest_sums_;
   std::shared_ptr<const engine::Mapping> map_;
-  const std::byte* entries_ = nullptr;
-  const std::byte* digests_ = nullptr;
-  mutable std::mutex file_mu_;  // guards file_ (verify_all's preads)
+  std::uint64_t entries_bytes_ = 0;
+  const std::byte* digests_ = nullptr;  // nullptr: the file has none
+  mutable std::mutex file_mu_;          // guards file_ (verify_all's preads)
   std::unique_ptr<engine::File> file_;
   mutable std::unique_ptr<std::atomic<std::uint64_t>[]> checked_;  // bit per block
   mutable std::atomic<std::uint64_t> unverified_{0};

@@ -118,8 +118,8 @@ void check_secondary_index(const std::string& dir, const SecondaryExpect& expect
     }
     std::uint64_t bad = 0;
     std::string first_bad;
-    for (std::size_t i = 0; i < (*file)->size(); ++i) {
-      const index::IndexEntry e = (*file)->at(i);
+    index::IndexFile::Cursor cursor(**file);
+    for (index::IndexEntry e; cursor.next(e);) {
       ++report.secondary_entries;
       std::string why;
       if (e.position < meta.first_position || e.position >= meta.end_position ||

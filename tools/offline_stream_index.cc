@@ -92,8 +92,8 @@ void check_stream_index(const std::string& dir, const std::vector<PositionKey>& 
     }
     std::uint64_t bad = 0;
     std::string first_bad;
-    for (std::size_t i = 0; i < (*file)->size(); ++i) {
-      const index::IndexEntry e = (*file)->at(i);
+    index::IndexFile::Cursor cursor(**file);
+    for (index::IndexEntry e; cursor.next(e);) {
       ++report.index_entries;
       std::string why;
       if (e.position < meta.first_position || e.position >= meta.end_position) {
@@ -180,8 +180,8 @@ Status dump_index(const std::string& dir, const std::function<void(const std::st
       continue;
     }
     out(o.str("status", "ok").done());
-    for (std::size_t i = 0; i < (*file)->size(); ++i) {
-      const index::IndexEntry e = (*file)->at(i);
+    index::IndexFile::Cursor cursor(**file);
+    for (index::IndexEntry e; cursor.next(e);) {
       out(JsonObject()
               .str("file", name)
               .str("hash", fmt::format("{:016x}", e.hash))
