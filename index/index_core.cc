@@ -144,6 +144,12 @@ void IndexCore::add(const IndexEntry& e) {
   unsynced_.push_back(e);
 }
 
+void IndexCore::add(std::span<const IndexEntry> entries) {
+  if (entries.empty()) return;
+  current()->active->insert(entries);
+  unsynced_.insert(unsynced_.end(), entries.begin(), entries.end());
+}
+
 void IndexCore::remove(const IndexEntry& e) {
   current()->active->erase(e);
   if (!unsynced_.empty() && unsynced_.back() == e) {

@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -101,6 +102,8 @@ class IndexCore {
   // ---- Writer thread ----
   // REQUIRES: positions never decrease across calls (log order).
   void add(const IndexEntry& e);
+  // All the entries of one position (one event) at once.
+  void add(std::span<const IndexEntry> entries);
   // Undoes the most recent add() of `e` (an aborted append).
   void remove(const IndexEntry& e);
   // Entries below `end` are durable. Freezes the memtable (handing it to the

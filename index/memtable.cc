@@ -8,9 +8,19 @@ namespace annal::index {
 Memtable::Memtable() = default;
 
 void Memtable::insert(const IndexEntry& e) {
-  const Slot s{e.revision, e.position};
   std::unique_lock lock(mu_);
+  insert_locked(e);
+}
+
+void Memtable::insert(std::span<const IndexEntry> entries) {
+  std::unique_lock lock(mu_);
+  for (const IndexEntry& e : entries) insert_locked(e);
+}
+
+void Memtable::insert_locked(const IndexEntry& e) {
+  const Slot s{e.revision, e.position};
   auto& v = streams_[e.hash];
+  if (v.empty()) v.reserve(4);  // most keys of a memtable see a few events
   if (v.empty() || v.back() < s) {
     v.push_back(s);  // the common case: revisions grow with positions
   } else {

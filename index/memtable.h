@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <shared_mutex>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -31,6 +32,8 @@ class Memtable {
   Memtable& operator=(const Memtable&) = delete;
 
   void insert(const IndexEntry& e);
+  // The entries of one event at once: one lock for all of them.
+  void insert(std::span<const IndexEntry> entries);
   void erase(const IndexEntry& e);
   std::size_t size() const;
 
@@ -69,6 +72,8 @@ class Memtable {
   struct SameHash {
     std::size_t operator()(std::uint64_t h) const { return static_cast<std::size_t>(h); }
   };
+
+  void insert_locked(const IndexEntry& e);  // REQUIRES: mu_ held exclusively
 
   mutable std::shared_mutex mu_;
   std::unordered_map<std::uint64_t, std::vector<Slot>, SameHash> streams_;

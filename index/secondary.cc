@@ -178,9 +178,13 @@ void SecondaryIndex::for_each_key(std::string_view stream, std::string_view type
 }
 
 void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string_view value) {
-  const IndexEntry e{key(kind, value), position, position};
-  core_->add(e);
-  unsynced_.push_back(e);
+  batch_.push_back(IndexEntry{key(kind, value), position, position});
+}
+
+void SecondaryIndex::add_batch() {
+  core_->add(batch_);
+  unsynced_.insert(unsynced_.end(), batch_.begin(), batch_.end());
+  batch_.clear();
 }
 
 std::uint64_t SecondaryIndex::time_key() const {
@@ -193,9 +197,7 @@ void SecondaryIndex::add_time(std::uint64_t position, std::int64_t timestamp_us)
   const std::int64_t s = time_bucket_of(timestamp_us);
   if (s == last_bucket_ || timestamp_us < 0) return;
   last_bucket_ = s;
-  const IndexEntry e{time_key(), static_cast<std::uint64_t>(timestamp_us), position};
-  core_->add(e);
-  unsynced_.push_back(e);
+  batch_.push_back(IndexEntry{time_key(), static_cast<std::uint64_t>(timestamp_us), position});
 }
 
 void SecondaryIndex::add(std::uint64_t position, std::int64_t timestamp_us, std::string_view stream,
@@ -205,6 +207,7 @@ void SecondaryIndex::add(std::uint64_t position, std::int64_t timestamp_us, std:
   add_time(position, timestamp_us);
   for_each_key(stream, type, tags, correlation_id, causation_id,
                [&](IndexKind k, std::string_view value) { add_key(position, k, value); });
+  add_batch();
 }
 
 void SecondaryIndex::add_view(const engine::RecordView& v) {
@@ -212,6 +215,7 @@ void SecondaryIndex::add_view(const engine::RecordView& v) {
   add_time(v.position.value, v.timestamp_us);
   for_each_key(v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
                [&](IndexKind k, std::string_view value) { add_key(v.position.value, k, value); });
+  add_batch();
 }
 
 void SecondaryIndex::abort_from(std::uint64_t position) {

@@ -124,13 +124,17 @@ class SecondaryIndex {
   template <class Tags, class F>
   void for_each_key(std::string_view stream, std::string_view type, const Tags& tags,
                     std::string_view correlation_id, std::string_view causation_id, F&& fn) const;
+  // add_key and add_time collect one event's entries in batch_; add_batch
+  // hands them to the index at once (one lock, not one per key).
   void add_key(std::uint64_t position, IndexKind kind, std::string_view value);
   void add_view(const engine::RecordView& v);
   void add_time(std::uint64_t position, std::int64_t timestamp_us);
+  void add_batch();
 
   SecondaryOptions options_;
   std::unique_ptr<IndexCore> core_;
   std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
+  std::vector<IndexEntry> batch_;     // the event being added
   // The millisecond of the last time entry added; unknown (INT64_MIN) after an
   // abort or at open, so the next event adds one (an extra entry is
   // harmless, a missing one would skip a millisecond's first events).
