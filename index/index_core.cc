@@ -42,7 +42,7 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options,
     if (ends_with(n, ".tmp")) ANNAL_RETURN_IF_ERROR(fs.remove(dir + "/" + n));
 
   auto version = std::make_shared<Version>();
-  version->active = std::make_shared<Memtable>();
+  version->active = make_memtable(core->options_.memtable, core->options_.memtable_entries);
   Manifest manifest;
   std::string reason;
   auto loaded = read_manifest(fs, dir);
@@ -170,7 +170,7 @@ void IndexCore::set_durable(std::uint64_t end) {
 void IndexCore::freeze(std::uint64_t end) {
   auto v = current();
   auto old = v->active;
-  auto fresh = std::make_shared<Memtable>();
+  auto fresh = make_memtable(options_.memtable, options_.memtable_entries);
   // Entries of appends not yet durable stay in memory with the new memtable:
   // a frozen memtable holds durable entries only and covers [first, end).
   for (const auto& e : unsynced_) {

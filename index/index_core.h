@@ -45,6 +45,9 @@ struct IndexCoreOptions {
   const char* name = "stream index";  // in log lines
   engine::FileSystem* fs = nullptr;   // nullptr: posix
   std::size_t memtable_entries = 1u << 20;
+  // The memtable's layout (index/memtable.h): keyed for point lookups (the
+  // stream index), runs for many keys per event read as ranges (secondary).
+  MemtableKind memtable = MemtableKind::kKeyed;
   std::size_t merge_fanout = 4;
   // Check every block of every file before open returns (reopen then reads
   // the whole index). Off: blocks are checked when first queried, and

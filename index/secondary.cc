@@ -104,6 +104,7 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   co.name = "secondary index";
   co.fs = raw->options_.fs;
   co.memtable_entries = raw->options_.memtable_entries;
+  co.memtable = MemtableKind::kRuns;
   co.merge_fanout = raw->options_.merge_fanout;
   co.verify_on_open = raw->options_.verify_on_open;
   // No id digests: the idempotency window is the stream index's business.

@@ -1,0 +1,200 @@
+#include "index/run_memtable.h"
+
+#include <algorithm>
+#include <mutex>
+#include <queue>
+
+namespace annal::index {
+
+namespace {
+
+// Merges two sorted runs into one, dropping repeats.
+std::vector<IndexEntry> merge_runs(const std::vector<IndexEntry>& a,
+                                   const std::vector<IndexEntry>& b) {
+  std::vector<IndexEntry> out;
+  out.reserve(a.size() + b.size());
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+void sort_unique(std::vector<IndexEntry>& v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+}
+
+}  // namespace
+
+RunMemtable::RunMemtable(std::size_t tail_entries, std::size_t max_run_entries)
+    : tail_entries_(std::max<std::size_t>(tail_entries, 1)),
+      max_run_tails_(std::max<std::size_t>(max_run_entries / tail_entries_, 1)) {
+  tail_.reserve(tail_entries_);
+}
+
+void RunMemtable::insert(const IndexEntry& e) {
+  insert(std::span<const IndexEntry>(&e, 1));
+}
+
+void RunMemtable::insert(std::span<const IndexEntry> entries) {
+  {
+    std::unique_lock lock(mu_);
+    tail_.insert(tail_.end(), entries.begin(), entries.end());
+    size_ += entries.size();
+  }
+  if (tail_.size() >= tail_entries_) seal_tail();
+}
+
+void RunMemtable::seal_tail() {
+  // Only this (the writer) thread changes runs_ and tail_: reading them
+  // without the lock is safe; readers only wait for the swap below.
+  Run fresh{std::vector<IndexEntry>(tail_.begin(), tail_.end()), 1};
+  sort_unique(fresh.entries);
+  std::size_t keep = runs_.size();
+  while (keep > 0 && runs_[keep - 1].tails == fresh.tails && 2 * fresh.tails <= max_run_tails_) {
+    fresh.entries = merge_runs(runs_[keep - 1].entries, fresh.entries);
+    fresh.tails *= 2;
+    --keep;
+  }
+  std::unique_lock lock(mu_);
+  // size_ counts inserts; repeats dropped by the sort and merges do not count.
+  std::size_t before = tail_.size();
+  for (std::size_t i = keep; i < runs_.size(); ++i) before += runs_[i].entries.size();
+  size_ -= before - fresh.entries.size();
+  runs_.resize(keep);
+  runs_.push_back(std::move(fresh));
+  tail_.clear();
+}
+
+void RunMemtable::erase(const IndexEntry& e) {
+  // An aborted append's entries: the newest, so nearly always in the tail.
+  std::unique_lock lock(mu_);
+  for (auto it = tail_.rbegin(); it != tail_.rend(); ++it) {
+    if (*it == e) {
+      tail_.erase(std::next(it).base());
+      --size_;
+      return;
+    }
+  }
+  for (auto r = runs_.rbegin(); r != runs_.rend(); ++r) {
+    auto& v = r->entries;
+    auto it = std::lower_bound(v.begin(), v.end(), e);
+    if (it != v.end() && *it == e) {
+      v.erase(it);
+      --size_;
+      return;
+    }
+  }
+}
+
+std::size_t RunMemtable::size() const {
+  std::shared_lock lock(mu_);
+  return size_;
+}
+
+std::size_t RunMemtable::runs() const {
+  std::shared_lock lock(mu_);
+  return runs_.size();
+}
+
+void RunMemtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
+                          std::uint64_t pos_limit, std::vector<IndexEntry>& out,
+                          std::size_t max) const {
+  if (out.size() >= max) return;
+  const std::size_t want = max - out.size();
+  // The first `want` matches of every run and of the tail hold the first
+  // `want` matches overall.
+  std::vector<IndexEntry> got;
+  {
+    std::shared_lock lock(mu_);
+    const IndexEntry from{hash, lo, 0};
+    for (const Run& run : runs_) {
+      const auto& r = run.entries;
+      std::size_t n = 0;
+      for (auto it = std::lower_bound(r.begin(), r.end(), from);
+           it != r.end() && it->hash == hash && it->revision <= hi && n < want; ++it) {
+        if (it->position < pos_limit) {
+          got.push_back(*it);
+          ++n;
+        }
+      }
+    }
+    for (const IndexEntry& e : tail_)
+      if (e.hash == hash && e.revision >= lo && e.revision <= hi && e.position < pos_limit)
+        got.push_back(e);
+  }
+  sort_unique(got);
+  if (got.size() > want) got.resize(want);
+  out.insert(out.end(), got.begin(), got.end());
+}
+
+bool RunMemtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
+                             const std::function<bool(const IndexEntry&)>& fn,
+                             std::uint64_t max_revision) const {
+  // Batches of the next kBatch entries below the cursor (of every run and
+  // the tail), copied out so fn (which may read the log) runs without the
+  // lock. The first batch includes the cursor itself (<= max_revision).
+  constexpr std::size_t kBatch = 64;
+  IndexEntry cursor{hash, max_revision, UINT64_MAX};
+  bool inclusive = true;
+  std::vector<IndexEntry> batch;
+  for (;;) {
+    batch.clear();
+    {
+      std::shared_lock lock(mu_);
+      auto below = [&](const IndexEntry& e) {
+        return e.hash == hash && (e < cursor || (inclusive && e == cursor));
+      };
+      for (const Run& run : runs_) {
+        const auto& r = run.entries;
+        auto it = inclusive ? std::upper_bound(r.begin(), r.end(), cursor)
+                            : std::lower_bound(r.begin(), r.end(), cursor);
+        for (std::size_t n = 0; it != r.begin() && n < kBatch; ++n) {
+          --it;
+          if (it->hash != hash) break;
+          batch.push_back(*it);
+        }
+      }
+      for (const IndexEntry& e : tail_)
+        if (below(e)) batch.push_back(e);
+    }
+    if (batch.empty()) return true;
+    sort_unique(batch);
+    // The kBatch largest: every run contributed its kBatch largest, so
+    // these are exactly the next kBatch overall.
+    const std::size_t skip = batch.size() > kBatch ? batch.size() - kBatch : 0;
+    for (std::size_t i = batch.size(); i > skip; --i) {
+      const IndexEntry& e = batch[i - 1];
+      if (e.position < pos_limit && !fn(e)) return false;
+    }
+    cursor = batch[skip];
+    inclusive = false;
+  }
+}
+
+void RunMemtable::for_each(const std::function<void(const IndexEntry&)>& fn) const {
+  std::shared_lock lock(mu_);
+  std::vector<IndexEntry> tail(tail_.begin(), tail_.end());
+  sort_unique(tail);
+  // A k-way merge of the runs and the sorted tail, each entry once.
+  std::vector<const std::vector<IndexEntry>*> sources;
+  for (const Run& r : runs_) sources.push_back(&r.entries);
+  sources.push_back(&tail);
+  using Head = std::pair<IndexEntry, std::size_t>;  // entry, source
+  auto later = [](const Head& a, const Head& b) { return b.first < a.first; };
+  std::priority_queue<Head, std::vector<Head>, decltype(later)> heap(later);
+  std::vector<std::size_t> at(sources.size(), 0);
+  for (std::size_t s = 0; s < sources.size(); ++s)
+    if (!sources[s]->empty()) heap.emplace((*sources[s])[0], s);
+  bool any = false;
+  IndexEntry last{};
+  while (!heap.empty()) {
+    const auto [e, s] = heap.top();
+    heap.pop();
+    if (++at[s] < sources[s]->size()) heap.emplace((*sources[s])[at[s]], s);
+    if (any && e == last) continue;
+    any = true;
+    last = e;
+    fn(e);
+  }
+}
+
+}  // namespace annal::index
