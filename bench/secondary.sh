@@ -13,7 +13,7 @@
 #
 # Run it on a quiet machine only. Environment: ANNAL_BENCH_EVENTS (10000000),
 # ANNAL_SECONDARY_SECONDS (10) per append run, ANNAL_BENCH_TMP (/tmp),
-# ANNAL_BENCH_NO_BUILD=1.
+# ANNAL_BENCH_NO_BUILD=1, ANNAL_SECONDARY_APPENDS_ONLY=1 (step 2 only).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +29,9 @@ if [[ "${ANNAL_BENCH_NO_BUILD:-0}" != 1 ]]; then
 fi
 
 log "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-ANNAL_BENCH_DIR="$TMP_PARENT/annal-secondary-bench" "$BUILD/bench/annal_secondary_bench"
+if [[ "${ANNAL_SECONDARY_APPENDS_ONLY:-0}" != 1 ]]; then
+  ANNAL_BENCH_DIR="$TMP_PARENT/annal-secondary-bench" "$BUILD/bench/annal_secondary_bench"
+fi
 
 TMP=$(mktemp -d "$TMP_PARENT/annal-secondary.XXXXXX")
 NODE_PID=""
@@ -55,18 +57,28 @@ append_run() {
   port=$(cat "$TMP/port")
   local c0
   c0=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
-  "$BUILD/tools/annal" bench append --host "127.0.0.1:$port" --connections 64 --in-flight 8 \
-    --threads 1 --duration "$SECS" --tags "$2" --json >"$TMP/out.json"
+  # The generator's CPU (bash's `times` in a subshell: its children's user
+  # and system time) is printed next to the node's: on two cores both count.
+  (
+    "$BUILD/tools/annal" bench append --host "127.0.0.1:$port" --connections 64 --in-flight 8 \
+      --threads 1 --duration "$SECS" --tags "$2" --json >"$TMP/out.json"
+    times >"$TMP/gen_times"  # line 2: the children's user and system time
+  )
   local c1
   c1=$(awk '{print $14 + $15}' "/proc/$NODE_PID/stat")
   local eps events tick
   eps=$(jq -r '.events_per_s' "$TMP/out.json")
   events=$(jq -r '.total_events' "$TMP/out.json")  # the node's CPU covers the warm-up too
   tick=$(getconf CLK_TCK)
-  printf '  index %-3s tags %s: %10.0f events/s, p50 %s ms, p99 %s ms, node CPU %.1f us/event\n' \
+  local gen
+  gen=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } print t }' \
+    "$TMP/gen_times")
+  printf '  index %-3s tags %s: %10.0f events/s, p50 %s ms, p99 %s ms, node CPU %.1f us/event, generator CPU %.1f us/event\n' \
     "$1" "$2" "$eps" "$(jq -r '.latency.p50_ms' "$TMP/out.json")" \
     "$(jq -r '.latency.p99_ms' "$TMP/out.json")" \
-    "$(echo "($c1 - $c0) / $tick * 1000000 / $events" | bc -l)"
+    "$(echo "($c1 - $c0) / $tick * 1000000 / $events" | bc -l)" \
+    "$(echo "$gen * 1000000 / $events" | bc -l)"
+  echo "$1 $eps" >>"$TMP/rates"
   stop_node
 }
 
@@ -75,4 +87,8 @@ for _ in $(seq "$ROUNDS"); do
   append_run on 3
   append_run off 0
 done
+awk '{ n[$1]++; sum[$1] += $2 }
+     END { on = sum["on"] / n["on"]; off = sum["off"] / n["off"];
+           printf "  mean of %d rounds: index on, 3 tags %.0f events/s; index off, no tags %.0f events/s; ratio %.2f (target >= 0.85)\n", n["on"], on, off, on / off }' \
+  "$TMP/rates"
 log "done; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -40,6 +40,9 @@ AppendLoad::AppendLoad(const Options& o, AckTimes* acks)
     : o_(o), chooser_(o), acks_(acks), threads_(std::make_unique<Threads>()) {
   for (unsigned t = 0; t < std::min(o.threads, o.connections); ++t)
     threads_->ios.push_back(std::make_unique<asio::io_context>(1));
+  tags_.resize(o.tags);
+  for (unsigned t = 0; t < o.tags; ++t)
+    for (unsigned v = 0; v < 1000; ++v) tags_[t].push_back(fmt::format("k{}:{}", t, v));
 }
 
 AppendLoad::~AppendLoad() {
@@ -95,8 +98,8 @@ void AppendLoad::add_request(Conn& c, std::string& out) {
     ev.type = "BenchEvent";
     ev.flags = engine::format::kFlagDataJson;
     ev.data = json_data(seq_.fetch_add(1, std::memory_order_relaxed), o_.size);
-    for (unsigned t = 0; t < o_.tags; ++t)
-      ev.tags.push_back(fmt::format("k{}:{}", t, c.rng() % 1000));
+    ev.tags.reserve(o_.tags);
+    for (unsigned t = 0; t < o_.tags; ++t) ev.tags.push_back(tags_[t][c.rng() % 1000]);
   }
   const std::uint64_t id = c.next_id++;
   out += proto::encode_append(id, req);
