@@ -84,11 +84,18 @@ append_run() {
   stop_node
 }
 
+# The first run after step 1 met its 4 GB of dirty pages still being
+# written back; wait for them, and start each round with another of the
+# three so no configuration always runs first.
+sync
+sleep 5
 log "appends at 64 x 8, ${SECS} s each, ${ROUNDS} rounds; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-for _ in $(seq "$ROUNDS"); do
-  append_run on 3
-  append_run off 3
-  append_run off 0
+CONFIGS=("on 3" "off 3" "off 0")
+for round in $(seq 0 $((ROUNDS - 1))); do
+  for k in 0 1 2; do
+    # shellcheck disable=SC2086  # "on 3" is two arguments
+    append_run ${CONFIGS[$(((round + k) % 3))]}
+  done
 done
 awk '{ n[$1]++; sum[$1] += $2 }
      END { on = sum["on-3"] / n["on-3"]; off3 = sum["off-3"] / n["off-3"]; off0 = sum["off-0"] / n["off-0"];
