@@ -176,9 +176,17 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
                                   IndexKind::kCategory,  "cart"};
   proto::SubscribeReq by_tag{proto::Target::kIndex, "",   false, 0, "", "", 50,
                              IndexKind::kTag,       "k:1"};
+  proto::SubscribeReq by_type{proto::Target::kIndex, "", false, 0, "", "", 50,
+                              IndexKind::kType,      "W"};
   auto cat = sc->subscribe(by_category);
   auto tag = sc->subscribe(by_tag);
-  ASSERT_TRUE(cat.ok() && tag.ok()) << cat.error_string() << tag.error_string();
+  auto type = sc->subscribe(by_type);
+  // A key no event has: only checkpoints arrive, every 50 positions.
+  proto::SubscribeReq by_absent = by_type;
+  by_absent.index_value = "Absent";
+  auto absent = sc->subscribe(by_absent);
+  ASSERT_TRUE(cat.ok() && tag.ok() && type.ok() && absent.ok())
+      << cat.error_string() << tag.error_string() << type.error_string() << absent.error_string();
 
   std::vector<std::thread> ts;
   std::atomic<int> failures{0};
@@ -198,10 +206,11 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
   for (auto& t : ts) t.join();
   ASSERT_EQ(failures.load(), 0);
   const auto log = everything(*c);
-  std::vector<std::uint64_t> want_cat, want_tag;
+  std::vector<std::uint64_t> want_cat, want_tag, want_type;
   for (const auto& e : log) {
     if (e.stream.starts_with("cart-")) want_cat.push_back(e.position.value);
     if (!e.tags.empty() && e.tags[0] == "k:1") want_tag.push_back(e.position.value);
+    if (e.type == "W") want_type.push_back(e.position.value);
   }
   auto drain = [](Subscription& s, std::size_t n, std::vector<std::uint64_t>& checkpoints) {
     std::vector<std::uint64_t> got;
@@ -221,9 +230,28 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
     }
     return got;
   };
-  std::vector<std::uint64_t> cat_cps, tag_cps;
+  std::vector<std::uint64_t> cat_cps, tag_cps, type_cps;
   EXPECT_EQ(drain(*cat.value(), want_cat.size(), cat_cps), want_cat) << "gap, duplicate or order";
   EXPECT_EQ(drain(*tag.value(), want_tag.size(), tag_cps), want_tag) << "gap, duplicate or order";
+  EXPECT_EQ(drain(*type.value(), want_type.size(), type_cps), want_type)
+      << "gap, duplicate or order";
+  // The absent key: checkpoints only, increasing, up to the log's end.
+  {
+    std::uint64_t last = 0;
+    int count = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (last < log.size() && std::chrono::steady_clock::now() < deadline) {
+      auto m = absent.value()->next(200ms);
+      if (!m) continue;
+      ASSERT_EQ(m->kind, Kind::kCheckpoint) << "an event of a key no event has";
+      EXPECT_GT(m->checkpoint, last);
+      EXPECT_LE(m->checkpoint, log.size());
+      last = m->checkpoint;
+      ++count;
+    }
+    EXPECT_EQ(last, log.size());
+    EXPECT_GE(count, 2);
+  }
   // Nothing more arrives but checkpoints (no duplicate after the switch to live).
   auto extra = cat.value()->next(300ms);
   EXPECT_TRUE(!extra || extra->kind != Kind::kEvents);

@@ -393,8 +393,11 @@ TEST_F(NodeTest, SubscriptionsCatchUpToLiveWhileFourWritersAppend) {
 
 // A subscriber that stops reading entirely: writers still finish at their
 // pace, the node's memory stays bounded (the log is the buffer), and once the
-// subscriber resumes it receives everything, in order.
-TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
+// subscriber resumes it receives everything, in order. For the whole log and
+// for a category through the secondary index (every event here is in it).
+class SlowSubscriberTest : public NodeTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(SlowSubscriberTest, NeverBlocksWritersNorGrowsNodeMemory) {
   start({"--max-in-flight", "16"});
   const int writers = 4;
   // 64 MiB in all: well above what the node may hold (write queue, batches,
@@ -402,11 +405,17 @@ TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
   const int per_writer = 1024 * scale();
   const std::string payload = "\"" + std::string(16 * 1024 - 2, 'x') + "\"";  // 16 KiB of JSON
   auto sc = node_->client(/*subscription_queue=*/2);
-  auto sub = sc->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "", 0});
+  proto::SubscribeReq req{proto::Target::kAll, "", false, 0, "", "", 0};
+  if (GetParam()) {
+    req.target = proto::Target::kIndex;
+    req.index_kind = index::IndexKind::kCategory;
+    req.index_value = "slow";
+  }
+  auto sub = sc->subscribe(req);
   ASSERT_TRUE(sub.ok());
   {
     auto c = node_->client();
-    append(*c, "warmup", {json_event("W", payload)});
+    append(*c, "slow-warmup", {json_event("W", payload)});
   }
   auto first = sub.value()->next(10s);  // the subscription is live
   ASSERT_TRUE(first && first->kind == Kind::kEvents);
@@ -467,6 +476,11 @@ TEST_F(NodeTest, SlowSubscriberNeverBlocksWritersNorGrowsNodeMemory) {
   ASSERT_EQ(got.size(), total);
   for (std::size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i].position.value, i);
 }
+
+INSTANTIATE_TEST_SUITE_P(Targets, SlowSubscriberTest, ::testing::Values(false, true),
+                         [](const auto& info) {
+                           return info.param ? std::string("CategoryIndex") : std::string("Log");
+                         });
 
 TEST_F(NodeTest, FilteredSubscriptionsSendCheckpointsEvenWhenNothingMatches) {
   start();
