@@ -181,6 +181,11 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
   auto cat = sc->subscribe(by_category);
   auto tag = sc->subscribe(by_tag);
   auto type = sc->subscribe(by_type);
+  proto::SubscribeReq by_correlation = by_type;
+  by_correlation.index_kind = IndexKind::kCorrelation;
+  by_correlation.index_value = "corr-1";
+  auto corr = sc->subscribe(by_correlation);
+  ASSERT_TRUE(corr.ok()) << corr.error_string();
   // A key no event has: only checkpoints arrive, every 50 positions.
   proto::SubscribeReq by_absent = by_type;
   by_absent.index_value = "Absent";
@@ -197,7 +202,8 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
       for (int i = 0; i < per_writer; ++i)
         wc->append_async(proto::AppendReq{(w % 2 ? "cart-w" : "user-w") + std::to_string(w),
                                           ExpectedRevision::any(),
-                                          {event("W", i, {"k:" + std::to_string((i + w) % 3)})}},
+                                          {event("W", i, {"k:" + std::to_string((i + w) % 3)},
+                                                 "corr-" + std::to_string(i % 4))}},
                          [&](Reply<proto::AppendOk> r) {
                            if (!r.ok()) ++failures;
                          });
@@ -206,11 +212,12 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
   for (auto& t : ts) t.join();
   ASSERT_EQ(failures.load(), 0);
   const auto log = everything(*c);
-  std::vector<std::uint64_t> want_cat, want_tag, want_type;
+  std::vector<std::uint64_t> want_cat, want_tag, want_type, want_corr;
   for (const auto& e : log) {
     if (e.stream.starts_with("cart-")) want_cat.push_back(e.position.value);
     if (!e.tags.empty() && e.tags[0] == "k:1") want_tag.push_back(e.position.value);
     if (e.type == "W") want_type.push_back(e.position.value);
+    if (e.correlation_id == "corr-1") want_corr.push_back(e.position.value);
   }
   auto drain = [](Subscription& s, std::size_t n, std::vector<std::uint64_t>& checkpoints) {
     std::vector<std::uint64_t> got;
@@ -230,10 +237,13 @@ TEST_F(IndexReadsTest, SubscriptionsCatchUpThroughTheIndexThenGoLiveWithFourWrit
     }
     return got;
   };
-  std::vector<std::uint64_t> cat_cps, tag_cps, type_cps;
+  std::vector<std::uint64_t> cat_cps, tag_cps, type_cps, corr_cps;
   EXPECT_EQ(drain(*cat.value(), want_cat.size(), cat_cps), want_cat) << "gap, duplicate or order";
   EXPECT_EQ(drain(*tag.value(), want_tag.size(), tag_cps), want_tag) << "gap, duplicate or order";
   EXPECT_EQ(drain(*type.value(), want_type.size(), type_cps), want_type)
+      << "gap, duplicate or order";
+  ASSERT_EQ(want_corr.size(), static_cast<std::size_t>(writers * per_writer / 4));
+  EXPECT_EQ(drain(*corr.value(), want_corr.size(), corr_cps), want_corr)
       << "gap, duplicate or order";
   // The absent key: checkpoints only, increasing, up to the log's end.
   {
