@@ -4,6 +4,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 
@@ -50,6 +51,10 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
                         std::uint32_t summary_interval) {
   const std::string path = dir + "/" + index_file_name(meta.number);
   const std::string tmp = path + ".tmp";
+  if (summary_interval == 0 || summary_interval > kMaxSummaryInterval)
+    return Status(Errc::kInvalidArgument,
+                  fmt::format("index file {}: summary interval {} outside 1..{}", path,
+                              summary_interval, kMaxSummaryInterval));
   if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
   auto opened = fs.open(tmp, engine::OpenOptions{.create = true, .exclusive = true});
   if (!opened) return opened.status();
@@ -72,7 +77,7 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
   // summary_interval id digests: their checksum.
   std::vector<std::byte> summary;
   std::vector<std::byte> digest_sums;
-  std::vector<std::byte> block;  // the entry block being encoded
+  BlockBuilder block;  // the entry block being encoded
   XxhState block_sum;
   auto end_block = [&](std::vector<std::byte>& sums) {
     std::byte raw[8];
@@ -80,15 +85,16 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
     sums.insert(sums.end(), raw, raw + 8);
     block_sum.reset();
   };
+  std::uint64_t entries_bytes = 0;
   auto end_entry_block = [&]() -> Status {
-    block_sum.update(block.data(), block.size());
+    const std::vector<std::byte>& bytes = block.finish();
+    block_sum.update(bytes.data(), bytes.size());
     end_block(summary);
-    buf.insert(buf.end(), block.begin(), block.end());
-    block.clear();
+    buf.insert(buf.end(), bytes.begin(), bytes.end());
+    entries_bytes += bytes.size();
     return buf.size() >= kBuf ? drain() : Status::ok();
   };
   std::uint64_t count = 0;
-  std::uint64_t entries_bytes = 0;
   IndexEntry e;
   IndexEntry prev{};
   while (next(e)) {
@@ -107,9 +113,7 @@ Status write_index_file(engine::FileSystem& fs, const std::string& dir, IndexFil
       put_u64(raw + 24, kIndexHeaderSize + entries_bytes);
       summary.insert(summary.end(), raw, raw + 32);
     }
-    const std::size_t before = block.size();
-    encode_index_entry(first_of_block ? nullptr : &prev, e, block);
-    entries_bytes += block.size() - before;
+    block.add(e);
     prev = e;
     ++count;
   }
@@ -191,7 +195,10 @@ Result<std::shared_ptr<IndexFile>> IndexFile::open(engine::FileSystem& fs, const
   m.entry_count = get_u64(header + 40);
   m.level = get_u32(header + 48);
   const std::uint32_t flags = get_u32(header + 52);
-  if (f->summary_interval_ == 0) return corrupt("summary interval 0", 12);
+  if (f->summary_interval_ == 0 || f->summary_interval_ > kMaxSummaryInterval)
+    return corrupt(
+        fmt::format("summary interval {} outside 1..{}", f->summary_interval_, kMaxSummaryInterval),
+        12);
   if ((flags & ~kIndexFlagIdDigests) != 0)
     return corrupt(fmt::format("unknown flags {:#x}", flags), 52);
   if (!(m == expected))
@@ -432,21 +439,35 @@ std::size_t IndexFile::first_block(std::uint64_t hash, std::uint64_t revision) c
   return b == 0 ? 0 : b - 1;
 }
 
+Result<BlockView> IndexFile::view_block(std::size_t b) const {
+  ANNAL_RETURN_IF_ERROR(check_block(b));
+  const Block k = block(b);
+  return BlockView(map_->data() + k.offset, k.bytes, entries_in(b));
+}
+
 Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
                           std::uint64_t pos_limit, std::vector<IndexEntry>& out,
                           std::size_t max) const {
-  std::vector<IndexEntry> blk;
+  // The block, then the run of kRestartInterval entries in it, where the
+  // first entry >= (hash, lo) can be; then forward, run by run.
+  const IndexEntry from{hash, lo, 0};
+  std::array<IndexEntry, kRestartInterval> run;
   const std::size_t first = first_block(hash, lo);
   for (std::size_t b = first; b < summary_.size() && out.size() < max; ++b) {
     const Slot& s = summary_[b];
     if (b > first && (s.hash > hash || (s.hash == hash && s.revision > hi))) break;
-    ANNAL_RETURN_IF_ERROR(load_block(b, blk));
-    for (const IndexEntry& e : blk) {
-      if (e.hash < hash || (e.hash == hash && e.revision < lo)) continue;
-      if (e.hash != hash || e.revision > hi) return Status::ok();
-      if (e.position < pos_limit) {
-        out.push_back(e);
-        if (out.size() >= max) return Status::ok();
+    auto view = view_block(b);
+    if (!view) return view.status();
+    for (std::size_t r = b == first ? view->run_before(from) : 0; r < view->runs(); ++r) {
+      const std::size_t n = view->run(r, run.data());
+      for (std::size_t i = 0; i < n; ++i) {
+        const IndexEntry& e = run[i];
+        if (e < from) continue;
+        if (e.hash != hash || e.revision > hi) return Status::ok();
+        if (e.position < pos_limit) {
+          out.push_back(e);
+          if (out.size() >= max) return Status::ok();
+        }
       }
     }
   }
@@ -456,7 +477,9 @@ Status IndexFile::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi
 Result<bool> IndexFile::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
                                    const std::function<bool(const IndexEntry&)>& fn,
                                    std::uint64_t max_revision) const {
-  // The last block whose first key is <= (hash, max_revision).
+  // The last block whose first key is <= (hash, max_revision), then the
+  // last run in it starting at or before the key; backward, run by run.
+  const IndexEntry key{hash, max_revision, UINT64_MAX};
   auto after = [](const Slot& s, std::uint64_t h, std::uint64_t r) {
     return s.hash != h ? s.hash > h : s.revision > r;
   };
@@ -473,14 +496,22 @@ Result<bool> IndexFile::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
     if (lo == 0) return true;  // every entry is after the key
     b = lo - 1;
   }
-  std::vector<IndexEntry> blk;
+  std::array<IndexEntry, kRestartInterval> run;
+  bool first = true;
   for (;; --b) {
-    ANNAL_RETURN_IF_ERROR(load_block(b, blk));
-    for (auto it = blk.rbegin(); it != blk.rend(); ++it) {
-      const IndexEntry& e = *it;
-      if (e.hash > hash || (e.hash == hash && e.revision > max_revision)) continue;
-      if (e.hash != hash) return true;
-      if (e.position < pos_limit && !fn(e)) return false;
+    auto view = view_block(b);
+    if (!view) return view.status();
+    std::size_t r = first ? view->run_at_or_before(key) : view->runs() - 1;
+    first = false;
+    if (r == view->runs()) return true;  // (cannot happen: the slot is <= key)
+    for (;; --r) {
+      for (std::size_t i = view->run(r, run.data()); i > 0; --i) {
+        const IndexEntry& e = run[i - 1];
+        if (key < e) continue;
+        if (e.hash != hash) return true;
+        if (e.position < pos_limit && !fn(e)) return false;
+      }
+      if (r == 0) break;
     }
     // A block starting before the hash: earlier blocks hold none of it.
     if (b == 0 || summary_[b].hash != hash) return true;

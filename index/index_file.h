@@ -30,12 +30,13 @@
 #include "engine/file.h"
 #include "engine/status.h"
 #include "index/entry.h"
+#include "index/index_block.h"
 
 namespace annal::index {
 
 inline constexpr char kIndexFileMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'F'};
 inline constexpr char kIndexFooterMagic[8] = {'A', 'N', 'N', 'A', 'L', 'I', 'X', 'E'};
-inline constexpr std::uint32_t kIndexFileVersion = 3;
+inline constexpr std::uint32_t kIndexFileVersion = 4;
 inline constexpr std::size_t kIndexHeaderSize = 64;
 inline constexpr std::size_t kIndexFooterSize = 40;
 inline constexpr std::size_t kSummarySlotSize = 40;      // first entry, offset, checksum
@@ -43,6 +44,9 @@ inline constexpr std::uint32_t kIndexFlagIdDigests = 1;  // header flags: id dig
 inline constexpr std::size_t kBlockSumSize = 8;          // per block of id digests
 inline constexpr std::size_t kIdDigestSize = 8;
 inline constexpr std::uint32_t kDefaultSummaryInterval = 512;
+// A block's restart offsets are 16-bit: 2048 entries of at most 28 bytes
+// stay below 64 KiB.
+inline constexpr std::uint32_t kMaxSummaryInterval = 2048;
 
 // What the manifest records about one index file (and its header repeats).
 struct IndexFileMeta {
@@ -161,6 +165,8 @@ class IndexFile {
   Status check_block(std::size_t b) const;  // through the map
   // Entry block b decoded into out, checked first if it was not yet.
   Status load_block(std::size_t b, std::vector<IndexEntry>& out) const;
+  // Entry block b for reading run by run, checked first if it was not yet.
+  Result<BlockView> view_block(std::size_t b) const;
   // The entry block holding the first entry >= (hash, revision, 0).
   std::size_t first_block(std::uint64_t hash, std::uint64_t revision) const;
   Status corrupt_block(std::size_t b, const std::string& what) const;

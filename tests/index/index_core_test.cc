@@ -312,7 +312,7 @@ TEST_F(IndexCoreDamageTest, IndexAheadOfTheLogIsRebuilt) {
   EXPECT_NE(c->rebuild_reason().find("log ends at"), std::string::npos) << c->rebuild_reason();
 }
 
-// docs/storage-format.md, "Index file (.ix), version 3", worked example:
+// docs/storage-format.md, "Index file (.ix), version 4", worked example:
 // the writer must produce exactly the bytes the document shows.
 TEST(IndexFileFormat, WorkedExampleIsByteExact) {
   TempDir dir;
@@ -335,14 +335,14 @@ TEST(IndexFileFormat, WorkedExampleIsByteExact) {
   const std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   // The hex of the document's dump, line by line.
   const char* doc[] = {
-      "414e4e414c4958460300000002000000", "01000000000000000000000000000000",
-      "03000000000000000300000000000000", "00000000010000002b6734d2aa0b8342",
-      "01111100000000000006020322220000", "0000000002a000000000000000a10000",
-      "0000000000a200000000000000111100", "00000000000000000000000000000000",
-      "00000000004000000000000000d5539e", "5b9957a54d2222000000000000000000",
-      "000000000001000000000000004b0000", "00000000005d8d629542b77fd915f821",
-      "9457d56e6761c8f124f98b279c414e4e", "414c4958451500000000000000d3bf7c",
-      "61f73f4adadeb034386f93eb1486d2cb", "ec4b17697c",
+      "414e4e414c4958460400000002000000", "01000000000000000000000000000000",
+      "03000000000000000300000000000000", "0000000001000000ee13af08c491cabc",
+      "01111100000000000006020000032222", "000000000000020000a0000000000000",
+      "00a100000000000000a2000000000000", "00111100000000000000000000000000",
+      "00000000000000000040000000000000", "00d162ed8f96324edb22220000000000",
+      "00000000000000000001000000000000", "004d00000000000000068ee5100186d0",
+      "dd15f8219457d56e6761c8f124f98b27", "9c414e4e414c49584519000000000000",
+      "0028d43128014b4012deb034386f93eb", "14e47c97f4eca092d1",
   };
   std::string want_hex;
   for (const char* line : doc) want_hex += line;
