@@ -400,9 +400,11 @@ class SlowSubscriberTest : public NodeTest, public ::testing::WithParamInterface
 TEST_P(SlowSubscriberTest, NeverBlocksWritersNorGrowsNodeMemory) {
   start({"--max-in-flight", "16"});
   const int writers = 4;
-  // 64 MiB in all: well above what the node may hold (write queue, batches,
-  // allocator caches), so buffering for the subscriber would show.
-  const int per_writer = 1024 * scale();
+  // 256 MiB in all: well above what the node may hold (write queue,
+  // batches, allocator caches: annald lets malloc keep up to 64 MiB free per
+  // arena, and a debug build on a busy machine was seen holding 35 MiB with
+  // 64 MiB written), so buffering for the subscriber would show.
+  const int per_writer = 4096 * scale();
   const std::string payload = "\"" + std::string(16 * 1024 - 2, 'x') + "\"";  // 16 KiB of JSON
   auto sc = node_->client(/*subscription_queue=*/2);
   proto::SubscribeReq req{proto::Target::kAll, "", false, 0, "", "", 0};
