@@ -160,6 +160,14 @@ void IndexCore::remove(const IndexEntry& e) {
   }
 }
 
+void IndexCore::remove_from(std::uint64_t position) {
+  auto v = current();
+  while (!unsynced_.empty() && unsynced_.back().position >= position) {
+    v->active->erase(unsynced_.back());
+    unsynced_.pop_back();
+  }
+}
+
 void IndexCore::set_durable(std::uint64_t end) {
   while (!unsynced_.empty() && unsynced_.front().position < end) unsynced_.pop_front();
   durable_end_ = std::max(durable_end_, end);

@@ -109,6 +109,9 @@ class IndexCore {
   void add(std::span<const IndexEntry> entries);
   // Undoes the most recent add() of `e` (an aborted append).
   void remove(const IndexEntry& e);
+  // Undoes every add() at a position >= `position` (an aborted group),
+  // newest first.
+  void remove_from(std::uint64_t position);
   // Entries below `end` are durable. Freezes the memtable (handing it to the
   // background writer) once it holds memtable_entries durable entries.
   void set_durable(std::uint64_t end);

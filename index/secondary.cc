@@ -184,7 +184,6 @@ void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string
 
 void SecondaryIndex::add_batch() {
   core_->add(batch_);
-  unsynced_.insert(unsynced_.end(), batch_.begin(), batch_.end());
   batch_.clear();
 }
 
@@ -220,10 +219,7 @@ void SecondaryIndex::add_view(const engine::RecordView& v) {
 }
 
 void SecondaryIndex::abort_from(std::uint64_t position) {
-  while (!unsynced_.empty() && unsynced_.back().position >= position) {
-    core_->remove(unsynced_.back());
-    unsynced_.pop_back();
-  }
+  core_->remove_from(position);
   last_bucket_ = INT64_MIN;
 }
 
@@ -237,14 +233,10 @@ Result<std::optional<std::uint64_t>> SecondaryIndex::first_in_bucket(std::int64_
 }
 
 void SecondaryIndex::set_durable(std::uint64_t end) {
-  auto durable = std::find_if(unsynced_.begin(), unsynced_.end(),
-                              [end](const IndexEntry& e) { return e.position >= end; });
-  unsynced_.erase(unsynced_.begin(), durable);
   core_->set_durable(end);
 }
 
 Status SecondaryIndex::flush(std::uint64_t end) {
-  unsynced_.clear();
   return core_->flush(end);
 }
 

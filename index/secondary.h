@@ -133,8 +133,7 @@ class SecondaryIndex {
 
   SecondaryOptions options_;
   std::unique_ptr<IndexCore> core_;
-  std::vector<IndexEntry> unsynced_;  // added, not yet durable (position order)
-  std::vector<IndexEntry> batch_;     // the event being added
+  std::vector<IndexEntry> batch_;  // the event being added
   // The millisecond of the last time entry added; unknown (INT64_MIN) after an
   // abort or at open, so the next event adds one (an extra entry is
   // harmless, a missing one would skip a millisecond's first events).
