@@ -39,6 +39,18 @@ struct AppendOutcome {
   // With kWrongExpectedRevision: the stream's actual last revision, nullopt if
   // the stream does not exist.
   std::optional<StreamRevision> actual_revision;
+  // Multi-stream appends (the store): one entry per stream of the request,
+  // in its order. `failed` marks the streams whose expectation failed
+  // (kWrongExpectedRevision), with their actual revision.
+  struct StreamResult {
+    StreamRevision first_revision;  // of its first event (count 0: none written)
+    std::uint32_t count = 0;
+    bool failed = false;
+    std::optional<StreamRevision> actual_revision;
+  };
+  std::vector<StreamResult> streams;
+  // With kAppendConditionFailed: the first position holding a matching event.
+  std::optional<GlobalPosition> conflict_position;
 };
 
 struct AppendRequest {
@@ -63,6 +75,9 @@ class WriteHooks {
  public:
   virtual ~WriteHooks() = default;
   enum class Decision { kWrite, kComplete };
+  // req.events stays at the same address, unchanged but for positions and
+  // flags, from prepare until durable() covers it or aborted(req) is called
+  // (the hooks may keep pointers to the events until then).
   // Called in queue order before the request is encoded; `next` is the
   // position its first event will get. Return kWrite to write req.events
   // (possibly modified: revisions, timestamps), or kComplete to finish the

@@ -57,6 +57,8 @@ const char* errc_name(Errc e) noexcept {
       return "invalid_argument";
     case Errc::kInternal:
       return "internal";
+    case Errc::kAppendConditionFailed:
+      return "append_condition_failed";
   }
   return "unknown";
 }

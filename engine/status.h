@@ -28,6 +28,7 @@ enum class Errc : std::uint16_t {
   kLocked = 13,        // data directory held by another process
   kInvalidArgument = 14,
   kInternal = 15,
+  kAppendConditionFailed = 16,  // an append condition (DCB query) found a matching event
 };
 
 const std::error_category& annal_category() noexcept;

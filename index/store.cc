@@ -13,6 +13,7 @@
 #include <shared_mutex>
 
 #include "engine/format.h"
+#include "index/append_validate.h"
 #include "index/entry.h"
 #include "index/head_cache.h"
 #include "index/id_window.h"
@@ -25,12 +26,22 @@ namespace {
 namespace format = engine::format;
 using Head = HeadCache::Head;
 
-// What Store::append hands to prepare() through AppendRequest::user.
-struct AppendCtx {
+// One stream of an append: its events are req.events[first_event,
+// first_event + count) (none: the stream is only checked).
+struct Part {
   std::string stream;
   std::uint64_t hash = 0;
   HeadCache::Key key;
   ExpectedRevision expected;
+  std::uint32_t first_event = 0;
+  std::uint32_t count = 0;
+};
+
+// What Store::append hands to prepare() through AppendRequest::user.
+struct AppendCtx {
+  std::vector<Part> parts;
+  std::optional<AppendCondition> condition;
+  bool multi = false;  // append_multi: the outcome lists every stream
 };
 
 // A prepared append that is not durable yet: the writer's view of it, so
@@ -43,7 +54,9 @@ struct Pending {
   HeadCache::Key key;
   std::optional<Head> prev_head;
   std::vector<EventId> ids;
-  bool counted_in_core = true;
+  // The events themselves (engine::WriteHooks keeps them in place until
+  // durable or aborted): what an append condition checks them against.
+  const engine::EventRecord* events = nullptr;
 };
 
 // The parts of a record the write path looks at.
@@ -85,23 +98,9 @@ class Store::Impl final : public engine::WriteHooks {
  public:
   explicit Impl(StoreOptions options)
       : options_(std::move(options)),
+        limits_(clamp_limits(options_.limits, options_.log.segment_size)),
         heads_(options_.head_cache_entries),
-        window_(options_.idempotency_window) {
-    limits_ = options_.limits;
-    limits_.max_stream_name = std::min<std::size_t>(limits_.max_stream_name, UINT16_MAX);
-    limits_.max_event_type = std::min<std::size_t>(limits_.max_event_type, UINT16_MAX);
-    // The record's extension holds these counts and lengths as u16.
-    limits_.max_tags = std::min<std::size_t>(limits_.max_tags, UINT16_MAX);
-    limits_.max_tag_size = std::min<std::size_t>(limits_.max_tag_size, UINT16_MAX);
-    limits_.max_correlation_id = std::min<std::size_t>(limits_.max_correlation_id, UINT16_MAX);
-    // One append must fit in one segment (records never span segments).
-    const std::uint64_t seg = options_.log.segment_size;
-    const std::uint64_t room =
-        seg > format::kSegmentHeaderSize ? seg - format::kSegmentHeaderSize : 0;
-    limits_.max_append_size =
-        static_cast<std::size_t>(std::min<std::uint64_t>(limits_.max_append_size, room));
-    limits_.max_event_size = std::min(limits_.max_event_size, limits_.max_append_size);
-  }
+        window_(options_.idempotency_window) {}
 
   ~Impl() override {
     {
@@ -272,154 +271,63 @@ class Store::Impl final : public engine::WriteHooks {
     return options_.test_stream_hash ? options_.test_stream_hash(stream) : xxh3_stream_hash(stream);
   }
 
-  // ---- Validation ----
-  // Tags are sorted and deduplicated before this (normalise_tags).
-  Status validate_extension(const std::string& stream, std::size_t i, const NewEvent& e) const {
-    if (e.tags.size() > limits_.max_tags)
-      return Status(Errc::kTooLarge,
-                    fmt::format("append to '{}': event {} has {} tags; the limit (max_tags) is {}",
-                                stream, i, e.tags.size(), limits_.max_tags));
-    for (const auto& t : e.tags) {
-      if (t.empty())
-        return Status(Errc::kBadRequest,
-                      fmt::format("append to '{}': event {} has an empty tag", stream, i));
-      if (t.size() > limits_.max_tag_size)
-        return Status(Errc::kTooLarge,
-                      fmt::format("append to '{}': event {} has a tag of {} bytes; the limit "
-                                  "(max_tag_size) is {}",
-                                  stream, i, t.size(), limits_.max_tag_size));
-    }
-    for (const auto* id : {&e.correlation_id, &e.causation_id})
-      if (id->size() > limits_.max_correlation_id)
-        return Status(Errc::kTooLarge,
-                      fmt::format("append to '{}': event {} has a {} id of {} bytes; the limit "
-                                  "(max_correlation_id) is {}",
-                                  stream, i, id == &e.correlation_id ? "correlation" : "causation",
-                                  id->size(), limits_.max_correlation_id));
-    return Status::ok();
-  }
-  static std::size_t extension_bytes(const NewEvent& e) {
-    if (e.tags.empty() && e.correlation_id.empty() && e.causation_id.empty()) return 0;
-    std::size_t tag_bytes = 0;
-    for (const auto& t : e.tags) tag_bytes += t.size();
-    return format::extension_size(e.tags.size(), tag_bytes, e.correlation_id.size(),
-                                  e.causation_id.size());
-  }
-  // One event has one encoding: its tags sorted bytewise, without repeats.
-  static void normalise_tags(StreamAppend& a) {
-    for (auto& e : a.events) {
-      if (e.tags.size() < 2) continue;
-      std::sort(e.tags.begin(), e.tags.end());
-      e.tags.erase(std::unique(e.tags.begin(), e.tags.end()), e.tags.end());
-    }
-  }
-
-  Status validate(const StreamAppend& a) const {
-    if (a.stream.empty()) return Status(Errc::kBadRequest, "stream name is empty");
-    if (a.stream.size() > limits_.max_stream_name)
-      return Status(Errc::kTooLarge,
-                    fmt::format("stream name is {} bytes; the limit (max_stream_name) is {}",
-                                a.stream.size(), limits_.max_stream_name));
-    if (a.events.empty())
-      return Status(Errc::kBadRequest, fmt::format("append to '{}' has no events", a.stream));
-    if (a.events.size() > limits_.max_append_events)
-      return Status(Errc::kTooLarge,
-                    fmt::format("append to '{}' has {} events; the limit (max_append_events) is {}",
-                                a.stream, a.events.size(), limits_.max_append_events));
-    std::size_t total = 0;
-    for (std::size_t i = 0; i < a.events.size(); ++i) {
-      const NewEvent& e = a.events[i];
-      if (e.id.is_nil())
-        return Status(Errc::kBadRequest,
-                      fmt::format("append to '{}': event {} has a nil event id", a.stream, i));
-      if (e.type.empty())
-        return Status(Errc::kBadRequest,
-                      fmt::format("append to '{}': event {} has an empty event type", a.stream, i));
-      if (e.type.size() > limits_.max_event_type)
-        return Status(
-            Errc::kTooLarge,
-            fmt::format(
-                "append to '{}': event {} type is {} bytes; the limit (max_event_type) is {}",
-                a.stream, i, e.type.size(), limits_.max_event_type));
-      if ((e.flags & ~(format::kFlagDataJson | format::kFlagMetadataJson)) != 0)
-        return Status(
-            Errc::kBadRequest,
-            fmt::format("append to '{}': event {} has unknown flags {:#x}", a.stream, i, e.flags));
-      if (Status t = validate_extension(a.stream, i, e); !t.is_ok()) return t;
-      const std::size_t body = e.metadata.size() + e.data.size();
-      if (body > limits_.max_event_size)
-        return Status(
-            Errc::kTooLarge,
-            fmt::format("append to '{}': event {} is {} bytes (metadata + data); the limit "
-                        "(max_event_size) is {}",
-                        a.stream, i, body, limits_.max_event_size));
-      total += format::record_size(a.stream.size(), e.type.size(), e.metadata.size(), e.data.size(),
-                                   extension_bytes(e));
-    }
-    // One event id names one event: an append carrying an id twice would leave
-    // readers with two events under one id and make retries ambiguous.
-    if (a.events.size() > 1) {
-      // Sorted as two integers each (any order finds equal neighbours);
-      // comparing ids byte by byte took as long as checking their JSON.
-      struct Key {
-        std::uint64_t hi, lo;
-        std::size_t index;
-      };
-      std::vector<Key> ids(a.events.size());
-      for (std::size_t i = 0; i < a.events.size(); ++i) {
-        std::memcpy(&ids[i].hi, a.events[i].id.bytes.data(), 8);
-        std::memcpy(&ids[i].lo, a.events[i].id.bytes.data() + 8, 8);
-        ids[i].index = i;
-      }
-      std::sort(ids.begin(), ids.end(), [](const Key& x, const Key& y) {
-        return x.hi != y.hi ? x.hi < y.hi : x.lo < y.lo;
-      });
-      for (std::size_t k = 1; k < ids.size(); ++k)
-        if (ids[k].hi == ids[k - 1].hi && ids[k].lo == ids[k - 1].lo) {
-          const auto [first, second] = std::minmax(ids[k - 1].index, ids[k].index);
-          return Status(Errc::kBadRequest,
-                        fmt::format("append to '{}': events {} and {} have the same event id {}",
-                                    a.stream, first, second, a.events[first].id.to_string()));
-        }
-    }
-    if (total > limits_.max_append_size)
-      return Status(
-          Errc::kTooLarge,
-          fmt::format("append to '{}' is {} bytes encoded; the limit (max_append_size, clamped to "
-                      "the segment size) is {}",
-                      a.stream, total, limits_.max_append_size));
-    return Status::ok();
+  static void refuse(Status st, const std::function<void(const engine::AppendOutcome&)>& done) {
+    engine::AppendOutcome o;
+    o.status = std::move(st);
+    if (done) done(o);
   }
 
   void append(StreamAppend a, std::function<void(const engine::AppendOutcome&)> done) {
-    normalise_tags(a);
-    Status st = validate(a);
-    if (!st.is_ok()) {
-      engine::AppendOutcome o;
-      o.status = std::move(st);
-      if (done) done(o);
-      return;
-    }
+    normalise_tags(a.events);
+    if (Status st = validate_append(limits_, a); !st.is_ok()) return refuse(std::move(st), done);
+    std::vector<StreamAppend> parts;
+    parts.push_back(std::move(a));
+    submit(std::move(parts), std::nullopt, false, std::move(done));
+  }
+
+  void append_multi(MultiAppend m, std::function<void(const engine::AppendOutcome&)> done) {
+    for (auto& a : m.streams) normalise_tags(a.events);
+    if (m.condition) normalise_query(m.condition->fail_if_events_match);
+    if (Status st = validate_multi_append(limits_, m, secondary_ != nullptr); !st.is_ok())
+      return refuse(std::move(st), done);
+    submit(std::move(m.streams), std::move(m.condition), true, std::move(done));
+  }
+
+  // Queues a validated append for the writer: the events of every stream in
+  // order, and what prepare() needs to check them.
+  void submit(std::vector<StreamAppend> streams, std::optional<AppendCondition> condition,
+              bool multi, std::function<void(const engine::AppendOutcome&)> done) {
     engine::AppendRequest req;
-    req.events.reserve(a.events.size());
-    for (auto& e : a.events) {
-      engine::EventRecord r;
-      r.id = e.id;
-      r.stream = a.stream;
-      r.type = std::move(e.type);
-      r.flags = e.flags;
-      r.metadata = std::move(e.metadata);
-      r.data = std::move(e.data);
-      r.tags = std::move(e.tags);
-      r.correlation_id = std::move(e.correlation_id);
-      r.causation_id = std::move(e.causation_id);
-      req.events.push_back(std::move(r));
-    }
+    std::size_t total = 0;
+    for (const auto& a : streams) total += a.events.size();
+    req.events.reserve(total);
     AppendCtx ctx;
-    ctx.hash = hash_of(a.stream);
-    ctx.key = HeadCache::key_of(a.stream);
-    ctx.stream = std::move(a.stream);
-    ctx.expected = a.expected;
+    ctx.parts.reserve(streams.size());
+    ctx.condition = std::move(condition);
+    ctx.multi = multi;
+    for (auto& a : streams) {
+      Part part;
+      part.first_event = static_cast<std::uint32_t>(req.events.size());
+      part.count = static_cast<std::uint32_t>(a.events.size());
+      for (auto& e : a.events) {
+        engine::EventRecord r;
+        r.id = e.id;
+        r.stream = a.stream;
+        r.type = std::move(e.type);
+        r.flags = e.flags;
+        r.metadata = std::move(e.metadata);
+        r.data = std::move(e.data);
+        r.tags = std::move(e.tags);
+        r.correlation_id = std::move(e.correlation_id);
+        r.causation_id = std::move(e.causation_id);
+        req.events.push_back(std::move(r));
+      }
+      part.hash = hash_of(a.stream);
+      part.key = HeadCache::key_of(a.stream);
+      part.stream = std::move(a.stream);
+      part.expected = a.expected;
+      ctx.parts.push_back(std::move(part));
+    }
     req.user = std::move(ctx);
     req.done = std::move(done);
     log_->append(std::move(req));
@@ -428,6 +336,7 @@ class Store::Impl final : public engine::WriteHooks {
   // ---- Writer thread: the writer's view includes prepared, not yet
   // durable appends (pending_). ----
   const Pending* pending_at(std::uint64_t pos) const {
+    if (pending_.empty() || pos < pending_.front().first_position) return nullptr;
     for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
       if (pos >= it->first_position + it->ids.size()) return nullptr;
       if (pos >= it->first_position) return &*it;
@@ -452,7 +361,7 @@ class Store::Impl final : public engine::WriteHooks {
     return out;
   }
 
-  Result<std::optional<Head>> writer_head(const AppendCtx& c) {
+  Result<std::optional<Head>> writer_head(const Part& c) {
     if (auto h = heads_.get(c.key)) return h;
     std::optional<Head> found;
     Status unread;
@@ -481,8 +390,8 @@ class Store::Impl final : public engine::WriteHooks {
 
   // exact / no_stream retry: are `ids` this stream's events at revisions
   // [r0, r0 + n)? nullopt if not (all of them).
-  Result<std::optional<Dedup>> match_at_revisions(const AppendCtx& c, std::uint64_t r0,
-                                                  const std::vector<EventId>& ids) {
+  Result<std::optional<Dedup>> match_at_revisions(const Part& c, std::uint64_t r0,
+                                                  std::span<const EventId> ids) {
     const std::uint64_t n = ids.size();
     auto entries = core_->collect(c.hash, r0, r0 + n - 1, UINT64_MAX);
     if (!entries) return entries.status();
@@ -506,7 +415,7 @@ class Store::Impl final : public engine::WriteHooks {
   // in order, to this stream? `next` is the position this append would get.
   // A candidate that cannot be read is an error, not a digest collision: a
   // damaged record must not let its retry be written a second time.
-  Result<WindowResult> match_in_window(const AppendCtx& c, const std::vector<EventId>& ids,
+  Result<WindowResult> match_in_window(const Part& c, std::span<const EventId> ids,
                                        std::uint64_t next, Dedup& dedup) {
     std::vector<std::uint64_t> cands;
     std::vector<std::uint64_t> starts;
@@ -541,120 +450,276 @@ class Store::Impl final : public engine::WriteHooks {
     return WindowResult::kConflict;
   }
 
-  Decision prepare(engine::AppendRequest& req, GlobalPosition next,
-                   engine::AppendOutcome& outcome) override {
-    ANNAL_CHECK(ready_, "append before the store finished opening");
-    const std::uint64_t k = req.events.size();
-    std::vector<EventId> ids;
-    ids.reserve(k);
-    for (const auto& e : req.events) ids.push_back(e.id);
-    auto* c = std::any_cast<AppendCtx>(&req.user);
-    if (c == nullptr) {
-      // Written to the log directly, not through Store::append: indexed as
-      // given (tests and tools).
-      for (std::uint64_t i = 0; i < k; ++i) {
-        const auto& e = req.events[i];
-        AppendCtx raw{e.stream, hash_of(e.stream), HeadCache::key_of(e.stream),
-                      ExpectedRevision::any()};
-        Pending p{next.value + i, e.revision.value,    e.stream, raw.hash,
-                  raw.key,        heads_.get(raw.key), {e.id}};
-        core_->add(IndexEntry{raw.hash, e.revision.value, next.value + i});
-        if (secondary_)
-          secondary_->add(next.value + i, e.timestamp_us, e.stream, e.type, e.tags,
-                          e.correlation_id, e.causation_id);
-        window_.insert(e.id, next.value + i);
-        heads_.put(raw.key, Head{e.revision.value, next.value + i});
-        pending_.push_back(std::move(p));
-      }
-      return Decision::kWrite;
-    }
-    auto found_head = writer_head(*c);
-    if (!found_head) {
-      // A damaged index file (being rebuilt): refuse rather than guess.
-      outcome.status = found_head.status();
-      return Decision::kComplete;
-    }
-    const std::optional<Head> head = *found_head;
-    auto index_error = [&](const Status& st) {
-      outcome.status = st;
-      return Decision::kComplete;
-    };
+  // What one stream of an append resolves to: new events (to be written
+  // after `head`), a retry of events already written, or a failed
+  // expectation. An error (damage) is returned as such, never as one of them.
+  struct PartCheck {
+    enum class Kind { kNew, kDuplicate, kWrong } kind = Kind::kNew;
+    std::optional<Head> head;
+    Dedup dedup{};
+  };
+  Result<PartCheck> check_part(const Part& c, std::span<const EventId> ids, std::uint64_t next) {
+    auto found_head = writer_head(c);
+    // A damaged index file (being rebuilt): refuse rather than guess.
+    if (!found_head) return found_head.status();
+    PartCheck out;
+    out.head = *found_head;
+    const std::optional<Head>& head = out.head;
     auto wrong = [&] {
-      outcome.status = Status(Errc::kWrongExpectedRevision,
-                              fmt::format("stream '{}': expected revision {}, actual {}", c->stream,
-                                          expected_text(c->expected), actual_text(head)));
-      outcome.actual_revision =
-          head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
-      return Decision::kComplete;
+      out.kind = PartCheck::Kind::kWrong;
+      return out;
     };
-    auto duplicate = [&](const Dedup& d) {
-      outcome.status = Status::ok();
-      outcome.first_position = GlobalPosition(d.first_position);
-      outcome.first_revision = StreamRevision(d.first_revision);
-      outcome.count = static_cast<std::uint32_t>(k);
-      outcome.deduplicated = true;
-      return Decision::kComplete;
+    auto retry = [&](const Result<std::optional<Dedup>>& d) -> Result<PartCheck> {
+      if (!d) return d.status();
+      if (!*d) return wrong();
+      out.kind = PartCheck::Kind::kDuplicate;
+      out.dedup = **d;
+      return out;
     };
     using Kind = ExpectedRevision::Kind;
-    switch (c->expected.kind) {
+    switch (c.expected.kind) {
       case Kind::kStreamExists:
         if (!head) return wrong();
         [[fallthrough]];
       case Kind::kAny: {
+        if (ids.empty()) return out;
         Dedup d{};
-        auto m = match_in_window(*c, ids, next.value, d);
-        if (!m) return index_error(m.status());
-        switch (*m) {
-          case WindowResult::kNew:
-            break;
-          case WindowResult::kDuplicate:
-            return duplicate(d);
-          case WindowResult::kConflict:
-            return wrong();
-        }
-        break;
+        auto m = match_in_window(c, ids, next, d);
+        if (!m) return m.status();
+        if (*m == WindowResult::kDuplicate) return retry(std::optional<Dedup>(d));
+        if (*m == WindowResult::kConflict) return wrong();
+        return out;
       }
       case Kind::kNoStream:
-        if (head) {
-          auto d = match_at_revisions(*c, 0, ids);
-          if (!d) return index_error(d.status());
-          if (*d) return duplicate(**d);
-          return wrong();
-        }
-        break;
+        if (!head) return out;
+        if (ids.empty()) return wrong();
+        return retry(match_at_revisions(c, 0, ids));
       case Kind::kExact: {
-        const std::uint64_t n = c->expected.revision.value;
+        const std::uint64_t n = c.expected.revision.value;
         if (!head || head->revision < n) return wrong();
-        if (head->revision > n) {
-          auto d = match_at_revisions(*c, n + 1, ids);
-          if (!d) return index_error(d.status());
-          if (*d) return duplicate(**d);
-          return wrong();
-        }
-        break;
+        if (head->revision == n) return out;
+        if (ids.empty()) return wrong();
+        return retry(match_at_revisions(c, n + 1, ids));
       }
     }
-    // Write: assign revisions, index the entries (invisible to readers until
-    // durable), remember the ids.
-    const std::uint64_t first_rev = head ? head->revision + 1 : 0;
+    return out;
+  }
+
+  // Whether the event at `pos` (below the writer's next position: durable,
+  // or prepared and not yet durable) matches `q`. A record that cannot be
+  // read is an error: a damaged event must not let a condition pass.
+  Result<bool> writer_matches(const Query& q, std::uint64_t pos) const {
+    if (const Pending* p = pending_at(pos)) {
+      const engine::EventRecord& e = p->events[pos - p->first_position];
+      return query_matches(q, e.type, e.tags);
+    }
+    bool match = false;
+    Status st = log_->visit(GlobalPosition(pos),
+                            [&](const engine::RecordView& v) { match = query_matches(q, v); });
+    if (!st.is_ok()) return unconfirmed(pos, "an append condition", st);
+    return match;
+  }
+
+  // The first position after the condition's `after` (and below `next`)
+  // holding a matching event, among durable events and those prepared in
+  // groups not yet durable (the index holds both).
+  Result<std::optional<std::uint64_t>> first_conflict(const AppendCondition& cond,
+                                                      std::uint64_t next) const {
+    const Query& q = cond.fail_if_events_match;
+    QueryCandidates candidates(*secondary_, q, cond.after ? cond.after->value + 1 : 0, false, next);
+    for (;;) {
+      auto batch = candidates.next();
+      if (!batch) return batch.status();
+      if (batch->empty()) return std::optional<std::uint64_t>();
+      for (std::uint64_t pos : *batch) {
+        auto m = writer_matches(q, pos);
+        if (!m) return m.status();
+        if (*m) return std::optional<std::uint64_t>(pos);
+      }
+    }
+  }
+
+  // Indexes events given to the log directly, not through Store::append
+  // (tests and tools): as they are.
+  Decision prepare_raw(engine::AppendRequest& req, GlobalPosition next) {
+    for (std::uint64_t i = 0; i < req.events.size(); ++i) {
+      const auto& e = req.events[i];
+      const std::uint64_t hash = hash_of(e.stream);
+      const HeadCache::Key key = HeadCache::key_of(e.stream);
+      Pending p{next.value + i, e.revision.value, e.stream, hash, key, heads_.get(key), {e.id}, &e};
+      core_->add(IndexEntry{hash, e.revision.value, next.value + i});
+      if (secondary_)
+        secondary_->add(next.value + i, e.timestamp_us, e.stream, e.type, e.tags, e.correlation_id,
+                        e.causation_id);
+      window_.insert(e.id, next.value + i);
+      heads_.put(key, Head{e.revision.value, next.value + i});
+      pending_.push_back(std::move(p));
+    }
+    return Decision::kWrite;
+  }
+
+  Decision prepare(engine::AppendRequest& req, GlobalPosition next,
+                   engine::AppendOutcome& outcome) override {
+    ANNAL_CHECK(ready_, "append before the store finished opening");
+    auto* c = std::any_cast<AppendCtx>(&req.user);
+    if (c == nullptr) return prepare_raw(req, next);
+    if (options_.test_before_prepare) options_.test_before_prepare();
+    auto complete = [&](Status st) {
+      outcome.status = std::move(st);
+      return Decision::kComplete;
+    };
+    if (c->condition && c->condition->after && c->condition->after->value >= durable_end_)
+      return complete(
+          Status(Errc::kBadRequest,
+                 fmt::format("append condition: after position {} is not below the durable end {}",
+                             c->condition->after->value, durable_end_)));
+    const std::uint64_t k = req.events.size();
+    std::vector<EventId> ids;
+    ids.reserve(k);
+    for (const auto& e : req.events) ids.push_back(e.id);
+    const std::span<const EventId> all_ids(ids);
+    std::vector<PartCheck> checks;
+    checks.reserve(c->parts.size());
+    for (const Part& part : c->parts) {
+      auto r = check_part(part, all_ids.subspan(part.first_event, part.count), next.value);
+      if (!r) return complete(r.status());
+      checks.push_back(*r);
+    }
+    if (auto d = resolve_retry(*c, checks, outcome)) return *d;
+    if (auto w = resolve_wrong(*c, checks, outcome)) return *w;
+    if (c->condition) {
+      auto conflict = first_conflict(*c->condition, next.value);
+      if (!conflict) return complete(conflict.status());
+      if (*conflict) {
+        outcome.conflict_position = GlobalPosition(**conflict);
+        return complete(
+            Status(Errc::kAppendConditionFailed,
+                   fmt::format("append condition failed: the event at position {} matches {}{}",
+                               **conflict, query_to_string(c->condition->fail_if_events_match),
+                               c->condition->after
+                                   ? fmt::format(" after position {}", c->condition->after->value)
+                                   : std::string())));
+      }
+    }
+    write_parts(req, next, *c, checks, std::move(ids), outcome);
+    return Decision::kWrite;
+  }
+
+  // Every stream with events resolved to a retry of events written earlier,
+  // one after another as this request would write them: the append was
+  // written before (its condition and checked streams no longer matter).
+  // Streams that are retries beside new ones fail: a retry repeats a whole
+  // append or nothing of it.
+  std::optional<Decision> resolve_retry(const AppendCtx& c, std::vector<PartCheck>& checks,
+                                        engine::AppendOutcome& outcome) {
+    std::size_t written = 0, retries = 0;
+    for (std::size_t i = 0; i < c.parts.size(); ++i) {
+      if (c.parts[i].count == 0) continue;
+      ++written;
+      if (checks[i].kind == PartCheck::Kind::kDuplicate) ++retries;
+    }
+    if (retries == 0) return std::nullopt;
+    bool whole = retries == written;
+    std::optional<std::uint64_t> expect_at;
+    for (std::size_t i = 0; i < c.parts.size() && whole; ++i) {
+      if (c.parts[i].count == 0) continue;
+      const Dedup& d = checks[i].dedup;
+      whole = !expect_at || *expect_at == d.first_position;
+      expect_at = d.first_position + c.parts[i].count;
+    }
+    if (!whole) {
+      for (std::size_t i = 0; i < c.parts.size(); ++i)
+        if (checks[i].kind == PartCheck::Kind::kDuplicate) checks[i].kind = PartCheck::Kind::kWrong;
+      return std::nullopt;
+    }
+    outcome.status = Status::ok();
+    outcome.deduplicated = true;
+    std::uint32_t total = 0;
+    bool first = true;
+    for (std::size_t i = 0; i < c.parts.size(); ++i) {
+      const Part& part = c.parts[i];
+      engine::AppendOutcome::StreamResult r{StreamRevision(UINT64_MAX), part.count, false, {}};
+      if (part.count > 0) {
+        r.first_revision = StreamRevision(checks[i].dedup.first_revision);
+        if (first) {
+          outcome.first_position = GlobalPosition(checks[i].dedup.first_position);
+          outcome.first_revision = r.first_revision;
+          first = false;
+        }
+      }
+      total += part.count;
+      if (c.multi) outcome.streams.push_back(r);
+    }
+    outcome.count = total;
+    return Decision::kComplete;
+  }
+
+  // kWrongExpectedRevision naming every stream whose expectation failed,
+  // with its actual revision.
+  std::optional<Decision> resolve_wrong(const AppendCtx& c, const std::vector<PartCheck>& checks,
+                                        engine::AppendOutcome& outcome) {
+    std::string message;
+    bool any = false;
+    for (std::size_t i = 0; i < c.parts.size(); ++i) {
+      const bool failed = checks[i].kind == PartCheck::Kind::kWrong;
+      const std::optional<Head>& head = checks[i].head;
+      const std::optional<StreamRevision> actual =
+          head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
+      if (c.multi)
+        outcome.streams.push_back(engine::AppendOutcome::StreamResult{
+            StreamRevision(UINT64_MAX), 0, failed, failed ? actual : std::nullopt});
+      if (!failed) continue;
+      if (!any) outcome.actual_revision = actual;
+      any = true;
+      message +=
+          fmt::format("{}stream '{}': expected revision {}, actual {}", message.empty() ? "" : "; ",
+                      c.parts[i].stream, expected_text(c.parts[i].expected), actual_text(head));
+    }
+    if (!any) {
+      outcome.streams.clear();
+      return std::nullopt;
+    }
+    outcome.status = Status(Errc::kWrongExpectedRevision, std::move(message));
+    return Decision::kComplete;
+  }
+
+  // Assigns revisions, indexes the entries (invisible to readers until
+  // durable), remembers the ids.
+  void write_parts(engine::AppendRequest& req, GlobalPosition next, const AppendCtx& c,
+                   const std::vector<PartCheck>& checks, std::vector<EventId> ids,
+                   engine::AppendOutcome& outcome) {
     // Write time never steps back (the time map and time reads rely on it):
     // if the clock does, events keep the last time until it catches up.
     const std::int64_t ts = std::max(now_us(), last_timestamp_);
     last_timestamp_ = ts;
-    for (std::uint64_t i = 0; i < k; ++i) {
-      auto& e = req.events[i];
-      e.revision = StreamRevision(first_rev + i);
-      e.timestamp_us = ts;
-      core_->add(IndexEntry{c->hash, first_rev + i, next.value + i});
-      if (secondary_)
-        secondary_->add(next.value + i, ts, c->stream, e.type, e.tags, e.correlation_id,
-                        e.causation_id);
-      window_.insert(ids[i], next.value + i);
+    const bool one = c.parts.size() == 1;
+    for (std::size_t pi = 0; pi < c.parts.size(); ++pi) {
+      const Part& part = c.parts[pi];
+      const std::optional<Head>& head = checks[pi].head;
+      const std::uint64_t first_rev = head ? head->revision + 1 : 0;
+      if (c.multi)
+        outcome.streams.push_back(engine::AppendOutcome::StreamResult{
+            StreamRevision(part.count > 0 ? first_rev : UINT64_MAX), part.count, false, {}});
+      if (part.count == 0) continue;
+      const std::uint64_t at = next.value + part.first_event;
+      for (std::uint64_t i = 0; i < part.count; ++i) {
+        auto& e = req.events[part.first_event + i];
+        e.revision = StreamRevision(first_rev + i);
+        e.timestamp_us = ts;
+        core_->add(IndexEntry{part.hash, first_rev + i, at + i});
+        if (secondary_)
+          secondary_->add(at + i, ts, part.stream, e.type, e.tags, e.correlation_id,
+                          e.causation_id);
+        window_.insert(e.id, at + i);
+      }
+      heads_.put(part.key, Head{first_rev + part.count - 1, at + part.count - 1});
+      std::vector<EventId> part_ids =
+          one ? std::move(ids)
+              : std::vector<EventId>(ids.begin() + part.first_event,
+                                     ids.begin() + part.first_event + part.count);
+      pending_.push_back(Pending{at, first_rev, part.stream, part.hash, part.key, head,
+                                 std::move(part_ids), &req.events[part.first_event]});
     }
-    heads_.put(c->key, Head{first_rev + k - 1, next.value + k - 1});
-    pending_.push_back(
-        Pending{next.value, first_rev, c->stream, c->hash, c->key, head, std::move(ids)});
-    return Decision::kWrite;
   }
 
   void undo(const Pending& p) {
@@ -881,6 +946,18 @@ engine::AppendOutcome Store::append_sync(StreamAppend append) {
   return f.get();
 }
 
+void Store::append_multi(MultiAppend append,
+                         std::function<void(const engine::AppendOutcome&)> done) {
+  impl_->append_multi(std::move(append), std::move(done));
+}
+
+engine::AppendOutcome Store::append_multi_sync(MultiAppend append) {
+  std::promise<engine::AppendOutcome> p;
+  auto f = p.get_future();
+  impl_->append_multi(std::move(append), [&p](const engine::AppendOutcome& o) { p.set_value(o); });
+  return f.get();
+}
+
 Result<std::vector<engine::EventRecord>> Store::read_stream(const std::string& stream,
                                                             StreamRevision from,
                                                             std::uint64_t count,
@@ -905,6 +982,19 @@ Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition
                   "this node keeps no secondary index (annald --secondary-index off)");
   return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward,
                          std::min(end, log().durable_end()), fn);
+}
+
+Status Store::visit_query(const Query& query, GlobalPosition from, Direction direction,
+                          GlobalPosition end, const StreamVisitor& fn) const {
+  const SecondaryIndex* s = impl_->secondary();
+  if (s == nullptr)
+    return Status(Errc::kInvalidArgument,
+                  "this node keeps no secondary index (annald --secondary-index off)");
+  Query q = query;
+  normalise_query(q);
+  ANNAL_RETURN_IF_ERROR(validate_query(q, query_limits(impl_->limits_)));
+  return index::visit_query(*s, log(), q, from, direction == Direction::kBackward,
+                            std::min(end, log().durable_end()), fn);
 }
 
 char Store::category_separator() const {

@@ -17,6 +17,7 @@
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/types.h"
+#include "index/query.h"
 #include "index/secondary.h"
 
 namespace annal::index {
@@ -30,6 +31,9 @@ struct Limits {
   std::size_t max_tags = 32;             // per event, after duplicates are dropped
   std::size_t max_tag_size = 256;        // bytes of one tag
   std::size_t max_correlation_id = 256;  // bytes of a correlation or causation id
+  std::size_t max_append_streams = 100;  // streams of one multi-stream append
+  std::size_t max_query_items = 64;      // items of one query (append condition, read)
+  std::size_t max_query_item_types = 32;
 };
 
 struct StoreOptions {
@@ -67,6 +71,9 @@ struct StoreOptions {
   char category_separator = '-';
   // TEST ONLY: replaces the secondary index's key hash, to force collisions.
   std::function<std::uint64_t(IndexKind, std::string_view)> test_secondary_hash;
+  // TEST ONLY: called on the writer thread before each append is checked
+  // (a test holds the writer there to queue appends into one group).
+  std::function<void()> test_before_prepare;
 };
 
 struct NewEvent {
@@ -86,6 +93,18 @@ struct StreamAppend {
   std::string stream;
   ExpectedRevision expected;
   std::vector<NewEvent> events;
+};
+
+// Several streams in one append, all or nothing (docs/semantics.md): each
+// stream with its own expected revision; a stream without events is only
+// checked (its expectation must not be `any`). The events are written in the
+// order given, each stream's contiguously, as one atomic group. `condition`
+// (DCB): refused with kAppendConditionFailed if an event matching its query
+// exists after its position, among durable events or those already accepted
+// into the not yet durable groups.
+struct MultiAppend {
+  std::vector<StreamAppend> streams;
+  std::optional<AppendCondition> condition;
 };
 
 enum class Direction : std::uint8_t { kForward = 0, kBackward = 1 };
@@ -113,6 +132,14 @@ class Store {
   // completes at once, with `done` called on the calling thread.
   void append(StreamAppend append, std::function<void(const engine::AppendOutcome&)> done);
   engine::AppendOutcome append_sync(StreamAppend append);
+  // A multi-stream and/or conditional append. The outcome's `streams` has
+  // one entry per stream, in request order (its first revision and count,
+  // or with kWrongExpectedRevision whether it failed and its actual
+  // revision); a refused condition names the first conflicting position
+  // (`conflict_position`). An append of one stream without a condition
+  // behaves exactly as append().
+  void append_multi(MultiAppend append, std::function<void(const engine::AppendOutcome&)> done);
+  engine::AppendOutcome append_multi_sync(MultiAppend append);
 
   // Up to `count` events of `stream`: forward from revision `from`, or
   // backward from `from` inclusive (StreamRevision(UINT64_MAX) = from the
@@ -139,6 +166,12 @@ class Store {
   // keeps no secondary index.
   Status visit_index(IndexKind kind, std::string_view value, GlobalPosition from,
                      Direction direction, GlobalPosition end, const StreamVisitor& fn) const;
+
+  // The events matching `query` (index/query.h) below `end` (at most the
+  // durable end), from `from` (inclusive) in `direction`, until fn returns
+  // false; errors as for visit_index.
+  Status visit_query(const Query& query, GlobalPosition from, Direction direction,
+                     GlobalPosition end, const StreamVisitor& fn) const;
 
   // Called on the writer thread with the new durable end after every group
   // commit. Returns a handle for remove_durable_listener. Listeners must not

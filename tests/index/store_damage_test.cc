@@ -236,3 +236,33 @@ TEST_F(StoreDamageTest, AFlippedLastRecordBelowTheIndexedThroughMarkRefusesToSta
 
 }  // namespace
 }  // namespace annal::index::testing
+
+namespace annal::index::testing {
+namespace {
+
+// Damage under a query: a condition that needs a damaged record refuses with
+// corruption (it must not pass as "no matching event"), and a query read over
+// it fails naming the position.
+TEST_F(StoreDamageTest, ADamagedRecordUnderAnAppendConditionIsCorruptionNotAPass) {
+  StreamAppend a{
+      "seat-1", Rev::any(), {NewEvent{make_id(1), "Reserved", 0, "", "{\"m\":\"taken\"}"}}};
+  a.events[0].tags = {"seat:1"};
+  auto taken = store_->append_sync(std::move(a));
+  ASSERT_TRUE(taken.status);
+  const std::uint64_t pos = taken.first_position.value;
+  damage("taken", pos);
+  const Query seat{{QueryItem{{}, {"seat:1"}}}};
+  StreamAppend again{"seat-1b", Rev::any(), {NewEvent{make_id(2), "Reserved", 0, "", "{}"}}};
+  again.events[0].tags = {"seat:1"};
+  const auto before = end();
+  auto o = store_->append_multi_sync(MultiAppend{{std::move(again)}, AppendCondition{seat, {}}});
+  expect_corruption_at(o.status, pos);
+  EXPECT_EQ(end(), before);
+  Status read =
+      store_->visit_query(seat, GlobalPosition(0), Direction::kForward, GlobalPosition(UINT64_MAX),
+                          [](const engine::RecordView&) { return true; });
+  expect_corruption_at(read, pos);
+}
+
+}  // namespace
+}  // namespace annal::index::testing

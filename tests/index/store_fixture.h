@@ -41,6 +41,7 @@ class StoreFixture : public ::testing::Test {
     o.test_stream_hash = hash_;
     o.test_secondary_hash = secondary_hash_;
     o.test_skip_index_flush_on_close = skip_flush_;
+    o.test_before_prepare = before_prepare_;
     return o;
   }
   void open() {
@@ -115,6 +116,7 @@ class StoreFixture : public ::testing::Test {
   bool skip_flush_ = false;
   std::function<std::uint64_t(std::string_view)> hash_;
   std::function<std::uint64_t(IndexKind, std::string_view)> secondary_hash_;
+  std::function<void()> before_prepare_;
   std::unique_ptr<Store> store_;
 };
 
