@@ -109,6 +109,36 @@ void one_frame(std::uint8_t op, std::uint64_t id, std::string_view payload,
                  again->direction == m->direction);
       break;
     }
+    case proto::Op::kAppendMulti: {
+      auto m = proto::decode<proto::AppendMultiReq>(payload, v);
+      if (!m) break;
+      auto again = proto::decode<proto::AppendMultiReq>(payload_of(proto::encode(id, *m, v)), v);
+      FUZZ_CHECK(again && again->streams.size() == m->streams.size() &&
+                 again->condition.items.size() == m->condition.items.size() &&
+                 again->after == m->after);
+      for (std::size_t i = 0; again && i < m->streams.size(); ++i)
+        FUZZ_CHECK(again->streams[i].stream == m->streams[i].stream &&
+                   again->streams[i].events.size() == m->streams[i].events.size());
+      for (std::size_t i = 0; again && i < m->condition.items.size(); ++i)
+        FUZZ_CHECK(again->condition.items[i].types == m->condition.items[i].types &&
+                   again->condition.items[i].tags == m->condition.items[i].tags);
+      break;
+    }
+    case proto::Op::kReadQuery: {
+      auto m = proto::decode<proto::ReadQueryReq>(payload, v);
+      if (!m) break;
+      auto again = proto::decode<proto::ReadQueryReq>(payload_of(proto::encode(id, *m, v)), v);
+      FUZZ_CHECK(again && again->query.items.size() == m->query.items.size() &&
+                 again->from == m->from && again->count == m->count &&
+                 again->direction == m->direction);
+      break;
+    }
+    case proto::Op::kAppendMultiOk:
+      (void)proto::decode<proto::AppendMultiOk>(payload, v);
+      break;
+    case proto::Op::kAppendRefused:
+      (void)proto::decode<proto::AppendRefused>(payload, v);
+      break;
     case proto::Op::kUnsubscribe: {
       auto m = proto::decode_unsubscribe(payload);
       if (!m) break;

@@ -138,13 +138,35 @@ int main(int argc, char** argv) {
   put("fuzz_protocol", "session-v2",
       proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 2, "fuzz"}) +
           proto::encode_append(2, tagged, 2) + proto::encode_read_ok(3, rok2, 2) +
-          proto::encode_seek_time(6, proto::SeekTimeReq{1'700'000'000'000'000}) +
-          proto::encode_seek_time_ok(6, proto::SeekTimeOk{12, 40}) +
-          proto::encode_read_index(4, proto::ReadIndexReq{index::IndexKind::kTag, "customer:42", 0,
-                                                          10, index::Direction::kForward}) +
-          proto::encode_subscribe(
-              5, proto::SubscribeReq{proto::Target::kIndex, "", false, 0, "", "", 0,
-                                     index::IndexKind::kCategory, "order"}));
+          proto::encode_seek_time(6, proto::SeekTimeReq{1'700'000'000'000'000}, 2) +
+          proto::encode_seek_time_ok(6, proto::SeekTimeOk{12, 40}, 2) +
+          proto::encode_read_index(4,
+                                   proto::ReadIndexReq{index::IndexKind::kTag, "customer:42", 0, 10,
+                                                       index::Direction::kForward},
+                                   2) +
+          proto::encode_subscribe(5,
+                                  proto::SubscribeReq{proto::Target::kIndex, "", false, 0, "", "",
+                                                      0, index::IndexKind::kCategory, "order"},
+                                  2));
+  proto::AppendMultiReq multi;
+  multi.streams = {{"account-1", ExpectedRevision::exact(3), {new_event(0)}},
+                   {"account-2", ExpectedRevision::no_stream(), {new_event(1)}},
+                   {"limits", ExpectedRevision::stream_exists(), {}}};
+  multi.condition.items = {{{"Enrolled", "Dropped"}, {"course:7"}}, {{}, {"student:3"}}};
+  multi.after = 41;
+  proto::SubscribeReq by_query;
+  by_query.target = proto::Target::kQuery;
+  by_query.query = multi.condition;
+  put("fuzz_protocol", "session-v3",
+      proto::encode_hello(1, proto::Hello{proto::kHelloMagic, 3, "fuzz"}) +
+          proto::encode(2, multi, 3) +
+          proto::encode(3, proto::ReadQueryReq{multi.condition, 0, 10, index::Direction::kForward},
+                        3) +
+          proto::encode_subscribe(4, by_query, 3) +
+          proto::encode(5, proto::AppendMultiOk{7, 2, false, {{3, 1}, {0, 1}, {proto::kNone, 0}}},
+                        3) +
+          proto::encode(
+              6, proto::AppendRefused{proto::Code::kAppendConditionFailed, "taken", 12, {}}, 3));
   put("fuzz_protocol", "responses",
       proto::encode_read_ok(1, rok) + proto::encode_append_ok(2, proto::AppendOk{10, 4, 2, false}) +
           proto::encode_error(3, proto::Error{proto::Code::kWrongExpectedRevision, 3, "wrong"}));

@@ -36,8 +36,67 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   shared_->store.append(std::move(sa),
                         [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
                           if (auto self = weak.lock())
-                            self->lane_->acks->push(Ack{self, id, bytes, o});
+                            self->lane_->acks->push(Ack{self, id, bytes, o, false});
                         });
+}
+
+void Connection::handle_append_multi(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::AppendMultiReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  for (const auto& s : m->streams) {
+    if (auto bad = json_.check(s.stream, s.events)) {
+      send_error(id, bad->code, std::move(bad->message), bad->detail);
+      return;
+    }
+  }
+  const std::size_t bytes = payload.size();
+  request_started(bytes);
+  pending_appends_.push_back({id, bytes});
+  index::MultiAppend ma;
+  ma.streams = std::move(m->streams);
+  if (!m->condition.items.empty())
+    ma.condition = index::AppendCondition{
+        std::move(m->condition), m->after == proto::kNone
+                                     ? std::nullopt
+                                     : std::optional<GlobalPosition>(GlobalPosition(m->after))};
+  // As handle_append: the writer hands the outcome to this thread's lane.
+  shared_->store.append_multi(std::move(ma),
+                              [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
+                                if (auto self = weak.lock())
+                                  self->lane_->acks->push(Ack{self, id, bytes, o, true});
+                              });
+}
+
+// append_multi's answer: append_multi_ok, append_refused (expectations,
+// condition) or error.
+void Connection::finish_append_multi(const Ack& ack) {
+  const engine::AppendOutcome& o = ack.outcome;
+  if (o.status.is_ok()) {
+    proto::AppendMultiOk ok;
+    ok.first_position = o.first_position.value;
+    ok.count = o.count;
+    ok.deduplicated = o.deduplicated;
+    for (const auto& s : o.streams)
+      ok.streams.push_back({s.count > 0 ? s.first_revision.value : proto::kNone, s.count});
+    send(proto::encode(ack.id, ok, version_));
+    return;
+  }
+  const Errc code = o.status.code();
+  if (code == Errc::kWrongExpectedRevision || code == Errc::kAppendConditionFailed) {
+    proto::AppendRefused r;
+    r.code = proto::code_from_errc(code);
+    r.message = o.status.message();
+    if (o.conflict_position) r.conflict_position = o.conflict_position->value;
+    for (const auto& s : o.streams)
+      r.streams.push_back({s.failed, s.actual_revision ? s.actual_revision->value : proto::kNone});
+    send(proto::encode(ack.id, r, version_));
+    return;
+  }
+  send_error(ack.id, proto::code_from_errc(code), o.status.message());
 }
 
 void Connection::finish_append(const Ack& ack) {
@@ -45,6 +104,11 @@ void Connection::finish_append(const Ack& ack) {
                               [&](const PendingAppend& p) { return p.id == ack.id; });
   if (pending == pending_appends_.end()) return;  // abandoned at shutdown: already answered
   pending_appends_.erase(pending);
+  if (ack.multi) {
+    finish_append_multi(ack);
+    request_finished(ack.bytes);
+    return;
+  }
   const engine::AppendOutcome& o = ack.outcome;
   if (o.status.is_ok()) {
     proto::AppendOk ok;

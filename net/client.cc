@@ -588,11 +588,62 @@ Reply<proto::ReadOk> Client::read_all(const proto::ReadAllReq& req) {
 }
 
 namespace {
+proto::Error needs_version(const char* what, std::uint16_t need, std::uint16_t have) {
+  return make_error(
+      proto::Code::kBadRequest,
+      fmt::format("{} needs protocol version {}; this connection speaks {}", what, need, have));
+}
 proto::Error needs_v2(const char* what) {
-  return make_error(proto::Code::kBadRequest,
-                    fmt::format("{} needs protocol version 2; this node speaks 1", what));
+  return needs_version(what, 2, 1);
+}
+
+Reply<AppendMultiOutcome> decode_append_multi(const Frame& f, std::uint16_t v) {
+  AppendMultiOutcome out;
+  if (f.op == static_cast<std::uint8_t>(proto::Op::kAppendRefused)) {
+    auto r = proto::decode<proto::AppendRefused>(f.payload, v);
+    if (!r.is_ok()) return make_error(proto::Code::kBadRequest, r.status().message());
+    out.refused = std::move(r.value());
+    return out;
+  }
+  auto ok = decode_reply<proto::AppendMultiOk>(f, proto::Op::kAppendMultiOk,
+                                               &proto::decode<proto::AppendMultiOk>, v);
+  if (!ok.ok()) return ok.error();
+  out.ok = std::move(ok.value());
+  return out;
 }
 }  // namespace
+
+void Client::append_multi_async(const proto::AppendMultiReq& req, AppendMultiCallback cb) {
+  const std::uint16_t v = impl_->version;
+  if (v < 3) return cb(needs_version("append_multi", 3, v));
+  impl_->request([&req, v](std::uint64_t id) { return proto::encode(id, req, v); },
+                 [cb = std::move(cb), v](const Frame& f) { cb(decode_append_multi(f, v)); });
+}
+
+Reply<AppendMultiOutcome> Client::append_multi(const proto::AppendMultiReq& req) {
+  auto p = std::make_shared<std::promise<Reply<AppendMultiOutcome>>>();
+  auto fut = p->get_future();
+  append_multi_async(req, [p](Reply<AppendMultiOutcome> r) { p->set_value(std::move(r)); });
+  return fut.get();
+}
+
+void Client::read_query_async(const proto::ReadQueryReq& req, ReadCallback cb) {
+  const std::uint16_t v = impl_->version;
+  if (v < 3) return cb(needs_version("read_query", 3, v));
+  impl_->request(
+      [&req, v](std::uint64_t id) { return proto::encode(id, req, v); },
+      [cb = std::move(cb), v](const Frame& f) {
+        cb(decode_reply<proto::ReadOk>(f, proto::Op::kReadOk, &proto::decode_read_ok, v));
+      });
+}
+
+Reply<proto::ReadOk> Client::read_query(const proto::ReadQueryReq& req) {
+  const std::uint16_t v = impl_->version;
+  if (v < 3) return needs_version("read_query", 3, v);
+  return impl_->call<proto::ReadOk>(
+      [&req, v](std::uint64_t id) { return proto::encode(id, req, v); }, proto::Op::kReadOk,
+      &proto::decode_read_ok);
+}
 
 void Client::read_index_async(const proto::ReadIndexReq& req, ReadCallback cb) {
   const std::uint16_t v = impl_->version;
@@ -647,6 +698,8 @@ Reply<bool> Client::ping() {
 Reply<std::unique_ptr<Subscription>> Client::subscribe(const proto::SubscribeReq& req) {
   if (req.target == proto::Target::kIndex && impl_->version < 2)
     return needs_v2("a subscription to an index");
+  if (req.target == proto::Target::kQuery && impl_->version < 3)
+    return needs_version("a subscription to a query", 3, impl_->version);
   auto state = std::make_shared<Subscription::State>();
   state->capacity = impl_->sub_queue;
   auto p = std::make_shared<std::promise<std::pair<std::uint64_t, Reply<proto::SubscribeOk>>>>();

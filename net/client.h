@@ -1,7 +1,8 @@
 #pragma once
 // The annal client library: one TCP connection to an annald node speaking
-// protocol v2 (docs/protocol.md), or v1 with a node that only speaks that
-// (events then carry no tags or ids), with pipelining.
+// protocol v3 (docs/protocol.md), or an older version with a node that only
+// speaks that (v1: events carry no tags or ids; before v3: no multi-stream
+// appends, queries or conditions), with pipelining.
 //
 // Every request gets a fresh request id; responses are matched by id, so any
 // number of threads may issue requests on one Client concurrently, and the
@@ -77,6 +78,14 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(const std::
 
 class Client;
 
+// append_multi's answer: written (or recognised as a retry), or refused by an
+// expectation or the condition (a refusal is an answer, not an error).
+struct AppendMultiOutcome {
+  std::optional<proto::AppendMultiOk> ok;
+  std::optional<proto::AppendRefused> refused;
+  bool written() const { return ok.has_value(); }
+};
+
 // A subscription on a Client's connection. Must not outlive its Client.
 class Subscription {
  public:
@@ -144,6 +153,15 @@ class Client {
   Reply<proto::SeekTimeOk> seek_time(std::int64_t timestamp_us);
 
   Reply<proto::AppendOk> append(const proto::AppendReq& req);
+  // v3: several streams and/or a condition (docs/semantics.md). Errors other
+  // than a refusal (bad_request, too_large, ...) are the Reply's error.
+  using AppendMultiCallback = std::function<void(Reply<AppendMultiOutcome>)>;
+  void append_multi_async(const proto::AppendMultiReq& req, AppendMultiCallback cb);
+  Reply<AppendMultiOutcome> append_multi(const proto::AppendMultiReq& req);
+  // v3: the events matching a query; read_ok's durable_end - 1 is the head a
+  // condition's `after` takes (see docs/semantics.md for paging).
+  void read_query_async(const proto::ReadQueryReq& req, ReadCallback cb);
+  Reply<proto::ReadOk> read_query(const proto::ReadQueryReq& req);
   Reply<proto::ReadOk> read_stream(const proto::ReadStreamReq& req);
   Reply<proto::ReadOk> read_all(const proto::ReadAllReq& req);
   Reply<proto::InfoOk> info();

@@ -111,12 +111,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // append.cc
   void handle_append(std::uint64_t id, std::string_view payload);
+  void handle_append_multi(std::uint64_t id, std::string_view payload);  // v3
+  void finish_append_multi(const Ack& ack);
 
   // reads.cc
   void handle_read_stream(std::uint64_t id, std::string_view payload);
   void handle_read_all(std::uint64_t id, std::string_view payload);
   void handle_read_index(std::uint64_t id, std::string_view payload);  // v2
   void handle_seek_time(std::uint64_t id, std::string_view payload);   // v2
+  void handle_read_query(std::uint64_t id, std::string_view payload);  // v3
   void post_page(std::uint64_t id, const read::Page& page, std::shared_ptr<WireSink> events);
   template <class M, class Fetch>
   void serve_page(std::uint64_t id, std::string_view payload, Fetch fetch);

@@ -63,12 +63,21 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
       if (version_ < 2) break;
       handle_seek_time(h.request_id, payload);
       return;
+    case proto::Op::kAppendMulti:
+      if (version_ < 3) break;  // a v3 operation
+      handle_append_multi(h.request_id, payload);
+      return;
+    case proto::Op::kReadQuery:
+      if (version_ < 3) break;
+      handle_read_query(h.request_id, payload);
+      return;
     default:
       break;
   }
   send_error(h.request_id, proto::Code::kUnknownOperation,
-             fmt::format("unknown operation 0x{:02x}{}", h.op,
-                         version_ < 2 ? " for protocol version 1" : ""));
+             fmt::format(
+                 "unknown operation 0x{:02x}{}", h.op,
+                 version_ < 3 ? fmt::format(" for protocol version {}", version_) : std::string()));
 }
 
 void Connection::handle_hello(std::uint64_t id, std::string_view payload) {
@@ -131,6 +140,8 @@ void Connection::handle_info(std::uint64_t id, std::string_view payload) {
   m.max_tags = limits.max_tags;
   m.max_tag_size = limits.max_tag_size;
   m.max_correlation_id = limits.max_correlation_id;
+  m.max_append_streams = limits.max_append_streams;
+  m.max_query_items = limits.max_query_items;
   send(proto::encode_info_ok(id, m, version_));
 }
 

@@ -32,22 +32,23 @@ simdjson::error_code JsonCheck::parse(const std::string& text) {
   return parser_.parse(buf_.data(), text.size(), false).error();
 }
 
-std::optional<EventRejection> JsonCheck::check(const proto::AppendReq& req) {
+std::optional<EventRejection> JsonCheck::check(const std::string& stream,
+                                               const std::vector<index::NewEvent>& events) {
   auto invalid = [&](std::size_t i, std::string_view field, simdjson::error_code err) {
     return EventRejection{proto::Code::kInvalidJson, i,
                           fmt::format("event {} of append to '{}': {} is not valid JSON: {}", i,
-                                      req.stream, field, simdjson::error_message(err))};
+                                      stream, field, simdjson::error_message(err))};
   };
   std::optional<EventRejection> out;
-  for (std::size_t i = 0; i < req.events.size() && !out; ++i) {
-    const auto& e = req.events[i];
+  for (std::size_t i = 0; i < events.size() && !out; ++i) {
+    const auto& e = events[i];
     if (e.flags & ~kAllowedEventFlags) {
       out = EventRejection{proto::Code::kBadRequest, i,
                            fmt::format("event {} of append to '{}': unknown flags 0x{:x}", i,
-                                       req.stream, e.flags & ~kAllowedEventFlags)};
+                                       stream, e.flags & ~kAllowedEventFlags)};
     } else if (auto why = non_utf8(e)) {
       out = EventRejection{proto::Code::kBadRequest, i,
-                           fmt::format("event {} of append to '{}': {}", i, req.stream, *why)};
+                           fmt::format("event {} of append to '{}': {}", i, stream, *why)};
     } else if (e.flags & engine::format::kFlagDataJson) {
       if (auto err = parse(e.data); err != simdjson::SUCCESS) out = invalid(i, "data", err);
     }

@@ -25,7 +25,12 @@ struct EventRejection {
 class JsonCheck {
  public:
   // The first event the node must refuse, or nothing.
-  std::optional<EventRejection> check(const proto::AppendReq& req);
+  std::optional<EventRejection> check(const proto::AppendReq& req) {
+    return check(req.stream, req.events);
+  }
+  // The same for one stream's events (append_multi checks each stream).
+  std::optional<EventRejection> check(const std::string& stream,
+                                      const std::vector<index::NewEvent>& events);
 
  private:
   simdjson::error_code parse(const std::string& text);

@@ -97,6 +97,14 @@ void Connection::handle_read_index(std::uint64_t id, std::string_view payload) {
       });
 }
 
+void Connection::handle_read_query(std::uint64_t id, std::string_view payload) {
+  serve_page<proto::ReadQueryReq>(
+      id, payload,
+      [](Connection& c, const proto::ReadQueryReq& req, const read::PageLimits& l, WireSink& out) {
+        return read::read_query_page(c.shared_->store, req.query, req.from, req.direction, l, out);
+      });
+}
+
 void Connection::handle_seek_time(std::uint64_t id, std::string_view payload) {
   if (refuse_if_too_many(id)) return;
   auto m = proto::decode_seek_time(payload, version_);

@@ -7,6 +7,7 @@
 
 #include <array>
 
+#include "index/append_validate.h"
 #include "net/connection.h"
 
 namespace annal::net::detail {
@@ -36,6 +37,25 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
                "prefixes");
     return;
   }
+  if (m->target == proto::Target::kQuery && (!m->stream.empty() || !m->stream_prefix.empty() ||
+                                             !m->type_prefix.empty() || !m->index_value.empty())) {
+    send_error(id, proto::Code::kBadRequest,
+               "subscribe: target query (3) takes a query, not a stream, prefixes or an index "
+               "key");
+    return;
+  }
+  if (m->target != proto::Target::kQuery && !m->query.items.empty()) {
+    send_error(id, proto::Code::kBadRequest, "subscribe: a query applies only to target query (3)");
+    return;
+  }
+  if (m->target == proto::Target::kQuery) {
+    index::normalise_query(m->query);
+    Status st = index::validate_query(m->query, index::query_limits(shared_->store.limits()));
+    if (!st.is_ok()) {
+      send_error(id, proto::code_from_errc(st.code()), "subscribe: " + st.message());
+      return;
+    }
+  }
   if (subs_.count(id)) {
     // The live subscription with this id goes on; this error carries its id.
     send_error(id, proto::Code::kBadRequest,
@@ -61,6 +81,10 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
     case proto::Target::kIndex:
       sub->filter.target = read::Target::kIndex;
       break;
+    case proto::Target::kQuery:
+      sub->filter.target = read::Target::kQuery;
+      sub->filter.query = sub->req.query;
+      break;
   }
   sub->filter.stream = sub->req.stream;
   sub->filter.stream_prefix = sub->req.stream_prefix;
@@ -76,8 +100,9 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   if (sub->req.target == proto::Target::kAll) {
     sub->next_pos = sub->req.from_end ? log.durable_end() : GlobalPosition(sub->req.from);
     start = sub->next_pos.value;
-  } else if (sub->req.target == proto::Target::kIndex) {
-    // Catch-up through the secondary index, then the log filtered by the key.
+  } else if (sub->req.target == proto::Target::kIndex || sub->req.target == proto::Target::kQuery) {
+    // Catch-up through the secondary index, then the log filtered by the key
+    // (or the query).
     sub->next_pos = sub->req.from_end ? log.durable_end() : GlobalPosition(sub->req.from);
     sub->index_phase = !sub->req.from_end;
     start = sub->next_pos.value;
@@ -166,7 +191,7 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   auto work = [sp, fp, lp, out, index_phase, from, end, max_scan]() -> asio::awaitable<void> {
     if (!index_phase)
       out->step = read::scan_log(sp->log(), *fp, from, end, max_scan, *lp, out->events);
-    else if (fp->target == read::Target::kIndex)
+    else if (fp->target == read::Target::kIndex || fp->target == read::Target::kQuery)
       out->step = read::read_index_key(*sp, *fp, from, *lp, out->events);
     else
       out->step = read::read_index(*sp, fp->stream, fp->min_rev, *lp, out->events);
@@ -191,7 +216,8 @@ void Connection::deliver(Subscription& sub, const std::shared_ptr<const Batch>& 
   }
   const read::Step& s = b.step;
   sub.next_rev = s.next_rev;
-  if (sub.index_phase && sub.filter.target == read::Target::kIndex) {
+  if (sub.index_phase &&
+      (sub.filter.target == read::Target::kIndex || sub.filter.target == read::Target::kQuery)) {
     // Secondary index pages move the position like log steps do.
     sub.next_pos = s.next;
     sub.unreported = b.events.count() > 0 ? s.scanned_after_last_event : sub.unreported + s.scanned;

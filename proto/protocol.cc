@@ -113,6 +113,10 @@ ANNAL_PROTO_MESSAGE(Checkpoint)
 ANNAL_PROTO_MESSAGE(UnsubscribeReq)
 ANNAL_PROTO_MESSAGE(Error)
 ANNAL_PROTO_MESSAGE(InfoOk)
+ANNAL_PROTO_MESSAGE(AppendMultiReq)
+ANNAL_PROTO_MESSAGE(AppendMultiOk)
+ANNAL_PROTO_MESSAGE(AppendRefused)
+ANNAL_PROTO_MESSAGE(ReadQueryReq)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -198,6 +202,14 @@ const char* op_name(Op op) {
       return "seek_time";
     case Op::kSeekTimeOk:
       return "seek_time_ok";
+    case Op::kAppendMulti:
+      return "append_multi";
+    case Op::kReadQuery:
+      return "read_query";
+    case Op::kAppendMultiOk:
+      return "append_multi_ok";
+    case Op::kAppendRefused:
+      return "append_refused";
     case Op::kHelloOk:
       return "hello_ok";
     case Op::kPong:
@@ -234,6 +246,8 @@ bool is_request_op(std::uint8_t op) {
     case Op::kUnsubscribe:
     case Op::kReadIndex:
     case Op::kSeekTime:
+    case Op::kAppendMulti:
+    case Op::kReadQuery:
       return true;
     default:
       return false;
@@ -266,7 +280,8 @@ const char* code_name(Code c) {
       break;
   }
   auto v = static_cast<std::uint16_t>(c);
-  if (v <= static_cast<std::uint16_t>(Errc::kInternal)) return errc_name(static_cast<Errc>(v));
+  if (v <= static_cast<std::uint16_t>(Errc::kAppendConditionFailed))
+    return errc_name(static_cast<Errc>(v));
   return "unknown";
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// annal wire protocol, versions 1 and 2: message types and their byte
+// annal wire protocol, versions 1 to 3: message types and their byte
 // encoding. The specification is docs/protocol.md; change neither without the
 // other, and bump kProtocolVersion (with a version-history entry) on any
 // change. A connection speaks the version its hello asked for; every walk
@@ -32,7 +32,7 @@
 namespace annal::net::proto {
 
 // The newest version this codec speaks, and the oldest a node still accepts.
-inline constexpr std::uint16_t kProtocolVersion = 2;
+inline constexpr std::uint16_t kProtocolVersion = 3;
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kHelloMagic = 0x4C4E4E41;  // "ANNL" as little-endian bytes
 inline constexpr std::size_t kLengthPrefixSize = 4;
@@ -51,8 +51,10 @@ enum class Op : std::uint8_t {
   kReadAll = 0x12,
   kSubscribe = 0x13,
   kUnsubscribe = 0x14,
-  kReadIndex = 0x15,  // v2
-  kSeekTime = 0x16,   // v2
+  kReadIndex = 0x15,    // v2
+  kSeekTime = 0x16,     // v2
+  kAppendMulti = 0x17,  // v3
+  kReadQuery = 0x18,    // v3
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -63,13 +65,15 @@ enum class Op : std::uint8_t {
   kSubEvents = 0x93,
   kCheckpoint = 0x94,
   kUnsubscribeOk = 0x95,
-  kSeekTimeOk = 0x96,  // v2
+  kSeekTimeOk = 0x96,     // v2
+  kAppendMultiOk = 0x97,  // v3
+  kAppendRefused = 0x98,  // v3
   kError = 0xFF,
 };
 const char* op_name(Op op);
 bool is_request_op(std::uint8_t op);
 
-// Stable numeric error codes. 1..15 are annal::Errc values unchanged; 100+
+// Stable numeric error codes. 1..16 are annal::Errc values unchanged; 100+
 // exist only on the wire.
 enum class Code : std::uint16_t {
   kOk = 0,
@@ -88,6 +92,7 @@ enum class Code : std::uint16_t {
   kLocked = 13,
   kInvalidArgument = 14,
   kInternal = 15,
+  kAppendConditionFailed = 16,  // v3
   kUnsupportedVersion = 100,
   kUnknownOperation = 101,
   kFrameTooLarge = 102,
@@ -175,6 +180,37 @@ struct HelloOk {
   }
 };
 
+// The events of an append (append, append_multi).
+template <class V, class Events>
+void new_events_fields(V& v, Events& events) {
+  // id + type length + flags + metadata length + data length (v2: + tag
+  // count + correlation and causation id lengths)
+  const std::size_t min_event = v.version() >= 2 ? 42 : 32;
+  v.list(events, "count", min_event, [](V& ev, auto& e) {
+    ev.id(e.id, "event.id");
+    ev.str(e.type, "event.type");
+    ev.u32(e.flags, "event.flags");
+    ev.str(e.metadata, "event.metadata");
+    ev.str(e.data, "event.data");
+    if (ev.version() >= 2) {
+      ev.tags(e.tags, "event.tags");
+      ev.str(e.correlation_id, "event.correlation_id");
+      ev.str(e.causation_id, "event.causation_id");
+    }
+  });
+}
+
+// v3: a query (index/query.h): u32 item count; per item u32 type count and
+// the types, u32 tag count and the tags (strings). No items: no query.
+template <class V, class Q>
+void query_fields(V& v, Q& q) {
+  v.list(q.items, "query.items", 8, [](V& iv, auto& item) {
+    iv.list(item.types, "query.item.types", 4,
+            [](V& sv, auto& s) { sv.str(s, "query.item.type"); });
+    iv.list(item.tags, "query.item.tags", 4, [](V& sv, auto& s) { sv.str(s, "query.item.tag"); });
+  });
+}
+
 struct AppendReq {
   static constexpr Op kOp = Op::kAppend;
   static constexpr const char* kName = "append";
@@ -185,21 +221,7 @@ struct AppendReq {
   static void fields(V& v, M& m) {
     v.str(m.stream, "stream");
     v.expected(m.expected, "expected_kind", "expected_revision");
-    // id + type length + flags + metadata length + data length (v2: + tag
-    // count + correlation and causation id lengths)
-    const std::size_t min_event = v.version() >= 2 ? 42 : 32;
-    v.list(m.events, "count", min_event, [](V& ev, auto& e) {
-      ev.id(e.id, "event.id");
-      ev.str(e.type, "event.type");
-      ev.u32(e.flags, "event.flags");
-      ev.str(e.metadata, "event.metadata");
-      ev.str(e.data, "event.data");
-      if (ev.version() >= 2) {
-        ev.tags(e.tags, "event.tags");
-        ev.str(e.correlation_id, "event.correlation_id");
-        ev.str(e.causation_id, "event.causation_id");
-      }
-    });
+    new_events_fields(v, m.events);
   }
 };
 struct AppendOk {
@@ -218,6 +240,101 @@ struct AppendOk {
     v.u32(m.count, "count");
     v.boolean(m.deduplicated, "deduplicated");
   }
+};
+
+// v3: several streams in one append, all or nothing, each with its own
+// expectation (a stream without events is only checked), and an optional
+// condition: refused if an event matching `condition` exists at a position
+// after `after` (kNone: at any position). Answered with append_multi_ok, or
+// append_refused (wrong expected revision, condition failed), or error.
+struct AppendMultiReq {
+  static constexpr Op kOp = Op::kAppendMulti;
+  static constexpr const char* kName = "append_multi";
+  std::vector<index::StreamAppend> streams;
+  index::Query condition;  // no items: no condition
+  std::uint64_t after = kNone;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    // stream length + expectation + event count
+    v.list(m.streams, "stream_count", 17, [](V& sv, auto& s) {
+      sv.str(s.stream, "stream");
+      sv.expected(s.expected, "expected_kind", "expected_revision");
+      new_events_fields(sv, s.events);
+    });
+    query_fields(v, m.condition);
+    v.u64(m.after, "after");
+  }
+  const char* invalid_field() const {
+    if (condition.items.empty() && after != kNone) return "after";
+    return nullptr;
+  }
+  static constexpr const char* kInvalidWhy = "needs a condition (after without a query)";
+};
+struct AppendMultiOk {
+  static constexpr Op kOp = Op::kAppendMultiOk;
+  static constexpr const char* kName = "append_multi_ok";
+  struct Stream {
+    std::uint64_t first_revision = kNone;  // kNone: the stream was only checked
+    std::uint32_t count = 0;
+  };
+  std::uint64_t first_position = 0;
+  std::uint32_t count = 0;  // events of every stream
+  bool deduplicated = false;
+  std::vector<Stream> streams;  // in request order
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.first_position, "first_position");
+    v.u32(m.count, "count");
+    v.boolean(m.deduplicated, "deduplicated");
+    v.list(m.streams, "stream_count", 12, [](V& sv, auto& s) {
+      sv.u64(s.first_revision, "stream.first_revision");
+      sv.u32(s.count, "stream.count");
+    });
+  }
+};
+// v3: append_multi refused by its expectations (code 1) or its condition
+// (code 16); other errors are `error` frames.
+struct AppendRefused {
+  static constexpr Op kOp = Op::kAppendRefused;
+  static constexpr const char* kName = "append_refused";
+  struct Stream {
+    bool failed = false;
+    std::uint64_t actual_revision = kNone;  // failed: kNone if the stream does not exist
+  };
+  Code code = Code::kWrongExpectedRevision;
+  std::string message;
+  std::uint64_t conflict_position = kNone;  // code 16: the first matching event
+  std::vector<Stream> streams;              // code 1: one per stream of the request
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.enumeration(m.code, "code", UINT16_MAX, "");
+    v.str(m.message, "message");
+    v.u64(m.conflict_position, "conflict_position");
+    v.list(m.streams, "stream_count", 9, [](V& sv, auto& s) {
+      sv.boolean(s.failed, "stream.failed");
+      sv.u64(s.actual_revision, "stream.actual_revision");
+    });
+  }
+};
+// v3: the events matching a query, in log order; answered with read_ok,
+// whose durable_end says up to where the log was read (the head a
+// condition's `after` takes is durable_end - 1).
+struct ReadQueryReq {
+  static constexpr Op kOp = Op::kReadQuery;
+  static constexpr const char* kName = "read_query";
+  index::Query query;
+  std::uint64_t from = 0;  // a global position; kNone with backward = from the end
+  std::uint32_t count = 0;
+  index::Direction direction = index::Direction::kForward;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    query_fields(v, m.query);
+    v.u64(m.from, "from");
+    v.u32(m.count, "count");
+    v.enumeration(m.direction, "direction", 1, "must be 0 (forward) or 1 (backward)");
+  }
+  const char* invalid_field() const { return query.items.empty() ? "query.items" : nullptr; }
+  static constexpr const char* kInvalidWhy = "must not be empty";
 };
 
 struct ReadStreamReq {
@@ -315,7 +432,8 @@ using ReadOk = ReadOkOf<std::vector<engine::EventRecord>>;
 using ReadOkView = ReadOkOf<std::vector<engine::RecordView>>;
 
 // kIndex (v2): the events of one secondary index key, as read_index.
-enum class Target : std::uint8_t { kStream = 0, kAll = 1, kIndex = 2 };
+// kQuery (v3): the events matching a query, as read_query.
+enum class Target : std::uint8_t { kStream = 0, kAll = 1, kIndex = 2, kQuery = 3 };
 struct SubscribeReq {
   static constexpr Op kOp = Op::kSubscribe;
   static constexpr const char* kName = "subscribe";
@@ -328,9 +446,12 @@ struct SubscribeReq {
   std::uint32_t checkpoint_interval = 0;  // positions scanned; 0 = server default
   index::IndexKind index_kind = index::IndexKind::kCategory;  // v2, kIndex only
   std::string index_value = {};                               // v2, kIndex only
+  index::Query query = {};                                    // v3, kQuery only
   template <class V, class M>
   static void fields(V& v, M& m) {
-    if (v.version() >= 2)
+    if (v.version() >= 3)
+      v.enumeration(m.target, "target", 3, "must be 0 (stream), 1 (all), 2 (index) or 3 (query)");
+    else if (v.version() >= 2)
       v.enumeration(m.target, "target", 2, "must be 0 (stream), 1 (all) or 2 (index)");
     else
       v.enumeration(m.target, "target", 1, "must be 0 (stream) or 1 (all)");
@@ -345,11 +466,13 @@ struct SubscribeReq {
                     "must be 0 (category), 1 (type), 2 (tag), 3 (correlation) or 4 (causation)");
       v.str(m.index_value, "index_value");
     }
+    if (v.version() >= 3) query_fields(v, m.query);
   }
   // After a successful decode: (field, why) if the message is inconsistent.
   const char* invalid_field() const {
     if (target == Target::kStream && stream.empty()) return "stream";
     if (target == Target::kIndex && index_value.empty()) return "index_value";
+    if (target == Target::kQuery && query.items.empty()) return "query.items";
     return nullptr;
   }
   static constexpr const char* kInvalidWhy = "must not be empty";
@@ -432,6 +555,9 @@ struct InfoOk {
   std::uint64_t max_tags = 0;
   std::uint64_t max_tag_size = 0;
   std::uint64_t max_correlation_id = 0;
+  // v3
+  std::uint64_t max_append_streams = 0;
+  std::uint64_t max_query_items = 0;
   template <class V, class M>
   static void fields(V& v, M& m) {
     v.str(m.server_version, "server_version");
@@ -454,6 +580,10 @@ struct InfoOk {
       v.u64(m.max_tags, "max_tags");
       v.u64(m.max_tag_size, "max_tag_size");
       v.u64(m.max_correlation_id, "max_correlation_id");
+    }
+    if (v.version() >= 3) {
+      v.u64(m.max_append_streams, "max_append_streams");
+      v.u64(m.max_query_items, "max_query_items");
     }
   }
 };

@@ -11,6 +11,7 @@ bool Filter::matches(const engine::RecordView& v) const {
   if (target == Target::kStream) return !lost && v.stream == stream && v.revision.value >= min_rev;
   if (target == Target::kIndex)
     return index::key_matches(v, index_kind, index_value, category_separator);
+  if (target == Target::kQuery) return index::query_matches(query, v);
   if (!filtered()) return true;
   return !lost && v.stream.starts_with(stream_prefix) && v.type.starts_with(type_prefix);
 }
@@ -68,8 +69,11 @@ Step read_index(const index::Store& store, const std::string& stream, std::uint6
 Step read_index_key(const index::Store& store, const Filter& f, GlobalPosition from,
                     const PageLimits& limits, EventSink& out) {
   Step s;
-  const Page page = read_index_page(store, f.index_kind, f.index_value, from.value,
-                                    index::Direction::kForward, limits, out);
+  const Page page =
+      f.target == Target::kQuery
+          ? read_query_page(store, f.query, from.value, index::Direction::kForward, limits, out)
+          : read_index_page(store, f.index_kind, f.index_value, from.value,
+                            index::Direction::kForward, limits, out);
   s.status = page.status;
   s.next = GlobalPosition(page.next);
   s.scanned = page.next - from.value;

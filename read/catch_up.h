@@ -21,7 +21,8 @@ inline constexpr std::uint64_t kMaxScanPerStep = 4096;
 
 // kIndex: the events of one secondary index key; catches up through the
 // secondary index, then follows the log filtered by the key.
-enum class Target { kStream, kAll, kIndex };
+// kQuery: the events matching a query (index/query.h), likewise.
+enum class Target { kStream, kAll, kIndex, kQuery };
 
 struct Filter {
   Target target = Target::kAll;
@@ -32,9 +33,10 @@ struct Filter {
   index::IndexKind index_kind = index::IndexKind::kCategory;  // kIndex
   std::string index_value;                                    // kIndex
   char category_separator = '-';                              // kIndex
+  index::Query query;                                         // kQuery
 
   bool filtered() const {
-    return target == Target::kIndex ||
+    return target == Target::kIndex || target == Target::kQuery ||
            (target == Target::kAll && (!stream_prefix.empty() || !type_prefix.empty()));
   }
   // Lost entries (repair markers) match only an unfiltered log subscription.
@@ -60,8 +62,8 @@ Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, Glob
 Step read_index(const index::Store& store, const std::string& stream, std::uint64_t from_rev,
                 const PageLimits& limits, EventSink& out);
 
-// One page of a secondary index key's events from position `from` (a kIndex
-// filter). When the page reaches the end, `index_done` is set and `next` is
+// One page of a secondary index key's (kIndex) or a query's (kQuery) events
+// from position `from`. When the page reaches the end, `index_done` is set and `next` is
 // the durable end it read below, where the log steps start.
 Step read_index_key(const index::Store& store, const Filter& f, GlobalPosition from,
                     const PageLimits& limits, EventSink& out);

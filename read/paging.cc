@@ -86,9 +86,13 @@ Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction 
   return page;
 }
 
-Page read_index_page(const index::Store& store, index::IndexKind kind, const std::string& value,
-                     std::uint64_t from, index::Direction direction, const PageLimits& limits,
-                     EventSink& out) {
+namespace {
+
+// A page of events found by position through an index (a secondary index key,
+// a query): visit(from, direction, durable end, fn) as Store::visit_index.
+template <class Visit>
+Page read_by_position_page(const index::Store& store, const Visit& visit, std::uint64_t from,
+                           index::Direction direction, const PageLimits& limits, EventSink& out) {
   const std::uint64_t durable = store.log().durable_end().value;
   const bool forward = direction == index::Direction::kForward;
   Page page;
@@ -108,8 +112,7 @@ Page read_index_page(const index::Store& store, index::IndexKind kind, const std
   Status st;
   if (forward) {
     page.next = from;
-    st = store.visit_index(kind, value, GlobalPosition(from), direction, GlobalPosition(durable),
-                           take);
+    st = visit(GlobalPosition(from), direction, GlobalPosition(durable), take);
     if (st.is_ok() && !stopped) {
       page.end = true;
       page.next = std::max(from, durable);
@@ -119,8 +122,7 @@ Page read_index_page(const index::Store& store, index::IndexKind kind, const std
     page.next = kNone;
   } else {
     page.next = std::min(from, durable - 1);
-    st = store.visit_index(kind, value, GlobalPosition(page.next), direction,
-                           GlobalPosition(durable), take);
+    st = visit(GlobalPosition(page.next), direction, GlobalPosition(durable), take);
     // Position 0 taken: nothing is below it (kNone would read "from the end").
     if (st.is_ok() && (!stopped || page.next == kNone)) {
       page.end = true;
@@ -129,6 +131,27 @@ Page read_index_page(const index::Store& store, index::IndexKind kind, const std
   }
   if (!st.is_ok() && out.count() == 0) page.status = st;
   return page;
+}
+
+}  // namespace
+
+Page read_index_page(const index::Store& store, index::IndexKind kind, const std::string& value,
+                     std::uint64_t from, index::Direction direction, const PageLimits& limits,
+                     EventSink& out) {
+  auto visit = [&](GlobalPosition at, index::Direction dir, GlobalPosition end,
+                   const index::Store::StreamVisitor& fn) {
+    return store.visit_index(kind, value, at, dir, end, fn);
+  };
+  return read_by_position_page(store, visit, from, direction, limits, out);
+}
+
+Page read_query_page(const index::Store& store, const index::Query& query, std::uint64_t from,
+                     index::Direction direction, const PageLimits& limits, EventSink& out) {
+  auto visit = [&](GlobalPosition at, index::Direction dir, GlobalPosition end,
+                   const index::Store::StreamVisitor& fn) {
+    return store.visit_query(query, at, dir, end, fn);
+  };
+  return read_by_position_page(store, visit, from, direction, limits, out);
 }
 
 }  // namespace annal::read

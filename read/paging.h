@@ -41,5 +41,8 @@ Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction 
 Page read_index_page(const index::Store& store, index::IndexKind kind, const std::string& value,
                      std::uint64_t from, index::Direction direction, const PageLimits& limits,
                      EventSink& out);
+// The same for the events matching a query (Store::visit_query).
+Page read_query_page(const index::Store& store, const index::Query& query, std::uint64_t from,
+                     index::Direction direction, const PageLimits& limits, EventSink& out);
 
 }  // namespace annal::read

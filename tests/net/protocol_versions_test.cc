@@ -54,7 +54,7 @@ class ProtocolVersionsTest : public ::testing::Test {
 TEST_F(ProtocolVersionsTest, TagsAndIdsRoundTripThroughEveryReadPath) {
   auto c = node_->client();
   ASSERT_TRUE(c);
-  EXPECT_EQ(c->hello().version, 2);
+  EXPECT_EQ(c->hello().version, proto::kProtocolVersion);
   auto sub = c->subscribe(proto::SubscribeReq{proto::Target::kAll, "", false, 0, "", "", 0});
   ASSERT_TRUE(sub.ok()) << sub.error_string();
   // Tags in any order, one repeated: the node stores them sorted, once.
@@ -181,7 +181,7 @@ TEST_F(ProtocolVersionsTest, BadTagsAreRefusedNamingTheEventAndNothingIsWritten)
 }
 
 TEST_F(ProtocolVersionsTest, HelloNegotiatesEachSupportedVersionAndRefusesOthers) {
-  for (std::uint16_t v : {1, 2}) {
+  for (std::uint16_t v : {1, 2, 3}) {
     RawConn c(node_->port());
     proto::Hello h;
     h.version = v;
@@ -193,7 +193,7 @@ TEST_F(ProtocolVersionsTest, HelloNegotiatesEachSupportedVersionAndRefusesOthers
     ASSERT_TRUE(ok.is_ok());
     EXPECT_EQ(ok->version, v) << "hello_ok names the version the connection speaks";
   }
-  for (std::uint16_t v : {0, 3}) {
+  for (std::uint16_t v : {0, 4}) {
     RawConn c(node_->port());
     proto::Hello h;
     h.version = v;
@@ -308,7 +308,7 @@ TEST(ProtocolFallbackTest, ClientFallsBackToVersionOneAgainstAVersionOneNode) {
   }
   fake.join();
   ::close(lfd);
-  EXPECT_EQ(hellos, (std::vector<std::uint16_t>{2, 1}));
+  EXPECT_EQ(hellos, (std::vector<std::uint16_t>{proto::kProtocolVersion, 1}));
 }
 
 }  // namespace
