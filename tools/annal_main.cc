@@ -14,12 +14,14 @@ void usage(std::FILE* out) {
       "\n"
       "client commands (talk to a running annald, --server HOST:PORT):\n"
       "  append STREAM --type T --data JSON   append one event [--tag K:V ...]\n"
+      "       [--fail-if 'type=A,B tag=K:V' --after POS]   ... unless a matching event exists\n"
       "  read STREAM                           read a stream\n"
       "  read-all                              read the global log\n"
       "  read-category C | read-type T | read-tag K:V | read-correlation ID | read-causation ID\n"
       "                                        read one index key's events, in log order\n"
+      "  read-query 'type=A,B tag=K:V' [...]   events matching any item, in log order [--head]\n"
       "  tail STREAM | --all | --category C    follow a stream, the log or an index key\n"
-      "       | --type T | --tag K:V | --correlation ID | --causation ID\n"
+      "       | --type T | --tag K:V | --correlation ID | --causation ID | --query ITEM\n"
       "  info                                  node version, positions, limits\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
@@ -50,7 +52,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info" ||
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
-      cmd == "read-correlation" || cmd == "read-causation")
+      cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

@@ -1,5 +1,5 @@
-// `annal append | read | read-all | tail | info`: client commands against a
-// running annald, printing JSON lines (one event per line) for jq.
+// `annal append | read | read-all | read-query | tail | info`: client commands
+// against a running annald, printing JSON lines (one event per line) for jq.
 #include "tools/cli.h"
 
 #include <fmt/format.h>
@@ -15,6 +15,8 @@
 
 #include "engine/format.h"
 #include "net/client.h"
+#include "tools/client_json.h"
+#include "tools/offline_json.h"
 
 namespace po = boost::program_options;
 
@@ -24,132 +26,6 @@ namespace {
 namespace proto = annal::net::proto;
 
 constexpr const char* kDefaultServer = "127.0.0.1:7411";
-
-// ---- JSON output ----
-
-void json_string(std::string& o, std::string_view s) {
-  const bool utf8 = simdjson::validate_utf8(s.data(), s.size());
-  o.push_back('"');
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\r':
-        o += "\\r";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
-      case '\b':
-        o += "\\b";
-        break;
-      case '\f':
-        o += "\\f";
-        break;
-      default:
-        // Control characters, and (in invalid UTF-8 only) high bytes as \u00XX.
-        if (c < 0x20 || (!utf8 && c >= 0x80)) {
-          o += fmt::format("\\u{:04x}", c);
-        } else {
-          o.push_back(ch);
-        }
-    }
-  }
-  o.push_back('"');
-}
-
-std::string base64(std::string_view in) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 |
-                      static_cast<std::uint8_t>(in[i + 1]) << 8 |
-                      static_cast<std::uint8_t>(in[i + 2]);
-    out.push_back(kAlphabet[v >> 18 & 63]);
-    out.push_back(kAlphabet[v >> 12 & 63]);
-    out.push_back(kAlphabet[v >> 6 & 63]);
-    out.push_back(kAlphabet[v & 63]);
-  }
-  if (i + 1 == in.size()) {
-    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16;
-    out.push_back(kAlphabet[v >> 18 & 63]);
-    out.push_back(kAlphabet[v >> 12 & 63]);
-    out += "==";
-  } else if (i + 2 == in.size()) {
-    std::uint32_t v = static_cast<std::uint8_t>(in[i]) << 16 | static_cast<std::uint8_t>(in[i + 1])
-                                                                   << 8;
-    out.push_back(kAlphabet[v >> 18 & 63]);
-    out.push_back(kAlphabet[v >> 12 & 63]);
-    out.push_back(kAlphabet[v >> 6 & 63]);
-    out.push_back('=');
-  }
-  return out;
-}
-
-// A JSON payload re-emitted on one line (it was validated when written);
-// falls back to a base64 string if it does not minify.
-void json_payload(std::string& o, const std::string& text, const char* key) {
-  std::string out(text.size(), '\0');
-  std::size_t n = 0;
-  if (!text.empty() &&
-      simdjson::minify(text.data(), text.size(), out.data(), n) == simdjson::SUCCESS) {
-    o += fmt::format(",\"{}\":", key);
-    o.append(out.data(), n);
-  } else {
-    o += fmt::format(",\"{}\":\"{}\",\"{}_encoding\":\"base64\"", key, base64(text), key);
-  }
-}
-
-std::string event_json(const engine::EventRecord& e) {
-  std::string o;
-  if (e.flags & engine::format::kFlagLost)
-    return fmt::format("{{\"position\":{},\"lost\":true}}", e.position.value);
-  o += fmt::format("{{\"position\":{},\"stream\":", e.position.value);
-  json_string(o, e.stream);
-  o += fmt::format(",\"revision\":{},\"type\":", e.revision.value);
-  json_string(o, e.type);
-  o += fmt::format(",\"id\":\"{}\",\"timestamp_us\":{}", e.id.to_string(), e.timestamp_us);
-  if (e.flags & engine::format::kFlagDataJson) {
-    json_payload(o, e.data, "data");
-  } else {
-    o += fmt::format(",\"data\":\"{}\",\"data_encoding\":\"base64\"", base64(e.data));
-  }
-  if (e.flags & engine::format::kFlagMetadataJson) {
-    json_payload(o, e.metadata, "metadata");
-  } else if (!e.metadata.empty()) {
-    o += fmt::format(",\"metadata\":\"{}\",\"metadata_encoding\":\"base64\"", base64(e.metadata));
-  }
-  // Protocol v2: tags and ids (UTF-8, checked by the node), only when present.
-  if (!e.tags.empty()) {
-    o += ",\"tags\":[";
-    for (std::size_t i = 0; i < e.tags.size(); ++i) {
-      if (i > 0) o += ',';
-      json_string(o, e.tags[i]);
-    }
-    o += ']';
-  }
-  if (!e.correlation_id.empty()) {
-    o += ",\"correlation_id\":";
-    json_string(o, e.correlation_id);
-  }
-  if (!e.causation_id.empty()) {
-    o += ",\"causation_id\":";
-    json_string(o, e.causation_id);
-  }
-  o += "}";
-  return o;
-}
 
 void print_line(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
@@ -221,10 +97,55 @@ std::optional<ExpectedRevision> parse_expected(const std::string& s) {
   return ExpectedRevision::exact(std::stoull(s));
 }
 
+// One query item as the CLI takes it: space-separated `type=A,B` (any of the
+// types) and `tag=K:V` (all of the tags; repeat) terms; `*` or nothing
+// matches every event.
+std::optional<index::QueryItem> parse_query_item(const std::string& text, std::string& error) {
+  index::QueryItem item;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == ' ') {
+      ++i;
+      continue;
+    }
+    const std::size_t end = std::min(text.find(' ', i), text.size());
+    const std::string term = text.substr(i, end - i);
+    i = end;
+    if (term == "*") continue;
+    if (term.starts_with("tag=")) {
+      item.tags.push_back(term.substr(4));
+    } else if (term.starts_with("type=")) {
+      std::size_t at = 5;
+      for (;;) {
+        const std::size_t comma = term.find(',', at);
+        item.types.push_back(term.substr(at, comma == std::string::npos ? comma : comma - at));
+        if (comma == std::string::npos) break;
+        at = comma + 1;
+      }
+    } else {
+      error = "query term '" + term + "' is neither type=A,B nor tag=K:V";
+      return std::nullopt;
+    }
+  }
+  return item;
+}
+
+std::optional<index::Query> parse_query(const std::vector<std::string>& items, std::string& error) {
+  index::Query q;
+  for (const auto& text : items) {
+    auto item = parse_query_item(text, error);
+    if (!item) return std::nullopt;
+    q.items.push_back(std::move(*item));
+  }
+  return q;
+}
+
 int cmd_append(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, type, data, metadata, id_text, expected = "any";
   std::vector<std::string> tags;
   std::string correlation_id, causation_id;
+  std::vector<std::string> fail_if;
+  std::uint64_t after = 0;
   po::options_description desc("usage: annal append STREAM --type TYPE --data JSON [options]");
   desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
                                             "node address HOST:PORT")("type", po::value(&type),
@@ -237,9 +158,14 @@ int cmd_append(const std::vector<std::string>& args) {
       "tag", po::value(&tags)->composing(),
       "a tag, typically key:value (repeat for more; stored sorted, once)")(
       "correlation-id", po::value(&correlation_id), "the correlation id")(
-      "causation-id", po::value(&causation_id), "the causation id");
+      "causation-id", po::value(&causation_id), "the causation id")(
+      "fail-if", po::value(&fail_if)->composing(),
+      "a condition item 'type=A,B tag=K:V ...': refuse the append if an event matching any "
+      "--fail-if item exists (after --after); repeat for more items")(
+      "after", po::value(&after), "with --fail-if: only events after this position count");
   po::variables_map vm;
   if (auto done = parse_command("append", args, desc, &stream, vm)) return *done;
+  if (vm.count("after") && fail_if.empty()) return usage("append", "--after needs --fail-if", desc);
   if (stream.empty() || !vm.count("type") || !vm.count("data"))
     return usage("append", "STREAM, --type and --data are required", desc);
   auto exp = parse_expected(expected);
@@ -262,13 +188,33 @@ int cmd_append(const std::vector<std::string>& args) {
     ev.metadata = metadata;
     ev.flags |= engine::format::kFlagMetadataJson;
   }
+  std::string error;
+  auto condition = parse_query(fail_if, error);
+  if (!condition) return usage("append", error, desc);
   auto c = connect(server);
   if (!c.ok()) return fail(c.error());
+  if (!fail_if.empty()) {
+    proto::AppendMultiReq req{
+        {{stream, *exp, {ev}}}, std::move(*condition), vm.count("after") ? after : proto::kNone};
+    auto r = c.value()->append_multi(req);
+    if (!r.ok()) return fail(r.error());
+    if (r->refused) {
+      return fail(
+          proto::Error{r->refused->code, r->refused->conflict_position, r->refused->message});
+    }
+    std::string o = "{\"stream\":";
+    append_json_string(o, stream);
+    o += fmt::format(",\"id\":\"{}\",\"position\":{},\"revision\":{},\"deduplicated\":{}}}",
+                     ev.id.to_string(), r->ok->first_position, r->ok->streams[0].first_revision,
+                     r->ok->deduplicated ? "true" : "false");
+    print_line(o);
+    return 0;
+  }
   proto::AppendReq req{stream, *exp, {ev}};
   auto r = c.value()->append(req);
   if (!r.ok()) return fail(r.error());
   std::string o = "{\"stream\":";
-  json_string(o, stream);
+  append_json_string(o, stream);
   o += fmt::format(",\"id\":\"{}\",\"position\":{},\"revision\":{},\"deduplicated\":{}}}",
                    ev.id.to_string(), r->first_position, r->first_revision,
                    r->deduplicated ? "true" : "false");
@@ -408,11 +354,86 @@ int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand*
   return 0;
 }
 
+// read-query ITEM [ITEM...]: the events matching a query (items combined with
+// OR), paged; --head prints {"head":POS} last (the position a condition's
+// --after takes; null on an empty log).
+int cmd_read_query(const std::vector<std::string>& args) {
+  ReadFlags f;
+  std::vector<std::string> items;
+  bool print_head = false;
+  po::options_description desc(
+      "usage: annal read-query 'type=A,B tag=K:V' ['tag=X' ...] [--from POS] [--count N] "
+      "[--backward] [--head]\n"
+      "Events matching any of the items (an item: one of its types, all of its tags), in log "
+      "order");
+  desc.add_options()("help,h", "this help")("server", po::value(&f.server)->default_value(f.server),
+                                            "node address HOST:PORT")(
+      "from", po::value(&f.from), "first position (default: start, or end with --backward)")(
+      "count", po::value(&f.count), "at most N events (default: all)")(
+      "backward", po::bool_switch(&f.backward), "newest first")(
+      "head", po::bool_switch(&print_head),
+      "print {\"head\":POS} after the events: the last durable position when read (for "
+      "append --after)");
+  po::options_description hidden;
+  hidden.add_options()("item", po::value(&items)->composing());
+  po::positional_options_description pos;
+  pos.add("item", -1);
+  po::options_description all_opts;
+  all_opts.add(desc).add(hidden);
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
+                  .options(all_opts)
+                  .positional(pos)
+                  .run(),
+              vm);
+    po::notify(vm);
+  } catch (const std::exception& e) {
+    return usage("read-query", e.what(), desc);
+  }
+  if (vm.count("help")) {
+    std::cout << desc << "\n";
+    return 0;
+  }
+  if (items.empty()) return usage("read-query", "at least one query item is required", desc);
+  std::string error;
+  auto q = parse_query(items, error);
+  if (!q) return usage("read-query", error, desc);
+  if (!vm.count("from") && f.backward) f.from = proto::kNone;
+  auto c = connect(f.server);
+  if (!c.ok()) return fail(c.error());
+  const auto dir = f.backward ? index::Direction::kBackward : index::Direction::kForward;
+  std::uint64_t printed = 0, cursor = f.from, durable_end = 0;
+  bool first_page = true;
+  while (f.count == 0 || printed < f.count) {
+    const auto n = static_cast<std::uint32_t>(
+        f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000));
+    auto r = c.value()->read_query(proto::ReadQueryReq{*q, cursor, n, dir});
+    if (!r.ok()) return fail(r.error());
+    // Forward, the last page's durable end covers every page; backward, the
+    // first page's (later events were not looked at).
+    if (!f.backward || first_page) durable_end = r->durable_end;
+    first_page = false;
+    for (const auto& e : r->events) {
+      if (f.count != 0 && printed >= f.count) break;
+      print_line(event_json(e));
+      ++printed;
+    }
+    if (r->end || r->events.empty() || r->next == proto::kNone) break;
+    cursor = r->next;
+  }
+  if (print_head)
+    print_line(durable_end == 0 ? std::string("{\"head\":null}")
+                                : fmt::format("{{\"head\":{}}}", durable_end - 1));
+  return 0;
+}
+
 int cmd_tail(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, stream_prefix, type_prefix, from_time;
   std::string keys[std::size(kIndexCommands)];
   std::uint64_t from = 0, count = 0;
   bool all = false, checkpoints = false;
+  std::vector<std::string> query_items;
   po::options_description desc(
       "usage: annal tail STREAM | --all | --category C | --type T | --tag K:V | --correlation ID "
       "| --causation ID\n"
@@ -429,7 +450,9 @@ int cmd_tail(const std::vector<std::string>& args) {
       "from-time", po::value(&from_time),
       "start at the first event written at or after this time (--all or an index key)")(
       "count", po::value(&count), "exit after N events")(
-      "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines");
+      "checkpoints", po::bool_switch(&checkpoints), "also print {\"checkpoint\":POS} lines")(
+      "query", po::value(&query_items)->composing(),
+      "follow the events matching a query item 'type=A,B tag=K:V' (repeat: any of them)");
   for (std::size_t i = 0; i < std::size(kIndexCommands); ++i)
     desc.add_options()(kIndexCommands[i].cmd + 5, po::value(&keys[i]),
                        "follow the events of this index key (positions)");
@@ -443,12 +466,19 @@ int cmd_tail(const std::vector<std::string>& args) {
       key = &kIndexCommands[i];
       key_value = keys[i];
     }
-  if (int(all) + int(!stream.empty()) + int(key != nullptr) != 1)
-    return usage("tail", "give one of STREAM, --all or an index key", desc);
+  if (int(all) + int(!stream.empty()) + int(key != nullptr) + int(!query_items.empty()) != 1)
+    return usage("tail", "give one of STREAM, --all, an index key or --query", desc);
+  std::string query_error;
+  auto query = parse_query(query_items, query_error);
+  if (!query) return usage("tail", query_error, desc);
   if (!all && (!stream_prefix.empty() || !type_prefix.empty()))
     return usage("tail", "--stream-prefix and --type-prefix need --all", desc);
   proto::SubscribeReq req;
-  req.target = key ? proto::Target::kIndex : all ? proto::Target::kAll : proto::Target::kStream;
+  req.target = key                     ? proto::Target::kIndex
+               : !query->items.empty() ? proto::Target::kQuery
+               : all                   ? proto::Target::kAll
+                                       : proto::Target::kStream;
+  req.query = std::move(*query);
   if (key) {
     req.index_kind = key->kind;
     req.index_value = key_value;
@@ -459,7 +489,7 @@ int cmd_tail(const std::vector<std::string>& args) {
   req.stream_prefix = stream_prefix;
   req.type_prefix = type_prefix;
   if (vm.count("from-time") && (vm.count("from") || !stream.empty()))
-    return usage("tail", "--from-time needs --all or an index key, and no --from", desc);
+    return usage("tail", "--from-time needs --all, an index key or --query, and no --from", desc);
   auto c = connect(server);
   if (!c.ok()) return fail(c.error());
   if (vm.count("from-time")) {
@@ -503,7 +533,7 @@ int cmd_info(const std::vector<std::string>& args) {
   if (!r.ok()) return fail(r.error());
   const auto& i = r.value();
   std::string o = "{\"version\":";
-  json_string(o, i.server_version);
+  append_json_string(o, i.server_version);
   o += fmt::format(
       ",\"protocol_version\":{},\"durable_end\":{},\"segments\":{},\"limits\":{{\"max_stream_"
       "name\":{},"
@@ -527,6 +557,7 @@ int run_client_command(const std::vector<std::string>& args) {
   if (cmd == "read") return cmd_read(args, false);
   if (cmd == "read-all") return cmd_read(args, true);
   if (const IndexCommand* key = index_command(cmd)) return cmd_read(args, false, key);
+  if (cmd == "read-query") return cmd_read_query(args);
   if (cmd == "tail") return cmd_tail(args);
   if (cmd == "info") return cmd_info(args);
   std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());

@@ -305,3 +305,40 @@ TEST_F(DcbTest, ConcurrentDecisionsNeverExceedWhatTheirConditionsAllow) {
 
 }  // namespace
 }  // namespace annal::net::testing
+
+namespace annal::net::testing {
+namespace {
+
+TEST_F(DcbTest, CliAppendsWithAConditionAndReadsByQuery) {
+  std::string out;
+  const std::string guard = " --fail-if 'type=Registered tag=username:ann'";
+  ASSERT_EQ(
+      run_annal(node_->port(),
+                "append user-1 --type Registered --data '{}' --tag username:ann" + guard, &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"position\":0"), std::string::npos) << out;
+  EXPECT_EQ(
+      run_annal(node_->port(),
+                "append user-2 --type Registered --data '{}' --tag username:ann" + guard, &out),
+      1)
+      << out;
+  EXPECT_NE(out.find("append_condition_failed"), std::string::npos) << out;
+  ASSERT_EQ(run_annal(node_->port(), "append other --type Noted --data '{}'", &out), 0) << out;
+  ASSERT_EQ(run_annal(node_->port(), "read-query 'tag=username:ann' 'type=Noted' --head", &out), 0)
+      << out;
+  EXPECT_NE(out.find("\"stream\":\"user-1\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"stream\":\"other\""), std::string::npos) << out;
+  EXPECT_NE(out.find("{\"head\":1}"), std::string::npos) << out;
+  // --after the head: no matching event after it, so written.
+  EXPECT_EQ(run_annal(node_->port(),
+                      "append user-3 --type Registered --data '{}' --tag username:bob "
+                      "--fail-if 'tag=username:bob' --after 1",
+                      &out),
+            0)
+      << out;
+  EXPECT_EQ(run_annal(node_->port(), "read-query 'color=red'", &out), 2) << out;
+}
+
+}  // namespace
+}  // namespace annal::net::testing
