@@ -34,6 +34,7 @@ class StoreFixture : public ::testing::Test {
     o.log.segment_size = segment_size_;
     o.log.min_free_bytes = 0;
     o.log.fs = fs_;
+    o.log.prepare_segments = prepare_segments_;
     o.memtable_entries = memtable_;
     o.idempotency_window = window_;
     o.head_cache_entries = head_cache_;
@@ -114,6 +115,7 @@ class StoreFixture : public ::testing::Test {
   std::uint64_t window_ = 1u << 10;
   std::size_t head_cache_ = 1u << 10;
   bool skip_flush_ = false;
+  bool prepare_segments_ = true;
   std::function<std::uint64_t(std::string_view)> hash_;
   std::function<std::uint64_t(IndexKind, std::string_view)> secondary_hash_;
   std::function<void()> before_prepare_;
