@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <iterator>
 
 namespace annal::index {
 
@@ -76,25 +77,20 @@ QueryCandidates::QueryCandidates(const SecondaryIndex& index, const Query& q, st
                                  bool backward, std::uint64_t end)
     : index_(index), backward_(backward), end_(end) {
   for (const auto& item : q.items) {
+    Driver d;
     if (!item.tags.empty()) {
-      // Every event of the item carries its first tag: that key's list is a
-      // superset (any tag would do; the first is as good as any unknown one).
-      keys_.push_back(Key{IndexKind::kTag, item.tags.front()});
+      // An event of the item carries every one of its tags: it is in the
+      // intersection of their lists (its types are checked on the record).
+      d.intersect = true;
+      for (const auto& t : item.tags) d.keys.push_back(Key{IndexKind::kTag, t});
     } else if (!item.types.empty()) {
-      for (const auto& t : item.types) keys_.push_back(Key{IndexKind::kType, t});
+      for (const auto& t : item.types) d.keys.push_back(Key{IndexKind::kType, t});
     } else {
       every_position_ = true;
     }
+    drivers_.push_back(std::move(d));
   }
-  if (every_position_) keys_.clear();
-  std::sort(keys_.begin(), keys_.end(), [](const Key& a, const Key& b) {
-    return a.kind != b.kind ? a.kind < b.kind : a.value < b.value;
-  });
-  keys_.erase(std::unique(keys_.begin(), keys_.end(),
-                          [](const Key& a, const Key& b) {
-                            return a.kind == b.kind && a.value == b.value;
-                          }),
-              keys_.end());
+  if (every_position_) drivers_.clear();
   if (end_ == 0) {
     done_ = true;
     at_ = 0;
@@ -123,21 +119,46 @@ Result<std::span<const std::uint64_t>> QueryCandidates::next() {
     }
     return std::span<const std::uint64_t>(batch_);
   }
-  // Each key's next step; the batch holds every key's candidates up to the
-  // nearest point where some key's step stopped short of its list's end
-  // (beyond it, that key may have more that are not fetched yet).
+  // Each key's next step. Every list is complete up to the nearest point
+  // where some key's step stopped short of its list's end (beyond it, that
+  // key may have more not fetched yet): the batch is what lies up to there.
   bool any_full = false;
   std::uint64_t bound = backward_ ? 0 : UINT64_MAX;
-  for (const Key& k : keys_) {
-    auto c = backward_
-                 ? index_.candidates_desc(k.kind, k.value, at_, end_, kCandidatesPerStep)
-                 : index_.candidates(k.kind, k.value, at_, UINT64_MAX, end_, kCandidatesPerStep);
-    if (!c) return c.status();
-    if (c->size() == kCandidatesPerStep) {
-      any_full = true;
-      bound = backward_ ? std::max(bound, c->back()) : std::min(bound, c->back());
+  std::size_t nkeys = 0;
+  for (const Driver& d : drivers_) nkeys += d.keys.size();
+  lists_.resize(nkeys);
+  std::size_t li = 0;
+  for (const Driver& d : drivers_) {
+    for (const Key& k : d.keys) {
+      auto c = backward_
+                   ? index_.candidates_desc(k.kind, k.value, at_, end_, kCandidatesPerStep)
+                   : index_.candidates(k.kind, k.value, at_, UINT64_MAX, end_, kCandidatesPerStep);
+      if (!c) return c.status();
+      if (c->size() == kCandidatesPerStep) {
+        any_full = true;
+        bound = backward_ ? std::max(bound, c->back()) : std::min(bound, c->back());
+      }
+      lists_[li] = std::move(*c);
+      std::sort(lists_[li].begin(), lists_[li].end());  // ascending, also backward
+      ++li;
     }
-    batch_.insert(batch_.end(), c->begin(), c->end());
+  }
+  li = 0;
+  for (const Driver& d : drivers_) {
+    merged_ = lists_[li];
+    for (std::size_t k = 1; k < d.keys.size(); ++k) {
+      const auto& other = lists_[li + k];
+      std::vector<std::uint64_t> next;
+      if (d.intersect)
+        std::set_intersection(merged_.begin(), merged_.end(), other.begin(), other.end(),
+                              std::back_inserter(next));
+      else
+        std::set_union(merged_.begin(), merged_.end(), other.begin(), other.end(),
+                       std::back_inserter(next));
+      merged_.swap(next);
+    }
+    li += d.keys.size();
+    batch_.insert(batch_.end(), merged_.begin(), merged_.end());
   }
   if (backward_) {
     std::sort(batch_.begin(), batch_.end(), std::greater<>());

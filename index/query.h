@@ -6,12 +6,12 @@
 // of the item's tags. An item with neither types nor tags matches every
 // event. Lost entries (repair markers) match nothing.
 //
-// The secondary index answers a query: each item is driven by one key (its
-// first tag, else each of its types; an item matching everything by every
-// position), the candidates of all items are merged in log order, and each
-// candidate's record is checked against the whole query (hashes name
-// candidates only). QueryCandidates yields them; readers (visit_query) and
-// the writer's append-condition check (index/store.cc) read the records.
+// The secondary index answers a query: an item with tags is driven by the
+// intersection of its tags' position lists, an item with only types by the
+// union of its types' lists (an item matching everything by every position);
+// the items' candidates are merged in log order, and each candidate's record
+// is checked against the whole query (hashes name candidates only). QueryCandidates yields them;
+// readers (visit_query) and the writer's append-condition check (index/store.cc) read the records.
 //
 // Thread safety: pure functions; a QueryCandidates is used by one thread.
 
@@ -113,14 +113,21 @@ class QueryCandidates {
     IndexKind kind;
     std::string_view value;
   };
+  // One item's keys: its tags (intersected) or its types (united).
+  struct Driver {
+    std::vector<Key> keys;
+    bool intersect = false;
+  };
   const SecondaryIndex& index_;
-  std::vector<Key> keys_;  // empty with every_position_
+  std::vector<Driver> drivers_;  // empty with every_position_
   bool every_position_ = false;
   bool backward_;
   std::uint64_t at_;  // the next position to look at (forward) or below which (backward, +1)
   std::uint64_t end_;
   bool done_ = false;
   std::vector<std::uint64_t> batch_;
+  std::vector<std::vector<std::uint64_t>> lists_;  // one step's lists, per key
+  std::vector<std::uint64_t> merged_;
 };
 
 // The events matching `q` below `end` in log order from `from` (inclusive;

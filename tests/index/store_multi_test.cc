@@ -203,6 +203,13 @@ TEST_F(StoreMultiTest, QueriesOverManyEventsMergeKeysInLogOrder) {
   for (auto p : want_fwd)
     if (p >= 700) from700.push_back(p);
   EXPECT_EQ(matching(q, 700), from700);
+  // Both tags: the intersection of two long lists, stepwise, both ways.
+  std::vector<std::uint64_t> fifteen;
+  for (std::uint64_t i = 0; i < 1500; i += 15) fifteen.push_back(i);
+  const Query both = query({{{}, {"three", "five"}}});
+  EXPECT_EQ(matching(both), fifteen);
+  EXPECT_EQ(matching(both, UINT64_MAX, Direction::kBackward),
+            std::vector<std::uint64_t>(fifteen.rbegin(), fifteen.rend()));
 }
 
 TEST_F(StoreMultiTest, TheConditionRefusesWhenAMatchingEventFollowsAfter) {
