@@ -43,6 +43,7 @@ Result<std::unique_ptr<IndexCore>> IndexCore::open(IndexCoreOptions options,
 
   auto version = std::make_shared<Version>();
   version->active = make_memtable(core->options_.memtable, core->options_.memtable_entries);
+  core->writer_active_ = version->active;
   Manifest manifest;
   std::string reason;
   auto loaded = read_manifest(fs, dir);
@@ -140,18 +141,18 @@ void IndexCore::note_damage() const {
 }
 
 void IndexCore::add(const IndexEntry& e) {
-  current()->active->insert(e);
+  writer_active_->insert(e);
   unsynced_.push_back(e);
 }
 
 void IndexCore::add(std::span<const IndexEntry> entries) {
   if (entries.empty()) return;
-  current()->active->insert(entries);
+  writer_active_->insert(entries);
   unsynced_.insert(unsynced_.end(), entries.begin(), entries.end());
 }
 
 void IndexCore::remove(const IndexEntry& e) {
-  current()->active->erase(e);
+  writer_active_->erase(e);
   if (!unsynced_.empty() && unsynced_.back() == e) {
     unsynced_.pop_back();
   } else {
@@ -161,9 +162,8 @@ void IndexCore::remove(const IndexEntry& e) {
 }
 
 void IndexCore::remove_from(std::uint64_t position) {
-  auto v = current();
   while (!unsynced_.empty() && unsynced_.back().position >= position) {
-    v->active->erase(unsynced_.back());
+    writer_active_->erase(unsynced_.back());
     unsynced_.pop_back();
   }
 }
@@ -171,13 +171,11 @@ void IndexCore::remove_from(std::uint64_t position) {
 void IndexCore::set_durable(std::uint64_t end) {
   while (!unsynced_.empty() && unsynced_.front().position < end) unsynced_.pop_front();
   durable_end_ = std::max(durable_end_, end);
-  auto v = current();
-  if (v->active->size() >= options_.memtable_entries + unsynced_.size()) freeze(durable_end_);
+  if (writer_active_->size() >= options_.memtable_entries + unsynced_.size()) freeze(durable_end_);
 }
 
 void IndexCore::freeze(std::uint64_t end) {
-  auto v = current();
-  auto old = v->active;
+  auto old = writer_active_;
   auto fresh = make_memtable(options_.memtable, options_.memtable_entries);
   // Entries of appends not yet durable stay in memory with the new memtable:
   // a frozen memtable holds durable entries only and covers [first, end).
@@ -199,6 +197,7 @@ void IndexCore::freeze(std::uint64_t end) {
     next->frozen.push_back(old);
     install(std::move(next));
   }
+  writer_active_ = std::move(fresh);
   cv_.notify_all();
 }
 
@@ -588,6 +587,22 @@ void IndexCore::remove_unlisted(const std::vector<std::string>& paths, const cha
   Status ds = fs_.sync_dir(options_.dir);
   if (!ds.is_ok())
     spdlog::warn("fsync of {} after {} failed: {}", options_.dir, after, ds.to_string());
+}
+
+Result<std::vector<IndexEntry>> IndexCore::collect_files(std::uint64_t hash, std::uint64_t lo,
+                                                         std::uint64_t hi, std::uint64_t pos_limit,
+                                                         std::size_t max) const {
+  auto v = current();
+  std::vector<IndexEntry> out;
+  for (const auto& f : v->files) {
+    if (f->meta().first_position >= pos_limit || out.size() >= max) break;
+    Status st = f->collect(hash, lo, hi, pos_limit, out, max);
+    if (!st.is_ok()) {
+      if (f->damaged()) note_damage();
+      return st;
+    }
+  }
+  return out;
 }
 
 Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint64_t lo,

@@ -132,6 +132,11 @@ class IndexCore {
   Result<std::vector<IndexEntry>> collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi,
                                           std::uint64_t pos_limit,
                                           std::size_t max = SIZE_MAX) const;
+  // The same from the index files alone (positions below indexed_through()):
+  // no memtable, so no lock the writer takes for every insert.
+  Result<std::vector<IndexEntry>> collect_files(std::uint64_t hash, std::uint64_t lo,
+                                                std::uint64_t hi, std::uint64_t pos_limit,
+                                                std::size_t max = SIZE_MAX) const;
   // Entries of `hash` (position < pos_limit), newest source first and in
   // descending (revision, position) order within a source, until fn returns
   // false. For one stream the first entry visited is its head. kCorruption
@@ -211,6 +216,9 @@ class IndexCore {
 
   // Writer thread only.
   std::deque<IndexEntry> unsynced_;  // added, not yet durable (position order)
+  // The active memtable as the writer thread knows it (only the writer
+  // replaces it, in freeze): inserts need no lock on the version.
+  std::shared_ptr<Memtable> writer_active_;
   std::uint64_t active_first_ = 0;
   std::uint64_t durable_end_ = 0;
 

@@ -73,9 +73,32 @@ std::string query_to_string(const Query& q) {
   return out;
 }
 
+bool query_may_match_since(const SecondaryIndex& index, const Query& q, std::uint64_t position) {
+  for (const auto& item : q.items) {
+    if (item.tags.empty() && item.types.empty()) return true;
+    bool may = true;
+    if (!item.tags.empty()) {
+      for (const auto& t : item.tags)
+        if (!index.may_have_since(IndexKind::kTag, t, position)) {
+          may = false;
+          break;
+        }
+    } else {
+      may = false;
+      for (const auto& t : item.types)
+        if (index.may_have_since(IndexKind::kType, t, position)) {
+          may = true;
+          break;
+        }
+    }
+    if (may) return true;
+  }
+  return false;
+}
+
 QueryCandidates::QueryCandidates(const SecondaryIndex& index, const Query& q, std::uint64_t from,
-                                 bool backward, std::uint64_t end)
-    : index_(index), backward_(backward), end_(end) {
+                                 bool backward, std::uint64_t end, bool files_only)
+    : index_(index), backward_(backward), files_only_(files_only && !backward), end_(end) {
   for (const auto& item : q.items) {
     Driver d;
     if (!item.tags.empty()) {
@@ -130,9 +153,9 @@ Result<std::span<const std::uint64_t>> QueryCandidates::next() {
   std::size_t li = 0;
   for (const Driver& d : drivers_) {
     for (const Key& k : d.keys) {
-      auto c = backward_
-                   ? index_.candidates_desc(k.kind, k.value, at_, end_, kCandidatesPerStep)
-                   : index_.candidates(k.kind, k.value, at_, UINT64_MAX, end_, kCandidatesPerStep);
+      auto c = backward_ ? index_.candidates_desc(k.kind, k.value, at_, end_, kCandidatesPerStep)
+                         : index_.candidates(k.kind, k.value, at_, UINT64_MAX, end_,
+                                             kCandidatesPerStep, files_only_);
       if (!c) return c.status();
       if (c->size() == kCandidatesPerStep) {
         any_full = true;

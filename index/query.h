@@ -97,13 +97,21 @@ inline bool query_matches(const Query& q, const engine::RecordView& v) {
   return !v.stream.empty() && query_matches(q, v.type, v.tags);
 }
 
+// False only if no event added to the index at `position` or later can match
+// `q` (SecondaryIndex::may_have_since for the keys of every item: an item with
+// tags needs all of them, one with types any of them; an item without either
+// always may). Writer thread.
+bool query_may_match_since(const SecondaryIndex& index, const Query& q, std::uint64_t position);
+
 // The candidate positions of a query in log order: forward from `from` up to
 // `end` (exclusive), or backward from `from` inclusive (UINT64_MAX: from the
 // end). A superset of the matching positions; each must be checked.
 class QueryCandidates {
  public:
+  // `files_only` (forward): from the index files alone; `end` must be at
+  // most SecondaryIndex::indexed_through().
   QueryCandidates(const SecondaryIndex& index, const Query& q, std::uint64_t from, bool backward,
-                  std::uint64_t end);
+                  std::uint64_t end, bool files_only = false);
   // The next batch, in order; empty once there are no more. A damaged index
   // file is kCorruption (never "no candidates").
   Result<std::span<const std::uint64_t>> next();
@@ -122,6 +130,7 @@ class QueryCandidates {
   std::vector<Driver> drivers_;  // empty with every_position_
   bool every_position_ = false;
   bool backward_;
+  bool files_only_;
   std::uint64_t at_;  // the next position to look at (forward) or below which (backward, +1)
   std::uint64_t end_;
   bool done_ = false;

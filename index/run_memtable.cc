@@ -43,12 +43,50 @@ std::vector<IndexEntry> sorted_tail(const std::vector<IndexEntry>& tail) {
   return out;
 }
 
+// The two probes of a key hash, spread by a 64-bit mix so that small test
+// hashes (forced collisions) still use the whole set.
+std::pair<std::uint64_t, std::uint64_t> probes(std::uint64_t h, std::uint64_t mask) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdull;
+  h ^= h >> 33;
+  return {h & mask, (h >> 32) & mask};
+}
+
 }  // namespace
+
+void RunMemtable::Filter::build(const std::vector<IndexEntry>& entries) {
+  std::size_t bits = 512;
+  while (bits < entries.size() * 8) bits *= 2;
+  words.assign(bits / 64, 0);
+  for (const IndexEntry& e : entries) add(e.hash);
+}
+
+void RunMemtable::Filter::add(std::uint64_t hash) {
+  const std::uint64_t mask = words.size() * 64 - 1;
+  const auto [a, b] = probes(hash, mask);
+  words[a >> 6] |= std::uint64_t{1} << (a & 63);
+  words[b >> 6] |= std::uint64_t{1} << (b & 63);
+}
+
+bool RunMemtable::Filter::may_hold(std::uint64_t hash) const {
+  if (words.empty()) return true;
+  const std::uint64_t mask = words.size() * 64 - 1;
+  const auto [a, b] = probes(hash, mask);
+  return (words[a >> 6] >> (a & 63) & 1) != 0 && (words[b >> 6] >> (b & 63) & 1) != 0;
+}
+
+void RunMemtable::Filter::clear() {
+  std::fill(words.begin(), words.end(), 0);
+}
 
 RunMemtable::RunMemtable(std::size_t tail_entries, std::size_t max_run_entries)
     : tail_entries_(std::max<std::size_t>(tail_entries, 1)),
       max_run_tails_(std::max<std::size_t>(max_run_entries / tail_entries_, 1)) {
   tail_.reserve(tail_entries_);
+  // 8 bits per tail entry: ~5% false positives when full.
+  std::size_t bits = 512;
+  while (bits < tail_entries_ * 8) bits *= 2;
+  tail_filter_.words.assign(bits / 64, 0);
 }
 
 void RunMemtable::insert(const IndexEntry& e) {
@@ -59,6 +97,7 @@ void RunMemtable::insert(std::span<const IndexEntry> entries) {
   {
     std::unique_lock lock(mu_);
     tail_.insert(tail_.end(), entries.begin(), entries.end());
+    for (const IndexEntry& e : entries) tail_filter_.add(e.hash);
     size_ += entries.size();
   }
   if (tail_.size() >= tail_entries_) seal_tail();
@@ -67,13 +106,14 @@ void RunMemtable::insert(std::span<const IndexEntry> entries) {
 void RunMemtable::seal_tail() {
   // Only this (the writer) thread changes runs_ and tail_: reading them
   // without the lock is safe; readers only wait for the swap below.
-  Run fresh{sorted_tail(tail_), 1};
+  Run fresh{sorted_tail(tail_), 1, {}};
   std::size_t keep = runs_.size();
   while (keep > 0 && runs_[keep - 1].tails == fresh.tails && 2 * fresh.tails <= max_run_tails_) {
     fresh.entries = merge_runs(runs_[keep - 1].entries, fresh.entries);
     fresh.tails *= 2;
     --keep;
   }
+  fresh.filter.build(fresh.entries);
   std::unique_lock lock(mu_);
   // size_ counts inserts; repeats dropped by the sort and merges do not count.
   std::size_t before = tail_.size();
@@ -82,6 +122,7 @@ void RunMemtable::seal_tail() {
   runs_.resize(keep);
   runs_.push_back(std::move(fresh));
   tail_.clear();
+  tail_filter_.clear();
 }
 
 void RunMemtable::erase(const IndexEntry& e) {
@@ -127,6 +168,7 @@ void RunMemtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi
     std::shared_lock lock(mu_);
     const IndexEntry from{hash, lo, 0};
     for (const Run& run : runs_) {
+      if (!run.filter.may_hold(hash)) continue;
       const auto& r = run.entries;
       std::size_t n = 0;
       for (auto it = std::lower_bound(r.begin(), r.end(), from);
@@ -137,9 +179,10 @@ void RunMemtable::collect(std::uint64_t hash, std::uint64_t lo, std::uint64_t hi
         }
       }
     }
-    for (const IndexEntry& e : tail_)
-      if (e.hash == hash && e.revision >= lo && e.revision <= hi && e.position < pos_limit)
-        got.push_back(e);
+    if (tail_filter_.may_hold(hash))
+      for (const IndexEntry& e : tail_)
+        if (e.hash == hash && e.revision >= lo && e.revision <= hi && e.position < pos_limit)
+          got.push_back(e);
   }
   sort_unique(got);
   if (got.size() > want) got.resize(want);
@@ -164,6 +207,7 @@ bool RunMemtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
         return e.hash == hash && (e < cursor || (inclusive && e == cursor));
       };
       for (const Run& run : runs_) {
+        if (!run.filter.may_hold(hash)) continue;
         const auto& r = run.entries;
         auto it = inclusive ? std::upper_bound(r.begin(), r.end(), cursor)
                             : std::lower_bound(r.begin(), r.end(), cursor);
@@ -173,8 +217,9 @@ bool RunMemtable::visit_desc(std::uint64_t hash, std::uint64_t pos_limit,
           batch.push_back(*it);
         }
       }
-      for (const IndexEntry& e : tail_)
-        if (below(e)) batch.push_back(e);
+      if (tail_filter_.may_hold(hash))
+        for (const IndexEntry& e : tail_)
+          if (below(e)) batch.push_back(e);
     }
     if (batch.empty()) return true;
     sort_unique(batch);

@@ -9,7 +9,11 @@
 // keys per event, most of them nearly unique, that was the largest cost of
 // an append with tags.)
 //
-// A query binary-searches every run (at most ~20) and scans the tail. Runs
+// A query binary-searches every run (at most ~20) and scans the tail, each
+// only if its filter (two bits per key hash, ~1 byte per entry: a few
+// percent false positives) says the key may be there: a lookup of a key the
+// memtable does not hold, the common case for append conditions on the
+// writer, costs a few cache misses instead of a binary search per run. Runs
 // are immutable once built; the writer builds a new one outside the lock and
 // swaps it in under the exclusive lock, so readers wait at most for a swap,
 // never for a sort or a merge.
@@ -53,9 +57,19 @@ class RunMemtable final : public Memtable {
   std::size_t runs() const;  // tests
 
  private:
+  // Two bits per key hash in a power-of-two bit set (a Bloom filter with two
+  // probes): "absent" is certain, "present" is a candidate.
+  struct Filter {
+    std::vector<std::uint64_t> words;
+    void build(const std::vector<IndexEntry>& entries);
+    void add(std::uint64_t hash);
+    bool may_hold(std::uint64_t hash) const;
+    void clear();
+  };
   struct Run {
     std::vector<IndexEntry> entries;  // sorted, distinct
     std::size_t tails = 1;            // sealed tails merged into it
+    Filter filter;
   };
   // Sorts the tail into a run and merges it with the runs it has caught up
   // with. Writer thread; takes the exclusive lock only to swap.
@@ -66,6 +80,7 @@ class RunMemtable final : public Memtable {
   mutable std::shared_mutex mu_;
   std::vector<Run> runs_;         // oldest (largest) first
   std::vector<IndexEntry> tail_;  // insertion order, unsorted
+  Filter tail_filter_;            // of tail_ (under mu_)
   std::size_t size_ = 0;
 };
 

@@ -92,7 +92,8 @@ Status check_keys(engine::FileSystem& fs, const std::string& dir, char separator
 
 }  // namespace
 
-SecondaryIndex::SecondaryIndex(SecondaryOptions options) : options_(std::move(options)) {}
+SecondaryIndex::SecondaryIndex(SecondaryOptions options)
+    : options_(std::move(options)), recent_(kRecentSlots, 0) {}
 SecondaryIndex::~SecondaryIndex() = default;
 
 Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions options,
@@ -136,6 +137,9 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   if (!core) return core.status();
   raw->core_ = std::move(core).value();
   const std::uint64_t from = raw->core_->indexed_through();
+  // Events below the replay are in index files only: the recent-key table
+  // knows nothing before it.
+  raw->recent_from_ = from;
   std::uint64_t n = 0;
   Status st = raw->options_.scan(from, log_end, [&](const engine::RecordView& v) {
     raw->add_view(v);
@@ -178,8 +182,24 @@ void SecondaryIndex::for_each_key(std::string_view stream, std::string_view type
                      fn);
 }
 
+std::size_t SecondaryIndex::recent_slot(std::uint64_t h) {
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 32;
+  return static_cast<std::size_t>(h & (kRecentSlots - 1));
+}
+
 void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string_view value) {
-  batch_.push_back(IndexEntry{key(kind, value), position, position});
+  const std::uint64_t h = key(kind, value);
+  batch_.push_back(IndexEntry{h, position, position});
+  std::uint64_t& slot = recent_[recent_slot(h)];
+  slot = std::max(slot, position + 1);
+}
+
+bool SecondaryIndex::may_have_since(IndexKind kind, std::string_view value,
+                                    std::uint64_t position) const {
+  if (position < recent_from_) return true;
+  return recent_[recent_slot(key(kind, value))] > position;
 }
 
 void SecondaryIndex::add_batch() {
@@ -243,12 +263,14 @@ Status SecondaryIndex::flush(std::uint64_t end) {
 Result<std::vector<std::uint64_t>> SecondaryIndex::candidates(IndexKind kind,
                                                               std::string_view value,
                                                               std::uint64_t from, std::uint64_t to,
-                                                              std::uint64_t limit,
-                                                              std::size_t max) const {
+                                                              std::uint64_t limit, std::size_t max,
+                                                              bool files_only) const {
   // Entries are (hash, position, position); `to` below `limit` also keeps out
   // time-map entries (revision = a write time) should their key collide.
   if (limit == 0) return std::vector<std::uint64_t>{};
-  auto entries = core_->collect(key(kind, value), from, std::min(to, limit - 1), limit, max);
+  auto entries =
+      files_only ? core_->collect_files(key(kind, value), from, std::min(to, limit - 1), limit, max)
+                 : core_->collect(key(kind, value), from, std::min(to, limit - 1), limit, max);
   if (!entries) return entries.status();
   std::vector<std::uint64_t> out;
   out.reserve(entries->size());

@@ -91,14 +91,27 @@ class SecondaryIndex {
   void set_durable(std::uint64_t end);
   // Writes every entry out (a clean shutdown). REQUIRES: all durable.
   Status flush(std::uint64_t end);
+  // False only if no event with key (kind, value) was added at `position`
+  // or later (durable or not), as far as this process has seen: positions
+  // from recent_from() on. A table of the newest position per slot of key
+  // hashes (colliding keys share a slot, an aborted event's slot keeps its
+  // position): "false" is certain, "true" means look. For the append
+  // condition's check of the events since its pre-check.
+  bool may_have_since(IndexKind kind, std::string_view value, std::uint64_t position) const;
+  std::uint64_t recent_from() const { return recent_from_; }
 
   // ---- Any thread ----
   // Candidate positions of (kind, value): at most `max`, ascending, in
   // [from, to] and below `limit` (the durable end). Check each record with
   // matches().
+  // `files_only`: from the index files alone (positions below
+  // indexed_through()), without the memtable's lock.
   Result<std::vector<std::uint64_t>> candidates(IndexKind kind, std::string_view value,
                                                 std::uint64_t from, std::uint64_t to,
-                                                std::uint64_t limit, std::size_t max) const;
+                                                std::uint64_t limit, std::size_t max,
+                                                bool files_only = false) const;
+  // Positions below this are in the index files.
+  std::uint64_t indexed_through() const { return core_->indexed_through(); }
   // The same, descending from `from` (inclusive): the last `max` of them.
   Result<std::vector<std::uint64_t>> candidates_desc(IndexKind kind, std::string_view value,
                                                      std::uint64_t from, std::uint64_t limit,
@@ -138,6 +151,12 @@ class SecondaryIndex {
   // abort or at open, so the next event adds one (an extra entry is
   // harmless, a missing one would skip a millisecond's first events).
   std::int64_t last_bucket_ = INT64_MIN;
+  // may_have_since: per slot of key hashes, one past the newest position
+  // added (writer thread only). Covers positions from recent_from_ on.
+  static constexpr std::size_t kRecentSlots = std::size_t{1} << 18;
+  std::vector<std::uint64_t> recent_;
+  std::uint64_t recent_from_ = 0;
+  static std::size_t recent_slot(std::uint64_t hash);
 };
 
 // The first position below `end` written at or after `timestamp_us` (`end`

@@ -41,6 +41,9 @@ struct Part {
 struct AppendCtx {
   std::vector<Part> parts;
   std::optional<AppendCondition> condition;
+  // The condition's events below this durable position were checked before
+  // the append was queued (none matched); the writer checks from here.
+  std::uint64_t checked_through = 0;
   bool multi = false;  // append_multi: the outcome lists every stream
 };
 
@@ -290,13 +293,44 @@ class Store::Impl final : public engine::WriteHooks {
     if (m.condition) normalise_query(m.condition->fail_if_events_match);
     if (Status st = validate_multi_append(limits_, m, secondary_ != nullptr); !st.is_ok())
       return refuse(std::move(st), done);
-    submit(std::move(m.streams), std::move(m.condition), true, std::move(done));
+    const std::uint64_t checked = m.condition ? precheck(*m.condition) : 0;
+    submit(std::move(m.streams), std::move(m.condition), true, std::move(done), checked);
+  }
+
+  // On the caller's thread, before the append is queued: the condition
+  // against the durable events (the single writer then checks only those
+  // that became durable or were prepared since, usually from a table, not
+  // the index). The durable end it checked below, or 0 when an event
+  // matched or a read failed: the writer then checks everything itself (a
+  // retry of this very append must be recognised before its condition).
+  std::uint64_t precheck(const AppendCondition& cond) const {
+    // The index files only: the memtable's lock is taken by the writer for
+    // every insert, and readers contending for it cost more than the check
+    // saves. The writer checks the (usually few) positions above.
+    const std::uint64_t durable =
+        std::min(log_->durable_end().value, secondary_->indexed_through());
+    const std::uint64_t from = cond.after ? cond.after->value + 1 : 0;
+    if (from >= durable) return 0;  // nothing to check here (or `after` is refused)
+    const Query& q = cond.fail_if_events_match;
+    QueryCandidates candidates(*secondary_, q, from, false, durable, true);
+    for (;;) {
+      auto batch = candidates.next();
+      if (!batch) return 0;
+      if (batch->empty()) return durable;
+      bool found = false;
+      Status st = log_->visit_many(*batch, [&](std::size_t, const engine::RecordView& v) {
+        found = query_matches(q, v);
+        return !found;
+      });
+      if (!st.is_ok() || found) return 0;
+    }
   }
 
   // Queues a validated append for the writer: the events of every stream in
   // order, and what prepare() needs to check them.
   void submit(std::vector<StreamAppend> streams, std::optional<AppendCondition> condition,
-              bool multi, std::function<void(const engine::AppendOutcome&)> done) {
+              bool multi, std::function<void(const engine::AppendOutcome&)> done,
+              std::uint64_t checked_through = 0) {
     engine::AppendRequest req;
     std::size_t total = 0;
     for (const auto& a : streams) total += a.events.size();
@@ -304,6 +338,7 @@ class Store::Impl final : public engine::WriteHooks {
     AppendCtx ctx;
     ctx.parts.reserve(streams.size());
     ctx.condition = std::move(condition);
+    ctx.checked_through = checked_through;
     ctx.multi = multi;
     for (auto& a : streams) {
       Part part;
@@ -522,11 +557,18 @@ class Store::Impl final : public engine::WriteHooks {
 
   // The first position after the condition's `after` (and below `next`)
   // holding a matching event, among durable events and those prepared in
-  // groups not yet durable (the index holds both).
+  // groups not yet durable (the index holds both). Positions below
+  // `checked_through` were checked by precheck().
   Result<std::optional<std::uint64_t>> first_conflict(const AppendCondition& cond,
-                                                      std::uint64_t next) const {
+                                                      std::uint64_t next,
+                                                      std::uint64_t checked_through) const {
     const Query& q = cond.fail_if_events_match;
-    QueryCandidates candidates(*secondary_, q, cond.after ? cond.after->value + 1 : 0, false, next);
+    const std::uint64_t from = std::max(cond.after ? cond.after->value + 1 : 0, checked_through);
+    if (from >= next) return std::optional<std::uint64_t>();
+    // Usually none of the query's keys was added since: one table lookup
+    // per key instead of the index.
+    if (!query_may_match_since(*secondary_, q, from)) return std::optional<std::uint64_t>();
+    QueryCandidates candidates(*secondary_, q, from, false, next);
     for (;;) {
       auto batch = candidates.next();
       if (!batch) return batch.status();
@@ -588,7 +630,7 @@ class Store::Impl final : public engine::WriteHooks {
     if (auto d = resolve_retry(*c, checks, outcome)) return *d;
     if (auto w = resolve_wrong(*c, checks, outcome)) return *w;
     if (c->condition) {
-      auto conflict = first_conflict(*c->condition, next.value);
+      auto conflict = first_conflict(*c->condition, next.value, c->checked_through);
       if (!conflict) return complete(conflict.status());
       if (*conflict) {
         outcome.conflict_position = GlobalPosition(**conflict);

@@ -32,7 +32,7 @@ struct AppendLoad::Conn {
   // Requests in flight: id and send time (at most --in-flight, so a scan).
   std::vector<std::pair<std::uint64_t, std::int64_t>> pending;
   Histogram latency;
-  std::uint64_t events = 0, appends = 0, errors = 0;
+  std::uint64_t events = 0, appends = 0, errors = 0, refused = 0;
   std::string first_error;
 };
 
@@ -40,9 +40,11 @@ AppendLoad::AppendLoad(const Options& o, AckTimes* acks)
     : o_(o), chooser_(o), acks_(acks), threads_(std::make_unique<Threads>()) {
   for (unsigned t = 0; t < std::min(o.threads, o.connections); ++t)
     threads_->ios.push_back(std::make_unique<asio::io_context>(1));
-  tags_.resize(o.tags);
-  for (unsigned t = 0; t < o.tags; ++t)
-    for (unsigned v = 0; v < 1000; ++v) tags_[t].push_back(fmt::format("k{}:{}", t, v));
+  if (o.tag_values <= 1000) {
+    tags_.resize(std::max(o.tags, 1u));
+    for (unsigned t = 0; t < tags_.size(); ++t)
+      for (unsigned v = 0; v < o.tag_values; ++v) tags_[t].push_back(fmt::format("k{}:{}", t, v));
+  }
 }
 
 AppendLoad::~AppendLoad() {
@@ -88,7 +90,22 @@ bool AppendLoad::may_issue() {
   return now_ns() < t_end_;
 }
 
+std::string AppendLoad::tag(unsigned key, std::uint64_t value) const {
+  if (key < tags_.size()) return tags_[key][value];
+  return fmt::format("k{}:{}", key, value);
+}
+
 void AppendLoad::add_request(Conn& c, std::string& out) {
+  const std::uint64_t id = c.next_id++;
+  if (o_.query_reads) {
+    // A decision model's read: every event of one tag.
+    proto::ReadQueryReq q;
+    q.query.items.push_back(index::QueryItem{{}, {tag(0, c.rng() % o_.tag_values)}});
+    q.count = o_.chunk;
+    out += proto::encode(id, q);
+    c.pending.emplace_back(id, now_ns());
+    return;
+  }
   proto::AppendReq req;
   req.stream = fmt::format("{}-{}", o_.stream_prefix, chooser_.pick(c.rng));
   req.expected = ExpectedRevision::any();
@@ -99,10 +116,19 @@ void AppendLoad::add_request(Conn& c, std::string& out) {
     ev.flags = engine::format::kFlagDataJson;
     ev.data = json_data(seq_.fetch_add(1, std::memory_order_relaxed), o_.size);
     ev.tags.reserve(o_.tags);
-    for (unsigned t = 0; t < o_.tags; ++t) ev.tags.push_back(tags_[t][c.rng() % 1000]);
+    for (unsigned t = 0; t < o_.tags; ++t) ev.tags.push_back(tag(t, c.rng() % o_.tag_values));
   }
-  const std::uint64_t id = c.next_id++;
-  out += proto::encode_append(id, req);
+  if (o_.condition) {
+    // The uniqueness guard of a decision: no event with both of these tags.
+    proto::AppendMultiReq m;
+    m.condition.items.push_back(
+        index::QueryItem{{}, {req.events[0].tags[0], req.events[0].tags[1]}});
+    m.streams.push_back(
+        index::StreamAppend{std::move(req.stream), req.expected, std::move(req.events)});
+    out += proto::encode(id, m);
+  } else {
+    out += proto::encode_append(id, req);
+  }
   c.pending.emplace_back(id, now_ns());
 }
 
@@ -135,6 +161,42 @@ bool AppendLoad::on_frame(Conn& c, std::uint8_t op, std::uint64_t id, std::strin
       c.events += ok->count;
       c.latency.record(t - sent);
     }
+    return true;
+  }
+  if (op == static_cast<std::uint8_t>(proto::Op::kAppendMultiOk) ||
+      op == static_cast<std::uint8_t>(proto::Op::kReadOk)) {
+    std::uint32_t n = 0;
+    if (op == static_cast<std::uint8_t>(proto::Op::kReadOk)) {
+      auto ok = proto::decode<proto::ReadOkView>(payload);
+      if (!ok) {
+        ++c.errors;
+        if (c.first_error.empty()) c.first_error = ok.status().to_string();
+        return false;
+      }
+      n = static_cast<std::uint32_t>(ok->events.size());
+    } else {
+      auto ok = proto::decode<proto::AppendMultiOk>(payload);
+      if (!ok) {
+        ++c.errors;
+        if (c.first_error.empty()) c.first_error = ok.status().to_string();
+        return false;
+      }
+      n = ok->count;
+      if (acks_)
+        for (std::uint32_t k = 0; k < n; ++k) acks_->set(ok->first_position + k, t);
+    }
+    acked_.fetch_add(n, std::memory_order_relaxed);
+    last_ack_.store(t, std::memory_order_relaxed);
+    if (t >= t_measure_ && t <= t_end_) {
+      ++c.appends;
+      c.events += n;
+      c.latency.record(t - sent);
+    }
+    return true;
+  }
+  if (op == static_cast<std::uint8_t>(proto::Op::kAppendRefused)) {
+    // The condition found a matching event: an answer, counted apart.
+    if (t >= t_measure_ && t <= t_end_) ++c.refused;
     return true;
   }
   ++c.errors;
@@ -230,6 +292,7 @@ AppendResult AppendLoad::run() {
     r.events += c->events;
     r.appends += c->appends;
     r.errors += c->errors;
+    r.refused += c->refused;
     r.latency.merge(c->latency);
     if (r.first_error.empty()) r.first_error = c->first_error;
   }

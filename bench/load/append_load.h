@@ -28,6 +28,7 @@ struct AppendResult {
   std::uint64_t events = 0;  // acknowledged inside the window
   std::uint64_t appends = 0;
   std::uint64_t errors = 0;
+  std::uint64_t refused = 0;       // --condition: refused by the condition (not errors)
   std::uint64_t total_events = 0;  // acknowledged in the whole run
   double seconds = 0;              // window length
   Histogram latency;
@@ -53,6 +54,8 @@ class AppendLoad {
 
  private:
   void add_request(Conn& c, std::string& out);
+  // Tag k<key>:<value> (formatted once for up to 1000 values).
+  std::string tag(unsigned key, std::uint64_t value) const;
   bool on_frame(Conn& c, std::uint8_t op, std::uint64_t id, std::string_view payload);
   bool may_issue();
 

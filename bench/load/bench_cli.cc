@@ -128,15 +128,28 @@ std::string append_json(const Options& o, const AppendResult& r) {
   return fmt::format(
       "\"seconds\":{:.3f},\"events\":{},\"total_events\":{},\"appends\":{},\"errors\":{},\"events_"
       "per_s\":{:.1f},"
-      "\"appends_per_s\":{:.1f},\"data_mb_per_s\":{:.3f},\"record_mb_per_s\":{:.3f},\"latency\":{}",
+      "\"appends_per_s\":{:.1f},\"data_mb_per_s\":{:.3f},\"record_mb_per_s\":{:.3f},\"latency\":{},"
+      "\"refused\":{}",
       r.seconds, r.events, r.total_events, r.appends, r.errors, eps,
       r.seconds > 0 ? static_cast<double>(r.appends) / r.seconds : 0,
       eps * static_cast<double>(o.size) / 1e6, eps * static_cast<double>(record_bytes(o)) / 1e6,
-      latency_json(r.latency));
+      latency_json(r.latency), r.refused);
 }
 
 void print_append_text(const Options& o, const AppendResult& r) {
   const double eps = r.seconds > 0 ? static_cast<double>(r.events) / r.seconds : 0;
+  if (o.query_reads) {
+    std::printf("read-query: %u conn x %u in flight, one tag of %" PRIu64 " values per read\n",
+                o.connections, o.in_flight, o.tag_values);
+    std::printf("  %.0f reads/s  %.0f events/s  (%" PRIu64 " reads, %" PRIu64
+                " events in %.2f s, %" PRIu64 " errors)\n",
+                static_cast<double>(r.appends) / std::max(r.seconds, 1e-9), eps, r.appends,
+                r.events, r.seconds, r.errors);
+    std::printf("  read latency: %s\n", latency_text(r.latency).c_str());
+    if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
+    return;
+  }
+  if (o.condition) std::printf("conditional ");
   std::printf("append: %u conn x %u in flight, %u events/append, %zu B, %" PRIu64 " streams (%s)\n",
               o.connections, o.in_flight, o.batch, o.size, o.streams, o.zipf ? "zipf" : "uniform");
   std::printf("  %.0f events/s  %.0f appends/s  %.2f MB/s data  %.2f MB/s on disk  (%" PRIu64
@@ -144,6 +157,7 @@ void print_append_text(const Options& o, const AppendResult& r) {
               eps, static_cast<double>(r.appends) / std::max(r.seconds, 1e-9),
               eps * static_cast<double>(o.size) / 1e6,
               eps * static_cast<double>(record_bytes(o)) / 1e6, r.events, r.seconds, r.errors);
+  if (o.condition) std::printf("  %" PRIu64 " refused by their condition\n", r.refused);
   std::printf("  ack latency: %s\n", latency_text(r.latency).c_str());
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
 }
@@ -172,8 +186,9 @@ int cmd_append(Options o) {
   AppendResult r = load.run();
   p.stop();
   if (o.json) {
-    std::printf("{\"command\":\"append\",\"label\":\"%s\",%s,%s}\n", o.label.c_str(),
-                load_json(o).c_str(), append_json(o, r).c_str());
+    std::printf("{\"command\":\"%s\",\"label\":\"%s\",%s,%s}\n",
+                o.query_reads ? "read-query" : "append", o.label.c_str(), load_json(o).c_str(),
+                append_json(o, r).c_str());
   } else {
     print_append_text(o, r);
   }
@@ -430,7 +445,7 @@ int run_bench_command(const std::vector<std::string>& args) {
   auto o = parse(args, why);
   if (!o) return usage(args[1], why);
   const std::string& mode = args[1];
-  if (mode == "append") return cmd_append(*o);
+  if (mode == "append" || mode == "read-query") return cmd_append(*o);
   if (mode == "read-stream") return cmd_read(*o, false);
   if (mode == "read-all") return cmd_read(*o, true);
   if (mode == "subscribe") return cmd_subscribe(*o);

@@ -17,7 +17,8 @@ constexpr const char* kLoad =
     "  --connections C (1)  --in-flight P (1, per connection)  --threads T (1: the\n"
     "                       generator's network threads; connections are spread over them)\n"
     "  --batch E (1 event per append)  --size S (256 bytes of JSON data per event)\n"
-    "  --tags T (0 tags per event: k0:N .. kT-1:N, N one of 1000 values)\n"
+    "  --tags T (0 tags per event: k0:N .. kT-1:N)  --tag-values N (1000 values of each)\n"
+    "  --condition (each append: fail if an event with its first two tags exists; --tags 2+)\n"
     "  --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  --zipf-s X (0.99)\n"
     "  --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup SEC (1)\n"
     "  --seed N (0: random event ids; a fixed seed repeats an earlier run's ids)\n";
@@ -41,6 +42,15 @@ void mode_usage(const std::string& mode) {
                  "Reads the global log in order, checking every position arrives once.\n%s"
                  "  --from POS (0)  --count N (all)  --in-flight P (8)  --chunk K (1000)\n",
                  kCommon);
+  } else if (mode == "read-query") {
+    std::fprintf(
+        stderr,
+        "usage: annal bench read-query [options]\n"
+        "Reads the events of one tag k0:N (N random), P requests in flight per "
+        "connection, as a decision model does; prints reads/s and events/s.\n%s"
+        "  --connections C (1)  --in-flight P (1)  --threads T (1)  --tag-values N (1000)\n"
+        "  --chunk K (1000 events per read)  --duration SEC (10)  --warmup SEC (1)\n",
+        kCommon);
   } else if (mode == "subscribe") {
     std::fprintf(stderr,
                  "usage: annal bench subscribe [options]\n"
@@ -54,11 +64,12 @@ void mode_usage(const std::string& mode) {
 
 int usage(const std::string& mode, const std::string& why) {
   if (!why.empty()) std::fprintf(stderr, "annal bench: %s\n", why.c_str());
-  if (mode == "append" || mode == "read-stream" || mode == "read-all" || mode == "subscribe") {
+  if (mode == "append" || mode == "read-stream" || mode == "read-all" || mode == "subscribe" ||
+      mode == "read-query") {
     mode_usage(mode);
   } else {
     std::fprintf(stderr,
-                 "usage: annal bench append|read-stream|read-all|subscribe [options]\n"
+                 "usage: annal bench append|read-stream|read-all|read-query|subscribe [options]\n"
                  "       annal bench MODE --help   the options of one mode\n");
   }
   return 2;
@@ -122,6 +133,10 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       ok = num(o.batch) && o.batch > 0;
     else if (a == "--tags")
       ok = num(o.tags) && o.tags <= 32;
+    else if (a == "--tag-values")
+      ok = num(o.tag_values) && o.tag_values > 0;
+    else if (a == "--condition")
+      o.condition = true;
     else if (a == "--size")
       ok = num(o.size) && o.size >= 16;
     else if (a == "--streams")
@@ -157,6 +172,11 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
   }
   if ((args[1] == "read-stream" || args[1] == "read-all") && !in_flight_set) o.in_flight = 8;
   if (o.count > 0) o.warmup = 0;  // a fixed amount of work is measured whole
+  o.query_reads = args[1] == "read-query";
+  if (o.condition && o.tags < 2) {
+    why = "--condition needs --tags 2 or more";
+    return std::nullopt;
+  }
   return o;
 }
 

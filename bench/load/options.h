@@ -18,7 +18,14 @@ struct Options {
   unsigned in_flight = 1;
   unsigned batch = 1;      // events per append
   std::size_t size = 256;  // bytes of JSON data per event
-  unsigned tags = 0;       // tags per event (k0:N, k1:N, ...; N of 1000 values each)
+  unsigned tags = 0;       // tags per event (k0:N, k1:N, ...; N of tag_values values each)
+  std::uint64_t tag_values = 1000;
+  // append: every append carries a condition, "no event with both of the
+  // first event's first two tags" (protocol 3 append_multi); needs --tags 2+.
+  bool condition = false;
+  // read-query mode: each request reads the events of tag k0:N (N random of
+  // tag_values), up to `chunk` of them.
+  bool query_reads = false;
   std::uint64_t streams = 1000;
   std::string stream_prefix = "bench";
   bool zipf = false;

@@ -281,5 +281,43 @@ TEST_F(StoreMultiTest, SameGroupConflictsAcknowledgeExactlyOne) {
   EXPECT_EQ(matching(unique.fail_if_events_match), std::vector<std::uint64_t>{1});
 }
 
+// Many threads race to claim the same names, each append guarded by "no
+// event with this name's tag" and many in flight at once: checked before
+// queuing against the durable log, then on the writer against what became
+// durable or was prepared since. Every name ends up claimed exactly once.
+TEST_F(StoreMultiTest, RacingUniquenessGuardsClaimEachNameOnce) {
+  constexpr int kThreads = 6, kNames = 150;
+  std::atomic<std::uint64_t> next_id{1};
+  std::atomic<int> claimed{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<AppendOutcome>> inflight;
+      for (int n = 0; n < kNames; ++n) {
+        const int name = (n * 7 + t * 13) % kNames;
+        const std::string tag = "name:" + std::to_string(name);
+        auto p = std::make_shared<std::promise<AppendOutcome>>();
+        inflight.push_back(p->get_future());
+        store_->append_multi(
+            MultiAppend{{part("claim-" + std::to_string(t) + "-" + std::to_string(n), Rev::any(),
+                              {tagged(next_id++, "Claimed", {tag})})},
+                        AppendCondition{query({{{"Claimed"}, {tag}}}), std::nullopt}},
+            [p](const AppendOutcome& o) { p->set_value(o); });
+        if (inflight.size() >= 16) {
+          auto o = inflight.front().get();
+          inflight.erase(inflight.begin());
+          (o.status.is_ok() ? claimed : refused)++;
+        }
+      }
+      for (auto& f : inflight) (f.get().status.is_ok() ? claimed : refused)++;
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(claimed.load(), kNames);
+  EXPECT_EQ(refused.load(), kThreads * kNames - kNames);
+  for (int name = 0; name < kNames; ++name)
+    EXPECT_EQ(matching(query({{{}, {"name:" + std::to_string(name)}}})).size(), 1u) << name;
+}
+
 }  // namespace
 }  // namespace annal::index::testing
