@@ -93,7 +93,7 @@ Status check_keys(engine::FileSystem& fs, const std::string& dir, char separator
 }  // namespace
 
 SecondaryIndex::SecondaryIndex(SecondaryOptions options)
-    : options_(std::move(options)), recent_(kRecentSlots, 0) {}
+    : options_(std::move(options)), recent_(kRecentSlots) {}
 SecondaryIndex::~SecondaryIndex() = default;
 
 Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions options,

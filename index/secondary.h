@@ -28,6 +28,7 @@
 #include "engine/record.h"
 #include "engine/status.h"
 #include "index/index_core.h"
+#include "index/zeroed_table.h"
 
 namespace annal::index {
 
@@ -153,8 +154,10 @@ class SecondaryIndex {
   std::int64_t last_bucket_ = INT64_MIN;
   // may_have_since: per slot of key hashes, one past the newest position
   // added (writer thread only). Covers positions from recent_from_ on.
-  static constexpr std::size_t kRecentSlots = std::size_t{1} << 18;
-  std::vector<std::uint64_t> recent_;
+  // 16 MiB, committed as touched: few false "may" for conditions whose
+  // `after` is recent even with millions of distinct keys.
+  static constexpr std::size_t kRecentSlots = std::size_t{1} << 21;
+  ZeroedTable<std::uint64_t> recent_;
   std::uint64_t recent_from_ = 0;
   static std::size_t recent_slot(std::uint64_t hash);
 };

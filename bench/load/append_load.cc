@@ -33,6 +33,7 @@ struct AppendLoad::Conn {
   std::vector<std::pair<std::uint64_t, std::int64_t>> pending;
   Histogram latency;
   std::uint64_t events = 0, appends = 0, errors = 0, refused = 0;
+  std::uint64_t seen = proto::kNone;  // the newest position acknowledged to it
   std::string first_error;
 };
 
@@ -125,6 +126,7 @@ void AppendLoad::add_request(Conn& c, std::string& out) {
         index::QueryItem{{}, {req.events[0].tags[0], req.events[0].tags[1]}});
     m.streams.push_back(
         index::StreamAppend{std::move(req.stream), req.expected, std::move(req.events)});
+    if (o_.condition_after) m.after = c.seen;
     out += proto::encode(id, m);
   } else {
     out += proto::encode_append(id, req);
@@ -182,6 +184,8 @@ bool AppendLoad::on_frame(Conn& c, std::uint8_t op, std::uint64_t id, std::strin
         return false;
       }
       n = ok->count;
+      const std::uint64_t last = ok->first_position + n - 1;
+      if (c.seen == proto::kNone || last > c.seen) c.seen = last;
       if (acks_)
         for (std::uint32_t k = 0; k < n; ++k) acks_->set(ok->first_position + k, t);
     }

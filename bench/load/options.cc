@@ -19,6 +19,8 @@ constexpr const char* kLoad =
     "  --batch E (1 event per append)  --size S (256 bytes of JSON data per event)\n"
     "  --tags T (0 tags per event: k0:N .. kT-1:N)  --tag-values N (1000 values of each)\n"
     "  --condition (each append: fail if an event with its first two tags exists; --tags 2+)\n"
+    "  --condition-after (the same, counting only events after the newest position the\n"
+    "                    connection has seen acknowledged)\n"
     "  --streams N (1000)  --stream-prefix P (bench)  --dist uniform|zipf  --zipf-s X (0.99)\n"
     "  --duration SEC (10) | --count EVENTS | --fill-to POSITION   --warmup SEC (1)\n"
     "  --seed N (0: random event ids; a fixed seed repeats an earlier run's ids)\n";
@@ -137,6 +139,8 @@ std::optional<Options> parse(const std::vector<std::string>& args, std::string& 
       ok = num(o.tag_values) && o.tag_values > 0;
     else if (a == "--condition")
       o.condition = true;
+    else if (a == "--condition-after")
+      o.condition = o.condition_after = true;
     else if (a == "--size")
       ok = num(o.size) && o.size >= 16;
     else if (a == "--streams")

@@ -23,6 +23,10 @@ struct Options {
   // append: every append carries a condition, "no event with both of the
   // first event's first two tags" (protocol 3 append_multi); needs --tags 2+.
   bool condition = false;
+  // --condition-after: the condition counts only events after the newest
+  // position this connection has seen acknowledged (a decision made on what
+  // it read), not the whole log.
+  bool condition_after = false;
   // read-query mode: each request reads the events of tag k0:N (N random of
   // tag_values), up to `chunk` of them.
   bool query_reads = false;
