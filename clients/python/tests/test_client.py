@@ -35,7 +35,7 @@ def test_append_then_read_back_forward_and_backward(node):
             everything = [e async for e in c.iter_all()]
             assert [e.position for e in everything] == [0, 1, 2]
             info = await c.info()
-            assert info["durable_end"] == 3 and info["protocol_version"] == 2
+            assert info["durable_end"] == 3 and info["protocol_version"] == 3
             assert info["max_tags"] == 32
             await c.ping()
 
@@ -45,7 +45,7 @@ def test_append_then_read_back_forward_and_backward(node):
 def test_tags_and_ids_round_trip_through_reads_and_subscriptions(node):
     async def main():
         async with await Client.connect(port=node.port) as c:
-            assert c.hello.version == 2
+            assert c.hello.version == 3
             sub = await c.subscribe(None, 0)
             tagged = NewEvent(type="Placed", data=b"{}", tags=["region:eu", "customer:42", "region:eu"],
                               correlation_id="cmd-9", causation_id="evt-1")
@@ -292,3 +292,60 @@ def test_requests_waiting_for_window_room_fail_at_once_when_the_connection_break
         run(main())
     finally:
         n.close()
+
+
+def test_append_multi_conditions_and_read_query(node):
+    """Protocol 3: several streams at once, a decision's condition, reads by query."""
+    from annal import AppendRefused, QueryItem, StreamAppend
+
+    def enrol(student, course):
+        return NewEvent(type="Enrolled", data=b"{}", tags=[f"course:{course}", f"student:{student}"])
+
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            r = await c.append_multi([
+                StreamAppend("student-1", [enrol(1, 7)], Expected.no_stream()),
+                StreamAppend("course-7", [NewEvent(type="SeatTaken", data=b"{}", tags=["course:7"])]),
+            ])
+            assert (r.first_position, r.count, r.deduplicated) == (0, 2, False)
+            assert r.streams == ((0, 1), (0, 1))
+            # A checked stream that fails: every stream reported, nothing written.
+            with pytest.raises(AppendRefused) as refused:
+                await c.append_multi([StreamAppend("student-2", [enrol(2, 7)]),
+                                      StreamAppend("course-7", [], Expected.exact(5))])
+            assert refused.value.code == Code.WRONG_EXPECTED_REVISION
+            assert refused.value.streams == ((False, None), (True, 0))
+            # The decision: read the course's enrolments, append on that read.
+            course = [QueryItem(types=("Enrolled",), tags=("course:7",))]
+            page = await c.read_query(course)
+            assert [e.stream for e in page.events] == ["student-1"] and page.end
+            head = page.durable_end - 1
+            ok = await c.append_multi([StreamAppend("student-3", [enrol(3, 7)])], course, head)
+            assert ok.first_position == 2
+            with pytest.raises(AppendRefused) as stale:
+                await c.append_multi([StreamAppend("student-4", [enrol(4, 7)])], course, head)
+            assert stale.value.code == Code.APPEND_CONDITION_FAILED
+            assert stale.value.conflict_position == 2
+            # A retry of the written append is deduplicated, not refused.
+            retry_event = enrol(5, 8)
+            guard = [QueryItem(tags=("student:5",))]
+            first = await c.append_multi([StreamAppend("student-5", [retry_event])], guard)
+            again = await c.append_multi([StreamAppend("student-5", [retry_event])], guard)
+            assert again.deduplicated and again.first_position == first.first_position
+            # Subscriptions by query: history, then live.
+            sub = await c.subscribe(None, 0, query=course)
+            await c.append("student-6", [enrol(6, 7)])
+            seen = []
+            async for item in sub:
+                if isinstance(item, Checkpoint):
+                    continue
+                seen.append(item.stream)
+                if len(seen) == 3:
+                    break
+            assert seen == ["student-1", "student-3", "student-6"]
+            await sub.unsubscribe()
+            with pytest.raises(AnnalError) as bad:
+                await c.read_query([QueryItem(tags=("",))])
+            assert bad.value.code == Code.BAD_REQUEST
+
+    run(main())

@@ -1,4 +1,4 @@
-// A client for annald over one TCP connection (docs/protocol.md, version 2):
+// A client for annald over one TCP connection (docs/protocol.md, version 3):
 // any number of requests in flight up to the node's max_in_flight, responses
 // matched by request id, subscriptions as async iterators.
 
@@ -28,6 +28,19 @@ export class WrongExpectedRevision extends AnnalError {
 }
 
 export class StreamNotFound extends AnnalError {}
+
+/** append_multi refused by an expectation (code 1: `streams` says which failed, with
+ * their actual revisions) or by its condition (code 16: `conflictPosition`). Nothing
+ * was written. */
+export class AppendRefused extends AnnalError {
+  readonly conflictPosition: bigint | null;
+  readonly streams: p.AppendRefusal["streams"];
+  constructor(r: p.AppendRefusal) {
+    super(r.code, r.message, r.conflictPosition ?? undefined);
+    this.conflictPosition = r.conflictPosition;
+    this.streams = r.streams;
+  }
+}
 
 export class ConnectionLost extends AnnalError {
   constructor(message: string) {
@@ -209,6 +222,30 @@ export class Client {
       return this.call(id, p.encodeAppend(id, stream, expected, fixed), true);
     });
     return p.decodeAppendOk(payload);
+  }
+
+  /** Appends to several streams at once, all or nothing, each with its own expectation
+   * (a stream without events is only checked). `condition` (a query) refuses the append
+   * if a matching event exists after `after` (undefined: anywhere): throws AppendRefused.
+   * A retry with the same event ids is deduplicated. */
+  async appendMulti(streams: p.StreamAppend[], condition?: p.QueryItem[], after?: bigint): Promise<p.AppendMultiResult> {
+    const fixed = streams.map((s) => ({ ...s, events: s.events.map((e) => ({ ...e, id: e.id ?? randomUUID() })) }));
+    const { op, payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeAppendMulti(id, fixed, condition, after), true);
+    });
+    if (op === Op.AppendRefused) throw new AppendRefused(p.decodeAppendRefused(payload));
+    return p.decodeAppendMultiOk(payload);
+  }
+
+  /** One page of the events matching `query` (items combined with OR) from position `from`.
+   * `page.durableEnd - 1n` is the head to pass as `after` (forward: the last page's). */
+  async readQuery(query: p.QueryItem[], from = 0n, count = 0, backward = false): Promise<ReadPage> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeReadQuery(id, query, from, count, backward), true);
+    });
+    return p.decodeReadOk(payload);
   }
 
   /** One page of `stream` from revision `from` (`NONE` backward = from the last event). */

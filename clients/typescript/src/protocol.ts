@@ -6,7 +6,7 @@
 
 import { randomUUID } from "node:crypto";
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
 export const FRAME_MIN_BODY = 9;
 /** "No value" in u64 fields (error detail, read backward from the end). */
@@ -23,6 +23,8 @@ export enum Op {
   Unsubscribe = 0x14,
   ReadIndex = 0x15,
   SeekTime = 0x16,
+  AppendMulti = 0x17, // v3
+  ReadQuery = 0x18, // v3
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -32,6 +34,8 @@ export enum Op {
   SubEvents = 0x93,
   Checkpoint = 0x94,
   UnsubscribeOk = 0x95,
+  AppendMultiOk = 0x97, // v3
+  AppendRefused = 0x98, // v3
   Error = 0xff,
 }
 
@@ -52,6 +56,7 @@ export enum Code {
   Locked = 13,
   InvalidArgument = 14,
   Internal = 15,
+  AppendConditionFailed = 16, // v3
   UnsupportedVersion = 100,
   UnknownOperation = 101,
   FrameTooLarge = 102,
@@ -148,6 +153,37 @@ export interface ErrorFrame {
 
 export class ProtocolError extends Error {}
 
+/** One item of a query (v3): an event matches if its type is one of `types`
+ * (any type if none) and its tags include all of `tags`. */
+export interface QueryItem {
+  types?: string[];
+  tags?: string[];
+}
+
+/** One stream of a multi-stream append (v3); without events it is only checked. */
+export interface StreamAppend {
+  stream: string;
+  events: NewEvent[];
+  expected?: Expected;
+}
+
+export interface AppendMultiResult {
+  firstPosition: bigint;
+  count: number;
+  deduplicated: boolean;
+  /** Per stream in request order: its first revision (null: only checked) and count. */
+  streams: Array<{ firstRevision: bigint | null; count: number }>;
+}
+
+export interface AppendRefusal {
+  code: number;
+  message: string;
+  /** append_condition_failed: the first matching event's position. */
+  conflictPosition: bigint | null;
+  /** wrong_expected_revision: per stream, whether it failed and its actual revision. */
+  streams: Array<{ failed: boolean; actualRevision: bigint | null }>;
+}
+
 // ---- encoding ----
 
 class Writer {
@@ -220,12 +256,8 @@ function tagBlock(w: Writer, tags: string[]): void {
   for (const t of raw) w.raw(t);
 }
 
-export function encodeAppend(requestId: bigint, stream: string, expected: Expected, events: NewEvent[], version: number = PROTOCOL_VERSION): Buffer {
-  const w = new Writer()
-    .bytes(stream)
-    .u8(EXPECTED_KIND[expected.kind])
-    .u64(expected.kind === "exact" ? expected.revision : 0n)
-    .u32(events.length);
+function newEvents(w: Writer, events: NewEvent[], version: number): void {
+  w.u32(events.length);
   for (const e of events) {
     const flags = (e.dataJson ?? true ? FLAG_DATA_JSON : 0) | (e.metadataJson ? FLAG_METADATA_JSON : 0);
     w.raw(uuidBytes(e.id ?? randomUUID())).bytes(e.type).u32(flags).bytes(e.metadata).bytes(e.data);
@@ -236,7 +268,48 @@ export function encodeAppend(requestId: bigint, stream: string, expected: Expect
       throw new RangeError("protocol version 1 cannot carry tags or correlation/causation ids");
     }
   }
+}
+
+function expectedFields(w: Writer, expected: Expected): void {
+  w.u8(EXPECTED_KIND[expected.kind]).u64(expected.kind === "exact" ? expected.revision : 0n);
+}
+
+export function encodeAppend(requestId: bigint, stream: string, expected: Expected, events: NewEvent[], version: number = PROTOCOL_VERSION): Buffer {
+  const w = new Writer().bytes(stream);
+  expectedFields(w, expected);
+  newEvents(w, events, version);
   return frame(Op.Append, requestId, w.concat());
+}
+
+/** A query (v3): u32 item count; per item its types, then its tags, each a u32 count and strings. */
+function queryFields(w: Writer, items: QueryItem[]): void {
+  w.u32(items.length);
+  for (const item of items) {
+    for (const strings of [item.types ?? [], item.tags ?? []]) {
+      w.u32(strings.length);
+      for (const s of strings) w.bytes(s);
+    }
+  }
+}
+
+/** append_multi (v3): the streams in order; `condition` (none: undefined) refuses the
+ * append if a matching event exists after `after` (undefined: anywhere). */
+export function encodeAppendMulti(requestId: bigint, streams: StreamAppend[], condition?: QueryItem[], after?: bigint): Buffer {
+  const w = new Writer().u32(streams.length);
+  for (const s of streams) {
+    w.bytes(s.stream);
+    expectedFields(w, s.expected ?? { kind: "any" });
+    newEvents(w, s.events, 3);
+  }
+  queryFields(w, condition ?? []);
+  w.u64(after ?? NONE);
+  return frame(Op.AppendMulti, requestId, w.concat());
+}
+
+export function encodeReadQuery(requestId: bigint, query: QueryItem[], from: bigint, count: number, backward: boolean): Buffer {
+  const w = new Writer();
+  queryFields(w, query);
+  return frame(Op.ReadQuery, requestId, w.u64(from).u32(count).u8(backward ? 1 : 0).concat());
 }
 
 export function encodeReadStream(requestId: bigint, stream: string, from: bigint, count: number, backward: boolean): Buffer {
@@ -270,6 +343,8 @@ export interface SubscribeOptions {
   stream?: string;
   /** v2: follow one index key instead (no stream, no prefixes). */
   index?: { kind: IndexKind; value: string };
+  /** v3: follow the events matching a query instead (no stream, no prefixes). */
+  query?: QueryItem[];
   /** First revision/position; null: only events that become durable from now on. */
   from?: bigint | null;
   streamPrefix?: string;
@@ -277,13 +352,12 @@ export interface SubscribeOptions {
   checkpointInterval?: number;
 }
 
-export function encodeSubscribe(requestId: bigint, o: SubscribeOptions): Buffer {
+export function encodeSubscribe(requestId: bigint, o: SubscribeOptions, version: number = PROTOCOL_VERSION): Buffer {
   const from = o.from === undefined ? 0n : o.from;
-  return frame(
-    Op.Subscribe,
-    requestId,
-    new Writer()
-      .u8(o.index !== undefined ? 2 : o.stream === undefined ? 1 : 0)
+  const query = o.query ?? [];
+  if (query.length > 0 && version < 3) throw new RangeError("protocol versions 1 and 2 cannot subscribe to a query");
+  const w = new Writer()
+      .u8(query.length > 0 ? 3 : o.index !== undefined ? 2 : o.stream === undefined ? 1 : 0)
       .bytes(o.stream ?? "")
       .u8(from === null ? 1 : 0)
       .u64(from ?? 0n)
@@ -291,9 +365,9 @@ export function encodeSubscribe(requestId: bigint, o: SubscribeOptions): Buffer 
       .bytes(o.typePrefix ?? "")
       .u32(o.checkpointInterval ?? 0)
       .u8(INDEX_KIND[o.index?.kind ?? "category"])
-      .bytes(o.index?.value ?? "")
-      .concat(),
-  );
+      .bytes(o.index?.value ?? "");
+  if (version >= 3) queryFields(w, query);
+  return frame(Op.Subscribe, requestId, w.concat());
 }
 
 export function encodeUnsubscribe(requestId: bigint, subscriptionId: bigint): Buffer {
@@ -438,6 +512,35 @@ export function decodeU64(p: Buffer, what: string): bigint {
   return v;
 }
 
+export function decodeAppendMultiOk(p: Buffer): AppendMultiResult {
+  const r = new Reader(p, "append_multi_ok");
+  const firstPosition = r.u64("first_position");
+  const count = r.u32("count");
+  const deduplicated = r.u8("deduplicated") !== 0;
+  const streams: AppendMultiResult["streams"] = [];
+  for (let n = r.u32("stream count"); n > 0; --n) {
+    const rev = r.u64("first_revision");
+    streams.push({ firstRevision: rev === NONE ? null : rev, count: r.u32("count") });
+  }
+  r.done();
+  return { firstPosition, count, deduplicated, streams };
+}
+
+export function decodeAppendRefused(p: Buffer): AppendRefusal {
+  const r = new Reader(p, "append_refused");
+  const code = r.u16("code");
+  const message = r.string("message");
+  const conflict = r.u64("conflict_position");
+  const streams: AppendRefusal["streams"] = [];
+  for (let n = r.u32("stream count"); n > 0; --n) {
+    const failed = r.u8("failed") !== 0;
+    const actual = r.u64("actual_revision");
+    streams.push({ failed, actualRevision: actual === NONE ? null : actual });
+  }
+  r.done();
+  return { code, message, conflictPosition: conflict === NONE ? null : conflict, streams };
+}
+
 export function decodeError(p: Buffer): ErrorFrame {
   const r = new Reader(p, "error");
   const v = { code: r.u16("code"), detail: r.u64("detail"), message: r.string("message") };
@@ -452,11 +555,12 @@ const INFO_FIELDS: Array<[string, "s" | "u16" | "u32" | "u64"]> = [
   ["connections", "u32"], ["indexMemtableEntries", "u64"], ["indexFiles", "u64"], ["indexedThrough", "u64"],
 ];
 const INFO_FIELDS_V2: Array<[string, "u64"]> = [["maxTags", "u64"], ["maxTagSize", "u64"], ["maxCorrelationId", "u64"]];
+const INFO_FIELDS_V3: Array<[string, "u64"]> = [["maxAppendStreams", "u64"], ["maxQueryItems", "u64"]];
 
 export function decodeInfoOk(p: Buffer, version: number = PROTOCOL_VERSION): Record<string, string | number | bigint> {
   const r = new Reader(p, "info_ok");
   const out: Record<string, string | number | bigint> = {};
-  const fields = version >= 2 ? [...INFO_FIELDS, ...INFO_FIELDS_V2] : INFO_FIELDS;
+  const fields = [...INFO_FIELDS, ...(version >= 2 ? INFO_FIELDS_V2 : []), ...(version >= 3 ? INFO_FIELDS_V3 : [])];
   for (const [name, kind] of fields) out[name] = kind === "s" ? r.string(name) : r[kind](name);
   r.done();
   return out;

@@ -28,7 +28,7 @@ test("append, then read back forward, backward and through the global log", asyn
     for await (const e of c.iterAll()) all.push(e);
     assert.ok(all.some((e) => e.stream === "order-1"));
     const info = await c.info();
-    assert.equal(info.protocolVersion, 2);
+    assert.equal(info.protocolVersion, 3);
     assert.equal(info.maxTags, 32n);
     await c.ping();
   } finally {
@@ -39,7 +39,7 @@ test("append, then read back forward, backward and through the global log", asyn
 test("tags and ids round-trip through reads and subscriptions", async () => {
   const c = await Client.connect({ port: node.port });
   try {
-    assert.equal(c.hello.version, 2);
+    assert.equal(c.hello.version, 3);
     const sub = await c.subscribe({ stream: "tags-ts", from: 0n });
     await c.append("tags-ts", [
       { type: "Placed", data: "{}", tags: ["region:eu", "customer:42", "region:eu"], correlationId: "cmd-9", causationId: "evt-1" },
@@ -239,4 +239,56 @@ test("the CommonJS build loads with require()", async () => {
   const cjs = require("../dist/cjs/index.js");
   assert.equal(typeof cjs.Client.connect, "function");
   assert.equal(cjs.Code.WrongExpectedRevision, 1);
+});
+
+test("protocol 3: multi-stream appends, conditions and reads by query", async () => {
+  const { AppendRefused } = await import("../dist/esm/index.js");
+  const c = await Client.connect({ port: node.port });
+  try {
+    const enrol = (student, course) => ({ type: "Enrolled", data: "{}", tags: [`course:${course}`, `student:${student}`] });
+    const r = await c.appendMulti([
+      { stream: "dcb-student-1", events: [enrol(1, 70)], expected: { kind: "no_stream" } },
+      { stream: "dcb-course-70", events: [{ type: "SeatTaken", data: "{}", tags: ["course:70"] }] },
+    ]);
+    assert.equal(r.count, 2);
+    assert.deepEqual(r.streams.map((s) => s.firstRevision), [0n, 0n]);
+    // A checked stream whose expectation fails: every stream reported, nothing written.
+    await assert.rejects(
+      c.appendMulti([
+        { stream: "dcb-student-2", events: [enrol(2, 70)] },
+        { stream: "dcb-course-70", events: [], expected: { kind: "exact", revision: 5n } },
+      ]),
+      (e) => e instanceof AppendRefused && e.code === Code.WrongExpectedRevision && e.streams[1].failed && e.streams[1].actualRevision === 0n,
+    );
+    // The decision: read the course's enrolments, append on that read.
+    const course = [{ types: ["Enrolled"], tags: ["course:70"] }];
+    const page = await c.readQuery(course);
+    assert.deepEqual(page.events.map((e) => e.stream), ["dcb-student-1"]);
+    const head = page.durableEnd - 1n;
+    const ok = await c.appendMulti([{ stream: "dcb-student-3", events: [enrol(3, 70)] }], course, head);
+    await assert.rejects(
+      c.appendMulti([{ stream: "dcb-student-4", events: [enrol(4, 70)] }], course, head),
+      (e) => e instanceof AppendRefused && e.code === Code.AppendConditionFailed && e.conflictPosition === ok.firstPosition,
+    );
+    // A retry of a written conditional append is deduplicated, not refused.
+    const once = [{ stream: "dcb-student-5", events: [{ ...enrol(5, 71), id: "3f2504e0-4f89-41d3-9a0c-0305e82c3399" }] }];
+    const guard = [{ tags: ["student:5"] }];
+    const first = await c.appendMulti(once, guard);
+    const again = await c.appendMulti(once, guard);
+    assert.equal(again.deduplicated, true);
+    assert.equal(again.firstPosition, first.firstPosition);
+    // A subscription by query: history, then live.
+    const sub = await c.subscribe({ query: course, from: 0n });
+    await c.append("dcb-student-6", [enrol(6, 70)]);
+    const seen = [];
+    for await (const item of sub) {
+      if (item.checkpoint !== undefined) continue;
+      seen.push(item.stream);
+      if (seen.length === 3) break;
+    }
+    assert.deepEqual(seen, ["dcb-student-1", "dcb-student-3", "dcb-student-6"]);
+    await assert.rejects(c.readQuery([{ tags: [""] }]), (e) => e instanceof AnnalError && e.code === Code.BadRequest);
+  } finally {
+    c.close();
+  }
 });

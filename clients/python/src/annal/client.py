@@ -46,6 +46,18 @@ class StreamNotFound(AnnalError):
     pass
 
 
+class AppendRefused(AnnalError):
+    """append_multi was refused by an expectation (``code`` 1: ``streams`` says
+    which failed, with their actual revisions) or by its condition (``code``
+    16: ``conflict_position`` is the first matching event). Nothing was written."""
+
+    def __init__(self, refusal: p.AppendRefusal):
+        super().__init__(refusal.code, refusal.message,
+                         refusal.conflict_position)
+        self.conflict_position = refusal.conflict_position
+        self.streams = refusal.streams
+
+
 class ConnectionLost(AnnalError):
     def __init__(self, message: str):
         super().__init__(Code.CONNECTION_LOST, message)
@@ -180,6 +192,41 @@ class Client:
         _, payload = await self._retrying(once)
         return p.decode_append_ok(payload)
 
+    async def append_multi(self, streams: Sequence[p.StreamAppend],
+                           condition: Optional[Sequence[p.QueryItem]] = None,
+                           after: Optional[int] = None) -> p.AppendMultiResult:
+        """Appends to several streams at once, all or nothing, each with its own
+        expectation (a stream without events is only checked). ``condition``
+        (a query) refuses the append if a matching event exists after
+        ``after`` (None: anywhere): raises ``AppendRefused``. A retry with the
+        same event ids is deduplicated."""
+        streams = list(streams)
+        items = list(condition) if condition else None
+
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_append_multi(rid, streams, items, after), True)
+
+        op, payload = await self._retrying(once)
+        if op == Op.APPEND_REFUSED:
+            raise AppendRefused(p.decode_append_refused(payload))
+        return p.decode_append_multi_ok(payload)
+
+    async def read_query(self, query: Sequence[p.QueryItem], start: int = 0, count: int = 0,
+                         backward: bool = False) -> ReadPage:
+        """One page of the events matching ``query`` (items combined with OR) from
+        position ``start``. ``page.durable_end - 1`` is the head to pass as
+        ``after`` (forward: the last page's; None if durable_end is 0)."""
+        items = list(query)
+
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(
+                rid, p.encode_read_query(rid, items, start, count, backward), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_read_ok(payload)
+
     async def read_stream(self, stream: str, start: int = 0, count: int = 0,
                           backward: bool = False) -> ReadPage:
         """One page of ``stream`` from revision ``start`` (``annal.END`` with
@@ -257,7 +304,8 @@ class Client:
     async def subscribe(self, stream: Optional[str] = None, start: Optional[int] = 0,
                         stream_prefix: str = "", type_prefix: str = "",
                         checkpoint_interval: int = 0,
-                        index: Optional[tuple] = None) -> Subscription:
+                        index: Optional[tuple] = None,
+                        query: Optional[Sequence[p.QueryItem]] = None) -> Subscription:
         """Subscribes to ``stream`` (or, with None, the global log; or with
         ``index=(IndexKind, value)``, one category, type, tag, correlation or
         causation id) from revision/position ``start`` (None: only events that
@@ -268,7 +316,8 @@ class Client:
         try:
             _, payload = await self._call(
                 rid, p.encode_subscribe(rid, stream, start, stream_prefix, type_prefix,
-                                        checkpoint_interval, index), False)
+                                        checkpoint_interval, index,
+                                        query=list(query) if query else None), False)
         except BaseException:
             self._subs.pop(rid, None)
             raise

@@ -1,7 +1,8 @@
-"""The annal wire protocol, version 2 (docs/protocol.md), as plain functions.
+"""The annal wire protocol, version 3 (docs/protocol.md), as plain functions.
 
-Version 1 (events without tags and ids) is also encoded and decoded, for the
-shared test vectors; the client speaks version 2.
+Versions 1 (events without tags and ids) and 2 (without multi-stream appends,
+queries and conditions) are also encoded and decoded, for the shared test
+vectors; the client speaks version 3.
 
 Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
 little-endian. This module only encodes and decodes bytes: no I/O.
@@ -15,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
 FRAME_MIN_BODY = 9  # op + request id
 NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
@@ -32,6 +33,8 @@ class Op(enum.IntEnum):
     UNSUBSCRIBE = 0x14
     READ_INDEX = 0x15  # v2
     SEEK_TIME = 0x16  # v2
+    APPEND_MULTI = 0x17  # v3
+    READ_QUERY = 0x18  # v3
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -42,6 +45,8 @@ class Op(enum.IntEnum):
     CHECKPOINT = 0x94
     UNSUBSCRIBE_OK = 0x95
     SEEK_TIME_OK = 0x96
+    APPEND_MULTI_OK = 0x97  # v3
+    APPEND_REFUSED = 0x98  # v3
     ERROR = 0xFF
 
 
@@ -63,6 +68,7 @@ class Code(enum.IntEnum):
     LOCKED = 13
     INVALID_ARGUMENT = 14
     INTERNAL = 15
+    APPEND_CONDITION_FAILED = 16  # v3
     UNSUPPORTED_VERSION = 100
     UNKNOWN_OPERATION = 101
     FRAME_TOO_LARGE = 102
@@ -150,6 +156,42 @@ class NewEvent:
 
 
 @dataclass(frozen=True)
+class QueryItem:
+    """One item of a query (v3): an event matches if its type is one of
+    ``types`` (any type if empty) and its tags include all of ``tags``."""
+
+    types: Tuple[str, ...] = ()
+    tags: Tuple[str, ...] = ()
+
+
+@dataclass
+class StreamAppend:
+    """One stream of a multi-stream append (v3); without events it is only checked."""
+
+    stream: str
+    events: List[NewEvent] = field(default_factory=list)
+    expected: "Expected" = field(default_factory=lambda: Expected.any())
+
+
+@dataclass(frozen=True)
+class AppendMultiResult:
+    first_position: int
+    count: int
+    deduplicated: bool
+    # Per stream in request order: (first revision or None if only checked, count).
+    streams: Tuple[Tuple[Optional[int], int], ...]
+
+
+@dataclass(frozen=True)
+class AppendRefusal:
+    code: int
+    message: str
+    conflict_position: Optional[int]  # APPEND_CONDITION_FAILED: the first matching event
+    # WRONG_EXPECTED_REVISION: per stream (failed, actual revision or None).
+    streams: Tuple[Tuple[bool, Optional[int]], ...]
+
+
+@dataclass(frozen=True)
 class Event:
     """A stored event as the node returns it."""
 
@@ -214,6 +256,7 @@ INFO_FIELDS = (
     ("index_memtable_entries", "Q"), ("index_files", "Q"), ("indexed_through", "Q"),
 )
 INFO_FIELDS_V2 = (("max_tags", "Q"), ("max_tag_size", "Q"), ("max_correlation_id", "Q"))
+INFO_FIELDS_V3 = (("max_append_streams", "Q"), ("max_query_items", "Q"))
 
 # ---- encoding ----
 
@@ -239,9 +282,8 @@ def _tags(tags: List[str]) -> bytes:
     return struct.pack(f"<{len(raw) + 1}H", len(raw), *(len(t) for t in raw)) + b"".join(raw)
 
 
-def encode_append(request_id: int, stream: str, expected: Expected, events: List[NewEvent],
-                  version: int = PROTOCOL_VERSION) -> bytes:
-    parts = [_str(stream.encode()), struct.pack("<BQI", expected.kind, expected.revision, len(events))]
+def _new_events(events: List[NewEvent], version: int) -> List[bytes]:
+    parts = [struct.pack("<I", len(events))]
     for e in events:
         flags = (FLAG_DATA_JSON if e.data_json else 0) | (FLAG_METADATA_JSON if e.metadata_json else 0)
         parts += [e.id.bytes, _str(e.type.encode()), struct.pack("<I", flags), _str(e.metadata),
@@ -250,7 +292,43 @@ def encode_append(request_id: int, stream: str, expected: Expected, events: List
             parts += [_tags(e.tags), _str(e.correlation_id.encode()), _str(e.causation_id.encode())]
         elif e.tags or e.correlation_id or e.causation_id:
             raise ValueError("protocol version 1 cannot carry tags or correlation/causation ids")
-    return frame(Op.APPEND, request_id, b"".join(parts))
+    return parts
+
+
+def encode_append(request_id: int, stream: str, expected: Expected, events: List[NewEvent],
+                  version: int = PROTOCOL_VERSION) -> bytes:
+    parts = [_str(stream.encode()), struct.pack("<BQ", expected.kind, expected.revision)]
+    return frame(Op.APPEND, request_id, b"".join(parts + _new_events(events, version)))
+
+
+def encode_query(items: List[QueryItem]) -> bytes:
+    """A query (v3): u32 item count; per item the types, then the tags, each a
+    u32 count and strings."""
+    parts = [struct.pack("<I", len(items))]
+    for item in items:
+        for strings in (item.types, item.tags):
+            parts.append(struct.pack("<I", len(strings)))
+            parts += [_str(s.encode()) for s in strings]
+    return b"".join(parts)
+
+
+def encode_append_multi(request_id: int, streams: List[StreamAppend],
+                        condition: Optional[List[QueryItem]] = None,
+                        after: Optional[int] = None) -> bytes:
+    """append_multi (v3): the streams in order; the condition (None: none)
+    refuses the append if an event matching it exists after ``after``."""
+    parts = [struct.pack("<I", len(streams))]
+    for s in streams:
+        parts += [_str(s.stream.encode()), struct.pack("<BQ", s.expected.kind, s.expected.revision)]
+        parts += _new_events(s.events, 3)
+    parts += [encode_query(condition or []), struct.pack("<Q", NONE if after is None else after)]
+    return frame(Op.APPEND_MULTI, request_id, b"".join(parts))
+
+
+def encode_read_query(request_id: int, items: List[QueryItem], start: int, count: int,
+                      backward: bool) -> bytes:
+    return frame(Op.READ_QUERY, request_id,
+                 encode_query(items) + struct.pack("<QIB", start, count, 1 if backward else 0))
 
 
 def encode_read_stream(request_id: int, stream: str, start: int, count: int, backward: bool) -> bytes:
@@ -284,9 +362,11 @@ def decode_seek_time_ok(p: bytes) -> Tuple[int, int]:
 def encode_subscribe(request_id: int, stream: Optional[str], start: Optional[int],
                      stream_prefix: str = "", type_prefix: str = "",
                      checkpoint_interval: int = 0, index: Optional[Tuple[IndexKind, str]] = None,
-                     version: int = PROTOCOL_VERSION) -> bytes:
-    """``index``: (kind, value) to follow one secondary index key (v2; stream None)."""
-    target = 2 if index is not None else 1 if stream is None else 0
+                     version: int = PROTOCOL_VERSION,
+                     query: Optional[List[QueryItem]] = None) -> bytes:
+    """``index``: (kind, value) to follow one secondary index key (v2; stream
+    None); ``query``: the events matching a query (v3; stream None)."""
+    target = 3 if query else 2 if index is not None else 1 if stream is None else 0
     payload = (struct.pack("<B", target) + _str((stream or "").encode())
                + struct.pack("<BQ", 1 if start is None else 0, start or 0)
                + _str(stream_prefix.encode()) + _str(type_prefix.encode())
@@ -296,6 +376,10 @@ def encode_subscribe(request_id: int, stream: Optional[str], start: Optional[int
         payload += struct.pack("<B", kind) + _str(value.encode())
     elif index is not None:
         raise ValueError("protocol version 1 cannot subscribe to an index")
+    if version >= 3:
+        payload += encode_query(query or [])
+    elif query:
+        raise ValueError("protocol versions 1 and 2 cannot subscribe to a query")
     return frame(Op.SUBSCRIBE, request_id, payload)
 
 
@@ -371,7 +455,8 @@ def decode_hello_ok(p: bytes) -> HelloOk:
 def decode_info_ok(p: bytes, version: int = PROTOCOL_VERSION) -> dict:
     r = Reader(p, "info_ok")
     readers = {"s": r.string, "H": r.u16, "I": r.u32, "Q": r.u64}
-    fields = INFO_FIELDS + (INFO_FIELDS_V2 if version >= 2 else ())
+    fields = (INFO_FIELDS + (INFO_FIELDS_V2 if version >= 2 else ())
+              + (INFO_FIELDS_V3 if version >= 3 else ()))
     out = {name: readers[kind](name) for name, kind in fields}
     r.done()
     return out
@@ -383,6 +468,28 @@ def decode_append_ok(p: bytes) -> AppendResult:
                        r.u8("deduplicated") != 0)
     r.done()
     return out
+
+
+def decode_append_multi_ok(p: bytes) -> AppendMultiResult:
+    r = Reader(p, "append_multi_ok")
+    first, count, dedup = r.u64("first_position"), r.u32("count"), r.u8("deduplicated") != 0
+    streams = []
+    for _ in range(r.u32("stream count")):
+        rev, n = r.u64("first_revision"), r.u32("count")
+        streams.append((None if rev == NONE else rev, n))
+    r.done()
+    return AppendMultiResult(first, count, dedup, tuple(streams))
+
+
+def decode_append_refused(p: bytes) -> AppendRefusal:
+    r = Reader(p, "append_refused")
+    code, message, conflict = r.u16("code"), r.string("message"), r.u64("conflict_position")
+    streams = []
+    for _ in range(r.u32("stream count")):
+        failed, actual = r.u8("failed") != 0, r.u64("actual_revision")
+        streams.append((failed, None if actual == NONE else actual))
+    r.done()
+    return AppendRefusal(code, message, None if conflict == NONE else conflict, tuple(streams))
 
 
 def _event(r: Reader, version: int) -> Event:
