@@ -227,6 +227,13 @@ def test_the_blocking_wrapper(node):
         assert r.last_revision == 1
         assert [e.revision for e in c.stream_events("sync")] == [0, 1]
         assert c.info()["durable_end"] == 2
+        from annal import AppendRefused, QueryItem, StreamAppend
+        guard = [QueryItem(tags=("sync:once",))]
+        once = StreamAppend("sync-2", [NewEvent(type="Once", data=b"{}", tags=["sync:once"])])
+        assert c.append_multi([once], guard).first_position == 2
+        with pytest.raises(AppendRefused):
+            c.append_multi([StreamAppend("sync-3", [NewEvent(type="Once", data=b"{}")])], guard)
+        assert [e.stream for e in c.read_query(guard).events] == ["sync-2"]
 
 
 def test_appends_retry_across_a_node_restart_without_writing_twice():

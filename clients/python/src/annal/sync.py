@@ -7,7 +7,8 @@ import threading
 from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
 
 from .client import Client
-from .protocol import AppendResult, Event, Expected, NewEvent, ReadPage
+from .protocol import (AppendMultiResult, AppendResult, Event, Expected, NewEvent, QueryItem,
+                       ReadPage, StreamAppend)
 
 T = TypeVar("T")
 
@@ -51,6 +52,16 @@ class SyncClient:
 
     def read_all(self, start: int = 0, count: int = 0, backward: bool = False) -> ReadPage:
         return self._run(self._client.read_all(start, count, backward))
+
+    def append_multi(self, streams: Sequence[StreamAppend],
+                     condition: Optional[Sequence[QueryItem]] = None,
+                     after: Optional[int] = None) -> AppendMultiResult:
+        """Client.append_multi: raises AppendRefused when refused."""
+        return self._run(self._client.append_multi(streams, condition, after))
+
+    def read_query(self, query: Sequence[QueryItem], start: int = 0, count: int = 0,
+                   backward: bool = False) -> ReadPage:
+        return self._run(self._client.read_query(query, start, count, backward))
 
     def stream_events(self, stream: str, start: int = 0) -> List[Event]:
         """Every event of ``stream`` from ``start`` to its current end."""
