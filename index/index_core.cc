@@ -589,12 +589,10 @@ void IndexCore::remove_unlisted(const std::vector<std::string>& paths, const cha
     spdlog::warn("fsync of {} after {} failed: {}", options_.dir, after, ds.to_string());
 }
 
-Result<std::vector<IndexEntry>> IndexCore::collect_files(std::uint64_t hash, std::uint64_t lo,
-                                                         std::uint64_t hi, std::uint64_t pos_limit,
-                                                         std::size_t max) const {
-  auto v = current();
-  std::vector<IndexEntry> out;
-  for (const auto& f : v->files) {
+Status IndexCore::collect_from_files(const Version& v, std::uint64_t hash, std::uint64_t lo,
+                                     std::uint64_t hi, std::uint64_t pos_limit,
+                                     std::vector<IndexEntry>& out, std::size_t max) const {
+  for (const auto& f : v.files) {
     if (f->meta().first_position >= pos_limit || out.size() >= max) break;
     Status st = f->collect(hash, lo, hi, pos_limit, out, max);
     if (!st.is_ok()) {
@@ -602,6 +600,14 @@ Result<std::vector<IndexEntry>> IndexCore::collect_files(std::uint64_t hash, std
       return st;
     }
   }
+  return Status::ok();
+}
+
+Result<std::vector<IndexEntry>> IndexCore::collect_files(std::uint64_t hash, std::uint64_t lo,
+                                                         std::uint64_t hi, std::uint64_t pos_limit,
+                                                         std::size_t max) const {
+  std::vector<IndexEntry> out;
+  ANNAL_RETURN_IF_ERROR(collect_from_files(*current(), hash, lo, hi, pos_limit, out, max));
   return out;
 }
 
@@ -610,14 +616,7 @@ Result<std::vector<IndexEntry>> IndexCore::collect(std::uint64_t hash, std::uint
                                                    std::size_t max) const {
   auto v = current();
   std::vector<IndexEntry> out;
-  for (const auto& f : v->files) {
-    if (f->meta().first_position >= pos_limit || out.size() >= max) break;
-    Status st = f->collect(hash, lo, hi, pos_limit, out, max);
-    if (!st.is_ok()) {
-      if (f->damaged()) note_damage();
-      return st;
-    }
-  }
+  ANNAL_RETURN_IF_ERROR(collect_from_files(*v, hash, lo, hi, pos_limit, out, max));
   for (const auto& m : v->frozen) m->collect(hash, lo, hi, pos_limit, out, max);
   v->active->collect(hash, lo, hi, pos_limit, out, max);
   auto by_revision = [](const IndexEntry& a, const IndexEntry& b) {

@@ -171,6 +171,10 @@ class IndexCore {
     return options_.id_digests ? std::move(f) : nullptr;
   }
   std::shared_ptr<const Version> current() const;
+  // collect's part in v's files (in position order, until `max`).
+  Status collect_from_files(const Version& v, std::uint64_t hash, std::uint64_t lo,
+                            std::uint64_t hi, std::uint64_t pos_limit, std::vector<IndexEntry>& out,
+                            std::size_t max) const;
   void install(std::shared_ptr<const Version> v);  // REQUIRES: mu_ held
   void freeze(std::uint64_t end);
   void background_loop();

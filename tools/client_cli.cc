@@ -44,16 +44,20 @@ int usage(const std::string& cmd, const std::string& msg, const po::options_desc
 }
 
 // Parses args[1..] against `desc`, plus an optional positional STREAM into
-// *stream. Returns the exit code when the command stops here (0 after --help,
-// 2 with a usage error), nullopt when it goes on.
+// *stream, or any number of positional arguments into *items. Returns the
+// exit code when the command stops here (0 after --help, 2 with a usage
+// error), nullopt when it goes on.
 std::optional<int> parse_command(const std::string& cmd, const std::vector<std::string>& args,
                                  const po::options_description& desc, std::string* stream,
-                                 po::variables_map& vm) {
+                                 po::variables_map& vm, std::vector<std::string>* items = nullptr) {
   po::options_description hidden;
   po::positional_options_description pos;
   if (stream != nullptr) {
     hidden.add_options()("stream", po::value(stream));
     pos.add("stream", 1);
+  } else if (items != nullptr) {
+    hidden.add_options()("item", po::value(items)->composing());
+    pos.add("item", -1);
   }
   po::options_description opts;
   opts.add(desc).add(hidden);
@@ -374,27 +378,8 @@ int cmd_read_query(const std::vector<std::string>& args) {
       "head", po::bool_switch(&print_head),
       "print {\"head\":POS} after the events: the last durable position when read (for "
       "append --after)");
-  po::options_description hidden;
-  hidden.add_options()("item", po::value(&items)->composing());
-  po::positional_options_description pos;
-  pos.add("item", -1);
-  po::options_description all_opts;
-  all_opts.add(desc).add(hidden);
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(all_opts)
-                  .positional(pos)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage("read-query", e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_command("read-query", args, desc, nullptr, vm, &items)) return *done;
   if (items.empty()) return usage("read-query", "at least one query item is required", desc);
   std::string error;
   auto q = parse_query(items, error);
