@@ -295,6 +295,29 @@ const IndexCommand* index_command(const std::string& cmd) {
   return nullptr;
 }
 
+// Prints events page by page from f.from until f.count of them (0: all) or
+// the end: fetch(cursor, n) reads one page, on_page sees each. The exit code.
+template <class Fetch, class OnPage = void (*)(const proto::ReadOk&)>
+int print_pages(
+    const ReadFlags& f, Fetch fetch, OnPage on_page = [](const proto::ReadOk&) {}) {
+  std::uint64_t printed = 0, cursor = f.from;
+  while (f.count == 0 || printed < f.count) {
+    const auto n = static_cast<std::uint32_t>(
+        f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000));
+    auto r = fetch(cursor, n);
+    if (!r.ok()) return fail(r.error());
+    on_page(r.value());
+    for (const auto& e : r->events) {
+      if (f.count != 0 && printed >= f.count) break;
+      print_line(event_json(e));
+      ++printed;
+    }
+    if (r->end || r->events.empty() || r->next == proto::kNone) return 0;
+    cursor = r->next;
+  }
+  return 0;
+}
+
 // read STREAM, read-all, and read-category / -type / -tag / -correlation /
 // -causation VALUE (`key`: the index read, or null).
 int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand* key = nullptr) {
@@ -337,25 +360,12 @@ int cmd_read(const std::vector<std::string>& args, bool all, const IndexCommand*
     f.from = f.backward ? *pos - 1 : *pos;
   }
   const auto dir = f.backward ? index::Direction::kBackward : index::Direction::kForward;
-  std::uint64_t printed = 0;
-  std::uint64_t cursor = f.from;
-  while (f.count == 0 || printed < f.count) {
-    const std::uint64_t left =
-        f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000);
-    const auto n = static_cast<std::uint32_t>(left);
-    auto r = key   ? c.value()->read_index(proto::ReadIndexReq{key->kind, f.stream, cursor, n, dir})
-             : all ? c.value()->read_all(proto::ReadAllReq{cursor, n, dir})
-                   : c.value()->read_stream(proto::ReadStreamReq{f.stream, cursor, n, dir});
-    if (!r.ok()) return fail(r.error());
-    for (const auto& e : r->events) {
-      if (f.count != 0 && printed >= f.count) break;
-      print_line(event_json(e));
-      ++printed;
-    }
-    if (r->end || r->events.empty() || r->next == proto::kNone) break;
-    cursor = r->next;
-  }
-  return 0;
+  net::Client& client = *c.value();
+  return print_pages(f, [&](std::uint64_t cursor, std::uint32_t n) {
+    return key   ? client.read_index(proto::ReadIndexReq{key->kind, f.stream, cursor, n, dir})
+           : all ? client.read_all(proto::ReadAllReq{cursor, n, dir})
+                 : client.read_stream(proto::ReadStreamReq{f.stream, cursor, n, dir});
+  });
 }
 
 // read-query ITEM [ITEM...]: the events matching a query (items combined with
@@ -388,25 +398,20 @@ int cmd_read_query(const std::vector<std::string>& args) {
   auto c = connect(f.server);
   if (!c.ok()) return fail(c.error());
   const auto dir = f.backward ? index::Direction::kBackward : index::Direction::kForward;
-  std::uint64_t printed = 0, cursor = f.from, durable_end = 0;
+  std::uint64_t durable_end = 0;
   bool first_page = true;
-  while (f.count == 0 || printed < f.count) {
-    const auto n = static_cast<std::uint32_t>(
-        f.count == 0 ? 1000 : std::min<std::uint64_t>(f.count - printed, 1000));
-    auto r = c.value()->read_query(proto::ReadQueryReq{*q, cursor, n, dir});
-    if (!r.ok()) return fail(r.error());
-    // Forward, the last page's durable end covers every page; backward, the
-    // first page's (later events were not looked at).
-    if (!f.backward || first_page) durable_end = r->durable_end;
-    first_page = false;
-    for (const auto& e : r->events) {
-      if (f.count != 0 && printed >= f.count) break;
-      print_line(event_json(e));
-      ++printed;
-    }
-    if (r->end || r->events.empty() || r->next == proto::kNone) break;
-    cursor = r->next;
-  }
+  const int code = print_pages(
+      f,
+      [&](std::uint64_t cursor, std::uint32_t n) {
+        return c.value()->read_query(proto::ReadQueryReq{*q, cursor, n, dir});
+      },
+      [&](const proto::ReadOk& page) {
+        // Forward, the last page's durable end covers every page; backward,
+        // the first page's (later events were not looked at).
+        if (!f.backward || first_page) durable_end = page.durable_end;
+        first_page = false;
+      });
+  if (code != 0) return code;
   if (print_head)
     print_line(durable_end == 0 ? std::string("{\"head\":null}")
                                 : fmt::format("{{\"head\":{}}}", durable_end - 1));
