@@ -52,6 +52,20 @@ E event_fields(simdjson::dom::element e) {
   return out;
 }
 
+std::vector<std::string> strings(simdjson::dom::element e, const char* key) {
+  std::vector<std::string> out;
+  for (simdjson::dom::element s : e[key].get_array()) out.emplace_back(std::string_view(s));
+  return out;
+}
+
+// A query's items (version 3).
+index::Query query_of(simdjson::dom::element items) {
+  index::Query q;
+  for (simdjson::dom::element i : items.get_array())
+    q.items.push_back(index::QueryItem{strings(i, "types"), strings(i, "tags")});
+  return q;
+}
+
 class ProtocolVectorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -144,12 +158,66 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->events, r.events) << name;
       EXPECT_EQ(back->durable_end, r.durable_end) << name;
+    } else if (op == "append_multi") {
+      AppendMultiReq m;
+      for (simdjson::dom::element s : f["streams"].get_array()) {
+        index::StreamAppend a;
+        a.stream = str(s, "stream");
+        a.expected.kind = static_cast<ExpectedRevision::Kind>(u64(s, "expected_kind"));
+        a.expected.revision = StreamRevision(u64(s, "expected_revision"));
+        for (simdjson::dom::element e : s["events"].get_array())
+          a.events.push_back(event_fields<index::NewEvent>(e));
+        m.streams.push_back(std::move(a));
+      }
+      m.condition = query_of(f["condition"]);
+      m.after = u64(f, "after");
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<AppendMultiReq>(payload_of(v, Op::kAppendMulti), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      ASSERT_EQ(back->streams.size(), m.streams.size());
+      EXPECT_EQ(back->streams[1].expected.revision, m.streams[1].expected.revision);
+      EXPECT_EQ(back->condition.items.size(), m.condition.items.size());
+      EXPECT_EQ(back->condition.items[0].types, m.condition.items[0].types);
+      EXPECT_EQ(back->after, m.after);
+    } else if (op == "read_query") {
+      ReadQueryReq q{query_of(f["query"]), u64(f, "from"),
+                     static_cast<std::uint32_t>(u64(f, "count")),
+                     static_cast<index::Direction>(u64(f, "direction"))};
+      EXPECT_EQ(hex(encode(id, q, version)), str(v, "hex")) << name;
+      auto back = decode<ReadQueryReq>(payload_of(v, Op::kReadQuery), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->query.items[1].tags, q.query.items[1].tags);
+    } else if (op == "append_multi_ok") {
+      AppendMultiOk ok{u64(f, "first_position"),
+                       static_cast<std::uint32_t>(u64(f, "count")),
+                       u64(f, "deduplicated") != 0,
+                       {}};
+      for (simdjson::dom::element s : f["streams"].get_array())
+        ok.streams.push_back(
+            {u64(s, "first_revision"), static_cast<std::uint32_t>(u64(s, "count"))});
+      EXPECT_EQ(hex(encode(id, ok, version)), str(v, "hex")) << name;
+      auto back = decode<AppendMultiOk>(payload_of(v, Op::kAppendMultiOk), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      ASSERT_EQ(back->streams.size(), ok.streams.size());
+      EXPECT_EQ(back->streams.back().first_revision, ok.streams.back().first_revision);
+    } else if (op == "append_refused") {
+      AppendRefused r{
+          static_cast<Code>(u64(f, "code")), str(f, "message"), u64(f, "conflict_position"), {}};
+      for (simdjson::dom::element s : f["streams"].get_array())
+        r.streams.push_back({u64(s, "failed") != 0, u64(s, "actual_revision")});
+      EXPECT_EQ(hex(encode(id, r, version)), str(v, "hex")) << name;
+      auto back = decode<AppendRefused>(payload_of(v, Op::kAppendRefused), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->conflict_position, r.conflict_position);
+      EXPECT_EQ(back->streams.size(), r.streams.size());
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
-  EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok"}));
-  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2}));
+  EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok",
+                                         "append_multi", "read_query", "append_multi_ok",
+                                         "append_refused"}));
+  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3}));
 }
 
 }  // namespace

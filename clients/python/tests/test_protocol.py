@@ -24,8 +24,34 @@ def split(hexstr):
 
 def test_every_vector_is_understood(vectors):
     ops = {v["op"] for v in vectors}
-    assert {"append", "append_ok", "error", "hello", "read_ok"} <= ops
-    assert {v["version"] for v in vectors} == {1, 2}
+    assert {"append", "append_ok", "error", "hello", "read_ok", "append_multi", "read_query",
+            "append_multi_ok", "append_refused"} <= ops
+    assert {v["version"] for v in vectors} == {1, 2, 3}
+
+
+def query_of(items):
+    return [p.QueryItem(tuple(i["types"]), tuple(i["tags"])) for i in items]
+
+
+def test_version_3_requests_encode_to_the_vector_bytes(vectors):
+    n = 0
+    for v in vectors:
+        f = v["fields"]
+        if v["op"] == "append_multi":
+            streams = [p.StreamAppend(s["stream"], [event_of(e) for e in s["events"]],
+                                      p.Expected(p.ExpectedKind(s["expected_kind"]),
+                                                 s["expected_revision"]))
+                       for s in f["streams"]]
+            got = p.encode_append_multi(v["request_id"], streams, query_of(f["condition"]),
+                                        f["after"])
+        elif v["op"] == "read_query":
+            got = p.encode_read_query(v["request_id"], query_of(f["query"]), f["from"], f["count"],
+                                      f["direction"] == 1)
+        else:
+            continue
+        assert got.hex() == v["hex"], v["name"]
+        n += 1
+    assert n >= 2
 
 
 @pytest.mark.parametrize("kind", ["append", "hello"])
@@ -45,11 +71,25 @@ def test_requests_encode_to_the_vector_bytes(vectors, kind):
 def test_responses_decode_to_the_vector_fields(vectors):
     for v in vectors:
         f = v["fields"]
-        if v["op"] not in ("append_ok", "error", "read_ok"):
+        if v["op"] not in ("append_ok", "error", "read_ok", "append_multi_ok", "append_refused"):
             continue
         op, rid, payload = split(v["hex"])
         assert rid == v["request_id"]
-        if v["op"] == "append_ok":
+        none = lambda x: None if x == p.NONE else x  # noqa: E731
+        if v["op"] == "append_multi_ok":
+            assert op == p.Op.APPEND_MULTI_OK
+            r = p.decode_append_multi_ok(payload)
+            assert (r.first_position, r.count, r.deduplicated) == (
+                f["first_position"], f["count"], bool(f["deduplicated"]))
+            assert r.streams == tuple((none(s["first_revision"]), s["count"]) for s in f["streams"])
+        elif v["op"] == "append_refused":
+            assert op == p.Op.APPEND_REFUSED
+            r = p.decode_append_refused(payload)
+            assert (r.code, r.message, r.conflict_position) == (
+                f["code"], f["message"], none(f["conflict_position"]))
+            assert r.streams == tuple((bool(s["failed"]), none(s["actual_revision"]))
+                                      for s in f["streams"])
+        elif v["op"] == "append_ok":
             assert op == p.Op.APPEND_OK
             r = p.decode_append_ok(payload)
             assert (r.first_position, r.first_revision, r.count, r.deduplicated) == (

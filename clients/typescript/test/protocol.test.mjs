@@ -31,22 +31,49 @@ test("requests encode to the vector bytes", () => {
       assert.equal(f.magic, p.HELLO_MAGIC);
       assert.equal(f.version, v.version);
       got = p.encodeHello(BigInt(v.request_id), f.client_name, v.version);
+    } else if (v.op === "append_multi") {
+      const streams = f.streams.map((s) => ({
+        stream: s.stream,
+        expected: { kind: KIND[s.expected_kind], revision: BigInt(s.expected_revision) },
+        events: s.events.map((e) => ({
+          id: e.id, type: e.type, data: e.data, metadata: e.metadata,
+          dataJson: (e.flags & p.FLAG_DATA_JSON) !== 0, metadataJson: (e.flags & p.FLAG_METADATA_JSON) !== 0,
+          tags: e.tags, correlationId: e.correlation_id, causationId: e.causation_id,
+        })),
+      }));
+      got = p.encodeAppendMulti(BigInt(v.request_id), streams, f.condition, BigInt(f.after));
+    } else if (v.op === "read_query") {
+      got = p.encodeReadQuery(BigInt(v.request_id), f.query, BigInt(f.from), f.count, f.direction === 1);
     } else continue;
     assert.equal(got.toString("hex"), v.hex, v.name);
     n++;
   }
-  assert.ok(n >= 4);
+  assert.ok(n >= 6);
 });
 
 test("responses decode to the vector fields", () => {
   const seen = new Set();
   for (const v of vectors()) {
     const f = v.fields;
-    if (!["append_ok", "error", "read_ok"].includes(v.op)) continue;
+    if (!["append_ok", "error", "read_ok", "append_multi_ok", "append_refused"].includes(v.op)) continue;
     const { op, id, payload } = split(v.hex);
     assert.equal(id, BigInt(v.request_id));
     seen.add(v.op);
-    if (v.op === "append_ok") {
+    // JSON.parse rounds numbers past 2^53; the only such values are "none" (2^64 - 1).
+    const orNull = (x) => (x > Number.MAX_SAFE_INTEGER ? null : BigInt(x));
+    if (v.op === "append_multi_ok") {
+      assert.equal(op, p.Op.AppendMultiOk);
+      assert.deepEqual(p.decodeAppendMultiOk(payload), {
+        firstPosition: BigInt(f.first_position), count: f.count, deduplicated: f.deduplicated !== 0,
+        streams: f.streams.map((s) => ({ firstRevision: orNull(s.first_revision), count: s.count })),
+      });
+    } else if (v.op === "append_refused") {
+      assert.equal(op, p.Op.AppendRefused);
+      assert.deepEqual(p.decodeAppendRefused(payload), {
+        code: f.code, message: f.message, conflictPosition: orNull(f.conflict_position),
+        streams: f.streams.map((s) => ({ failed: s.failed !== 0, actualRevision: orNull(s.actual_revision) })),
+      });
+    } else if (v.op === "append_ok") {
       assert.equal(op, p.Op.AppendOk);
       assert.deepEqual(p.decodeAppendOk(payload), {
         firstPosition: BigInt(f.first_position), firstRevision: BigInt(f.first_revision), count: f.count, deduplicated: f.deduplicated !== 0,
@@ -82,7 +109,7 @@ test("responses decode to the vector fields", () => {
       });
     }
   }
-  assert.deepEqual([...seen].sort(), ["append_ok", "error", "read_ok"]);
+  assert.deepEqual([...seen].sort(), ["append_multi_ok", "append_ok", "append_refused", "error", "read_ok"]);
 });
 
 test("a truncated or padded payload is a protocol error", () => {
