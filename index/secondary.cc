@@ -93,7 +93,7 @@ Status check_keys(engine::FileSystem& fs, const std::string& dir, char separator
 }  // namespace
 
 SecondaryIndex::SecondaryIndex(SecondaryOptions options)
-    : options_(std::move(options)), recent_(kRecentSlots) {}
+    : options_(std::move(options)) {}
 SecondaryIndex::~SecondaryIndex() = default;
 
 Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions options,
@@ -137,9 +137,6 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   if (!core) return core.status();
   raw->core_ = std::move(core).value();
   const std::uint64_t from = raw->core_->indexed_through();
-  // Events below the replay are in index files only: the recent-key table
-  // knows nothing before it.
-  raw->recent_from_ = from;
   std::uint64_t n = 0;
   Status st = raw->options_.scan(from, log_end, [&](const engine::RecordView& v) {
     raw->add_view(v);
@@ -151,6 +148,9 @@ Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions op
   });
   if (!st.is_ok()) return st;
   raw->set_durable(log_end);
+  // Every position below the log's end holds keys the table never saw (in
+  // index files or replayed before it exists): it starts above them.
+  raw->added_end_ = std::max(raw->added_end_, log_end);
   if (n > 0 || !raw->core_->rebuild_reason().empty())
     spdlog::info(
         "secondary index: {} events replayed from position {}{}", n, from,
@@ -192,13 +192,22 @@ std::size_t SecondaryIndex::recent_slot(std::uint64_t h) {
 void SecondaryIndex::add_key(std::uint64_t position, IndexKind kind, std::string_view value) {
   const std::uint64_t h = key(kind, value);
   batch_.push_back(IndexEntry{h, position, position});
+  added_end_ = std::max(added_end_, position + 1);
+  if (recent_.size() == 0) return;
   std::uint64_t& slot = recent_[recent_slot(h)];
   slot = std::max(slot, position + 1);
 }
 
+void SecondaryIndex::track_recent() {
+  if (recent_.size() != 0) return;
+  recent_ = ZeroedTable<std::uint64_t>(kRecentSlots);
+  // Keys added before know no slot: every position below is "may".
+  recent_from_ = added_end_;
+}
+
 bool SecondaryIndex::may_have_since(IndexKind kind, std::string_view value,
                                     std::uint64_t position) const {
-  if (position < recent_from_) return true;
+  if (recent_.size() == 0 || position < recent_from_) return true;
   return recent_[recent_slot(key(kind, value))] > position;
 }
 

@@ -93,13 +93,16 @@ class SecondaryIndex {
   // Writes every entry out (a clean shutdown). REQUIRES: all durable.
   Status flush(std::uint64_t end);
   // False only if no event with key (kind, value) was added at `position`
-  // or later (durable or not), as far as this process has seen: positions
-  // from recent_from() on. A table of the newest position per slot of key
-  // hashes (colliding keys share a slot, an aborted event's slot keeps its
-  // position): "false" is certain, "true" means look. For the append
-  // condition's check of the events since its pre-check.
+  // or later (durable or not): a table of the newest position per slot of
+  // key hashes (colliding keys share a slot, an aborted event's slot keeps
+  // its position), so "false" is certain and "true" means look. It covers
+  // the events added since track_recent() was first called (before that,
+  // and for earlier positions, always "true"). For the append condition's
+  // check of the events since its pre-check.
   bool may_have_since(IndexKind kind, std::string_view value, std::uint64_t position) const;
-  std::uint64_t recent_from() const { return recent_from_; }
+  // Starts the table (once): a node that never sees a condition neither
+  // keeps nor pays for it.
+  void track_recent();
 
   // ---- Any thread ----
   // Candidate positions of (kind, value): at most `max`, ascending, in
@@ -153,12 +156,13 @@ class SecondaryIndex {
   // harmless, a missing one would skip a millisecond's first events).
   std::int64_t last_bucket_ = INT64_MIN;
   // may_have_since: per slot of key hashes, one past the newest position
-  // added (writer thread only). Covers positions from recent_from_ on.
-  // 16 MiB, committed as touched: few false "may" for conditions whose
-  // `after` is recent even with millions of distinct keys.
+  // added (writer thread only; empty until track_recent). Covers positions
+  // from recent_from_ on. 16 MiB, committed as touched: few false "may" for
+  // conditions whose `after` is recent even with millions of distinct keys.
   static constexpr std::size_t kRecentSlots = std::size_t{1} << 21;
   ZeroedTable<std::uint64_t> recent_;
   std::uint64_t recent_from_ = 0;
+  std::uint64_t added_end_ = 0;  // one past the newest position added
   static std::size_t recent_slot(std::uint64_t hash);
 };
 

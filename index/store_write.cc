@@ -327,6 +327,7 @@ auto Store::Impl::prepare(engine::AppendRequest& req, GlobalPosition next,
   if (auto d = resolve_retry(*c, checks, outcome)) return *d;
   if (auto w = resolve_wrong(*c, checks, outcome)) return *w;
   if (c->condition) {
+    secondary_->track_recent();  // from the first condition on
     auto conflict = first_conflict(*c->condition, next.value, c->checked_through);
     if (!conflict) return complete(conflict.status());
     if (*conflict) {
