@@ -15,6 +15,7 @@ void usage(std::FILE* out) {
       "client commands (talk to a running annald, --server HOST:PORT):\n"
       "  append STREAM --type T --data JSON   append one event [--tag K:V ...]\n"
       "       [--fail-if 'type=A,B tag=K:V' --after POS]   ... unless a matching event exists\n"
+      "  append-multi JSON | -                 several streams at once, all or nothing\n"
       "  read STREAM                           read a stream\n"
       "  read-all                              read the global log\n"
       "  read-category C | read-type T | read-tag K:V | read-correlation ID | read-causation ID\n"
@@ -52,7 +53,8 @@ int main(int argc, char** argv) {
   }
   if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info" ||
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
-      cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query")
+      cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
+      cmd == "append-multi")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

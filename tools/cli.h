@@ -8,7 +8,7 @@
 
 namespace annal::tools {
 
-// append, read, read-all, tail, info (tools/client_cli.cc)
+// append, append-multi, read, read-all, read-query, tail, info (tools/client_*.cc)
 int run_client_command(const std::vector<std::string>& args);
 // inspect, dump, dump-index, verify, repair (tools/offline_cli.cc)
 int run_offline_command(const std::vector<std::string>& args);

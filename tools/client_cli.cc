@@ -1,4 +1,5 @@
-// `annal append | read | read-all | read-query | tail | info`: client commands
+// `annal append | read | read-all | read-query | tail | info` (append-multi:
+// tools/client_append_multi.cc): client commands
 // against a running annald, printing JSON lines (one event per line) for jq.
 #include "tools/cli.h"
 
@@ -15,6 +16,7 @@
 
 #include "engine/format.h"
 #include "net/client.h"
+#include "tools/client_common.h"
 #include "tools/client_json.h"
 #include "tools/offline_json.h"
 
@@ -24,125 +26,6 @@ namespace annal::tools {
 namespace {
 
 namespace proto = annal::net::proto;
-
-constexpr const char* kDefaultServer = "127.0.0.1:7411";
-
-void print_line(const std::string& line) {
-  std::fwrite(line.data(), 1, line.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-}
-
-int fail(const proto::Error& e) {
-  std::fprintf(stderr, "annal: %s\n", net::error_string(e).c_str());
-  return 1;
-}
-
-int usage(const std::string& cmd, const std::string& msg, const po::options_description& desc) {
-  std::cerr << "annal " << cmd << ": " << msg << "\n" << desc << "\n";
-  return 2;
-}
-
-// Parses args[1..] against `desc`, plus an optional positional STREAM into
-// *stream, or any number of positional arguments into *items. Returns the
-// exit code when the command stops here (0 after --help, 2 with a usage
-// error), nullopt when it goes on.
-std::optional<int> parse_command(const std::string& cmd, const std::vector<std::string>& args,
-                                 const po::options_description& desc, std::string* stream,
-                                 po::variables_map& vm, std::vector<std::string>* items = nullptr) {
-  po::options_description hidden;
-  po::positional_options_description pos;
-  if (stream != nullptr) {
-    hidden.add_options()("stream", po::value(stream));
-    pos.add("stream", 1);
-  } else if (items != nullptr) {
-    hidden.add_options()("item", po::value(items)->composing());
-    pos.add("item", -1);
-  }
-  po::options_description opts;
-  opts.add(desc).add(hidden);
-  try {
-    po::store(po::command_line_parser(std::vector<std::string>(args.begin() + 1, args.end()))
-                  .options(opts)
-                  .positional(pos)
-                  .run(),
-              vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    return usage(cmd, e.what(), desc);
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
-  return std::nullopt;
-}
-
-// ---- commands ----
-
-net::Reply<std::unique_ptr<net::Client>> connect(const std::string& server) {
-  auto hp = net::parse_host_port(server);
-  if (!hp)
-    return proto::Error{proto::Code::kInvalidArgument, proto::kNone,
-                        "--server must be HOST:PORT, got '" + server + "'"};
-  net::ClientOptions o;
-  o.host = hp->first;
-  o.port = hp->second;
-  o.client_name = "annal-cli";
-  return net::Client::connect(o);
-}
-
-std::optional<ExpectedRevision> parse_expected(const std::string& s) {
-  if (s == "any") return ExpectedRevision::any();
-  if (s == "no_stream") return ExpectedRevision::no_stream();
-  if (s == "stream_exists") return ExpectedRevision::stream_exists();
-  if (s.empty() || s.find_first_not_of("0123456789") != std::string::npos || s.size() > 19)
-    return std::nullopt;
-  return ExpectedRevision::exact(std::stoull(s));
-}
-
-// One query item as the CLI takes it: space-separated `type=A,B` (any of the
-// types) and `tag=K:V` (all of the tags; repeat) terms; `*` or nothing
-// matches every event.
-std::optional<index::QueryItem> parse_query_item(const std::string& text, std::string& error) {
-  index::QueryItem item;
-  std::size_t i = 0;
-  while (i < text.size()) {
-    if (text[i] == ' ') {
-      ++i;
-      continue;
-    }
-    const std::size_t end = std::min(text.find(' ', i), text.size());
-    const std::string term = text.substr(i, end - i);
-    i = end;
-    if (term == "*") continue;
-    if (term.starts_with("tag=")) {
-      item.tags.push_back(term.substr(4));
-    } else if (term.starts_with("type=")) {
-      std::size_t at = 5;
-      for (;;) {
-        const std::size_t comma = term.find(',', at);
-        item.types.push_back(term.substr(at, comma == std::string::npos ? comma : comma - at));
-        if (comma == std::string::npos) break;
-        at = comma + 1;
-      }
-    } else {
-      error = "query term '" + term + "' is neither type=A,B nor tag=K:V";
-      return std::nullopt;
-    }
-  }
-  return item;
-}
-
-std::optional<index::Query> parse_query(const std::vector<std::string>& items, std::string& error) {
-  index::Query q;
-  for (const auto& text : items) {
-    auto item = parse_query_item(text, error);
-    if (!item) return std::nullopt;
-    q.items.push_back(std::move(*item));
-  }
-  return q;
-}
 
 int cmd_append(const std::vector<std::string>& args) {
   std::string server = kDefaultServer, stream, type, data, metadata, id_text, expected = "any";
@@ -544,6 +427,7 @@ int cmd_info(const std::vector<std::string>& args) {
 int run_client_command(const std::vector<std::string>& args) {
   const std::string& cmd = args[0];
   if (cmd == "append") return cmd_append(args);
+  if (cmd == "append-multi") return cmd_append_multi(args);
   if (cmd == "read") return cmd_read(args, false);
   if (cmd == "read-all") return cmd_read(args, true);
   if (const IndexCommand* key = index_command(cmd)) return cmd_read(args, false, key);

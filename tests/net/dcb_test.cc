@@ -342,3 +342,46 @@ TEST_F(DcbTest, CliAppendsWithAConditionAndReadsByQuery) {
 
 }  // namespace
 }  // namespace annal::net::testing
+
+namespace annal::net::testing {
+namespace {
+
+TEST_F(DcbTest, CliAppendsToSeveralStreamsAtOnce) {
+  std::string out;
+  ASSERT_EQ(
+      run_annal(node_->port(),
+                "append-multi '{\"streams\":[{\"stream\":\"account-1\",\"expected\":"
+                "\"no_stream\",\"events\":[{\"type\":\"Debited\",\"data\":{\"amount\":5},"
+                "\"tags\":[\"transfer:9\"]}]},{\"stream\":\"account-2\",\"events\":[{\"type\":"
+                "\"Credited\",\"data\":{\"amount\":5},\"tags\":[\"transfer:9\"]}]}],"
+                "\"fail_if\":[\"tag=transfer:9\"]}'",
+                &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"position\":0,\"count\":2"), std::string::npos) << out;
+  EXPECT_NE(out.find("{\"stream\":\"account-2\",\"revision\":0,\"count\":1}"), std::string::npos)
+      << out;
+  // The same transfer again: its condition refuses it, naming the position.
+  EXPECT_EQ(
+      run_annal(node_->port(),
+                "append-multi '{\"streams\":[{\"stream\":\"account-1\",\"events\":[{\"type\":"
+                "\"Debited\",\"tags\":[\"transfer:9\"]}]}],\"fail_if\":[\"tag=transfer:9\"]}'",
+                &out),
+      1)
+      << out;
+  EXPECT_NE(out.find("append_condition_failed"), std::string::npos) << out;
+  // A checked stream whose expectation fails is named with its actual revision.
+  EXPECT_EQ(run_annal(node_->port(),
+                      "append-multi '{\"streams\":[{\"stream\":\"account-3\",\"events\":[{\"type\":"
+                      "\"Opened\"}]},{\"stream\":\"account-1\",\"expected\":7}]}'",
+                      &out),
+            1)
+      << out;
+  EXPECT_NE(out.find("[account-1: actual 0]"), std::string::npos) << out;
+  EXPECT_EQ(run_annal(node_->port(), "append-multi '{\"streams\":3}'", &out), 2) << out;
+  auto c = node_->client();
+  EXPECT_EQ(c->info()->durable_end, 2u);
+}
+
+}  // namespace
+}  // namespace annal::net::testing
