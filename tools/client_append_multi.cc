@@ -31,7 +31,7 @@ namespace {
 
 namespace proto = annal::net::proto;
 
-// What is wrong with the document, or nothing; fills `req` and `ids`.
+// What is wrong with the document, or nothing; fills `req`.
 std::optional<std::string> parse_document(simdjson::dom::element doc, proto::AppendMultiReq& req) {
   simdjson::dom::array streams;
   if (doc["streams"].get(streams)) return "\"streams\" must be an array";
