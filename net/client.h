@@ -45,6 +45,8 @@ class [[nodiscard]] Reply {
   T& value() & { return std::get<T>(v_); }
   const T& value() const& { return std::get<T>(v_); }
   T&& value() && { return std::get<T>(std::move(v_)); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   const proto::Error& error() const { return std::get<proto::Error>(v_); }
@@ -93,6 +95,7 @@ class Subscription {
     enum class Kind { kEvents, kCheckpoint, kEnded };
     Kind kind = Kind::kEvents;
     std::vector<engine::EventRecord> events;  // kEvents
+    std::vector<std::uint32_t> attempts;      // kEvents of a group: each event's delivery count
     std::uint64_t checkpoint = 0;             // kCheckpoint
     proto::Error error;                       // kEnded
   };
@@ -118,6 +121,37 @@ class Subscription {
   std::uint64_t id_;
   std::uint64_t start_;
   std::shared_ptr<State> state_;
+};
+
+// v4: one consumer's membership of a consumer group (Client::group_join).
+// Messages are kEvents (with attempts) until kEnded (the group was deleted,
+// the node stops, the connection is lost). Must not outlive its Client.
+class GroupMember {
+ public:
+  ~GroupMember();  // leaves if still joined
+  GroupMember(const GroupMember&) = delete;
+  GroupMember& operator=(const GroupMember&) = delete;
+
+  std::uint64_t id() const { return sub_->id(); }
+  // The group's checkpoint when joined.
+  std::uint64_t start() const { return sub_->start(); }
+  std::optional<Subscription::Message> next(std::chrono::milliseconds timeout) {
+    return sub_->next(timeout);
+  }
+  // Resolve delivered events by position. One-way: the node answers only a
+  // request it cannot apply, and ignores positions it does not hold.
+  void ack(const std::vector<std::uint64_t>& positions);
+  void nack(groups::NackAction action, const std::vector<std::uint64_t>& positions,
+            const std::string& reason = {});
+  // Leaves the group: events delivered and not resolved go to others.
+  Reply<bool> leave() { return sub_->unsubscribe(); }
+
+ private:
+  friend class Client;
+  GroupMember(Client* owner, std::unique_ptr<Subscription> sub)
+      : owner_(owner), sub_(std::move(sub)) {}
+  Client* owner_;
+  std::unique_ptr<Subscription> sub_;
 };
 
 class Client {
@@ -168,6 +202,23 @@ class Client {
   Reply<bool> ping();
   Reply<std::unique_ptr<Subscription>> subscribe(const proto::SubscribeReq& req);
 
+  // v4: consumer groups and named consumers (docs/consumer-groups.md);
+  // bad_request on an older connection. net/client_groups.cc.
+  Reply<proto::GroupOk> group_create(const std::string& name, const groups::Settings& settings,
+                                     bool update = false);
+  Reply<proto::GroupOk> group_delete(const std::string& name);
+  Reply<std::vector<proto::GroupInfo>> group_list();
+  Reply<proto::GroupInfo> group_info(const std::string& name);
+  // How many parked events were handed out again.
+  Reply<std::uint64_t> group_replay_parked(const std::string& name);
+  // max_in_flight 0: the group's setting.
+  Reply<std::unique_ptr<GroupMember>> group_join(const std::string& name,
+                                                 std::uint32_t max_in_flight = 0);
+  // A named consumer's checkpoint, stored durably before the reply.
+  Reply<bool> checkpoint_save(const std::string& name, std::uint64_t position);
+  // nullopt: no checkpoint of that name.
+  Reply<std::optional<std::uint64_t>> checkpoint_load(const std::string& name);
+
   // Requests sent and not yet answered.
   std::size_t in_flight() const;
   // False once the connection is gone.
@@ -180,6 +231,10 @@ class Client {
 
  private:
   friend class Subscription;
+  friend class GroupMember;
+  // Subscribes with an already-encoded request (subscribe, group_join).
+  Reply<std::unique_ptr<Subscription>> subscribe_with(
+      const std::function<std::string(std::uint64_t)>& build);
   explicit Client(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
   proto::HelloOk hello_;

@@ -112,6 +112,9 @@ void Connection::begin_shutdown() {
       self->send_error(id, proto::Code::kShuttingDown, "node is shutting down; subscription ended");
       self->end_subscription(*sub);
     }
+    for (auto& [id, j] : self->joins_)
+      self->send_error(id, proto::Code::kShuttingDown, "node is shutting down; membership ended");
+    self->leave_groups();
   });
 }
 
@@ -140,6 +143,7 @@ void Connection::close() {
   room_cv_.cancel();
   watchdog_timer_.cancel();
   for (auto& [id, sub] : subs_) end_subscription(*sub);
+  leave_groups();
   spdlog::debug("connection {} ({}) closed", id_, peer_);
 }
 

@@ -22,11 +22,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
 
 #include "net/asio.h"
+#include "net/group.h"
 #include "net/json_check.h"
 #include "net/shared.h"
 #include "net/subscription.h"
@@ -75,6 +77,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::uint64_t id() const { return id_; }
   // On the connection's network thread (from its lane): answers an append.
   void finish_append(const Ack& ack);
+  // From a group's strand (posts itself): one group_events frame for the
+  // membership `join_id`, dropped if it has ended; and the end of a
+  // membership with an error frame (the group was deleted or failed).
+  void push_group_frame(std::uint64_t join_id, std::string frame);
+  void end_group_member(std::uint64_t join_id, proto::Error why);
   std::uint32_t in_flight() const { return in_flight_count_.load(); }
   bool closed() const { return closed_flag_.load(); }
 
@@ -108,6 +115,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void dispatch(const proto::FrameHeader& h, std::string_view payload);
   void handle_hello(std::uint64_t id, std::string_view payload);
   void handle_info(std::uint64_t id, std::string_view payload);
+  // v4 group operations; false if `op` is not one.
+  bool dispatch_group(proto::Op op, std::uint64_t id, std::string_view payload);
 
   // append.cc
   void handle_append(std::uint64_t id, std::string_view payload);
@@ -133,6 +142,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void deliver(Subscription& sub, const std::shared_ptr<const Batch>& b);
   void maybe_checkpoint(Subscription& sub);
   void end_subscription(Subscription& sub);
+
+  // groups.cc (v4)
+  void handle_group_create(std::uint64_t id, std::string_view payload);
+  void handle_group_delete(std::uint64_t id, std::string_view payload);
+  void handle_group_list(std::uint64_t id, std::string_view payload);
+  void handle_group_info(std::uint64_t id, std::string_view payload);
+  void handle_group_join(std::uint64_t id, std::string_view payload);
+  void handle_group_ack(std::uint64_t id, std::string_view payload);
+  void handle_group_nack(std::uint64_t id, std::string_view payload);
+  void handle_group_replay_parked(std::uint64_t id, std::string_view payload);
+  void handle_checkpoint_save(std::uint64_t id, std::string_view payload);
+  void handle_checkpoint_load(std::uint64_t id, std::string_view payload);
+  template <class M>
+  std::optional<M> decode_group_request(std::uint64_t id, std::string_view payload);
+  // Runs `work(registry)` (which may write files) on the reading pool and
+  // sends the frame it returns.
+  template <class Work>
+  void on_pool(Work work);
+  bool leave_group(std::uint64_t join_id);  // false: no such membership
+  void leave_groups();
 
   std::shared_ptr<Shared> shared_;
   tcp::socket socket_;
@@ -170,6 +199,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::steady_timer watchdog_timer_;
 
   std::map<std::uint64_t, std::shared_ptr<Subscription>> subs_;
+  // Group memberships by join request id (groups.cc).
+  struct GroupJoin {
+    std::shared_ptr<Group> group;
+    std::uint64_t consumer = 0;
+  };
+  std::map<std::uint64_t, GroupJoin> joins_;
   JsonCheck json_;
 };
 

@@ -72,12 +72,50 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
       handle_read_query(h.request_id, payload);
       return;
     default:
+      if (version_ >= 4 && dispatch_group(op, h.request_id, payload)) return;
       break;
   }
   send_error(h.request_id, proto::Code::kUnknownOperation,
              fmt::format(
                  "unknown operation 0x{:02x}{}", h.op,
-                 version_ < 3 ? fmt::format(" for protocol version {}", version_) : std::string()));
+                 version_ < 4 ? fmt::format(" for protocol version {}", version_) : std::string()));
+}
+
+bool Connection::dispatch_group(proto::Op op, std::uint64_t id, std::string_view payload) {
+  switch (op) {
+    case proto::Op::kGroupCreate:
+      handle_group_create(id, payload);
+      return true;
+    case proto::Op::kGroupDelete:
+      handle_group_delete(id, payload);
+      return true;
+    case proto::Op::kGroupList:
+      handle_group_list(id, payload);
+      return true;
+    case proto::Op::kGroupInfo:
+      handle_group_info(id, payload);
+      return true;
+    case proto::Op::kGroupJoin:
+      handle_group_join(id, payload);
+      return true;
+    case proto::Op::kGroupAck:
+      handle_group_ack(id, payload);
+      return true;
+    case proto::Op::kGroupNack:
+      handle_group_nack(id, payload);
+      return true;
+    case proto::Op::kGroupReplayParked:
+      handle_group_replay_parked(id, payload);
+      return true;
+    case proto::Op::kCheckpointSave:
+      handle_checkpoint_save(id, payload);
+      return true;
+    case proto::Op::kCheckpointLoad:
+      handle_checkpoint_load(id, payload);
+      return true;
+    default:
+      return false;
+  }
 }
 
 void Connection::handle_hello(std::uint64_t id, std::string_view payload) {

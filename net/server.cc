@@ -10,6 +10,7 @@
 #include "engine/thread_name.h"
 #include "net/asio.h"
 #include "net/connection.h"
+#include "net/group_registry.h"
 
 namespace annal::net {
 
@@ -52,6 +53,14 @@ class Server::Impl {
   Status start() {
     const auto& o = shared_->options;
     make_contexts();
+    // Consumer groups start reading before the first connection can join.
+    const std::string groups_dir =
+        o.groups_dir.empty() ? store_.log().options().dir + "/groups" : o.groups_dir;
+    shared_->groups = std::make_unique<detail::GroupRegistry>(*shared_, groups_dir);
+    if (Status st = shared_->groups->open(); !st.is_ok()) {
+      for (auto& io : ios_) io->stop();
+      return Status(st.code(), "consumer groups: " + st.message());
+    }
     asio::io_context& io0 = *ios_.front();
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(o.host, ec);
@@ -148,6 +157,9 @@ class Server::Impl {
       store_.remove_durable_listener(listener_);
       has_listener_ = false;
     }
+    // Every group writes its progress once more, on its strand (the network
+    // threads still run).
+    if (shared_->groups) shared_->groups->stop();
     shared_->notifier.close();
     // Let the closes run, then stop.
     for (int i = 0; i < 500 && shared_->open_connections.load() > 0; ++i)

@@ -40,6 +40,11 @@ struct ServerOptions {
   std::size_t write_queue_high_water = 4u << 20;  // per connection: stop reading above
   std::uint32_t checkpoint_interval = 1024;       // default positions scanned between checkpoints
   std::chrono::milliseconds checkpoint_period{1000};  // idle checkpoint cadence
+  // Consumer groups (docs/consumer-groups.md): their files' directory (empty:
+  // DATA/groups beside the log), and how often a group's changed progress
+  // is written: the bound on acks delivered again after a crash.
+  std::string groups_dir;
+  std::chrono::milliseconds group_persist_period{100};
   // How long stop() waits for appends and reads in flight. An append still
   // waiting for durability after it is answered shutting_down ("outcome
   // unknown": it may yet become durable; a retry with the same event ids is

@@ -1,8 +1,13 @@
 #include "net/shared.h"
 
 #include "engine/status.h"
+#include "net/group_registry.h"
 
 namespace annal::net::detail {
+
+Shared::Shared(index::Store& s, ServerOptions o, asio::thread_pool::executor_type r)
+    : store(s), options(std::move(o)), reads(r) {}
+Shared::~Shared() = default;
 
 Lane& Shared::lane_of(const asio::any_io_executor& ex) {
   auto& ctx = asio::query(ex, asio::execution::context);

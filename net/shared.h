@@ -22,6 +22,7 @@
 namespace annal::net::detail {
 
 class Connection;
+class GroupRegistry;
 
 // An append's outcome on its way from the log writer to its connection.
 struct Ack {
@@ -51,13 +52,14 @@ struct Shared {
   std::atomic<std::uint32_t> open_connections{0};
   // One per network thread, filled by the server before it accepts.
   std::vector<Lane> lanes;
-  LiveCache<Batch> live;  // batches live subscribers share
+  LiveCache<Batch> live;                  // batches live subscribers share
+  std::unique_ptr<GroupRegistry> groups;  // set by the server before it accepts
 
   // The lane of the io_context behind `ex` (a connection's strand).
   Lane& lane_of(const asio::any_io_executor& ex);
 
-  Shared(index::Store& s, ServerOptions o, asio::thread_pool::executor_type r)
-      : store(s), options(std::move(o)), reads(r) {}
+  Shared(index::Store& s, ServerOptions o, asio::thread_pool::executor_type r);
+  ~Shared();
 };
 
 }  // namespace annal::net::detail

@@ -137,6 +137,10 @@ void Connection::handle_unsubscribe(std::uint64_t id, std::string_view payload) 
     send_error(id, proto::Code::kBadRequest, m.status().message());
     return;
   }
+  if (leave_group(m->subscription_id)) {
+    send(proto::encode_empty(proto::Op::kUnsubscribeOk, id));
+    return;
+  }
   auto it = subs_.find(m->subscription_id);
   if (it == subs_.end() || it->second->cancelled) {
     send_error(id, proto::Code::kUnknownSubscription,

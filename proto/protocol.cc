@@ -117,6 +117,19 @@ ANNAL_PROTO_MESSAGE(AppendMultiReq)
 ANNAL_PROTO_MESSAGE(AppendMultiOk)
 ANNAL_PROTO_MESSAGE(AppendRefused)
 ANNAL_PROTO_MESSAGE(ReadQueryReq)
+ANNAL_PROTO_MESSAGE(GroupCreateReq)
+ANNAL_PROTO_MESSAGE(GroupDeleteReq)
+ANNAL_PROTO_MESSAGE(GroupInfoReq)
+ANNAL_PROTO_MESSAGE(GroupReplayParkedReq)
+ANNAL_PROTO_MESSAGE(CheckpointLoadReq)
+ANNAL_PROTO_MESSAGE(GroupOk)
+ANNAL_PROTO_MESSAGE(GroupListOk)
+ANNAL_PROTO_MESSAGE(GroupJoinReq)
+ANNAL_PROTO_MESSAGE(GroupEvents)
+ANNAL_PROTO_MESSAGE(GroupAckReq)
+ANNAL_PROTO_MESSAGE(GroupNackReq)
+ANNAL_PROTO_MESSAGE(CheckpointSaveReq)
+ANNAL_PROTO_MESSAGE(CheckpointOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -124,6 +137,9 @@ template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOk
 template std::string encode<SubEventsOf<EncodedEvents>>(std::uint64_t,
                                                         const SubEventsOf<EncodedEvents>&,
                                                         std::uint16_t);
+template std::string encode<GroupEventsOf<EncodedEvents>>(std::uint64_t,
+                                                          const GroupEventsOf<EncodedEvents>&,
+                                                          std::uint16_t);
 template std::size_t frame_head_size(const ReadOkOf<EncodedEvents>&, std::uint16_t);
 template std::size_t frame_head_size(const SubEventsOf<EncodedEvents>&, std::uint16_t);
 template void write_frame_head(std::uint64_t, const ReadOkOf<EncodedEvents>&, char*, std::uint16_t);
@@ -208,6 +224,34 @@ const char* op_name(Op op) {
       return "read_query";
     case Op::kAppendMultiOk:
       return "append_multi_ok";
+    case Op::kGroupCreate:
+      return "group_create";
+    case Op::kGroupDelete:
+      return "group_delete";
+    case Op::kGroupList:
+      return "group_list";
+    case Op::kGroupInfo:
+      return "group_info";
+    case Op::kGroupJoin:
+      return "group_join";
+    case Op::kGroupAck:
+      return "group_ack";
+    case Op::kGroupNack:
+      return "group_nack";
+    case Op::kGroupReplayParked:
+      return "group_replay_parked";
+    case Op::kCheckpointSave:
+      return "checkpoint_save";
+    case Op::kCheckpointLoad:
+      return "checkpoint_load";
+    case Op::kGroupOk:
+      return "group_ok";
+    case Op::kGroupListOk:
+      return "group_list_ok";
+    case Op::kGroupEvents:
+      return "group_events";
+    case Op::kCheckpointOk:
+      return "checkpoint_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -248,6 +292,16 @@ bool is_request_op(std::uint8_t op) {
     case Op::kSeekTime:
     case Op::kAppendMulti:
     case Op::kReadQuery:
+    case Op::kGroupCreate:
+    case Op::kGroupDelete:
+    case Op::kGroupList:
+    case Op::kGroupInfo:
+    case Op::kGroupJoin:
+    case Op::kGroupAck:
+    case Op::kGroupNack:
+    case Op::kGroupReplayParked:
+    case Op::kCheckpointSave:
+    case Op::kCheckpointLoad:
       return true;
     default:
       return false;
@@ -274,6 +328,8 @@ const char* code_name(Code c) {
       return "handshake_required";
     case Code::kTooManySubscriptions:
       return "too_many_subscriptions";
+    case Code::kAlreadyExists:
+      return "already_exists";
     case Code::kConnectionLost:
       return "connection_lost";
     default:

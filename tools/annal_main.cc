@@ -23,7 +23,11 @@ void usage(std::FILE* out) {
       "  read-query 'type=A,B tag=K:V' [...]   events matching any item, in log order [--head]\n"
       "  tail STREAM | --all | --category C    follow a stream, the log or an index key\n"
       "       | --type T | --tag K:V | --correlation ID | --causation ID | --query ITEM\n"
-      "  info                                  node version, positions, limits\n"
+      "  info                                  node version, positions, limits, groups' lag\n"
+      "  group create NAME --all | --stream S | --category C | --type T | --tag T [settings]\n"
+      "  group update|list|info|delete|replay-parked NAME   consumer groups\n"
+      "  group consume NAME [--count N]        join, print events as JSON lines, ack them\n"
+      "  checkpoint NAME [POSITION]            a named consumer's stored checkpoint\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
       "  inspect DIR      segments and index files at a glance\n"
@@ -54,7 +58,7 @@ int main(int argc, char** argv) {
   if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info" ||
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
       cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
-      cmd == "append-multi")
+      cmd == "append-multi" || cmd == "group" || cmd == "checkpoint")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

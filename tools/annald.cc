@@ -111,6 +111,7 @@ int main(int argc, char** argv) {
   std::uint64_t shutdown_grace_ms = static_cast<std::uint64_t>(no.shutdown_grace.count());
   std::uint64_t keepalive_idle_s = static_cast<std::uint64_t>(no.keepalive_idle.count());
   std::uint64_t keepalive_interval_s = static_cast<std::uint64_t>(no.keepalive_interval.count());
+  std::uint64_t group_persist_ms = static_cast<std::uint64_t>(no.group_persist_period.count());
 
   po::options_description desc(
       "annald: the annal event-store node\n\n"
@@ -182,6 +183,9 @@ int main(int argc, char** argv) {
      "TCP keepalive: seconds between probes")
     ("keepalive-probes", po::value(&no.keepalive_probes)->default_value(no.keepalive_probes),
      "TCP keepalive: unanswered probes before the connection is dropped")
+    ("group-persist-ms", po::value(&group_persist_ms)->default_value(group_persist_ms),
+     "how often a consumer group's changed progress is written to DATA/groups: after a "
+     "crash, events acked within this long before it may be delivered again")
     ("log-level", po::value(&log_level)->default_value(log_level),
      "trace, debug, info, warn, error");
   // clang-format on
@@ -246,6 +250,9 @@ int main(int argc, char** argv) {
         "--keepalive-probes between 1 and 100");
   no.keepalive_idle = std::chrono::seconds(keepalive_idle_s);
   no.keepalive_interval = std::chrono::seconds(keepalive_interval_s);
+  if (group_persist_ms < 1 || group_persist_ms > 60'000)
+    return usage_error("--group-persist-ms must be between 1 and 60000");
+  no.group_persist_period = std::chrono::milliseconds(group_persist_ms);
   if (no.max_in_flight == 0 || no.max_connections == 0)
     return usage_error("--max-in-flight and --max-connections must be at least 1");
 

@@ -109,28 +109,6 @@ int cmd_append(const std::vector<std::string>& args) {
   return 0;
 }
 
-// A time as `annal` takes it: microseconds since the Unix epoch, or UTC in
-// ISO 8601 (2026-12-07T09:00:00Z, optionally with a fraction of a second).
-std::optional<std::int64_t> parse_time(const std::string& s) {
-  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 18)
-    return std::stoll(s);
-  std::tm tm{};
-  const char* rest = ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return std::nullopt;
-  std::int64_t us = 0;
-  if (*rest == '.') {
-    ++rest;
-    int digits = 0;
-    for (; *rest >= '0' && *rest <= '9'; ++rest)
-      if (digits++ < 6) us = us * 10 + (*rest - '0');
-    if (digits == 0) return std::nullopt;
-    for (; digits < 6; ++digits) us *= 10;
-  }
-  if (*rest == 'Z') ++rest;
-  if (*rest != '\0') return std::nullopt;
-  return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000 + us;
-}
-
 // The first position written at or after --from-time, from the node.
 std::optional<std::uint64_t> seek(net::Client& c, const std::string& text, int& exit_code) {
   auto t = parse_time(text);
@@ -413,11 +391,12 @@ int cmd_info(const std::vector<std::string>& args) {
       "\"max_event_type\":{},\"max_event_size\":{},\"max_append_size\":{},\"max_append_events\":{},"
       "\"max_tags\":{},\"max_tag_size\":{},\"max_correlation_id\":{},"
       "\"max_frame\":{},\"max_in_flight\":{},\"max_connections\":{}}},\"connections\":{},"
-      "\"index\":{{\"memtable_entries\":{},\"files\":{},\"indexed_through\":{}}}}}",
+      "\"index\":{{\"memtable_entries\":{},\"files\":{},\"indexed_through\":{}}},"
+      "\"groups\":{}}}",
       i.protocol_version, i.durable_end, i.segments, i.max_stream_name, i.max_event_type,
       i.max_event_size, i.max_append_size, i.max_append_events, i.max_tags, i.max_tag_size,
       i.max_correlation_id, i.max_frame, i.max_in_flight, i.max_connections, i.connections,
-      i.index_memtable_entries, i.index_files, i.indexed_through);
+      i.index_memtable_entries, i.index_files, i.indexed_through, groups_json(*c.value()));
   print_line(o);
   return 0;
 }
@@ -434,6 +413,8 @@ int run_client_command(const std::vector<std::string>& args) {
   if (cmd == "read-query") return cmd_read_query(args);
   if (cmd == "tail") return cmd_tail(args);
   if (cmd == "info") return cmd_info(args);
+  if (cmd == "group") return cmd_group(args);
+  if (cmd == "checkpoint") return cmd_checkpoint(args);
   std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());
   return 2;
 }

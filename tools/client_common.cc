@@ -1,6 +1,7 @@
 #include "tools/client_common.h"
 
 #include <cstdio>
+#include <ctime>
 #include <iostream>
 
 namespace po = boost::program_options;
@@ -115,6 +116,28 @@ std::optional<index::Query> parse_query(const std::vector<std::string>& items, s
     q.items.push_back(std::move(*item));
   }
   return q;
+}
+
+// A time as `annal` takes it: microseconds since the Unix epoch, or UTC in
+// ISO 8601 (2026-12-07T09:00:00Z, optionally with a fraction of a second).
+std::optional<std::int64_t> parse_time(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 18)
+    return std::stoll(s);
+  std::tm tm{};
+  const char* rest = ::strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (rest == nullptr) return std::nullopt;
+  std::int64_t us = 0;
+  if (*rest == '.') {
+    ++rest;
+    int digits = 0;
+    for (; *rest >= '0' && *rest <= '9'; ++rest)
+      if (digits++ < 6) us = us * 10 + (*rest - '0');
+    if (digits == 0) return std::nullopt;
+    for (; digits < 6; ++digits) us *= 10;
+  }
+  if (*rest == 'Z') ++rest;
+  if (*rest != '\0') return std::nullopt;
+  return static_cast<std::int64_t>(::timegm(&tm)) * 1'000'000 + us;
 }
 
 }  // namespace annal::tools

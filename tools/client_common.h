@@ -42,7 +42,16 @@ std::optional<ExpectedRevision> parse_expected(const std::string& s);
 std::optional<index::QueryItem> parse_query_item(const std::string& text, std::string& error);
 std::optional<index::Query> parse_query(const std::vector<std::string>& items, std::string& error);
 
+// A time as `annal` takes it: microseconds since the Unix epoch, or UTC in
+// ISO 8601 (2026-12-07T09:00:00Z, optionally with a fraction of a second).
+std::optional<std::int64_t> parse_time(const std::string& s);
+
 // append-multi (tools/client_append_multi.cc).
 int cmd_append_multi(const std::vector<std::string>& args);
+// group, checkpoint (tools/client_groups.cc).
+int cmd_group(const std::vector<std::string>& args);
+int cmd_checkpoint(const std::vector<std::string>& args);
+// The groups' lag as a JSON array, for `annal info` (empty before v4).
+std::string groups_json(net::Client& c);
 
 }  // namespace annal::tools

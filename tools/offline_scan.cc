@@ -75,12 +75,14 @@ const char* finding_kind_name(FindingKind k) {
       return "index-mismatch";
     case FindingKind::kUnknownFile:
       return "unknown-file";
+    case FindingKind::kGroupCorrupt:
+      return "group-corrupt";
   }
   return "?";
 }
 
 bool is_known_entry(const std::string& name) {
-  if (name == "LOCK" || name == "index" || name == "secondary") return true;
+  if (name == "LOCK" || name == "index" || name == "secondary" || name == "groups") return true;
   // The next segment, zero-filled ahead of use by the node (engine/log.cc).
   if (name == "spare.seg.tmp") return true;
   if (name.rfind("repair-backup-", 0) == 0) return true;

@@ -93,6 +93,7 @@ enum class FindingKind {
   kIndexCorrupt,
   kIndexMismatch,
   kUnknownFile,
+  kGroupCorrupt,  // a consumer group's file (DATA/groups) that does not decode
 };
 const char* finding_kind_name(FindingKind k);
 

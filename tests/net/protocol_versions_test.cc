@@ -193,7 +193,7 @@ TEST_F(ProtocolVersionsTest, HelloNegotiatesEachSupportedVersionAndRefusesOthers
     ASSERT_TRUE(ok.is_ok());
     EXPECT_EQ(ok->version, v) << "hello_ok names the version the connection speaks";
   }
-  for (std::uint16_t v : {0, 4}) {
+  for (std::uint16_t v : {0, static_cast<int>(proto::kProtocolVersion) + 1}) {
     RawConn c(node_->port());
     proto::Hello h;
     h.version = v;
