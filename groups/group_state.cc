@@ -76,11 +76,11 @@ void GroupState::join(std::uint64_t consumer, std::uint32_t max_in_flight) {
 void GroupState::leave(std::uint64_t consumer) {
   if (!consumers_.erase(consumer)) return;
   for (auto it = timed_.begin(); it != timed_.end();) {
-    Entry& e = entries_.at(*it);
+    Entry& e = entries_.at(it->second);
     if (e.state == State::kInFlight && e.holder == consumer) {
       --in_flight_;
       e.holder = 0;
-      make_ready(*it, e);
+      make_ready(it->second, e);
       it = timed_.erase(it);
     } else {
       ++it;
@@ -111,7 +111,7 @@ std::vector<GroupState::Delivery> GroupState::dispatch(Clock::time_point now) {
         e.holder = id;
         e.deadline = now + opts_.ack_timeout;
         ++e.deliveries;
-        timed_.insert(pos);
+        timed_.emplace(e.deadline, pos);
         ++c.in_flight;
         ++in_flight_;
         ++delivered_total_;
@@ -137,7 +137,7 @@ void GroupState::release(Entry& e) {
       ready_.erase(pos);
       break;
     case State::kInFlight: {
-      timed_.erase(pos);
+      timed_.erase({e.deadline, pos});
       --in_flight_;
       auto c = consumers_.find(e.holder);
       if (c != consumers_.end() && c->second.in_flight > 0) --c->second.in_flight;
@@ -145,7 +145,7 @@ void GroupState::release(Entry& e) {
       break;
     }
     case State::kDelayed:
-      timed_.erase(pos);
+      timed_.erase({e.deadline, pos});
       break;
     case State::kWaiting:
       break;
@@ -202,7 +202,7 @@ void GroupState::fail(Entries::iterator it, Clock::time_point now, bool delayed,
   if (delayed) {
     e.state = State::kDelayed;
     e.deadline = now + opts_.retry_delay;
-    timed_.insert(it->first);
+    timed_.emplace(e.deadline, it->first);
   } else {
     make_ready(it->first, e);
   }
@@ -245,28 +245,21 @@ void GroupState::resolve(Entries::iterator it, Resolution r, std::string_view re
 }
 
 void GroupState::tick(Clock::time_point now) {
-  std::vector<std::uint64_t> due;
-  for (std::uint64_t pos : timed_)
-    if (entries_.at(pos).deadline <= now) due.push_back(pos);
-  for (std::uint64_t pos : due) {
+  while (!timed_.empty() && timed_.begin()->first <= now) {
+    const std::uint64_t pos = timed_.begin()->second;
     auto it = entries_.find(pos);
-    if (it == entries_.end()) continue;
     if (it->second.state == State::kDelayed) {
-      timed_.erase(pos);
+      timed_.erase(timed_.begin());
       make_ready(pos, it->second);
     } else {
-      fail(it, now, false, "ack timeout");
+      fail(it, now, false, "ack timeout");  // takes it out of timed_
     }
   }
 }
 
 std::optional<Clock::time_point> GroupState::next_deadline() const {
-  std::optional<Clock::time_point> t;
-  for (std::uint64_t pos : timed_) {
-    const auto d = entries_.at(pos).deadline;
-    if (!t || d < *t) t = d;
-  }
-  return t;
+  if (timed_.empty()) return std::nullopt;
+  return timed_.begin()->first;
 }
 
 std::vector<std::uint64_t> GroupState::replay_parked() {

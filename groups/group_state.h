@@ -180,7 +180,8 @@ class GroupState {
   Entries entries_;
   std::size_t bytes_ = 0;
   std::set<std::uint64_t> ready_;
-  std::set<std::uint64_t> timed_;  // in flight or delayed: have a deadline
+  // In flight or delayed, by deadline: a tick looks only at those due.
+  std::set<std::pair<Clock::time_point, std::uint64_t>> timed_;
   // kOrdered: a key with an event ready, in flight or delayed, and the
   // positions of its later events waiting for their turn.
   std::unordered_map<std::string, std::deque<std::uint64_t>> busy_;

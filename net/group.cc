@@ -21,6 +21,7 @@ using asio::use_awaitable;
 // costs the node no more memory.
 constexpr std::size_t kMaxBuffered = 4096;
 constexpr std::size_t kMaxBufferedBytes = 16u << 20;
+constexpr std::size_t kFetchBatch = 1024;
 // How often timeouts and retry delays are looked at.
 constexpr auto kTick = std::chrono::milliseconds(20);
 
@@ -131,6 +132,8 @@ asio::awaitable<void> Group::ticker() {
     co_await timer_.async_wait(redirect_error(use_awaitable, ec));
     if (stopped_) break;
     pump();
+    // group_list's figures: at most one tick old (group_info refreshes them).
+    refresh_snapshot();
   }
 }
 
@@ -140,12 +143,15 @@ void Group::pump() {
   deliver();
   maybe_fetch();
   maybe_persist(false);
-  refresh_snapshot();
 }
 
 void Group::maybe_fetch() {
   if (fetching_ || stopped_ || !failure_.empty()) return;
-  if (state_.buffered() >= kMaxBuffered || state_.buffered_bytes() >= kMaxBufferedBytes) return;
+  // Read again once a good part of the buffer is free, not for every
+  // event resolved: each step is a round trip through the reading pool.
+  if (state_.buffered() > kMaxBuffered - kFetchBatch ||
+      state_.buffered_bytes() >= kMaxBufferedBytes)
+    return;
   const auto& log = shared_.store.log();
   // Arm before looking at the durable end, so a commit in between wakes us.
   waiter_->armed.store(true);
