@@ -66,6 +66,40 @@ index::Query query_of(simdjson::dom::element items) {
   return q;
 }
 
+// A consumer group's settings (version 4).
+groups::Settings settings_of(simdjson::dom::element s) {
+  groups::Settings o;
+  o.target = static_cast<groups::Target>(u64(s, "target"));
+  o.stream = str(s, "stream");
+  o.stream_prefix = str(s, "stream_prefix");
+  o.type_prefix = str(s, "type_prefix");
+  o.index_kind = static_cast<index::IndexKind>(u64(s, "index_kind"));
+  o.index_value = str(s, "index_value");
+  o.start = static_cast<groups::Start>(u64(s, "start"));
+  o.start_value = u64(s, "start_value");
+  o.strategy = static_cast<groups::Strategy>(u64(s, "strategy"));
+  o.max_in_flight = static_cast<std::uint32_t>(u64(s, "max_in_flight"));
+  o.ack_timeout_ms = static_cast<std::uint32_t>(u64(s, "ack_timeout_ms"));
+  o.max_retries = static_cast<std::uint32_t>(u64(s, "max_retries"));
+  o.retry_delay_ms = static_cast<std::uint32_t>(u64(s, "retry_delay_ms"));
+  return o;
+}
+
+std::vector<std::uint64_t> positions_of(simdjson::dom::element f) {
+  std::vector<std::uint64_t> out;
+  for (simdjson::dom::element p : f["positions"].get_array()) out.push_back(std::uint64_t(p));
+  return out;
+}
+
+engine::EventRecord record_of(simdjson::dom::element e) {
+  auto rec = event_fields<engine::EventRecord>(e);
+  rec.position = GlobalPosition(u64(e, "position"));
+  rec.revision = StreamRevision(u64(e, "revision"));
+  rec.timestamp_us = std::int64_t(e["timestamp_us"]);
+  rec.stream = str(e, "stream");
+  return rec;
+}
+
 class ProtocolVectorsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -210,14 +244,74 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->conflict_position, r.conflict_position);
       EXPECT_EQ(back->streams.size(), r.streams.size());
+    } else if (op == "group_create") {
+      GroupCreateReq g{u64(f, "update") != 0, str(f, "name"), settings_of(f["settings"])};
+      EXPECT_EQ(hex(encode(id, g, version)), str(v, "hex")) << name;
+      auto back = decode<GroupCreateReq>(payload_of(v, Op::kGroupCreate), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->settings.index_value, g.settings.index_value);
+      EXPECT_EQ(back->settings.strategy, g.settings.strategy);
+      EXPECT_EQ(back->settings.retry_delay_ms, g.settings.retry_delay_ms);
+    } else if (op == "group_ack") {
+      GroupAckReq a{u64(f, "join_id"), positions_of(f)};
+      EXPECT_EQ(hex(encode(id, a, version)), str(v, "hex")) << name;
+      auto back = decode<GroupAckReq>(payload_of(v, Op::kGroupAck), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->positions, a.positions);
+    } else if (op == "group_nack") {
+      GroupNackReq n{u64(f, "join_id"), static_cast<groups::NackAction>(u64(f, "action")),
+                     str(f, "reason"), positions_of(f)};
+      EXPECT_EQ(hex(encode(id, n, version)), str(v, "hex")) << name;
+      auto back = decode<GroupNackReq>(payload_of(v, Op::kGroupNack), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->reason, n.reason);
+      EXPECT_EQ(back->action, n.action);
+    } else if (op == "group_events") {
+      GroupEvents g;
+      for (simdjson::dom::element e : f["events"].get_array())
+        g.events.push_back(GroupEvent{static_cast<std::uint32_t>(u64(e, "attempt")),
+                                      record_of(e["event"])});
+      EXPECT_EQ(hex(encode(id, g, version)), str(v, "hex")) << name;
+      auto back = decode<GroupEvents>(payload_of(v, Op::kGroupEvents), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      ASSERT_EQ(back->events.size(), g.events.size());
+      EXPECT_EQ(back->events[0].attempt, g.events[0].attempt);
+      EXPECT_EQ(back->events[0].event, g.events[0].event);
+    } else if (op == "group_list_ok") {
+      GroupListOk l;
+      for (simdjson::dom::element g : f["groups"].get_array()) {
+        GroupInfo i;
+        i.kind = static_cast<groups::Kind>(u64(g, "kind"));
+        i.name = str(g, "name");
+        i.settings = settings_of(g["settings"]);
+        i.checkpoint = u64(g, "checkpoint");
+        i.durable_end = u64(g, "durable_end");
+        i.lag_events = u64(g, "lag_events");
+        i.lag_us = std::int64_t(g["lag_us"]);
+        i.consumers = static_cast<std::uint32_t>(u64(g, "consumers"));
+        i.in_flight = u64(g, "in_flight");
+        i.buffered = u64(g, "buffered");
+        i.parked = u64(g, "parked");
+        i.acked_total = u64(g, "acked_total");
+        i.parked_total = u64(g, "parked_total");
+        i.delivered_total = u64(g, "delivered_total");
+        l.groups.push_back(std::move(i));
+      }
+      EXPECT_EQ(hex(encode(id, l, version)), str(v, "hex")) << name;
+      auto back = decode<GroupListOk>(payload_of(v, Op::kGroupListOk), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      ASSERT_EQ(back->groups.size(), l.groups.size());
+      EXPECT_EQ(back->groups[0].lag_us, l.groups[0].lag_us);
+      EXPECT_EQ(back->groups[0].delivered_total, l.groups[0].delivered_total);
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
   EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok",
                                          "append_multi", "read_query", "append_multi_ok",
-                                         "append_refused"}));
-  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3}));
+                                         "append_refused", "group_create", "group_ack",
+                                         "group_nack", "group_events", "group_list_ok"}));
+  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4}));
 }
 
 }  // namespace

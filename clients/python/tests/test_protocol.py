@@ -26,7 +26,8 @@ def test_every_vector_is_understood(vectors):
     ops = {v["op"] for v in vectors}
     assert {"append", "append_ok", "error", "hello", "read_ok", "append_multi", "read_query",
             "append_multi_ok", "append_refused"} <= ops
-    assert {v["version"] for v in vectors} == {1, 2, 3}
+    assert {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"} <= ops
+    assert {v["version"] for v in vectors} == {1, 2, 3, 4}
 
 
 def query_of(items):
@@ -126,3 +127,48 @@ def test_a_truncated_or_padded_payload_is_a_protocol_error(vectors):
 def test_version_1_cannot_carry_tags():
     with pytest.raises(ValueError, match="version 1"):
         p.encode_append(1, "s", p.Expected.any(), [p.NewEvent(type="T", tags=["a"])], 1)
+
+
+def settings_of(f):
+    return p.GroupSettings(p.GroupTarget(f["target"]), f["stream"], f["stream_prefix"],
+                           f["type_prefix"], p.IndexKind(f["index_kind"]), f["index_value"],
+                           p.GroupStart(f["start"]), f["start_value"], p.Strategy(f["strategy"]),
+                           f["max_in_flight"], f["ack_timeout_ms"], f["max_retries"],
+                           f["retry_delay_ms"])
+
+
+def test_version_4_group_frames(vectors):
+    seen = set()
+    for v in (v for v in vectors if v["version"] == 4):
+        f, rid = v["fields"], v["request_id"]
+        if v["op"] == "group_create":
+            got = p.encode_group_create(rid, f["name"], settings_of(f["settings"]), f["update"] == 1)
+            assert got.hex() == v["hex"], v["name"]
+        elif v["op"] == "group_ack":
+            assert p.encode_group_ack(rid, f["join_id"], f["positions"]).hex() == v["hex"]
+        elif v["op"] == "group_nack":
+            got = p.encode_group_nack(rid, f["join_id"], p.NackAction(f["action"]), f["reason"],
+                                      f["positions"])
+            assert got.hex() == v["hex"], v["name"]
+        elif v["op"] == "group_events":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.GROUP_EVENTS, rid)
+            (d,) = p.decode_group_events(payload)
+            want = f["events"][0]
+            assert d.attempt == want["attempt"]
+            e = want["event"]
+            assert (d.event.position, d.event.stream, d.event.data.decode(), list(d.event.tags)) == (
+                e["position"], e["stream"], e["data"], e["tags"])
+        elif v["op"] == "group_list_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.GROUP_LIST_OK, rid)
+            (g,) = p.decode_group_list_ok(payload)
+            want = f["groups"][0]
+            assert (g.name, g.checkpoint, g.lag_events, g.lag_us, g.delivered_total) == (
+                want["name"], want["checkpoint"], want["lag_events"], want["lag_us"],
+                want["delivered_total"])
+            assert g.settings == settings_of(want["settings"])
+        else:
+            continue
+        seen.add(v["op"])
+    assert seen == {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"}

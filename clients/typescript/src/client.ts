@@ -63,17 +63,17 @@ export interface Checkpoint {
 type Item = Event | Checkpoint;
 
 /** `for await (const item of sub)`: events in log order, then live; checkpoints for filtered ones. */
-export class Subscription implements AsyncIterable<Item> {
+export class Subscription<T = Item> implements AsyncIterable<T> {
   start = 0n;
-  private items: Item[] = [];
+  private items: T[] = [];
   private waiting: ((v: void) => void) | null = null;
   private ended: AnnalError | null = null;
   private done = false;
 
-  constructor(private readonly client: Client, readonly id: bigint) {}
+  constructor(protected readonly client: Client, readonly id: bigint) {}
 
   /** @internal */
-  push(items: Item[]): void {
+  push(items: T[]): void {
     this.items.push(...items);
     this.wake();
   }
@@ -90,10 +90,10 @@ export class Subscription implements AsyncIterable<Item> {
     if (w) w();
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Item> {
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
     for (;;) {
       if (this.items.length > 0) {
-        yield this.items.shift() as Item;
+        yield this.items.shift() as T;
         continue;
       }
       if (this.done) {
@@ -106,6 +106,25 @@ export class Subscription implements AsyncIterable<Item> {
 
   async unsubscribe(): Promise<void> {
     await this.client.unsubscribe(this);
+  }
+}
+
+/**
+ * One consumer's membership of a consumer group (v4, docs/consumer-groups.md):
+ * `for await (const d of member)` yields deliveries (the event and its
+ * attempt); `ack` / `nack` resolve them by position; `leave()` (or closing
+ * the client) gives back what it holds.
+ */
+export class GroupMember extends Subscription<p.Delivery> {
+  /** One-way: the node answers only if it cannot apply it. */
+  ack(positions: bigint[]): void {
+    this.client.sendOneway((id) => p.encodeGroupAck(id, this.id, positions));
+  }
+  nack(positions: bigint[], action: p.NackAction = "retry", reason = ""): void {
+    this.client.sendOneway((id) => p.encodeGroupNack(id, this.id, action, reason, positions));
+  }
+  async leave(): Promise<void> {
+    await this.unsubscribe();
   }
 }
 
@@ -133,7 +152,7 @@ export interface ConnectOptions {
 export class Client {
   private nextId = 2n; // 1 was the hello
   private pending = new Map<bigint, Pending>();
-  private subs = new Map<bigint, Subscription>();
+  private subs = new Map<bigint, Subscription<any>>(); // eslint-disable-line @typescript-eslint/no-explicit-any
   private buf: Buffer = Buffer.alloc(0);
   private closed: AnnalError | null = null;
   private inFlight = 0;
@@ -329,6 +348,75 @@ export class Client {
     }
   }
 
+  // ---- consumer groups and named consumers (v4) ----
+
+  private async groupCall(build: (id: bigint) => Buffer): Promise<Buffer> {
+    const id = this.nextId++;
+    return (await this.call(id, build(id), false)).payload;
+  }
+
+  /** Creates a group; AnnalError code AlreadyExists if the name is taken. */
+  async groupCreate(name: string, settings: p.GroupSettings = {}): Promise<void> {
+    await this.groupCall((id) => p.encodeGroupCreate(id, name, settings));
+  }
+
+  /** New settings for a group (its target and strategy cannot change). */
+  async groupUpdate(name: string, settings: p.GroupSettings): Promise<void> {
+    await this.groupCall((id) => p.encodeGroupCreate(id, name, settings, true));
+  }
+
+  /** Deletes a group, or else a named consumer, of that name. */
+  async groupDelete(name: string): Promise<void> {
+    await this.groupCall((id) => p.encodeGroupName(Op.GroupDelete, id, name));
+  }
+
+  async groupList(): Promise<p.GroupInfo[]> {
+    return p.decodeGroupListOk(await this.groupCall((id) => p.frame(Op.GroupList, id)));
+  }
+
+  async groupInfo(name: string): Promise<p.GroupInfo> {
+    const list = p.decodeGroupListOk(await this.groupCall((id) => p.encodeGroupName(Op.GroupInfo, id, name)));
+    if (list.length !== 1) throw new p.ProtocolError(`group_info answered ${list.length} groups`);
+    return list[0];
+  }
+
+  /** Hands the group's parked events out again; how many. */
+  async groupReplayParked(name: string): Promise<bigint> {
+    return p.decodeU64(await this.groupCall((id) => p.encodeGroupName(Op.GroupReplayParked, id, name)), "group_ok");
+  }
+
+  /** Joins a group as one consumer (maxInFlight 0: the group's setting). */
+  async groupJoin(name: string, maxInFlight = 0): Promise<GroupMember> {
+    const id = this.nextId++;
+    const member = new GroupMember(this, id);
+    this.subs.set(id, member);
+    try {
+      const { payload } = await this.call(id, p.encodeGroupJoin(id, name, maxInFlight), false);
+      member.start = p.decodeU64(payload, "subscribe_ok");
+      return member;
+    } catch (e) {
+      this.subs.delete(id);
+      throw e;
+    }
+  }
+
+  /** Stores a named consumer's checkpoint durably. */
+  async checkpointSave(name: string, position: bigint): Promise<void> {
+    await this.groupCall((id) => p.encodeCheckpointSave(id, name, position));
+  }
+
+  /** A named consumer's checkpoint, or null. */
+  async checkpointLoad(name: string): Promise<bigint | null> {
+    return p.decodeCheckpointOk(await this.groupCall((id) => p.encodeGroupName(Op.CheckpointLoad, id, name)));
+  }
+
+  /** @internal A request the node answers only when it is wrong (group_ack, group_nack). */
+  sendOneway(build: (id: bigint) => Buffer): void {
+    if (this.closed) throw this.closed;
+    const id = this.nextId++;
+    this.socket.write(build(id));
+  }
+
   async info(): Promise<Record<string, string | number | bigint>> {
     const id = this.nextId++;
     const { payload } = await this.call(id, p.frame(Op.Info, id), false);
@@ -341,7 +429,7 @@ export class Client {
   }
 
   /** @internal */
-  async unsubscribe(sub: Subscription): Promise<void> {
+  async unsubscribe(sub: Subscription<unknown>): Promise<void> {
     if (!this.subs.has(sub.id)) return;
     const id = this.nextId++;
     await this.call(id, p.encodeUnsubscribe(id, sub.id), false);
@@ -451,6 +539,8 @@ export class Client {
     const sub = this.subs.get(id);
     if (sub && op === Op.SubEvents) {
       sub.push(p.decodeSubEvents(payload));
+    } else if (sub && op === Op.GroupEvents) {
+      (sub as Subscription<p.Delivery>).push(p.decodeGroupEvents(payload));
     } else if (sub && op === Op.Checkpoint) {
       sub.push([{ checkpoint: p.decodeU64(payload, "checkpoint") }]);
     } else if (this.pending.has(id)) {

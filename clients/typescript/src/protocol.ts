@@ -1,12 +1,11 @@
-// The annal wire protocol, version 2 (docs/protocol.md): frames are
+// The annal wire protocol, version 4 (docs/protocol.md): frames are
 // length:u32 op:u8 request_id:u64 payload, every integer little-endian.
-// Encoding and decoding only; no I/O. Version 1 (events without tags and
-// ids) is encoded and decoded too, for the shared test vectors; the client
-// speaks version 2.
+// Encoding and decoding only; no I/O. Versions 1 to 3 are encoded and
+// decoded too, for the shared test vectors; the client speaks version 4.
 
 import { randomUUID } from "node:crypto";
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
 export const FRAME_MIN_BODY = 9;
 /** "No value" in u64 fields (error detail, read backward from the end). */
@@ -25,6 +24,16 @@ export enum Op {
   SeekTime = 0x16,
   AppendMulti = 0x17, // v3
   ReadQuery = 0x18, // v3
+  GroupCreate = 0x19, // v4: consumer groups (docs/consumer-groups.md)
+  GroupDelete = 0x1a,
+  GroupList = 0x1b,
+  GroupInfo = 0x1c,
+  GroupJoin = 0x1d,
+  GroupAck = 0x1e,
+  GroupNack = 0x1f,
+  GroupReplayParked = 0x20,
+  CheckpointSave = 0x21,
+  CheckpointLoad = 0x22,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -36,6 +45,10 @@ export enum Op {
   UnsubscribeOk = 0x95,
   AppendMultiOk = 0x97, // v3
   AppendRefused = 0x98, // v3
+  GroupOk = 0x99, // v4
+  GroupListOk = 0x9a,
+  GroupEvents = 0x9b,
+  CheckpointOk = 0x9c,
   Error = 0xff,
 }
 
@@ -66,6 +79,7 @@ export enum Code {
   UnknownSubscription = 106,
   HandshakeRequired = 107,
   TooManySubscriptions = 108,
+  AlreadyExists = 109, // v4
   /** Client side only: the connection broke. */
   ConnectionLost = 200,
 }
@@ -374,6 +388,106 @@ export function encodeUnsubscribe(requestId: bigint, subscriptionId: bigint): Bu
   return frame(Op.Unsubscribe, requestId, new Writer().u64(subscriptionId).concat());
 }
 
+// ---- v4: consumer groups and named consumers (docs/consumer-groups.md) ----
+
+export type GroupTarget = "stream" | "all" | "index";
+export type Strategy = "round-robin" | "ordered";
+export type GroupStart = "beginning" | "end" | "position" | "time";
+export type NackAction = "retry" | "retry-later" | "park" | "skip";
+const TARGETS: GroupTarget[] = ["stream", "all", "index"];
+const STRATEGIES: Strategy[] = ["round-robin", "ordered"];
+const STARTS: GroupStart[] = ["beginning", "end", "position", "time"];
+const NACKS: NackAction[] = ["retry", "retry-later", "park", "skip"];
+const INDEX_KINDS: IndexKind[] = ["category", "type", "tag", "correlation", "causation"];
+
+export interface GroupSettings {
+  target?: GroupTarget; // default "all"
+  stream?: string;
+  streamPrefix?: string;
+  typePrefix?: string;
+  index?: { kind: IndexKind; value: string };
+  start?: GroupStart; // default "beginning"
+  /** "position": a position; "time": microseconds since the epoch. */
+  startValue?: bigint;
+  strategy?: Strategy; // default "round-robin"
+  maxInFlight?: number; // default 64
+  ackTimeoutMs?: number; // default 30000
+  maxRetries?: number; // default 10
+  retryDelayMs?: number; // default 1000
+}
+
+export interface GroupInfo {
+  kind: "group" | "named";
+  name: string;
+  settings: Required<Omit<GroupSettings, "index">> & { index: { kind: IndexKind; value: string } };
+  checkpoint: bigint;
+  durableEnd: bigint;
+  lagEvents: bigint;
+  lagUs: bigint;
+  consumers: number;
+  inFlight: bigint;
+  buffered: bigint;
+  parked: bigint;
+  ackedTotal: bigint;
+  parkedTotal: bigint;
+  deliveredTotal: bigint;
+}
+
+/** An event delivered to a group member, and how many times it has been delivered (1 the first time). */
+export interface Delivery {
+  event: Event;
+  attempt: number;
+}
+
+function settingsFields(w: Writer, s: GroupSettings): void {
+  w.u8(TARGETS.indexOf(s.target ?? "all"))
+    .bytes(s.stream ?? "")
+    .bytes(s.streamPrefix ?? "")
+    .bytes(s.typePrefix ?? "")
+    .u8(INDEX_KINDS.indexOf(s.index?.kind ?? "category"))
+    .bytes(s.index?.value ?? "")
+    .u8(STARTS.indexOf(s.start ?? "beginning"))
+    .u64(s.startValue ?? 0n)
+    .u8(STRATEGIES.indexOf(s.strategy ?? "round-robin"))
+    .u32(s.maxInFlight ?? 64)
+    .u32(s.ackTimeoutMs ?? 30000)
+    .u32(s.maxRetries ?? 10)
+    .u32(s.retryDelayMs ?? 1000);
+}
+
+export function encodeGroupCreate(requestId: bigint, name: string, s: GroupSettings, update = false): Buffer {
+  const w = new Writer().u8(update ? 1 : 0).bytes(name);
+  settingsFields(w, s);
+  return frame(Op.GroupCreate, requestId, w.concat());
+}
+
+/** group_delete, group_info, group_replay_parked, checkpoint_load. */
+export function encodeGroupName(op: Op, requestId: bigint, name: string): Buffer {
+  return frame(op, requestId, new Writer().bytes(name).concat());
+}
+
+export function encodeGroupJoin(requestId: bigint, name: string, maxInFlight = 0): Buffer {
+  return frame(Op.GroupJoin, requestId, new Writer().bytes(name).u32(maxInFlight).concat());
+}
+
+function positions(w: Writer, ps: bigint[]): Writer {
+  w.u32(ps.length);
+  for (const p of ps) w.u64(p);
+  return w;
+}
+
+export function encodeGroupAck(requestId: bigint, joinId: bigint, ps: bigint[]): Buffer {
+  return frame(Op.GroupAck, requestId, positions(new Writer().u64(joinId), ps).concat());
+}
+
+export function encodeGroupNack(requestId: bigint, joinId: bigint, action: NackAction, reason: string, ps: bigint[]): Buffer {
+  return frame(Op.GroupNack, requestId, positions(new Writer().u64(joinId).u8(NACKS.indexOf(action)).bytes(reason), ps).concat());
+}
+
+export function encodeCheckpointSave(requestId: bigint, name: string, position: bigint): Buffer {
+  return frame(Op.CheckpointSave, requestId, new Writer().bytes(name).u64(position).concat());
+}
+
 // ---- decoding ----
 
 export class Reader {
@@ -463,7 +577,12 @@ export function decodeAppendOk(p: Buffer): AppendResult {
 function events(r: Reader, version: number): Event[] {
   const n = r.u32("event count");
   const out: Event[] = [];
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n; i++) out.push(event(r, version));
+  return out;
+}
+
+function event(r: Reader, version: number): Event {
+  {
     const e: Event = {
       position: r.u64("position"),
       revision: r.u64("revision"),
@@ -483,9 +602,76 @@ function events(r: Reader, version: number): Event[] {
       e.correlationId = r.string("correlation_id");
       e.causationId = r.string("causation_id");
     }
-    out.push(e);
+    return e;
   }
+}
+
+function enumOf<T>(values: T[], v: number, field: string): T {
+  if (v >= values.length) throw new ProtocolError(`${field}: invalid value ${v}`);
+  return values[v];
+}
+
+export function decodeGroupListOk(p: Buffer): GroupInfo[] {
+  const r = new Reader(p, "group_list_ok");
+  const n = r.u32("group_count");
+  const out: GroupInfo[] = [];
+  for (let i = 0; i < n; i++) {
+    const kind = r.u8("group.kind") === 1 ? "named" : "group";
+    const name = r.string("group.name");
+    const settings = {
+      target: enumOf(TARGETS, r.u8("settings.target"), "settings.target"),
+      stream: r.string("settings.stream"),
+      streamPrefix: r.string("settings.stream_prefix"),
+      typePrefix: r.string("settings.type_prefix"),
+      index: { kind: enumOf(INDEX_KINDS, r.u8("settings.index_kind"), "settings.index_kind"), value: r.string("settings.index_value") },
+      start: enumOf(STARTS, r.u8("settings.start"), "settings.start"),
+      startValue: r.u64("settings.start_value"),
+      strategy: enumOf(STRATEGIES, r.u8("settings.strategy"), "settings.strategy"),
+      maxInFlight: r.u32("settings.max_in_flight"),
+      ackTimeoutMs: r.u32("settings.ack_timeout_ms"),
+      maxRetries: r.u32("settings.max_retries"),
+      retryDelayMs: r.u32("settings.retry_delay_ms"),
+    };
+    out.push({
+      kind,
+      name,
+      settings,
+      checkpoint: r.u64("group.checkpoint"),
+      durableEnd: r.u64("group.durable_end"),
+      lagEvents: r.u64("group.lag_events"),
+      lagUs: r.i64("group.lag_us"),
+      consumers: r.u32("group.consumers"),
+      inFlight: r.u64("group.in_flight"),
+      buffered: r.u64("group.buffered"),
+      parked: r.u64("group.parked"),
+      ackedTotal: r.u64("group.acked_total"),
+      parkedTotal: r.u64("group.parked_total"),
+      deliveredTotal: r.u64("group.delivered_total"),
+    });
+  }
+  r.done();
   return out;
+}
+
+export function decodeGroupEvents(p: Buffer, version: number = PROTOCOL_VERSION): Delivery[] {
+  const r = new Reader(p, "group_events");
+  const n = r.u32("count");
+  const out: Delivery[] = [];
+  for (let i = 0; i < n; i++) {
+    const attempt = r.u32("attempt");
+    out.push({ event: event(r, version), attempt });
+  }
+  r.done();
+  return out;
+}
+
+/** A named consumer's checkpoint, or null if none is stored. */
+export function decodeCheckpointOk(p: Buffer): bigint | null {
+  const r = new Reader(p, "checkpoint_ok");
+  const found = r.u8("found") !== 0;
+  const position = r.u64("position");
+  r.done();
+  return found ? position : null;
 }
 
 export function decodeReadOk(p: Buffer, version: number = PROTOCOL_VERSION): ReadPage {

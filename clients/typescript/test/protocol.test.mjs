@@ -123,3 +123,50 @@ test("a truncated or padded payload is a protocol error", () => {
 test("version 1 cannot carry tags", () => {
   assert.throws(() => p.encodeAppend(1n, "s", { kind: "any" }, [{ type: "T", tags: ["a"] }], 1), /version 1/);
 });
+
+const TARGETS = ["stream", "all", "index"];
+const KINDS = ["category", "type", "tag", "correlation", "causation"];
+const STARTS = ["beginning", "end", "position", "time"];
+const STRATEGIES = ["round-robin", "ordered"];
+const NACKS = ["retry", "retry-later", "park", "skip"];
+const settingsOf = (s) => ({
+  target: TARGETS[s.target], stream: s.stream, streamPrefix: s.stream_prefix, typePrefix: s.type_prefix,
+  index: { kind: KINDS[s.index_kind], value: s.index_value }, start: STARTS[s.start], startValue: BigInt(s.start_value),
+  strategy: STRATEGIES[s.strategy], maxInFlight: s.max_in_flight, ackTimeoutMs: s.ack_timeout_ms,
+  maxRetries: s.max_retries, retryDelayMs: s.retry_delay_ms,
+});
+
+test("version 4: consumer-group frames", () => {
+  const seen = new Set();
+  for (const v of vectors().filter((x) => x.version === 4)) {
+    const f = v.fields;
+    const id = BigInt(v.request_id);
+    if (v.op === "group_create") {
+      assert.equal(p.encodeGroupCreate(id, f.name, settingsOf(f.settings), f.update === 1).toString("hex"), v.hex, v.name);
+    } else if (v.op === "group_ack") {
+      assert.equal(p.encodeGroupAck(id, BigInt(f.join_id), f.positions.map(BigInt)).toString("hex"), v.hex, v.name);
+    } else if (v.op === "group_nack") {
+      assert.equal(p.encodeGroupNack(id, BigInt(f.join_id), NACKS[f.action], f.reason, f.positions.map(BigInt)).toString("hex"), v.hex, v.name);
+    } else if (v.op === "group_events") {
+      const { op, payload } = split(v.hex);
+      assert.equal(op, p.Op.GroupEvents);
+      const [d] = p.decodeGroupEvents(payload);
+      const w = f.events[0];
+      assert.equal(d.attempt, w.attempt);
+      assert.equal(d.event.position, BigInt(w.event.position));
+      assert.equal(d.event.data.toString(), w.event.data);
+      assert.deepEqual(d.event.tags, w.event.tags);
+    } else if (v.op === "group_list_ok") {
+      const { op, payload } = split(v.hex);
+      assert.equal(op, p.Op.GroupListOk);
+      const [g] = p.decodeGroupListOk(payload);
+      const w = f.groups[0];
+      assert.equal(g.name, w.name);
+      assert.equal(g.lagUs, BigInt(w.lag_us));
+      assert.equal(g.deliveredTotal, BigInt(w.delivered_total));
+      assert.deepEqual(g.settings, settingsOf(w.settings));
+    } else continue;
+    seen.add(v.op);
+  }
+  assert.deepEqual([...seen].sort(), ["group_ack", "group_create", "group_events", "group_list_ok", "group_nack"]);
+});

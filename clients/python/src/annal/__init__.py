@@ -1,17 +1,20 @@
 """annal: a Python client for the annal event-store node (docs/clients.md)."""
 
-from .client import (AnnalError, AppendRefused, Checkpoint, Client, ConnectionLost, StreamNotFound,
-                     Subscription, WrongExpectedRevision)
-from .protocol import (NONE, AppendMultiResult, AppendResult, Code, Event, Expected, ExpectedKind,
-                       IndexKind, NewEvent, ProtocolError, QueryItem, ReadPage, StreamAppend)
+from .client import (AnnalError, AppendRefused, Checkpoint, Client, ConnectionLost, GroupMember,
+                     StreamNotFound, Subscription, WrongExpectedRevision)
+from .protocol import (NONE, AppendMultiResult, AppendResult, Code, Delivery, Event, Expected,
+                       ExpectedKind, GroupInfo, GroupSettings, GroupStart, GroupTarget, IndexKind,
+                       NackAction, NewEvent, ProtocolError, QueryItem, ReadPage, StreamAppend,
+                       Strategy)
 from .sync import SyncClient
 
 END = NONE  # read backward from the last event: read_stream(s, END, backward=True)
 
 __all__ = [
     "AnnalError", "AppendMultiResult", "AppendRefused", "AppendResult", "Checkpoint", "Client",
-    "Code", "ConnectionLost", "END", "Event", "Expected", "ExpectedKind", "IndexKind", "NewEvent",
-    "ProtocolError", "QueryItem", "ReadPage", "StreamAppend", "StreamNotFound", "Subscription",
-    "SyncClient", "WrongExpectedRevision",
+    "Code", "ConnectionLost", "Delivery", "END", "Event", "Expected", "ExpectedKind", "GroupInfo",
+    "GroupMember", "GroupSettings", "GroupStart", "GroupTarget", "IndexKind", "NackAction",
+    "NewEvent", "ProtocolError", "QueryItem", "ReadPage", "StreamAppend", "StreamNotFound",
+    "Strategy", "Subscription", "SyncClient", "WrongExpectedRevision",
 ]
 __version__ = "0.1.0"

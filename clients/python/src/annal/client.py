@@ -115,6 +115,25 @@ class Subscription:
         await self._client._unsubscribe(self)
 
 
+class GroupMember(Subscription):
+    """One consumer's membership of a consumer group (v4,
+    docs/consumer-groups.md): an async iterator of ``Delivery`` (the event
+    and its attempt); ``ack``/``nack`` resolve delivered events by position;
+    ``leave()`` (or closing the client) gives back what it holds."""
+
+    async def ack(self, positions: Sequence[int]) -> None:
+        """One-way: the node answers only if it cannot apply it."""
+        self._client._send_oneway(lambda rid: p.encode_group_ack(rid, self.id, list(positions)))
+
+    async def nack(self, positions: Sequence[int], action: p.NackAction = p.NackAction.RETRY,
+                   reason: str = "") -> None:
+        self._client._send_oneway(
+            lambda rid: p.encode_group_nack(rid, self.id, action, reason, list(positions)))
+
+    async def leave(self) -> None:
+        await self.unsubscribe()
+
+
 class Client:
     """One connection to a node. Create with ``await Client.connect(...)``."""
 
@@ -324,6 +343,62 @@ class Client:
         sub.start = p.decode_u64(payload, "subscribe_ok")
         return sub
 
+    # ---- consumer groups and named consumers (v4) ----
+
+    async def _group_call(self, build) -> tuple:
+        rid = next(self._ids)
+        return await self._call(rid, build(rid), False)
+
+    async def group_create(self, name: str, settings: p.GroupSettings) -> None:
+        """Creates a group (``AnnalError`` code ALREADY_EXISTS if the name is taken)."""
+        await self._group_call(lambda rid: p.encode_group_create(rid, name, settings))
+
+    async def group_update(self, name: str, settings: p.GroupSettings) -> None:
+        """New settings for a group (its target and strategy cannot change)."""
+        await self._group_call(lambda rid: p.encode_group_create(rid, name, settings, update=True))
+
+    async def group_delete(self, name: str) -> None:
+        """Deletes a group, or else a named consumer, of that name."""
+        await self._group_call(lambda rid: p.encode_group_name(Op.GROUP_DELETE, rid, name))
+
+    async def group_list(self) -> List[p.GroupInfo]:
+        _, payload = await self._group_call(lambda rid: p.frame(Op.GROUP_LIST, rid))
+        return p.decode_group_list_ok(payload)
+
+    async def group_info(self, name: str) -> p.GroupInfo:
+        _, payload = await self._group_call(
+            lambda rid: p.encode_group_name(Op.GROUP_INFO, rid, name))
+        (info,) = p.decode_group_list_ok(payload)
+        return info
+
+    async def group_replay_parked(self, name: str) -> int:
+        """Hands the group's parked events out again; how many."""
+        _, payload = await self._group_call(
+            lambda rid: p.encode_group_name(Op.GROUP_REPLAY_PARKED, rid, name))
+        return p.decode_u64(payload, "group_ok")
+
+    async def group_join(self, name: str, max_in_flight: int = 0) -> GroupMember:
+        """Joins a group as one consumer (max_in_flight 0: the group's setting)."""
+        rid = next(self._ids)
+        member = GroupMember(self, rid)
+        self._subs[rid] = member
+        try:
+            _, payload = await self._call(rid, p.encode_group_join(rid, name, max_in_flight), False)
+        except BaseException:
+            self._subs.pop(rid, None)
+            raise
+        member.start = p.decode_u64(payload, "subscribe_ok")
+        return member
+
+    async def checkpoint_save(self, name: str, position: int) -> None:
+        """Stores a named consumer's checkpoint durably."""
+        await self._group_call(lambda rid: p.encode_checkpoint_save(rid, name, position))
+
+    async def checkpoint_load(self, name: str) -> Optional[int]:
+        _, payload = await self._group_call(
+            lambda rid: p.encode_group_name(Op.CHECKPOINT_LOAD, rid, name))
+        return p.decode_checkpoint_ok(payload)
+
     async def info(self) -> dict:
         rid = next(self._ids)
         _, payload = await self._call(rid, p.frame(Op.INFO, rid), False)
@@ -370,6 +445,12 @@ class Client:
             reader, writer, hello = await _open(host, port, name, self.timeout)
             self._attach(reader, writer, hello)
 
+    def _send_oneway(self, build) -> None:
+        """A request the node answers only when it is wrong (group_ack/nack)."""
+        if self._closed is not None:
+            raise self._closed
+        self._writer.write(build(next(self._ids)))
+
     async def _unsubscribe(self, sub: Subscription) -> None:
         if sub.id not in self._subs:
             return
@@ -411,6 +492,8 @@ class Client:
                 sub = self._subs.get(rid)
                 if sub is not None and op == Op.SUB_EVENTS:
                     sub._queue.put_nowait(p.decode_sub_events(payload))
+                elif sub is not None and op == Op.GROUP_EVENTS:
+                    sub._queue.put_nowait(p.decode_group_events(payload))
                 elif sub is not None and op == Op.CHECKPOINT:
                     sub._queue.put_nowait(Checkpoint(p.decode_u64(payload, "checkpoint")))
                 elif rid in self._pending:

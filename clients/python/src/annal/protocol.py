@@ -1,8 +1,8 @@
-"""The annal wire protocol, version 3 (docs/protocol.md), as plain functions.
+"""The annal wire protocol, version 4 (docs/protocol.md), as plain functions.
 
-Versions 1 (events without tags and ids) and 2 (without multi-stream appends,
-queries and conditions) are also encoded and decoded, for the shared test
-vectors; the client speaks version 3.
+Versions 1 (events without tags and ids), 2 (without multi-stream appends,
+queries and conditions) and 3 (without consumer groups) are also encoded and
+decoded, for the shared test vectors; the client speaks version 4.
 
 Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
 little-endian. This module only encodes and decodes bytes: no I/O.
@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
 FRAME_MIN_BODY = 9  # op + request id
 NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
@@ -35,6 +35,16 @@ class Op(enum.IntEnum):
     SEEK_TIME = 0x16  # v2
     APPEND_MULTI = 0x17  # v3
     READ_QUERY = 0x18  # v3
+    GROUP_CREATE = 0x19  # v4: consumer groups (docs/consumer-groups.md)
+    GROUP_DELETE = 0x1A
+    GROUP_LIST = 0x1B
+    GROUP_INFO = 0x1C
+    GROUP_JOIN = 0x1D
+    GROUP_ACK = 0x1E
+    GROUP_NACK = 0x1F
+    GROUP_REPLAY_PARKED = 0x20
+    CHECKPOINT_SAVE = 0x21
+    CHECKPOINT_LOAD = 0x22
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -47,6 +57,10 @@ class Op(enum.IntEnum):
     SEEK_TIME_OK = 0x96
     APPEND_MULTI_OK = 0x97  # v3
     APPEND_REFUSED = 0x98  # v3
+    GROUP_OK = 0x99  # v4
+    GROUP_LIST_OK = 0x9A
+    GROUP_EVENTS = 0x9B
+    CHECKPOINT_OK = 0x9C
     ERROR = 0xFF
 
 
@@ -78,6 +92,7 @@ class Code(enum.IntEnum):
     UNKNOWN_SUBSCRIPTION = 106
     HANDSHAKE_REQUIRED = 107
     TOO_MANY_SUBSCRIPTIONS = 108
+    ALREADY_EXISTS = 109  # v4: group_create of a name in use
     # Client side only: the connection broke (never sent by the node).
     CONNECTION_LOST = 200
 
@@ -104,6 +119,33 @@ class ExpectedKind(enum.IntEnum):
     NO_STREAM = 1
     STREAM_EXISTS = 2
     EXACT = 3
+
+
+class GroupTarget(enum.IntEnum):
+    """What a consumer group reads (v4)."""
+
+    STREAM = 0
+    ALL = 1
+    INDEX = 2
+
+
+class GroupStart(enum.IntEnum):
+    BEGINNING = 0
+    END = 1
+    POSITION = 2
+    TIME = 3  # start_value: microseconds since the epoch
+
+
+class Strategy(enum.IntEnum):
+    ROUND_ROBIN = 0
+    ORDERED = 1  # one event of a stream at a time, in order
+
+
+class NackAction(enum.IntEnum):
+    RETRY = 0
+    RETRY_LATER = 1
+    PARK = 2
+    SKIP = 3
 
 
 FLAG_DATA_JSON = 0x1
@@ -211,6 +253,54 @@ class Event:
     @property
     def lost(self) -> bool:
         return bool(self.flags & FLAG_LOST)
+
+
+@dataclass
+class GroupSettings:
+    """A consumer group's settings (v4, docs/consumer-groups.md)."""
+
+    target: GroupTarget = GroupTarget.ALL
+    stream: str = ""  # STREAM
+    stream_prefix: str = ""  # ALL
+    type_prefix: str = ""  # ALL
+    index_kind: IndexKind = IndexKind.CATEGORY  # INDEX
+    index_value: str = ""  # INDEX
+    start: GroupStart = GroupStart.BEGINNING
+    start_value: int = 0
+    strategy: Strategy = Strategy.ROUND_ROBIN
+    max_in_flight: int = 64
+    ack_timeout_ms: int = 30_000
+    max_retries: int = 10
+    retry_delay_ms: int = 1_000
+
+
+@dataclass(frozen=True)
+class GroupInfo:
+    """A group's (kind 0) or a named consumer's (kind 1) figures."""
+
+    kind: int
+    name: str
+    settings: GroupSettings
+    checkpoint: int
+    durable_end: int
+    lag_events: int
+    lag_us: int
+    consumers: int
+    in_flight: int
+    buffered: int
+    parked: int
+    acked_total: int
+    parked_total: int
+    delivered_total: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """An event delivered to a group member, and how many times it has been
+    delivered (1 the first time)."""
+
+    event: Event
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -387,6 +477,47 @@ def encode_unsubscribe(request_id: int, subscription_id: int) -> bytes:
     return frame(Op.UNSUBSCRIBE, request_id, struct.pack("<Q", subscription_id))
 
 
+def _settings(s: GroupSettings) -> bytes:
+    return (struct.pack("<B", s.target) + _str(s.stream.encode()) + _str(s.stream_prefix.encode())
+            + _str(s.type_prefix.encode()) + struct.pack("<B", s.index_kind)
+            + _str(s.index_value.encode()) + struct.pack("<BQB", s.start, s.start_value, s.strategy)
+            + struct.pack("<IIII", s.max_in_flight, s.ack_timeout_ms, s.max_retries,
+                          s.retry_delay_ms))
+
+
+def encode_group_create(request_id: int, name: str, settings: GroupSettings,
+                        update: bool = False) -> bytes:
+    return frame(Op.GROUP_CREATE, request_id,
+                 struct.pack("<B", 1 if update else 0) + _str(name.encode()) + _settings(settings))
+
+
+def encode_group_name(op: Op, request_id: int, name: str) -> bytes:
+    """group_delete, group_info, group_replay_parked, checkpoint_load."""
+    return frame(op, request_id, _str(name.encode()))
+
+
+def encode_group_join(request_id: int, name: str, max_in_flight: int = 0) -> bytes:
+    return frame(Op.GROUP_JOIN, request_id, _str(name.encode()) + struct.pack("<I", max_in_flight))
+
+
+def _positions(positions: List[int]) -> bytes:
+    return struct.pack(f"<I{len(positions)}Q", len(positions), *positions)
+
+
+def encode_group_ack(request_id: int, join_id: int, positions: List[int]) -> bytes:
+    return frame(Op.GROUP_ACK, request_id, struct.pack("<Q", join_id) + _positions(positions))
+
+
+def encode_group_nack(request_id: int, join_id: int, action: NackAction, reason: str,
+                      positions: List[int]) -> bytes:
+    return frame(Op.GROUP_NACK, request_id,
+                 struct.pack("<QB", join_id, action) + _str(reason.encode()) + _positions(positions))
+
+
+def encode_checkpoint_save(request_id: int, name: str, position: int) -> bytes:
+    return frame(Op.CHECKPOINT_SAVE, request_id, _str(name.encode()) + struct.pack("<Q", position))
+
+
 # ---- decoding ----
 
 
@@ -521,6 +652,48 @@ def decode_sub_events(p: bytes, version: int = PROTOCOL_VERSION) -> List[Event]:
     events = _events(r, version)
     r.done()
     return events
+
+
+def _read_settings(r: Reader) -> GroupSettings:
+    return GroupSettings(GroupTarget(r.u8("settings.target")), r.string("settings.stream"),
+                         r.string("settings.stream_prefix"), r.string("settings.type_prefix"),
+                         IndexKind(r.u8("settings.index_kind")), r.string("settings.index_value"),
+                         GroupStart(r.u8("settings.start")), r.u64("settings.start_value"),
+                         Strategy(r.u8("settings.strategy")), r.u32("settings.max_in_flight"),
+                         r.u32("settings.ack_timeout_ms"), r.u32("settings.max_retries"),
+                         r.u32("settings.retry_delay_ms"))
+
+
+def decode_group_list_ok(p: bytes) -> List[GroupInfo]:
+    r = Reader(p, "group_list_ok")
+    out = []
+    for _ in range(r.u32("group_count")):
+        kind, name, settings = r.u8("group.kind"), r.string("group.name"), _read_settings(r)
+        out.append(GroupInfo(kind, name, settings, r.u64("group.checkpoint"),
+                             r.u64("group.durable_end"), r.u64("group.lag_events"),
+                             r.i64("group.lag_us"), r.u32("group.consumers"),
+                             r.u64("group.in_flight"), r.u64("group.buffered"),
+                             r.u64("group.parked"), r.u64("group.acked_total"),
+                             r.u64("group.parked_total"), r.u64("group.delivered_total")))
+    r.done()
+    return out
+
+
+def decode_group_events(p: bytes, version: int = PROTOCOL_VERSION) -> List[Delivery]:
+    r = Reader(p, "group_events")
+    out = []
+    for _ in range(r.u32("count")):
+        attempt = r.u32("attempt")
+        out.append(Delivery(_event(r, version), attempt))
+    r.done()
+    return out
+
+
+def decode_checkpoint_ok(p: bytes) -> Optional[int]:
+    r = Reader(p, "checkpoint_ok")
+    found, position = r.u8("found") != 0, r.u64("position")
+    r.done()
+    return position if found else None
 
 
 def decode_u64(p: bytes, what: str) -> int:

@@ -7,8 +7,8 @@ import threading
 from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
 
 from .client import Client
-from .protocol import (AppendMultiResult, AppendResult, Event, Expected, NewEvent, QueryItem,
-                       ReadPage, StreamAppend)
+from .protocol import (AppendMultiResult, AppendResult, Event, Expected, GroupInfo, GroupSettings,
+                       NewEvent, QueryItem, ReadPage, StreamAppend)
 
 T = TypeVar("T")
 
@@ -73,6 +73,26 @@ class SyncClient:
 
     def info(self) -> dict:
         return self._run(self._client.info())
+
+    # Consumer-group administration and named checkpoints (v4); consuming a
+    # group is asynchronous (Client.group_join).
+    def group_create(self, name: str, settings: GroupSettings) -> None:
+        self._run(self._client.group_create(name, settings))
+
+    def group_info(self, name: str) -> GroupInfo:
+        return self._run(self._client.group_info(name))
+
+    def group_list(self) -> List[GroupInfo]:
+        return self._run(self._client.group_list())
+
+    def group_delete(self, name: str) -> None:
+        self._run(self._client.group_delete(name))
+
+    def checkpoint_save(self, name: str, position: int) -> None:
+        self._run(self._client.checkpoint_save(name, position))
+
+    def checkpoint_load(self, name: str) -> Optional[int]:
+        return self._run(self._client.checkpoint_load(name))
 
     def close(self) -> None:
         self._run(self._client.close())
