@@ -209,6 +209,9 @@ class Client {
   Reply<proto::GroupOk> group_delete(const std::string& name);
   Reply<std::vector<proto::GroupInfo>> group_list();
   Reply<proto::GroupInfo> group_info(const std::string& name);
+  // The parked list, a page from position `from` (count 0: the node's page).
+  Reply<proto::GroupParkedOk> group_parked(const std::string& name, std::uint64_t from = 0,
+                                           std::uint32_t count = 0);
   // How many parked events were handed out again.
   Reply<std::uint64_t> group_replay_parked(const std::string& name);
   // max_in_flight 0: the group's setting.

@@ -57,6 +57,16 @@ Reply<proto::GroupInfo> Client::group_info(const std::string& name) {
   return std::move(r->groups.front());
 }
 
+Reply<proto::GroupParkedOk> Client::group_parked(const std::string& name, std::uint64_t from,
+                                                 std::uint32_t count) {
+  const std::uint16_t v = impl_->version;
+  if (v < 4) return needs_v4("group_parked", v);
+  const proto::GroupParkedReq req{name, from, count};
+  return impl_->call<proto::GroupParkedOk>(
+      [&req, v](std::uint64_t id) { return proto::encode(id, req, v); }, proto::Op::kGroupParkedOk,
+      &proto::decode<proto::GroupParkedOk>);
+}
+
 Reply<std::uint64_t> Client::group_replay_parked(const std::string& name) {
   const std::uint16_t v = impl_->version;
   if (v < 4) return needs_v4("group_replay_parked", v);

@@ -154,6 +154,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_group_replay_parked(std::uint64_t id, std::string_view payload);
   void handle_checkpoint_save(std::uint64_t id, std::string_view payload);
   void handle_checkpoint_load(std::uint64_t id, std::string_view payload);
+  void handle_group_parked(std::uint64_t id, std::string_view payload);
   template <class M>
   std::optional<M> decode_group_request(std::uint64_t id, std::string_view payload);
   // Runs `work(registry)` (which may write files) on the reading pool and

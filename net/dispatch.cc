@@ -113,6 +113,9 @@ bool Connection::dispatch_group(proto::Op op, std::uint64_t id, std::string_view
     case proto::Op::kCheckpointLoad:
       handle_checkpoint_load(id, payload);
       return true;
+    case proto::Op::kGroupParked:
+      handle_group_parked(id, payload);
+      return true;
     default:
       return false;
   }

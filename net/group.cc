@@ -432,6 +432,23 @@ void Group::info_async(std::function<void(proto::GroupInfo)> done) {
   });
 }
 
+void Group::parked_async(std::uint64_t from, std::uint32_t count,
+                         std::function<void(proto::GroupParkedOk)> done) {
+  asio::post(strand_, [self = shared_from_this(), from, count, done = std::move(done)] {
+    proto::GroupParkedOk page;
+    const auto& parked = self->state_.parked();
+    for (auto it = parked.lower_bound(from); it != parked.end(); ++it) {
+      if (page.parked.size() == count) {
+        page.next = it->first;
+        break;
+      }
+      page.parked.push_back(
+          {it->first, it->second.failures, it->second.replaying, it->second.reason});
+    }
+    done(std::move(page));
+  });
+}
+
 proto::GroupInfo Group::info() const {
   proto::GroupInfo i;
   Lag l;

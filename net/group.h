@@ -65,6 +65,9 @@ class Group : public std::enable_shared_from_this<Group> {
   // everything posted before it, such as a connection's acks).
   proto::GroupInfo info() const;
   void info_async(std::function<void(proto::GroupInfo)> done);
+  // A page of the parked list from `from` (on the strand).
+  void parked_async(std::uint64_t from, std::uint32_t count,
+                    std::function<void(proto::GroupParkedOk)> done);
   groups::Settings settings() const;
   // Why the group stopped delivering (a record it cannot read); empty if not.
   std::string failure() const;

@@ -122,6 +122,26 @@ void Connection::handle_group_replay_parked(std::uint64_t id, std::string_view p
   });
 }
 
+void Connection::handle_group_parked(std::uint64_t id, std::string_view payload) {
+  auto m = decode_group_request<proto::GroupParkedReq>(id, payload);
+  if (!m) return;
+  auto g = shared_->groups->find(m->name);
+  if (!g) {
+    send_error(id, proto::Code::kNotFound, fmt::format("no group '{}'", m->name));
+    return;
+  }
+  const std::uint32_t count = m->count == 0 || m->count > shared_->options.max_read_count
+                                  ? shared_->options.max_read_count
+                                  : m->count;
+  request_started();
+  g->parked_async(m->from, count, [self = shared_from_this(), id](proto::GroupParkedOk page) {
+    asio::post(self->strand_, [self, id, page = std::move(page)] {
+      self->request_finished();
+      self->send(proto::encode(id, page));
+    });
+  });
+}
+
 void Connection::handle_checkpoint_save(std::uint64_t id, std::string_view payload) {
   auto m = decode_group_request<proto::CheckpointSaveReq>(id, payload);
   if (!m) return;

@@ -130,6 +130,8 @@ ANNAL_PROTO_MESSAGE(GroupAckReq)
 ANNAL_PROTO_MESSAGE(GroupNackReq)
 ANNAL_PROTO_MESSAGE(CheckpointSaveReq)
 ANNAL_PROTO_MESSAGE(CheckpointOk)
+ANNAL_PROTO_MESSAGE(GroupParkedReq)
+ANNAL_PROTO_MESSAGE(GroupParkedOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -252,6 +254,10 @@ const char* op_name(Op op) {
       return "group_events";
     case Op::kCheckpointOk:
       return "checkpoint_ok";
+    case Op::kGroupParked:
+      return "group_parked";
+    case Op::kGroupParkedOk:
+      return "group_parked_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -302,6 +308,7 @@ bool is_request_op(std::uint8_t op) {
     case Op::kGroupReplayParked:
     case Op::kCheckpointSave:
     case Op::kCheckpointLoad:
+    case Op::kGroupParked:
       return true;
     default:
       return false;

@@ -67,6 +67,7 @@ enum class Op : std::uint8_t {
   kGroupReplayParked = 0x20,
   kCheckpointSave = 0x21,
   kCheckpointLoad = 0x22,
+  kGroupParked = 0x23,
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -84,6 +85,7 @@ enum class Op : std::uint8_t {
   kGroupListOk = 0x9A,    // v4
   kGroupEvents = 0x9B,    // v4
   kCheckpointOk = 0x9C,   // v4
+  kGroupParkedOk = 0x9D,  // v4
   kError = 0xFF,
 };
 const char* op_name(Op op);
@@ -801,6 +803,43 @@ struct CheckpointSaveReq {
   static void fields(V& v, M& m) {
     v.str(m.name, "name");
     v.u64(m.position, "position");
+  }
+};
+// The parked list of a group, by position from `from`, at most `count`
+// entries (0: the node's page size); answered with group_parked_ok.
+struct GroupParkedReq {
+  static constexpr Op kOp = Op::kGroupParked;
+  static constexpr const char* kName = "group_parked";
+  std::string name;
+  std::uint64_t from = 0;
+  std::uint32_t count = 0;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.name, "name");
+    v.u64(m.from, "from");
+    v.u32(m.count, "count");
+  }
+};
+struct GroupParkedOk {
+  static constexpr Op kOp = Op::kGroupParkedOk;
+  static constexpr const char* kName = "group_parked_ok";
+  struct Entry {
+    std::uint64_t position = 0;
+    std::uint32_t failures = 0;
+    bool replaying = false;  // handed out again by group_replay_parked, not yet resolved
+    std::string reason;
+  };
+  std::vector<Entry> parked;
+  std::uint64_t next = kNone;  // where the next page starts; kNone: no more
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.list(m.parked, "parked_count", 17, [](V& pv, auto& e) {
+      pv.u64(e.position, "parked.position");
+      pv.u32(e.failures, "parked.failures");
+      pv.boolean(e.replaying, "parked.replaying");
+      pv.str(e.reason, "parked.reason");
+    });
+    v.u64(m.next, "next");
   }
 };
 struct CheckpointOk {

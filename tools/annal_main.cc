@@ -25,7 +25,7 @@ void usage(std::FILE* out) {
       "       | --type T | --tag K:V | --correlation ID | --causation ID | --query ITEM\n"
       "  info                                  node version, positions, limits, groups' lag\n"
       "  group create NAME --all | --stream S | --category C | --type T | --tag T [settings]\n"
-      "  group update|list|info|delete|replay-parked NAME   consumer groups\n"
+      "  group update|list|info|parked|delete|replay-parked NAME   consumer groups\n"
       "  group consume NAME [--count N]        join, print events as JSON lines, ack them\n"
       "  checkpoint NAME [POSITION]            a named consumer's stored checkpoint\n"
       "\n"

@@ -1,4 +1,4 @@
-// `annal group create|update|list|info|delete|replay-parked|consume` and
+// `annal group create|update|list|info|parked|delete|replay-parked|consume` and
 // `annal checkpoint NAME [POSITION]`: consumer groups and named consumers
 // (docs/consumer-groups.md) from the command line, printing JSON lines.
 #include <fmt/format.h>
@@ -190,6 +190,21 @@ int group_simple(const std::vector<std::string>& args, const std::string& sub) {
     auto r = client.group_info(name);
     if (!r.ok()) return fail(r.error());
     print_line(info_json(*r));
+  } else if (sub == "parked") {
+    std::uint64_t from = 0;
+    for (;;) {
+      auto r = client.group_parked(name, from);
+      if (!r.ok()) return fail(r.error());
+      for (const auto& e : r->parked) {
+        std::string o = fmt::format(
+            "{{\"position\":{},\"failures\":{},\"replaying\":{},\"reason\":", e.position,
+            e.failures, e.replaying ? "true" : "false");
+        append_json_string(o, e.reason);
+        print_line(o + "}");
+      }
+      if (r->next == proto::kNone) break;
+      from = r->next;
+    }
   } else if (sub == "delete") {
     auto r = client.group_delete(name);
     if (!r.ok()) return fail(r.error());
@@ -252,11 +267,12 @@ int cmd_group(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + (args.size() > 1 ? 1 : 0), args.end());
   if (sub == "create") return group_create(rest, false);
   if (sub == "update") return group_create(rest, true);
-  if (sub == "list" || sub == "info" || sub == "delete" || sub == "replay-parked")
+  if (sub == "list" || sub == "info" || sub == "delete" || sub == "replay-parked" ||
+      sub == "parked")
     return group_simple(rest, sub);
   if (sub == "consume") return group_consume(rest);
   std::fprintf(stderr,
-               "annal: group needs a command: create, update, list, info, delete, "
+               "annal: group needs a command: create, update, list, info, parked, delete, "
                "replay-parked or consume (got '%s')\n",
                sub.c_str());
   return 2;

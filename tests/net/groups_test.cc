@@ -304,6 +304,25 @@ TEST_F(GroupsTest, NacksRetryParkSkipAndParkedEventsReplay) {
   auto info = wait_info(*c, "nacks", [](const proto::GroupInfo& i) { return i.parked == 2; });
   EXPECT_EQ(info.checkpoint, 3u) << "parked and skipped events are resolved";
   EXPECT_EQ(info.parked_total, 2u);
+  auto parked = c->group_parked("nacks");
+  ASSERT_TRUE(parked.ok()) << parked.error_string();
+  ASSERT_EQ(parked->parked.size(), 2u);
+  EXPECT_EQ(parked->parked[0].position, 0u);
+  EXPECT_EQ(parked->parked[0].failures, 2u);
+  EXPECT_EQ(parked->parked[0].reason, "still down");
+  EXPECT_EQ(parked->parked[1].position, 1u);
+  EXPECT_EQ(parked->parked[1].reason, "poison");
+  EXPECT_EQ(parked->next, proto::kNone);
+  auto page = c->group_parked("nacks", 0, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->parked.size(), 1u);
+  EXPECT_EQ(page->next, 1u) << "where the next page starts";
+  std::string out;
+  ASSERT_EQ(run_annal(node_->port(), "group parked nacks", &out), 0) << out;
+  EXPECT_NE(out.find("{\"position\":0,\"failures\":2,\"replaying\":false,\"reason\":\"still "
+                     "down\"}\n{\"position\":1,"),
+            std::string::npos)
+      << out;
   auto n = c->group_replay_parked("nacks");
   ASSERT_TRUE(n.ok()) << n.error_string();
   EXPECT_EQ(*n, 2u);

@@ -83,6 +83,9 @@ def test_ordered_nack_park_and_replay(node):
             (third,) = await take(m, 1)
             await m.ack([third.event.position])
             info = await wait_info(c, "ord", lambda i: i.parked == 1 and i.checkpoint == 3)
+            (parked,) = await c.group_parked("ord")
+            assert (parked.position, parked.failures, parked.reason) == (
+                first.event.position, 1, "db down")
             assert info.settings.strategy == Strategy.ORDERED
             assert await c.group_replay_parked("ord") == 1
             (again,) = await take(m, 1)

@@ -380,6 +380,19 @@ export class Client {
     return list[0];
   }
 
+  /** The group's parked list (every page). */
+  async groupParked(name: string): Promise<p.ParkedEvent[]> {
+    const out: p.ParkedEvent[] = [];
+    let from: bigint | null = 0n;
+    while (from !== null) {
+      const at: bigint = from;
+      const page = p.decodeGroupParkedOk(await this.groupCall((id) => p.encodeGroupParked(id, name, at)));
+      out.push(...page.parked);
+      from = page.next;
+    }
+    return out;
+  }
+
   /** Hands the group's parked events out again; how many. */
   async groupReplayParked(name: string): Promise<bigint> {
     return p.decodeU64(await this.groupCall((id) => p.encodeGroupName(Op.GroupReplayParked, id, name)), "group_ok");

@@ -34,6 +34,7 @@ export enum Op {
   GroupReplayParked = 0x20,
   CheckpointSave = 0x21,
   CheckpointLoad = 0x22,
+  GroupParked = 0x23,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -49,6 +50,7 @@ export enum Op {
   GroupListOk = 0x9a,
   GroupEvents = 0x9b,
   CheckpointOk = 0x9c,
+  GroupParkedOk = 0x9d,
   Error = 0xff,
 }
 
@@ -482,6 +484,30 @@ export function encodeGroupAck(requestId: bigint, joinId: bigint, ps: bigint[]):
 
 export function encodeGroupNack(requestId: bigint, joinId: bigint, action: NackAction, reason: string, ps: bigint[]): Buffer {
   return frame(Op.GroupNack, requestId, positions(new Writer().u64(joinId).u8(NACKS.indexOf(action)).bytes(reason), ps).concat());
+}
+
+export function encodeGroupParked(requestId: bigint, name: string, from = 0n, count = 0): Buffer {
+  return frame(Op.GroupParked, requestId, new Writer().bytes(name).u64(from).u32(count).concat());
+}
+
+export interface ParkedEvent {
+  position: bigint;
+  failures: number;
+  /** Handed out again by group_replay_parked, not yet resolved. */
+  replaying: boolean;
+  reason: string;
+}
+
+/** A page of the parked list, and where the next page starts (null: no more). */
+export function decodeGroupParkedOk(p: Buffer): { parked: ParkedEvent[]; next: bigint | null } {
+  const r = new Reader(p, "group_parked_ok");
+  const n = r.u32("parked_count");
+  const parked: ParkedEvent[] = [];
+  for (let i = 0; i < n; i++)
+    parked.push({ position: r.u64("parked.position"), failures: r.u32("parked.failures"), replaying: r.u8("parked.replaying") !== 0, reason: r.string("parked.reason") });
+  const next = r.u64("next");
+  r.done();
+  return { parked, next: next === NONE ? null : next };
 }
 
 export function encodeCheckpointSave(requestId: bigint, name: string, position: bigint): Buffer {

@@ -75,6 +75,9 @@ test("ordered: park by nack, then replay the parked event", async () => {
     const [third] = await take(m, 1);
     m.ack([third.event.position]);
     await waitInfo(c, "ts-ord", (i) => i.parked === 1n);
+    const [parked] = await c.groupParked("ts-ord");
+    assert.equal(parked.position, first.event.position);
+    assert.equal(parked.reason, "db down");
     assert.equal(await c.groupReplayParked("ts-ord"), 1n);
     const [again] = await take(m, 1);
     assert.equal(again.event.position, first.event.position);

@@ -4,8 +4,8 @@ from .client import (AnnalError, AppendRefused, Checkpoint, Client, ConnectionLo
                      StreamNotFound, Subscription, WrongExpectedRevision)
 from .protocol import (NONE, AppendMultiResult, AppendResult, Code, Delivery, Event, Expected,
                        ExpectedKind, GroupInfo, GroupSettings, GroupStart, GroupTarget, IndexKind,
-                       NackAction, NewEvent, ProtocolError, QueryItem, ReadPage, StreamAppend,
-                       Strategy)
+                       NackAction, NewEvent, ParkedEvent, ProtocolError, QueryItem, ReadPage,
+                       StreamAppend, Strategy)
 from .sync import SyncClient
 
 END = NONE  # read backward from the last event: read_stream(s, END, backward=True)
@@ -14,7 +14,7 @@ __all__ = [
     "AnnalError", "AppendMultiResult", "AppendRefused", "AppendResult", "Checkpoint", "Client",
     "Code", "ConnectionLost", "Delivery", "END", "Event", "Expected", "ExpectedKind", "GroupInfo",
     "GroupMember", "GroupSettings", "GroupStart", "GroupTarget", "IndexKind", "NackAction",
-    "NewEvent", "ProtocolError", "QueryItem", "ReadPage", "StreamAppend", "StreamNotFound",
+    "NewEvent", "ParkedEvent", "ProtocolError", "QueryItem", "ReadPage", "StreamAppend", "StreamNotFound",
     "Strategy", "Subscription", "SyncClient", "WrongExpectedRevision",
 ]
 __version__ = "0.1.0"

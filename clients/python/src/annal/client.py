@@ -371,6 +371,17 @@ class Client:
         (info,) = p.decode_group_list_ok(payload)
         return info
 
+    async def group_parked(self, name: str) -> List[p.ParkedEvent]:
+        """The group's parked list (every page)."""
+        out: List[p.ParkedEvent] = []
+        start: Optional[int] = 0
+        while start is not None:
+            _, payload = await self._group_call(
+                lambda rid: p.encode_group_parked(rid, name, start or 0))
+            page, start = p.decode_group_parked_ok(payload)
+            out += page
+        return out
+
     async def group_replay_parked(self, name: str) -> int:
         """Hands the group's parked events out again; how many."""
         _, payload = await self._group_call(

@@ -45,6 +45,7 @@ class Op(enum.IntEnum):
     GROUP_REPLAY_PARKED = 0x20
     CHECKPOINT_SAVE = 0x21
     CHECKPOINT_LOAD = 0x22
+    GROUP_PARKED = 0x23
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -61,6 +62,7 @@ class Op(enum.IntEnum):
     GROUP_LIST_OK = 0x9A
     GROUP_EVENTS = 0x9B
     CHECKPOINT_OK = 0x9C
+    GROUP_PARKED_OK = 0x9D
     ERROR = 0xFF
 
 
@@ -512,6 +514,29 @@ def encode_group_nack(request_id: int, join_id: int, action: NackAction, reason:
                       positions: List[int]) -> bytes:
     return frame(Op.GROUP_NACK, request_id,
                  struct.pack("<QB", join_id, action) + _str(reason.encode()) + _positions(positions))
+
+
+def encode_group_parked(request_id: int, name: str, start: int = 0, count: int = 0) -> bytes:
+    return frame(Op.GROUP_PARKED, request_id, _str(name.encode()) + struct.pack("<QI", start, count))
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    position: int
+    failures: int
+    replaying: bool  # handed out again by group_replay_parked, not yet resolved
+    reason: str
+
+
+def decode_group_parked_ok(p: bytes) -> Tuple[List[ParkedEvent], Optional[int]]:
+    """(a page of the parked list, where the next page starts or None)."""
+    r = Reader(p, "group_parked_ok")
+    out = [ParkedEvent(r.u64("parked.position"), r.u32("parked.failures"),
+                       r.u8("parked.replaying") != 0, r.string("parked.reason"))
+           for _ in range(r.u32("parked_count"))]
+    nxt = r.u64("next")
+    r.done()
+    return out, None if nxt == NONE else nxt
 
 
 def encode_checkpoint_save(request_id: int, name: str, position: int) -> bytes:
