@@ -11,6 +11,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/status.h"
@@ -77,6 +78,13 @@ class FileSystem {
 
 // Holds an exclusive flock on DIR/LOCK for as long as it lives. Fails with
 // kLocked, naming the directory, if another process holds it.
+// Replaces dir/name with `bytes`, durably and atomically: dir/name.tmp
+// (a leftover from a crash removed first), the bytes, fdatasync, rename over
+// dir/name, fsync of dir. After a crash dir/name is the old file or the new
+// one, never a mix; a .tmp may be left behind.
+Status write_file_atomically(FileSystem& fs, const std::string& dir, const std::string& name,
+                             std::string_view bytes);
+
 class DirectoryLock {
  public:
   static Result<std::unique_ptr<DirectoryLock>> acquire(const std::string& dir);

@@ -218,21 +218,8 @@ std::string group_file_name(Kind kind, const std::string& name) {
 }
 
 Status write_group_file(engine::FileSystem& fs, const std::string& dir, const GroupFile& g) {
-  const std::string path = dir + "/" + group_file_name(g.kind, g.name);
-  const std::string tmp = path + ".tmp";
-  if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
-  auto opened = fs.open(tmp, engine::OpenOptions{.create = true, .exclusive = true});
-  if (!opened) return opened.status();
-  const std::string bytes = encode_group_file(g);
-  {
-    std::unique_ptr<engine::File> f = std::move(opened).value();
-    ANNAL_RETURN_IF_ERROR(
-        f->pwrite(0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()),
-                                                bytes.size())));
-    ANNAL_RETURN_IF_ERROR(f->datasync());
-  }
-  ANNAL_RETURN_IF_ERROR(fs.rename(tmp, path));
-  return fs.sync_dir(dir);
+  return engine::write_file_atomically(fs, dir, group_file_name(g.kind, g.name),
+                                       encode_group_file(g));
 }
 
 Status remove_group_file(engine::FileSystem& fs, const std::string& dir, Kind kind,

@@ -74,21 +74,7 @@ Result<Manifest> decode_manifest(const std::string& bytes, const std::string& pa
 }
 
 Status write_manifest(engine::FileSystem& fs, const std::string& dir, const Manifest& m) {
-  const std::string path = dir + "/" + kManifestName;
-  const std::string tmp = path + ".tmp";
-  if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
-  auto opened = fs.open(tmp, engine::OpenOptions{.create = true, .exclusive = true});
-  if (!opened) return opened.status();
-  std::string bytes = encode_manifest(m);
-  {
-    std::unique_ptr<engine::File> f = std::move(opened).value();
-    ANNAL_RETURN_IF_ERROR(
-        f->pwrite(0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(bytes.data()),
-                                                bytes.size())));
-    ANNAL_RETURN_IF_ERROR(f->datasync());
-  }
-  ANNAL_RETURN_IF_ERROR(fs.rename(tmp, path));
-  return fs.sync_dir(dir);
+  return engine::write_file_atomically(fs, dir, kManifestName, encode_manifest(m));
 }
 
 Result<Manifest> read_manifest(engine::FileSystem& fs, const std::string& dir) {

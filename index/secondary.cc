@@ -78,22 +78,12 @@ Status check_keys(engine::FileSystem& fs, const std::string& dir, char separator
     ANNAL_RETURN_IF_ERROR(fs.remove(manifest));
     ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir));
   }
-  const std::string tmp = path + ".tmp";
-  if (fs.exists(tmp)) ANNAL_RETURN_IF_ERROR(fs.remove(tmp));
-  auto opened = fs.open(tmp, engine::OpenOptions{.create = true, .exclusive = true});
-  if (!opened) return opened.status();
-  ANNAL_RETURN_IF_ERROR((*opened)->pwrite(
-      0, std::span<const std::byte>(reinterpret_cast<const std::byte*>(want.data()), want.size())));
-  ANNAL_RETURN_IF_ERROR((*opened)->datasync());
-  opened->reset();
-  ANNAL_RETURN_IF_ERROR(fs.rename(tmp, path));
-  return fs.sync_dir(dir);
+  return engine::write_file_atomically(fs, dir, kKeysName, want);
 }
 
 }  // namespace
 
-SecondaryIndex::SecondaryIndex(SecondaryOptions options)
-    : options_(std::move(options)) {}
+SecondaryIndex::SecondaryIndex(SecondaryOptions options) : options_(std::move(options)) {}
 SecondaryIndex::~SecondaryIndex() = default;
 
 Result<std::unique_ptr<SecondaryIndex>> SecondaryIndex::open(SecondaryOptions options,

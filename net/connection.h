@@ -157,6 +157,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_group_parked(std::uint64_t id, std::string_view payload);
   template <class M>
   std::optional<M> decode_group_request(std::uint64_t id, std::string_view payload);
+  template <class M>
+  std::optional<std::pair<M, std::shared_ptr<Group>>> membership_request(std::uint64_t id,
+                                                                         std::string_view payload);
   // Runs `work(registry)` (which may write files) on the reading pool and
   // sends the frame it returns.
   template <class Work>

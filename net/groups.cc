@@ -198,34 +198,33 @@ void Connection::handle_group_join(std::uint64_t id, std::string_view payload) {
   g->join(consumer, Member{weak_from_this(), id}, m->max_in_flight);
 }
 
-void Connection::handle_group_ack(std::uint64_t id, std::string_view payload) {
-  auto m = proto::decode<proto::GroupAckReq>(payload, version_);
+// The membership an ack or nack names, or an error answered with the
+// request's own id (the node answers these one-way requests only then).
+template <class M>
+std::optional<std::pair<M, std::shared_ptr<Group>>> Connection::membership_request(
+    std::uint64_t id, std::string_view payload) {
+  auto m = proto::decode<M>(payload, version_);
   if (!m.is_ok()) {
     send_error(id, proto::Code::kBadRequest, m.status().message());
-    return;
+    return std::nullopt;
   }
   auto it = joins_.find(m->join_id);
   if (it == joins_.end()) {
     send_error(id, proto::Code::kUnknownSubscription,
-               fmt::format("group_ack: no group membership {} on this connection", m->join_id));
-    return;
+               fmt::format("{}: no group membership {} on this connection", M::kName, m->join_id));
+    return std::nullopt;
   }
-  it->second.group->ack(std::move(m->positions));
+  return std::make_pair(std::move(m.value()), it->second.group);
+}
+
+void Connection::handle_group_ack(std::uint64_t id, std::string_view payload) {
+  if (auto r = membership_request<proto::GroupAckReq>(id, payload))
+    r->second->ack(std::move(r->first.positions));
 }
 
 void Connection::handle_group_nack(std::uint64_t id, std::string_view payload) {
-  auto m = proto::decode<proto::GroupNackReq>(payload, version_);
-  if (!m.is_ok()) {
-    send_error(id, proto::Code::kBadRequest, m.status().message());
-    return;
-  }
-  auto it = joins_.find(m->join_id);
-  if (it == joins_.end()) {
-    send_error(id, proto::Code::kUnknownSubscription,
-               fmt::format("group_nack: no group membership {} on this connection", m->join_id));
-    return;
-  }
-  it->second.group->nack(m->action, std::move(m->positions), std::move(m->reason));
+  if (auto r = membership_request<proto::GroupNackReq>(id, payload))
+    r->second->nack(r->first.action, std::move(r->first.positions), std::move(r->first.reason));
 }
 
 bool Connection::leave_group(std::uint64_t join_id) {
