@@ -271,7 +271,15 @@ void Group::deliver() {
 
 void Group::join(std::uint64_t consumer, Member m, std::uint32_t max_in_flight) {
   asio::post(strand_, [self = shared_from_this(), consumer, m, max_in_flight] {
-    if (self->stopped_) return;
+    if (self->stopped_) {
+      // Deleted (or the node stops) between the join's lookup and now: the
+      // membership ends as the group's other members' did.
+      if (auto c = m.conn.lock())
+        c->end_group_member(m.join_id,
+                            proto::Error{proto::Code::kNotFound, proto::kNone,
+                                         fmt::format("group '{}' was deleted", self->name_)});
+      return;
+    }
     if (!self->failure_.empty()) {
       if (auto c = m.conn.lock())
         c->end_group_member(m.join_id,

@@ -64,6 +64,10 @@ std::optional<proto::Error> GroupRegistry::create(const std::string& name,
   if (Status st = groups::validate_name(name); !st.is_ok()) return error(st);
   if (Status st = groups::validate(s); !st.is_ok()) return error(st);
   const index::Store& store = shared_.store;
+  if (s.target == groups::Target::kIndex && !store.secondary_stats())
+    return error(proto::Code::kInvalidArgument,
+                 "a group on a category, type, tag or id needs the secondary index "
+                 "(annald --secondary-index on)");
   groups::GroupFile f;
   f.kind = groups::Kind::kGroup;
   f.name = name;

@@ -480,6 +480,21 @@ TEST_F(GroupsTest, GroupsOnAStreamAndOnACategoryFromTheEnd) {
   EXPECT_EQ(take("new-orders", 2), (std::vector<std::string>{"order-2@0", "order-1@1"}));
 }
 
+TEST(GroupsWithoutSecondaryIndexTest, AnIndexGroupIsRefusedAtCreation) {
+  TempDir dir;
+  Node node(dir.path(), {"--secondary-index", "off"});
+  auto c = node.client();
+  groups::Settings s;
+  s.target = groups::Target::kIndex;
+  s.index_value = "order";
+  auto r = c->group_create("by-category", s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, proto::Code::kInvalidArgument);
+  EXPECT_NE(r.error().message.find("--secondary-index on"), std::string::npos) << r.error().message;
+  EXPECT_TRUE(c->group_create("all", all_events()).ok()) << "other targets still work";
+  EXPECT_EQ(node.stop(), std::optional<int>(0));
+}
+
 TEST_F(GroupsTest, NamedConsumerCheckpoints) {
   auto c = node_->client();
   for (int i = 0; i < 4; ++i) append(*c, "p-1", i);
