@@ -22,8 +22,9 @@ using asio::use_awaitable;
 constexpr std::size_t kMaxBuffered = 4096;
 constexpr std::size_t kMaxBufferedBytes = 16u << 20;
 constexpr std::size_t kFetchBatch = 1024;
-// How often timeouts and retry delays are looked at.
-constexpr auto kTick = std::chrono::milliseconds(20);
+// The group's timer sleeps until the next timeout, retry delay or due
+// progress write, and at most this long (its figures for group_list).
+constexpr auto kIdleTick = std::chrono::seconds(1);
 
 // Collects a fetch step's events as groups::Event, each encoded for the
 // wire once (protocol v4, the only version that joins groups).
@@ -127,14 +128,22 @@ void Group::start() {
 
 asio::awaitable<void> Group::ticker() {
   while (!stopped_) {
-    timer_.expires_after(kTick);
+    timer_.expires_at(next_wake());
     boost::system::error_code ec;
     co_await timer_.async_wait(redirect_error(use_awaitable, ec));
     if (stopped_) break;
     pump();
-    // group_list's figures: at most one tick old (group_info refreshes them).
+    // group_list's figures: at most a second old (group_info refreshes them).
     refresh_snapshot();
   }
+}
+
+Group::Clock::time_point Group::next_wake() const {
+  Clock::time_point t = Clock::now() + kIdleTick;
+  if (auto d = state_.next_deadline()) t = std::min(t, *d);
+  if (state_.dirty() && !persisting_)
+    t = std::min(t, last_persist_ + shared_.options.group_persist_period);
+  return t;
 }
 
 void Group::pump() {
@@ -143,6 +152,9 @@ void Group::pump() {
   deliver();
   maybe_fetch();
   maybe_persist(false);
+  // Something became due sooner than the timer is set for (a delivery with a
+  // short ack timeout, progress to write): the ticker re-arms.
+  if (next_wake() < timer_.expiry()) timer_.cancel();
 }
 
 void Group::maybe_fetch() {
@@ -383,6 +395,8 @@ void Group::maybe_persist(bool now) {
     asio::post(self->strand_, [self, st] {
       self->persisting_ = false;
       self->last_persist_ = Clock::now();
+      // Progress that changed while this was written is due a period later.
+      if (self->next_wake() < self->timer_.expiry()) self->timer_.cancel();
       if (!st.is_ok()) {
         // Kept dirty: tried again next period. Progress not written is
         // redelivered after a crash, never skipped.

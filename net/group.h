@@ -85,6 +85,7 @@ class Group : public std::enable_shared_from_this<Group> {
   groups::GroupFile file_now() const;
   void refresh_snapshot();
   asio::awaitable<void> ticker();
+  Clock::time_point next_wake() const;
 
   Shared& shared_;
   const std::string dir_;
