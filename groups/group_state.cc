@@ -53,13 +53,19 @@ void GroupState::insert(Event e, bool replay) {
   entry.replay = replay;
   if (replay) ++replay_count_;
   if (opts_.strategy == Strategy::kOrdered) {
-    auto [it, fresh] = busy_.try_emplace(entry.ev.key);
-    if (!fresh) {
+    if (keys_.size() > 4 * entries_.size() + 1024) sweep_keys();
+    KeyTurn& turn = keys_[entry.ev.key];
+    if (turn.busy) {
       // The key's turn is taken: wait behind its earlier events.
       entry.state = State::kWaiting;
-      it->second.push_back(pos);
+      if (turn.tail == kNoPosition)
+        turn.head = pos;
+      else
+        entries_.at(turn.tail).next_waiting = pos;
+      turn.tail = pos;
       return;
     }
+    turn.busy = true;
   }
   make_ready(pos, entry);
 }
@@ -90,42 +96,42 @@ void GroupState::leave(std::uint64_t consumer) {
 
 std::vector<GroupState::Delivery> GroupState::dispatch(Clock::time_point now) {
   std::vector<Delivery> out;
-  if (ready_.empty() || consumers_.empty()) return out;
-  bool progressed = true;
-  while (progressed && !ready_.empty()) {
-    progressed = false;
-    // One round: every consumer with room, starting after the last served.
-    auto start = consumers_.lower_bound(next_turn_);
-    for (std::size_t n = 0; n < consumers_.size() && !ready_.empty(); ++n) {
-      if (start == consumers_.end()) start = consumers_.begin();
-      auto& [id, c] = *start;
-      ++start;
-      if (c.in_flight >= c.max_in_flight) continue;
-      const std::uint32_t room = std::min(c.max_in_flight - c.in_flight, opts_.max_batch);
-      Delivery* d = nullptr;
-      for (std::uint32_t k = 0; k < room && !ready_.empty(); ++k) {
-        const std::uint64_t pos = *ready_.begin();
-        ready_.erase(ready_.begin());
-        Entry& e = entries_.at(pos);
-        e.state = State::kInFlight;
-        e.holder = id;
-        e.deadline = now + opts_.ack_timeout;
-        ++e.deliveries;
-        timed_.emplace(e.deadline, pos);
-        ++c.in_flight;
-        ++in_flight_;
-        ++delivered_total_;
-        if (!d) {
-          out.push_back(Delivery{id, {}});
-          d = &out.back();
-        }
-        d->items.push_back(Item{pos, e.deliveries, e.ev.wire});
-      }
-      if (d) {
-        progressed = true;
-        next_turn_ = id + 1;
+  while (!ready_.empty() && !consumers_.empty()) {
+    // The consumer with the most room takes the next batch (ties: the next
+    // in turn after the last served), so ready events go out in as few
+    // frames as possible: a consumer that just acked a batch takes the
+    // events its acks released. Faster consumers ack sooner and get more.
+    auto it = consumers_.lower_bound(next_turn_);
+    std::uint64_t id = 0;
+    Consumer* c = nullptr;
+    std::uint32_t room = 0;
+    for (std::size_t n = 0; n < consumers_.size(); ++n, ++it) {
+      if (it == consumers_.end()) it = consumers_.begin();
+      Consumer& k = it->second;
+      const std::uint32_t r = k.in_flight < k.max_in_flight ? k.max_in_flight - k.in_flight : 0;
+      if (r > room) {
+        room = r;
+        id = it->first;
+        c = &k;
       }
     }
+    if (!c) break;
+    Delivery& d = out.emplace_back(Delivery{id, {}});
+    for (std::uint32_t k = 0; k < std::min(room, opts_.max_batch) && !ready_.empty(); ++k) {
+      const std::uint64_t pos = *ready_.begin();
+      ready_.erase(ready_.begin());
+      Entry& e = entries_.at(pos);
+      e.state = State::kInFlight;
+      e.holder = id;
+      e.deadline = now + opts_.ack_timeout;
+      ++e.deliveries;
+      timed_.emplace(e.deadline, pos);
+      ++c->in_flight;
+      ++in_flight_;
+      ++delivered_total_;
+      d.items.push_back(Item{pos, e.deliveries, e.ev.wire});
+    }
+    next_turn_ = id + 1;
   }
   return out;
 }
@@ -214,14 +220,18 @@ void GroupState::resolve(Entries::iterator it, Resolution r, std::string_view re
   release(e);
   if (opts_.strategy == Strategy::kOrdered && e.state != State::kWaiting) {
     // The key's turn passes to its next waiting event.
-    auto k = busy_.find(e.ev.key);
-    if (k != busy_.end()) {
-      if (k->second.empty()) {
-        busy_.erase(k);
+    auto k = keys_.find(e.ev.key);
+    if (k != keys_.end()) {
+      KeyTurn& turn = k->second;
+      if (turn.head == kNoPosition) {
+        turn.busy = false;
       } else {
-        const std::uint64_t next = k->second.front();
-        k->second.pop_front();
-        make_ready(next, entries_.at(next));
+        const std::uint64_t next = turn.head;
+        Entry& n = entries_.at(next);
+        turn.head = n.next_waiting;
+        if (turn.head == kNoPosition) turn.tail = kNoPosition;
+        n.next_waiting = kNoPosition;
+        make_ready(next, n);
       }
     }
   }
@@ -285,6 +295,10 @@ std::uint64_t GroupState::checkpoint() const {
   for (const auto& [pos, e] : entries_)
     if (!e.replay) return pos;
   return cursor_;
+}
+
+void GroupState::sweep_keys() {
+  std::erase_if(keys_, [](const auto& kv) { return !kv.second.busy; });
 }
 
 void GroupState::prune() {

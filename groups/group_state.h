@@ -21,7 +21,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <map>
 #include <optional>
 #include <set>
@@ -158,6 +157,18 @@ class GroupState {
     std::uint32_t failures = 0;
     std::uint64_t holder = 0;
     Clock::time_point deadline;
+    std::uint64_t next_waiting = kNoPosition;  // kOrdered: the key's next waiting event
+  };
+  static constexpr std::uint64_t kNoPosition = UINT64_MAX;
+  // kOrdered: whether a key has an event ready, in flight or delayed, and
+  // its later events waiting for their turn (a list through
+  // Entry::next_waiting). Kept while the key is free, so a stream going busy
+  // and free again allocates nothing; free keys are swept when there are
+  // many (sweep_keys).
+  struct KeyTurn {
+    bool busy = false;
+    std::uint64_t head = kNoPosition;
+    std::uint64_t tail = kNoPosition;
   };
   struct Consumer {
     std::uint32_t max_in_flight = 0;
@@ -172,6 +183,7 @@ class GroupState {
   void fail(Entries::iterator it, Clock::time_point now, bool delayed, std::string_view reason);
   void resolve(Entries::iterator it, Resolution r, std::string_view reason);
   void prune();
+  void sweep_keys();
 
   Options opts_;
   Progress progress_;
@@ -182,9 +194,7 @@ class GroupState {
   std::set<std::uint64_t> ready_;
   // In flight or delayed, by deadline: a tick looks only at those due.
   std::set<std::pair<Clock::time_point, std::uint64_t>> timed_;
-  // kOrdered: a key with an event ready, in flight or delayed, and the
-  // positions of its later events waiting for their turn.
-  std::unordered_map<std::string, std::deque<std::uint64_t>> busy_;
+  std::unordered_map<std::string, KeyTurn> keys_;
   std::map<std::uint64_t, Consumer> consumers_;
   std::uint64_t next_turn_ = 0;  // round robin: the consumer id to start from
   std::uint64_t in_flight_ = 0;
