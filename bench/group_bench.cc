@@ -1,10 +1,10 @@
 // Consumer-group delivery throughput (docs/consumer-groups.md), against a
 // running node: fills the log with N one-event appends (written 100 per
-// append_multi, one event in each of 100 streams) over 1,000 streams, then in one run prints events/s acked, and the
-// node's and this generator's CPU per event, for a plain subscription of the
-// whole log, and for a group of the whole log with 1 and 8 consumers, round
-// robin and ordered by stream. Target (issue #15): ordered >= 50% of round
-// robin with 8 consumers and 1,000 keys. bench/groups.sh starts the node.
+// append_multi, one event in each of 100 streams) over 1,000 streams, then in one run prints
+// events/s acked, and the node's and this generator's CPU per event, for a plain subscription of
+// the whole log, and for a group of the whole log with 1 and 8 consumers, round robin and ordered
+// by stream. Target (issue #15): ordered >= 50% of round robin with 8 consumers and 1,000 keys.
+// bench/groups.sh starts the node.
 //
 //   annal_group_bench --server 127.0.0.1:PORT --node-pid PID [--events N]
 //                     [--max-in-flight N]
@@ -112,9 +112,8 @@ void fill(const std::string& server, std::uint64_t events) {
       e.id = EventId::random();
       e.type = "Tick";
       e.data = fmt::format("{{\"i\":{},\"pad\":\"{}\"}}", n, std::string(200, 'x'));
-      req.streams.push_back(index::StreamAppend{fmt::format("k-{}", n % 1000),
-                                                ExpectedRevision::any(),
-                                                {std::move(e)}});
+      req.streams.push_back(index::StreamAppend{
+          fmt::format("k-{}", n % 1000), ExpectedRevision::any(), {std::move(e)}});
     }
     c->append_multi_async(req, [&](net::Reply<net::AppendMultiOutcome> r) {
       if (!r.ok() || !r->written()) failed = true;
@@ -191,10 +190,14 @@ int main(int argc, char** argv) {
   std::uint32_t max_in_flight = 256;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--server") server = v;
-    else if (k == "--node-pid") pid = std::stoi(v);
-    else if (k == "--events") events = std::stoull(v);
-    else if (k == "--max-in-flight") max_in_flight = static_cast<std::uint32_t>(std::stoul(v));
+    if (k == "--server")
+      server = v;
+    else if (k == "--node-pid")
+      pid = std::stoi(v);
+    else if (k == "--events")
+      events = std::stoull(v);
+    else if (k == "--max-in-flight")
+      max_in_flight = static_cast<std::uint32_t>(std::stoul(v));
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;

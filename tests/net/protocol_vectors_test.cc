@@ -269,8 +269,8 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
     } else if (op == "group_events") {
       GroupEvents g;
       for (simdjson::dom::element e : f["events"].get_array())
-        g.events.push_back(GroupEvent{static_cast<std::uint32_t>(u64(e, "attempt")),
-                                      record_of(e["event"])});
+        g.events.push_back(
+            GroupEvent{static_cast<std::uint32_t>(u64(e, "attempt")), record_of(e["event"])});
       EXPECT_EQ(hex(encode(id, g, version)), str(v, "hex")) << name;
       auto back = decode<GroupEvents>(payload_of(v, Op::kGroupEvents), version);
       ASSERT_TRUE(back.is_ok()) << name;
