@@ -231,7 +231,14 @@ Status remove_group_file(engine::FileSystem& fs, const std::string& dir, Kind ki
 }
 
 Result<std::vector<GroupFile>> read_group_files(engine::FileSystem& fs, const std::string& dir) {
-  ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+  if (!fs.exists(dir)) {
+    // The new directory's entry in its parent must survive a power loss
+    // too, or the group files written into it could vanish with it.
+    ANNAL_RETURN_IF_ERROR(fs.create_dirs(dir));
+    const auto slash = dir.find_last_of('/');
+    if (slash != std::string::npos && slash > 0)
+      ANNAL_RETURN_IF_ERROR(fs.sync_dir(dir.substr(0, slash)));
+  }
   auto names = fs.list(dir);
   if (!names) return names.status();
   std::vector<GroupFile> out;

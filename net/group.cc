@@ -448,9 +448,10 @@ void Group::refresh_snapshot() {
 }
 
 void Group::info_async(std::function<void(proto::GroupInfo)> done) {
-  asio::post(strand_, [self = shared_from_this(), done = std::move(done)] {
+  asio::post(strand_, [self = shared_from_this(), done = std::move(done)]() mutable {
     if (!self->stopped_) self->refresh_snapshot();
-    done(self->info());
+    // The lag reads the head record: on the reading pool, like any read.
+    asio::post(self->shared_.reads, [self, done = std::move(done)] { done(self->info()); });
   });
 }
 

@@ -62,7 +62,8 @@ class Group : public std::enable_shared_from_this<Group> {
 
   // The group's figures as of its last step, with the lag against the
   // durable end now. info_async refreshes them on the strand first (after
-  // everything posted before it, such as a connection's acks).
+  // everything posted before it, such as a connection's acks), then calls
+  // `done` on the reading pool.
   proto::GroupInfo info() const;
   void info_async(std::function<void(proto::GroupInfo)> done);
   // A page of the parked list from `from` (on the strand).

@@ -99,13 +99,20 @@ std::optional<proto::Error> GroupRegistry::create(const std::string& name,
       break;
     }
   }
-  std::lock_guard lk(mu_);
-  if (groups_.count(name))
+  // The file is written without mu_: lookups (joins, info) on the network
+  // threads never wait for an fsync. admin_mu_ keeps creates and deletes of
+  // one name from interleaving.
+  std::lock_guard admin(admin_mu_);
+  if (find(name))
     return error(proto::Code::kAlreadyExists, fmt::format("group '{}' already exists", name));
   if (Status st = groups::write_group_file(engine::FileSystem::posix(), dir_, f); !st.is_ok())
     return error(st);
-  auto g = make_group(std::move(f));
-  groups_[name] = g;
+  std::shared_ptr<Group> g;
+  {
+    std::lock_guard lk(mu_);
+    g = make_group(std::move(f));
+    groups_[name] = g;
+  }
   g->start();
   spdlog::info("group '{}' created ({}, {})", name, groups::target_name(s.target),
                groups::strategy_name(s.strategy));
@@ -138,6 +145,7 @@ void GroupRegistry::update(const std::string& name, const groups::Settings& s,
 }
 
 std::optional<proto::Error> GroupRegistry::remove(const std::string& name) {
+  std::lock_guard admin(admin_mu_);
   std::shared_ptr<Group> g;
   bool named = false;
   {
@@ -152,7 +160,6 @@ std::optional<proto::Error> GroupRegistry::remove(const std::string& name) {
     }
   }
   if (g) g->close(error(proto::Code::kNotFound, fmt::format("group '{}' was deleted", name)));
-  std::lock_guard wl(named_write_mu_);
   Status st = groups::remove_group_file(engine::FileSystem::posix(), dir_,
                                         named ? groups::Kind::kNamed : groups::Kind::kGroup, name);
   if (!st.is_ok()) return error(st);
@@ -225,12 +232,12 @@ std::optional<proto::Error> GroupRegistry::save_checkpoint(const std::string& na
   f.kind = groups::Kind::kNamed;
   f.name = name;
   f.progress.checkpoint = position;
+  std::lock_guard admin(admin_mu_);
   {
     std::lock_guard lk(mu_);
     if (auto it = named_.find(name); it != named_.end()) f.created_us = it->second.created_us;
   }
   if (!f.created_us) f.created_us = wall_now_us();
-  std::lock_guard wl(named_write_mu_);
   if (Status st = groups::write_group_file(engine::FileSystem::posix(), dir_, f); !st.is_ok())
     return error(st);
   std::lock_guard lk(mu_);

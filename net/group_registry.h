@@ -60,12 +60,14 @@ class GroupRegistry {
 
   Shared& shared_;
   const std::string dir_;
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // the maps below
   std::map<std::string, std::shared_ptr<Group>> groups_;
   std::map<std::string, groups::GroupFile> named_;
   std::size_t next_lane_ = 0;
   std::atomic<std::uint64_t> consumer_ids_{0};
-  std::mutex named_write_mu_;  // one named checkpoint write at a time
+  // Creates, deletes and named checkpoint writes, one at a time (they write
+  // files); mu_ guards only the maps, so lookups never wait for an fsync.
+  std::mutex admin_mu_;
 };
 
 }  // namespace annal::net::detail

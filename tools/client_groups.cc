@@ -312,9 +312,14 @@ int cmd_checkpoint(const std::vector<std::string>& args) {
 }
 
 std::string groups_json(net::Client& c) {
-  if (c.hello().version < 4) return "[]";
+  if (c.hello().version < 4) return "null";  // a node without groups
   auto r = c.group_list();
-  if (!r.ok()) return "[]";
+  if (!r.ok()) {
+    // Said, not answered as "no groups".
+    std::string o = "{\"error\":";
+    append_json_string(o, r.error_string());
+    return o + "}";
+  }
   std::string o = "[";
   for (const auto& i : *r) {
     if (o.size() > 1) o += ',';

@@ -11,7 +11,9 @@
 #include <random>
 #include <set>
 
+#include "engine/fault_fs.h"
 #include "groups/group_file.h"
+#include "tests/common/temp_dir.h"
 
 namespace annal::groups {
 namespace {
@@ -272,6 +274,33 @@ TEST(GroupFile, RoundTripsAndRefusesDamage) {
     EXPECT_EQ(r.status().code(), Errc::kCorruption);
   }
   EXPECT_FALSE(decode_group_file(bytes.substr(0, bytes.size() - 1)).is_ok());
+}
+
+// What the node does with DATA/groups: a written file survives a crash (it
+// is renamed into place and the directory synced), and a temporary file a
+// crash left is removed at the next read, the previous file standing.
+TEST(GroupFile, AWrittenFileSurvivesACrashAndALeftoverTemporaryIsRemoved) {
+  test::TempDir tmp("annal-groups");
+  const std::string dir = tmp.path() + "/groups";
+  engine::FaultInjectionFileSystem fs;
+  auto none = read_group_files(fs, dir);
+  ASSERT_TRUE(none.is_ok()) << none.status().message();
+  EXPECT_TRUE(none->empty());
+  GroupFile f;
+  f.name = "survivor";
+  f.progress.checkpoint = 7;
+  ASSERT_TRUE(write_group_file(fs, dir, f).is_ok());
+  ASSERT_TRUE(fs.crash(1).is_ok());
+  {
+    auto stray = fs.open(dir + "/" + group_file_name(Kind::kGroup, "survivor") + ".tmp",
+                         engine::OpenOptions{.create = true});
+    ASSERT_TRUE(stray.is_ok());
+  }
+  auto back = read_group_files(fs, dir);
+  ASSERT_TRUE(back.is_ok()) << back.status().message();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].progress.checkpoint, 7u);
+  EXPECT_FALSE(fs.exists(dir + "/" + group_file_name(Kind::kGroup, "survivor") + ".tmp"));
 }
 
 }  // namespace
