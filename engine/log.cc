@@ -870,6 +870,7 @@ void Log::Impl::complete_synced() {
   if (n > 0) {
     const Written& last = inflight_[n - 1];
     if (last.end > durable_end_.load(std::memory_order_relaxed)) {
+      if (hooks_ != nullptr) hooks_->on_disk(GlobalPosition(last.end));
       active_->count.store(last.end - active_->first.value, std::memory_order_release);
       active_->data_end.store(last.end_offset, std::memory_order_release);
       durable_end_.store(last.end, std::memory_order_release);
@@ -1117,6 +1118,7 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
   if (sync_now || (written_to == nullptr && inflight_.empty())) {
     // Synced on this thread (nothing else was in flight), or nothing to sync.
     if (written_to != nullptr) {
+      if (hooks_ != nullptr) hooks_->on_disk(GlobalPosition(next_));
       active_->count.store(next_ - active_->first.value, std::memory_order_release);
       active_->data_end.store(active_end_, std::memory_order_release);
       durable_end_.store(next_, std::memory_order_release);

@@ -51,6 +51,9 @@ struct AppendOutcome {
   std::vector<StreamResult> streams;
   // With kAppendConditionFailed: the first position holding a matching event.
   std::optional<GlobalPosition> conflict_position;
+  // A stream deletion (the store): the stream's revisions below this were
+  // removed (its last revision + 1 at the time; 0 if it had none).
+  std::uint64_t truncate_before = 0;
 };
 
 struct AppendRequest {
@@ -88,6 +91,10 @@ class WriteHooks {
   // A request prepared with kWrite whose group failed. Called in reverse order
   // of prepare, before the failed outcomes are delivered.
   virtual void aborted(const AppendRequest& req) = 0;
+  // Everything below `end` is on disk, but readers do not see it yet
+  // (durable_end() has not moved): what must hold for readers from the
+  // moment they see it (the store's deletion rules) is published here.
+  virtual void on_disk(GlobalPosition /*end*/) {}
   // Everything below `end` is durable. Called after each successful sync,
   // before that group's outcomes are delivered.
   virtual void durable(GlobalPosition end) = 0;

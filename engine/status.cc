@@ -59,6 +59,8 @@ const char* errc_name(Errc e) noexcept {
       return "internal";
     case Errc::kAppendConditionFailed:
       return "append_condition_failed";
+    case Errc::kStreamDeleted:
+      return "stream_deleted";
   }
   return "unknown";
 }

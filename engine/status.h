@@ -29,6 +29,7 @@ enum class Errc : std::uint16_t {
   kInvalidArgument = 14,
   kInternal = 15,
   kAppendConditionFailed = 16,  // an append condition (DCB query) found a matching event
+  kStreamDeleted = 17,          // the stream was hard-deleted (tombstone): never written again
 };
 
 const std::error_category& annal_category() noexcept;

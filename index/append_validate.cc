@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "engine/format.h"
+#include "index/lifecycle.h"
 #include "index/query.h"
 
 namespace annal::index {
@@ -56,6 +57,11 @@ Status validate_stream_name(const Limits& limits, const std::string& stream) {
     return Status(Errc::kTooLarge,
                   fmt::format("stream name is {} bytes; the limit (max_stream_name) is {}",
                               stream.size(), limits.max_stream_name));
+  if (is_metadata_stream(stream))
+    return Status(Errc::kBadRequest,
+                  fmt::format("stream '{}' is a metadata stream (its name starts with '{}'): it "
+                              "is written by set_metadata and delete_stream only",
+                              stream, kMetaPrefix));
   return Status::ok();
 }
 

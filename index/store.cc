@@ -17,6 +17,7 @@ Store::Impl::~Impl() {
     log_gone_ = true;
   }
   log_.reset();  // finishes queued appends; the hooks still run meanwhile
+  if (ready_ && !options_.test_skip_index_flush_on_close) persist_lifecycle(durable_end_);
   if (core_ && !options_.test_skip_index_flush_on_close) {
     Status st = core_->flush(durable_end_);
     if (!st.is_ok()) spdlog::error("stream index flush at close failed: {}", st.to_string());
@@ -121,6 +122,7 @@ auto Store::Impl::open() -> Status {
     });
     if (!vs.is_ok() || !lost) break;
   }
+  ANNAL_RETURN_IF_ERROR(open_lifecycle(end));
   if (options_.secondary_index) {
     ANNAL_RETURN_IF_ERROR(open_secondary(end));
   }
@@ -201,29 +203,80 @@ auto Store::Impl::durable_head(std::string_view stream, std::uint64_t hash, std:
 }
 
 auto Store::Impl::last_revision(const std::string& stream) const -> Result<StreamRevision> {
-  auto h = durable_head(stream, hash_of(stream), log_->durable_end().value);
+  const std::uint64_t end = log_->durable_end().value;
+  auto rules = rules_snapshot();
+  auto h = durable_head(stream, hash_of(stream), end);
   if (!h) return h.status();
-  if (!*h) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+  const StreamRules* r = rules->empty() ? nullptr : find_rules_of(*rules, stream);
+  if (r && r->tombstoned) return deleted_for_good(stream);
+  if (!*h || (r && r->deleted_at((*h)->revision)))
+    return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
   return StreamRevision((*h)->revision);
+}
+
+auto Store::Impl::first_unexpired(std::string_view stream, std::uint64_t hash, std::uint64_t lo,
+                                  std::uint64_t hi, std::int64_t cutoff_us, std::uint64_t end) const
+    -> Result<std::uint64_t> {
+  // Write times never step back, so a stream's expired events are a prefix:
+  // the first revision in [lo, hi] written at or after the cutoff (hi + 1 if
+  // none), by bisection over the stream index.
+  std::uint64_t a = lo, b = hi + 1;
+  while (a < b) {
+    const std::uint64_t mid = a + (b - a) / 2;
+    auto entries = core_->collect(hash, mid, mid, end);
+    if (!entries) return entries.status();
+    std::optional<std::int64_t> ts;
+    for (const auto& e : *entries) {
+      Status st = log_->visit(GlobalPosition(e.position), [&](const engine::RecordView& v) {
+        if (v.stream == stream && v.revision.value == mid) ts = v.timestamp_us;
+      });
+      if (!st.is_ok()) return unconfirmed(e.position, fmt::format("the age of '{}'", stream), st);
+      if (ts) break;
+    }
+    if (!ts)
+      return Status(
+          Errc::kCorruption,
+          fmt::format("stream '{}': revision {} is missing from the stream index", stream, mid));
+    if (*ts >= cutoff_us)
+      b = mid;
+    else
+      a = mid + 1;
+  }
+  return a;
 }
 
 auto Store::Impl::visit_stream(const std::string& stream, StreamRevision from, std::uint64_t count,
                                Direction dir, const StreamVisitor& fn) const -> Status {
   const std::uint64_t end = log_->durable_end().value;
   const std::uint64_t hash = hash_of(stream);
+  // Taken after the durable end: rules published before it moved are in.
+  auto rules_now = rules_snapshot();
+  const StreamRules* rules = find_rules_of(*rules_now, stream);
+  if (rules && rules->tombstoned) return deleted_for_good(stream);
   auto found = durable_head(stream, hash, end);
   if (!found) return found.status();
   const std::optional<Head>& head = *found;
-  if (!head) return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+  if (!head || (rules && rules->deleted_at(head->revision)))
+    return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
   if (count == 0) return Status::ok();
+  // Revisions below `kept` are removed by the stream's metadata.
+  std::uint64_t kept = rules ? rules->first_kept(head->revision) : 0;
+  if (rules && rules->metadata.max_age_s && kept <= head->revision) {
+    const std::int64_t cutoff =
+        now_us() - static_cast<std::int64_t>(*rules->metadata.max_age_s) * 1'000'000;
+    auto first = first_unexpired(stream, hash, kept, head->revision, cutoff, end);
+    if (!first) return first.status();
+    kept = *first;
+  }
   std::uint64_t lo, hi;
   if (dir == Direction::kForward) {
-    if (from.value > head->revision) return Status::ok();
-    lo = from.value;
+    lo = std::max(from.value, kept);
+    if (lo > head->revision) return Status::ok();
     hi = head->revision - lo < count - 1 ? head->revision : lo + count - 1;
   } else {
     hi = std::min(from.value, head->revision);
-    lo = hi >= count - 1 ? hi - (count - 1) : 0;
+    if (hi < kept) return Status::ok();
+    lo = std::max(hi >= count - 1 ? hi - (count - 1) : 0, kept);
   }
   auto collected = core_->collect(hash, lo, hi, end);
   if (!collected) return collected.status();
@@ -367,8 +420,13 @@ Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition
   if (s == nullptr)
     return Status(Errc::kInvalidArgument,
                   "this node keeps no secondary index (annald --secondary-index off)");
-  return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward,
-                         std::min(end, log().durable_end()), fn);
+  const GlobalPosition stop = std::min(end, log().durable_end());
+  const Removal rm = removal();
+  if (rm.none())
+    return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward, stop,
+                           fn);
+  return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward, stop,
+                         [&](const engine::RecordView& v) { return rm.removed(v) || fn(v); });
 }
 
 Status Store::visit_query(const Query& query, GlobalPosition from, Direction direction,
@@ -380,8 +438,12 @@ Status Store::visit_query(const Query& query, GlobalPosition from, Direction dir
   Query q = query;
   normalise_query(q);
   ANNAL_RETURN_IF_ERROR(validate_query(q, query_limits(impl_->limits_)));
-  return index::visit_query(*s, log(), q, from, direction == Direction::kBackward,
-                            std::min(end, log().durable_end()), fn);
+  const GlobalPosition stop = std::min(end, log().durable_end());
+  const Removal rm = removal();
+  if (rm.none())
+    return index::visit_query(*s, log(), q, from, direction == Direction::kBackward, stop, fn);
+  return index::visit_query(*s, log(), q, from, direction == Direction::kBackward, stop,
+                            [&](const engine::RecordView& v) { return rm.removed(v) || fn(v); });
 }
 
 char Store::category_separator() const {

@@ -12,11 +12,13 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/types.h"
+#include "index/lifecycle.h"
 #include "index/query.h"
 #include "index/secondary.h"
 
@@ -109,6 +111,43 @@ struct MultiAppend {
 
 enum class Direction : std::uint8_t { kForward = 0, kBackward = 1 };
 
+// A stream's metadata and deletion state (docs/semantics.md, "Metadata and
+// deletion"), as durable.
+struct StreamMetadata {
+  // The metadata stream's revision of the metadata as set (the expected
+  // revision of the next set_metadata); nullopt if the stream has no
+  // metadata stream yet.
+  std::optional<StreamRevision> revision;
+  std::string json = "{}";  // the metadata as last set ("{}" if never)
+  StreamRules rules;        // what annal acts on, folded over the metadata stream
+  bool deleted = false;     // soft-deleted now: reads as not found
+};
+
+class Store;
+
+// The deletion rules at one moment, for reads in log order (read_all,
+// subscriptions, consumer groups, secondary index reads): whether an event
+// is removed. Take it after reading the durable end the read stops at.
+class Removal {
+ public:
+  Removal() = default;
+  // No stream has rules: nothing is removed (the common case, checked first).
+  bool none() const { return !rules_ || rules_->empty(); }
+  // Whether `v` is removed now by its stream's metadata or deletion. Lost
+  // markers (repair) are never removed: they are damage, reported.
+  bool removed(const engine::RecordView& v) const { return !none() && removed_slow(v); }
+
+ private:
+  friend class Store;
+  bool removed_slow(const engine::RecordView& v) const;
+  const Store* store_ = nullptr;
+  std::shared_ptr<const RulesMap> rules_;
+  std::int64_t now_us_ = 0;
+  std::uint64_t end_ = 0;
+  // Last revisions of streams with max_count, looked up once per Removal.
+  mutable std::unordered_map<std::string, std::uint64_t> heads_;
+};
+
 struct IndexStats {
   std::uint64_t memtable_entries = 0;
   std::uint64_t index_files = 0;
@@ -155,6 +194,36 @@ class Store {
                       Direction direction, const StreamVisitor& fn) const;
   // The stream's last durable revision; kStreamNotFound if none.
   Result<StreamRevision> last_revision(const std::string& stream) const;
+
+  // ---- Stream lifecycle (docs/semantics.md, "Metadata and deletion") ----
+  // Sets `stream`'s metadata: a JSON object (index/lifecycle.h
+  // parse_metadata: max_count, max_age, truncate_before, and the
+  // application's own keys), appended as a $metadata event to its metadata
+  // stream "$$stream" with `expected` (that stream's revision: metadata is
+  // versioned like any stream). Effective for every read from the moment it
+  // is durable. kBadRequest for bad metadata, kStreamDeleted if the stream
+  // was hard-deleted.
+  void set_metadata(std::string stream, ExpectedRevision expected, std::string json,
+                    std::function<void(const engine::AppendOutcome&)> done);
+  engine::AppendOutcome set_metadata_sync(std::string stream, ExpectedRevision expected,
+                                          std::string json);
+  // The durable metadata and deletion state (kStreamDeleted is not an error
+  // here: it is in the rules).
+  Result<StreamMetadata> read_metadata(const std::string& stream) const;
+  // Deletes `stream` (its expectation checked as by an append): soft (it
+  // reads as not found; a later append continues its revisions) or hard (a
+  // tombstone: never written again, kStreamDeleted). The outcome's
+  // truncate_before is the stream's last revision + 1. Soft-deleting a
+  // stream with no visible event is kStreamNotFound.
+  void delete_stream(std::string stream, ExpectedRevision expected, bool hard,
+                     std::function<void(const engine::AppendOutcome&)> done);
+  engine::AppendOutcome delete_stream_sync(std::string stream, ExpectedRevision expected,
+                                           bool hard);
+  // The rules now, for a read in log order below a durable end read before.
+  Removal removal() const;
+  // The last durable revision of `stream` regardless of removals (for
+  // Removal's max_count); nullopt if none. Errors if it cannot be read.
+  Result<std::optional<StreamRevision>> raw_head(std::string_view stream, std::uint64_t end) const;
 
   // The events of a secondary index key (the category, event type, tag,
   // correlation or causation id `value`) below position `end` (at most the

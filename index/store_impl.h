@@ -50,6 +50,17 @@ struct AppendCtx {
   // the append was queued (none matched); the writer checks from here.
   std::uint64_t checked_through = 0;
   bool multi = false;  // append_multi: the outcome lists every stream
+  // A deletion (parts: the stream, checked; its metadata stream, written):
+  // the writer fills in the event's data once it knows the stream's head.
+  enum class Lifecycle { kNone, kDelete, kTombstone } lifecycle = Lifecycle::kNone;
+};
+
+// A change of a stream's rules by an event not yet on disk (the writer's
+// rules include it; readers' from on_disk).
+struct RuleChange {
+  std::uint64_t position = 0;
+  std::string stream;
+  StreamRules rules;
 };
 
 // A prepared append that is not durable yet: the writer's view of it, so
@@ -84,6 +95,17 @@ inline Status unconfirmed(std::uint64_t pos, std::string_view what, const Status
                 st.to_string());
   return Status(code, fmt::format("position {} (needed to confirm {}) cannot be read: {}", pos,
                                   what, st.message()));
+}
+
+inline const StreamRules* find_rules_of(const RulesMap& m, std::string_view stream) {
+  if (m.empty()) return nullptr;
+  auto it = m.find(std::string(stream));
+  return it == m.end() ? nullptr : &it->second;
+}
+
+inline Status deleted_for_good(std::string_view stream) {
+  return Status(Errc::kStreamDeleted,
+                fmt::format("stream '{}' was deleted for good (hard delete)", stream));
 }
 
 inline std::string expected_text(const ExpectedRevision& e) {
@@ -143,7 +165,8 @@ class Store::Impl final : public engine::WriteHooks {
   // order, and what prepare() needs to check them.
   void submit(std::vector<StreamAppend> streams, std::optional<AppendCondition> condition,
               bool multi, std::function<void(const engine::AppendOutcome&)> done,
-              std::uint64_t checked_through = 0);
+              std::uint64_t checked_through = 0,
+              AppendCtx::Lifecycle lifecycle = AppendCtx::Lifecycle::kNone);
 
   // ---- Writer thread: the writer's view includes prepared, not yet
   // durable appends (pending_). ----
@@ -181,6 +204,7 @@ class Store::Impl final : public engine::WriteHooks {
   struct PartCheck {
     enum class Kind { kNew, kDuplicate, kWrong } kind = Kind::kNew;
     std::optional<Head> head;
+    bool deleted = false;  // every event below its cut: expectations see no stream
     Dedup dedup{};
   };
   Result<PartCheck> check_part(const Part& c, std::span<const EventId> ids, std::uint64_t next);
@@ -228,13 +252,39 @@ class Store::Impl final : public engine::WriteHooks {
 
   void aborted(const engine::AppendRequest& req) override;
 
+  void on_disk(GlobalPosition end) override;
+
   void durable(GlobalPosition end) override;
+
+  // ---- Stream lifecycle (index/store_lifecycle.cc) ----
+  // At open: the rules from DATA/lifecycle and the metadata streams' events
+  // after it (or the whole log when it is missing or damaged).
+  Status open_lifecycle(std::uint64_t end);
+  // Writes DATA/lifecycle (a cache of the log: a failure only costs the next
+  // open a longer scan).
+  void persist_lifecycle(std::uint64_t through);
+  // The writer's rules of `stream` (including appends not yet durable).
+  const StreamRules* writer_rules(std::string_view stream) const;
+  // Folds the written metadata-stream events of `part` into the writer's
+  // rules.
+  void note_rule_events(const engine::AppendRequest& req, const Part& part, std::uint64_t at,
+                        std::uint64_t first_rev);
+  // A deletion's part of prepare(): checks and fills in its event.
+  std::optional<Decision> prepare_deletion(engine::AppendRequest& req, const AppendCtx& c,
+                                           const std::vector<PartCheck>& checks,
+                                           engine::AppendOutcome& outcome);
+  std::shared_ptr<const RulesMap> rules_snapshot() const;
 
   // ---- Readers ----
   Result<std::optional<Head>> durable_head(std::string_view stream, std::uint64_t hash,
                                            std::uint64_t end) const;
 
   Result<StreamRevision> last_revision(const std::string& stream) const;
+
+  // max_age: the first revision of [lo, hi] written at or after cutoff_us.
+  Result<std::uint64_t> first_unexpired(std::string_view stream, std::uint64_t hash,
+                                        std::uint64_t lo, std::uint64_t hi, std::int64_t cutoff_us,
+                                        std::uint64_t end) const;
 
   Status visit_stream(const std::string& stream, StreamRevision from, std::uint64_t count,
                       Direction dir, const StreamVisitor& fn) const;
@@ -261,6 +311,15 @@ class Store::Impl final : public engine::WriteHooks {
   std::deque<Pending> pending_;    // writer thread
   std::uint64_t durable_end_ = 0;  // writer thread
   std::atomic<bool> ready_{false};
+  // Stream lifecycle: the rules readers see (published at on_disk), the
+  // writer's (with not yet durable changes), and those changes.
+  mutable std::mutex rules_mu_;
+  std::shared_ptr<const RulesMap> rules_ = std::make_shared<RulesMap>();
+  RulesMap writer_rules_;                // writer thread
+  std::deque<RuleChange> rule_changes_;  // writer thread
+  std::uint64_t lifecycle_through_ = 0;  // writer thread: DATA/lifecycle covers below
+  bool lifecycle_dirty_ = false;         // writer thread
+  std::chrono::steady_clock::time_point lifecycle_written_{};
   std::shared_mutex log_gone_mu_;  // load_range (background) vs the destructor
   bool log_gone_ = false;
 

@@ -61,7 +61,7 @@ auto Store::Impl::precheck(const AppendCondition& cond) const -> std::uint64_t {
 void Store::Impl::submit(std::vector<StreamAppend> streams,
                          std::optional<AppendCondition> condition, bool multi,
                          std::function<void(const engine::AppendOutcome&)> done,
-                         std::uint64_t checked_through) {
+                         std::uint64_t checked_through, AppendCtx::Lifecycle lifecycle) {
   engine::AppendRequest req;
   std::size_t total = 0;
   for (const auto& a : streams) total += a.events.size();
@@ -71,6 +71,7 @@ void Store::Impl::submit(std::vector<StreamAppend> streams,
   ctx.condition = std::move(condition);
   ctx.checked_through = checked_through;
   ctx.multi = multi;
+  ctx.lifecycle = lifecycle;
   for (auto& a : streams) {
     Part part;
     part.first_event = static_cast<std::uint32_t>(req.events.size());
@@ -205,7 +206,20 @@ auto Store::Impl::check_part(const Part& c, std::span<const EventId> ids, std::u
   if (!found_head) return found_head.status();
   PartCheck out;
   out.head = *found_head;
-  const std::optional<Head>& head = out.head;
+  // A tombstone refuses every write to the stream and to its metadata.
+  const std::string_view target = is_metadata_stream(c.stream)
+                                      ? std::string_view(c.stream).substr(kMetaPrefix.size())
+                                      : std::string_view(c.stream);
+  if (const StreamRules* t = writer_rules(target); t && t->tombstoned)
+    return Status(Errc::kStreamDeleted,
+                  fmt::format("stream '{}' was deleted for good (hard delete): it cannot be "
+                              "written again",
+                              target));
+  // A soft-deleted stream (every event below its cut) does not exist for
+  // expectations; its new events still follow its last revision.
+  const StreamRules* rules = writer_rules(c.stream);
+  out.deleted = out.head && rules && rules->deleted_at(out.head->revision);
+  const std::optional<Head> head = out.deleted ? std::nullopt : out.head;
   auto wrong = [&] {
     out.kind = PartCheck::Kind::kWrong;
     return out;
@@ -231,10 +245,23 @@ auto Store::Impl::check_part(const Part& c, std::span<const EventId> ids, std::u
       if (*m == WindowResult::kConflict) return wrong();
       return out;
     }
-    case Kind::kNoStream:
-      if (!head) return out;
-      if (ids.empty()) return wrong();
-      return retry(match_at_revisions(c, 0, ids));
+    case Kind::kNoStream: {
+      if (!head && !out.deleted) return out;
+      if (ids.empty()) return head ? wrong() : out;
+      if (!head) {
+        // Deleted: a retry of the append that recreated it, while that
+        // still left every event below the cut, is in the id window.
+        Dedup d{};
+        auto m = match_in_window(c, ids, next, d);
+        if (!m) return m.status();
+        if (*m == WindowResult::kDuplicate) return retry(std::optional<Dedup>(d));
+        if (*m == WindowResult::kConflict) return wrong();
+        return out;
+      }
+      // Recreated after a soft delete: its first revision followed the
+      // deleted ones.
+      return retry(match_at_revisions(c, rules ? rules->deleted_before : 0, ids));
+    }
     case Kind::kExact: {
       const std::uint64_t n = c.expected.revision.value;
       if (!head || head->revision < n) return wrong();
@@ -326,6 +353,8 @@ auto Store::Impl::prepare(engine::AppendRequest& req, GlobalPosition next,
   }
   if (auto d = resolve_retry(*c, checks, outcome)) return *d;
   if (auto w = resolve_wrong(*c, checks, outcome)) return *w;
+  if (c->lifecycle != AppendCtx::Lifecycle::kNone)
+    if (auto d = prepare_deletion(req, *c, checks, outcome)) return *d;
   if (c->condition) {
     secondary_->track_recent();  // from the first condition on
     auto conflict = first_conflict(*c->condition, next.value, c->checked_through);
@@ -395,9 +424,11 @@ auto Store::Impl::resolve_wrong(const AppendCtx& c, const std::vector<PartCheck>
   bool any = false;
   for (std::size_t i = 0; i < c.parts.size(); ++i) {
     const bool failed = checks[i].kind == PartCheck::Kind::kWrong;
+    // A soft-deleted stream's actual revision is "no stream".
     const std::optional<Head>& head = checks[i].head;
+    const bool exists = head.has_value() && !checks[i].deleted;
     const std::optional<StreamRevision> actual =
-        head ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
+        exists ? std::optional<StreamRevision>(StreamRevision(head->revision)) : std::nullopt;
     if (c.multi)
       outcome.streams.push_back(engine::AppendOutcome::StreamResult{
           StreamRevision(UINT64_MAX), 0, failed, failed ? actual : std::nullopt});
@@ -406,7 +437,8 @@ auto Store::Impl::resolve_wrong(const AppendCtx& c, const std::vector<PartCheck>
     any = true;
     message +=
         fmt::format("{}stream '{}': expected revision {}, actual {}", message.empty() ? "" : "; ",
-                    c.parts[i].stream, expected_text(c.parts[i].expected), actual_text(head));
+                    c.parts[i].stream, expected_text(c.parts[i].expected),
+                    exists ? std::to_string(head->revision) : std::string("no stream"));
   }
   if (!any) {
     outcome.streams.clear();
@@ -449,6 +481,7 @@ void Store::Impl::write_parts(engine::AppendRequest& req, GlobalPosition next, c
                                    ids.begin() + part.first_event + part.count);
     pending_.push_back(Pending{at, first_rev, part.stream, part.hash, part.key, head,
                                std::move(part_ids), &req.events[part.first_event]});
+    if (is_metadata_stream(part.stream)) note_rule_events(req, part, at, first_rev);
   }
 }
 
@@ -476,6 +509,10 @@ void Store::Impl::aborted(const engine::AppendRequest& req) {
     left -= std::min(left, p.ids.size());
   }
   if (secondary_ && first != UINT64_MAX) secondary_->abort_from(first);
+  // The writer's rules: the readers' plus the changes still pending.
+  while (!rule_changes_.empty() && rule_changes_.back().position >= first) rule_changes_.pop_back();
+  writer_rules_ = *rules_snapshot();
+  for (const RuleChange& rc : rule_changes_) writer_rules_[rc.stream] = rc.rules;
 }
 
 void Store::Impl::durable(GlobalPosition end) {
@@ -486,6 +523,12 @@ void Store::Impl::durable(GlobalPosition end) {
     pending_.pop_front();
   core_->set_durable(end.value);
   if (secondary_) secondary_->set_durable(end.value);
+  // DATA/lifecycle: soon after the rules changed, and every few million
+  // events (it bounds the log an open folds).
+  if ((lifecycle_dirty_ &&
+       std::chrono::steady_clock::now() - lifecycle_written_ >= std::chrono::seconds(1)) ||
+      end.value - lifecycle_through_ >= (std::uint64_t{1} << 22))
+    persist_lifecycle(end.value);
   std::shared_ptr<const Listeners> ls;
   {
     std::lock_guard lock(listeners_mu_);

@@ -184,7 +184,7 @@ void Group::maybe_fetch() {
       shared_.reads, [self = shared_from_this(), f, filter = std::move(filter), from, end, limits] {
         const index::Store& store = self->shared_.store;
         if (!f->index_phase)
-          f->step = read::scan_log(store.log(), filter, from, end, read::kMaxScanPerStep, limits,
+          f->step = read::scan_log(store, filter, from, end, read::kMaxScanPerStep, limits,
                                    f->events);
         else if (filter.target == read::Target::kIndex)
           f->step = read::read_index_key(store, filter, from, limits, f->events);

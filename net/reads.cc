@@ -84,7 +84,7 @@ void Connection::handle_read_all(std::uint64_t id, std::string_view payload) {
   serve_page<proto::ReadAllReq>(
       id, payload,
       [](Connection& c, const proto::ReadAllReq& req, const read::PageLimits& l, WireSink& out) {
-        return read::read_all_page(c.shared_->store.log(), req.from, req.direction, l, out);
+        return read::read_all_page(c.shared_->store, req.from, req.direction, l, out);
       });
 }
 

@@ -182,7 +182,7 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
     // here, so the subscribers of this thread that follow find it cached
     // instead of each queuing the same scan on the reading pool.
     fresh->step =
-        read::scan_log(shared_->store.log(), f, from, end, max_scan, limits, fresh->events);
+        read::scan_log(shared_->store, f, from, end, max_scan, limits, fresh->events);
     if (fresh->step.status.is_ok()) shared_->live.insert(key, fresh, fresh->events.bytes());
     co_return fresh;
   }
@@ -194,7 +194,7 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   const read::PageLimits* lp = &limits;
   auto work = [sp, fp, lp, out, index_phase, from, end, max_scan]() -> asio::awaitable<void> {
     if (!index_phase)
-      out->step = read::scan_log(sp->log(), *fp, from, end, max_scan, *lp, out->events);
+      out->step = read::scan_log(*sp, *fp, from, end, max_scan, *lp, out->events);
     else if (fp->target == read::Target::kIndex || fp->target == read::Target::kQuery)
       out->step = read::read_index_key(*sp, *fp, from, *lp, out->events);
     else

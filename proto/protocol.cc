@@ -343,7 +343,7 @@ const char* code_name(Code c) {
       break;
   }
   auto v = static_cast<std::uint16_t>(c);
-  if (v <= static_cast<std::uint16_t>(Errc::kAppendConditionFailed))
+  if (v <= static_cast<std::uint16_t>(Errc::kStreamDeleted))
     return errc_name(static_cast<Errc>(v));
   return "unknown";
 }

@@ -110,6 +110,7 @@ enum class Code : std::uint16_t {
   kInvalidArgument = 14,
   kInternal = 15,
   kAppendConditionFailed = 16,  // v3
+  kStreamDeleted = 17,          // v5: the stream was hard-deleted (tombstone)
   kUnsupportedVersion = 100,
   kUnknownOperation = 101,
   kFrameTooLarge = 102,

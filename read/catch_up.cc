@@ -16,8 +16,10 @@ bool Filter::matches(const engine::RecordView& v) const {
   return !lost && v.stream.starts_with(stream_prefix) && v.type.starts_with(type_prefix);
 }
 
-Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, GlobalPosition end,
+Step scan_log(const index::Store& store, const Filter& f, GlobalPosition from, GlobalPosition end,
               std::uint64_t max_scan, const PageLimits& limits, EventSink& out) {
+  const engine::Log& log = store.log();
+  const index::Removal removal = store.removal();
   Step s;
   s.next = from;
   s.next_rev = f.min_rev;
@@ -25,7 +27,7 @@ Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, Glob
   const std::uint64_t limit =
       std::min(end.value - from.value, std::max<std::uint64_t>(max_scan, 1));
   s.status = log.scan_forward(from, limit, [&](const engine::RecordView& v) {
-    if (f.matches(v)) {
+    if (f.matches(v) && !removal.removed(v)) {
       if (!limits.fits(out, v)) return false;  // the next step starts with it
       out.add(v);
       s.scanned_after_last_event = 0;

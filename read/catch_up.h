@@ -53,7 +53,9 @@ struct Step {
 };
 
 // Scans [from, end) for events matching `f`, at most `max_scan` positions.
-Step scan_log(const engine::Log& log, const Filter& f, GlobalPosition from, GlobalPosition end,
+// Events removed by their stream's metadata or deletion are skipped (looked
+// at, not matching).
+Step scan_log(const index::Store& store, const Filter& f, GlobalPosition from, GlobalPosition end,
               std::uint64_t max_scan, const PageLimits& limits, EventSink& out);
 
 // The stream's events from revision `from_rev` through the stream index. When

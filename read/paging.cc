@@ -49,12 +49,18 @@ Page read_stream_page(const index::Store& store, const std::string& stream, std:
   return page;
 }
 
-Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction direction,
+Page read_all_page(const index::Store& store, std::uint64_t from, index::Direction direction,
                    const PageLimits& limits, EventSink& out) {
+  const engine::Log& log = store.log();
   const std::uint64_t durable = log.durable_end().value;
+  const index::Removal removal = store.removal();  // after the durable end
   Page page;
   page.durable_end = durable;
   auto take = [&](const engine::RecordView& v, std::uint64_t next) {
+    if (removal.removed(v)) {
+      page.next = next;
+      return true;
+    }
     if (!limits.fits(out, v)) return false;
     out.add(v);
     page.next = next;

@@ -31,7 +31,9 @@ Page read_stream_page(const index::Store& store, const std::string& stream, std:
                       index::Direction direction, const PageLimits& limits, EventSink& out);
 
 // Durable events of the log from position `from` (inclusive) in `direction`.
-Page read_all_page(const engine::Log& log, std::uint64_t from, index::Direction direction,
+// Events removed by their stream's metadata or deletion are skipped: a page
+// may hold fewer events than it looked at (`next` goes past them).
+Page read_all_page(const index::Store& store, std::uint64_t from, index::Direction direction,
                    const PageLimits& limits, EventSink& out);
 
 // Durable events of a secondary index key (Store::visit_index) from position

@@ -259,7 +259,13 @@ RepairPlan plan_repair(const VerifyReport& report) {
                                "at open"
                              : "the log's end moves back, below what the secondary index may "
                                "cover; the node rebuilds it from the log at open"});
-  (void)log_changed;
+  // The stream rules are folded from the log's metadata streams: a changed
+  // log (a marker where a metadata event was, a cut) is folded again.
+  if ((log_changed || cuts_log_end) && d.has_lifecycle)
+    plan.actions.push_back(RepairAction{
+        .kind = K::kDropStreamIndex,
+        .file = "lifecycle",
+        .why = "the log changes; the node folds the stream rules from the log again at open"});
   return plan;
 }
 

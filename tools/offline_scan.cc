@@ -83,6 +83,9 @@ const char* finding_kind_name(FindingKind k) {
 
 bool is_known_entry(const std::string& name) {
   if (name == "LOCK" || name == "index" || name == "secondary" || name == "groups") return true;
+  // The stream rules folded from the metadata streams (index/lifecycle.h),
+  // and its write a crash interrupted (replaced at the next write).
+  if (name == "lifecycle" || name == "lifecycle.tmp") return true;
   // The next segment, zero-filled ahead of use by the node (engine/log.cc).
   if (name == "spare.seg.tmp") return true;
   if (name.rfind("repair-backup-", 0) == 0) return true;
@@ -288,6 +291,8 @@ Result<DirectorySurvey> survey_directory(const std::string& dir, const SurveyOpt
       idxs.insert(q->value);
     } else if (n == "index") {
       d.has_stream_index = true;
+    } else if (n == "lifecycle") {
+      d.has_lifecycle = true;
     } else if (n == "secondary") {
       d.has_secondary_index = true;
     } else if (!is_known_entry(n)) {

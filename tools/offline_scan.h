@@ -115,6 +115,7 @@ struct DirectorySurvey {
   std::vector<std::string> orphan_idx;
   bool has_stream_index = false;     // DIR/index exists
   bool has_secondary_index = false;  // DIR/secondary exists
+  bool has_lifecycle = false;        // DIR/lifecycle exists (stream rules, a cache of the log)
   std::vector<Finding> findings;     // filled by survey_directory in log order
   std::uint64_t bytes_scanned = 0;
   std::uint64_t records = 0;
