@@ -114,6 +114,12 @@ class GroupState {
   };
   // Hands ready events to consumers with room, round robin over consumers.
   std::vector<Delivery> dispatch(Clock::time_point now);
+  // The event held at `position` (nullptr if none): what a delivery checks
+  // before it goes out.
+  const Event* held(std::uint64_t position) const {
+    auto it = entries_.find(position);
+    return it == entries_.end() ? nullptr : &it->second.ev;
+  }
 
   // Positions never delivered, or resolved already, are ignored (a late ack
   // after a redelivery, a duplicate). Each returns how many it resolved.

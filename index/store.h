@@ -136,10 +136,13 @@ class Removal {
   // Whether `v` is removed now by its stream's metadata or deletion. Lost
   // markers (repair) are never removed: they are damage, reported.
   bool removed(const engine::RecordView& v) const { return !none() && removed_slow(v); }
+  // The same for an event known by its stream, revision and write time.
+  bool removed(std::string_view stream, std::uint64_t revision, std::int64_t timestamp_us) const;
 
  private:
   friend class Store;
   bool removed_slow(const engine::RecordView& v) const;
+  bool removed_at(std::string_view stream, std::uint64_t revision, std::int64_t timestamp_us) const;
   const Store* store_ = nullptr;
   std::shared_ptr<const RulesMap> rules_;
   std::int64_t now_us_ = 0;

@@ -269,21 +269,31 @@ Result<std::optional<StreamRevision>> Store::raw_head(std::string_view stream,
 
 bool Removal::removed_slow(const engine::RecordView& v) const {
   if (v.flags & engine::format::kFlagLost) return false;
-  const StreamRules* r = find_rules_of(*rules_, v.stream);
+  return removed_at(v.stream, v.revision.value, v.timestamp_us);
+}
+
+bool Removal::removed(std::string_view stream, std::uint64_t revision,
+                      std::int64_t timestamp_us) const {
+  return !none() && !stream.empty() && removed_at(stream, revision, timestamp_us);
+}
+
+bool Removal::removed_at(std::string_view stream, std::uint64_t revision,
+                         std::int64_t timestamp_us) const {
+  const StreamRules* r = find_rules_of(*rules_, stream);
   if (r == nullptr) return false;
-  std::uint64_t head = v.revision.value;
+  std::uint64_t head = revision;
   if (r->metadata.max_count) {
-    auto it = heads_.find(std::string(v.stream));
+    auto it = heads_.find(std::string(stream));
     if (it == heads_.end()) {
-      auto h = store_->raw_head(v.stream, end_);
+      auto h = store_->raw_head(stream, end_);
       // The head cannot be read: keep the event (max_count is not applied)
       // rather than hide it; reads that need the head report the damage.
-      const std::uint64_t known = h && *h ? std::max((*h)->value, v.revision.value) : 0;
-      it = heads_.emplace(std::string(v.stream), known).first;
+      const std::uint64_t known = h && *h ? (*h)->value : 0;
+      it = heads_.emplace(std::string(stream), known).first;
     }
-    head = std::max(it->second, v.revision.value);
+    head = std::max(it->second, revision);
   }
-  return r->removes(v.revision.value, v.timestamp_us, head, now_us_);
+  return r->removes(revision, timestamp_us, head, now_us_);
 }
 
 }  // namespace annal::index

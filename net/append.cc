@@ -110,7 +110,10 @@ void Connection::finish_append(const Ack& ack) {
     return;
   }
   const engine::AppendOutcome& o = ack.outcome;
-  if (o.status.is_ok()) {
+  if (ack.deletion && o.status.is_ok()) {
+    send(proto::encode(ack.id, proto::DeleteOk{o.first_position.value, o.truncate_before},
+                       version_));
+  } else if (o.status.is_ok()) {
     proto::AppendOk ok;
     ok.first_position = o.first_position.value;
     ok.first_revision = o.first_revision.value;

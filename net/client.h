@@ -222,6 +222,14 @@ class Client {
   // nullopt: no checkpoint of that name.
   Reply<std::optional<std::uint64_t>> checkpoint_load(const std::string& name);
 
+  // v5: stream metadata and deletion (docs/semantics.md; net/client_lifecycle.cc).
+  Reply<proto::StreamMetadataOk> stream_metadata(const std::string& stream);
+  // append_ok of the metadata event; `expected` is the metadata stream's.
+  Reply<proto::AppendOk> set_stream_metadata(const std::string& stream, ExpectedRevision expected,
+                                             const std::string& json);
+  Reply<proto::DeleteOk> delete_stream(const std::string& stream, ExpectedRevision expected,
+                                       bool hard = false);
+
   // Requests sent and not yet answered.
   std::size_t in_flight() const;
   // False once the connection is gone.

@@ -117,6 +117,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_info(std::uint64_t id, std::string_view payload);
   // v4 group operations; false if `op` is not one.
   bool dispatch_group(proto::Op op, std::uint64_t id, std::string_view payload);
+  // v5: stream metadata and deletion (net/lifecycle.cc).
+  bool dispatch_lifecycle(proto::Op op, std::uint64_t id, std::string_view payload);
+  void handle_stream_metadata(std::uint64_t id, std::string_view payload);
+  void handle_set_stream_metadata(std::uint64_t id, std::string_view payload);
+  void handle_delete_stream(std::uint64_t id, std::string_view payload);
 
   // append.cc
   void handle_append(std::uint64_t id, std::string_view payload);

@@ -73,12 +73,14 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
       return;
     default:
       if (version_ >= 4 && dispatch_group(op, h.request_id, payload)) return;
+      if (version_ >= 5 && dispatch_lifecycle(op, h.request_id, payload)) return;
       break;
   }
   send_error(h.request_id, proto::Code::kUnknownOperation,
-             fmt::format(
-                 "unknown operation 0x{:02x}{}", h.op,
-                 version_ < 4 ? fmt::format(" for protocol version {}", version_) : std::string()));
+             fmt::format("unknown operation 0x{:02x}{}", h.op,
+                         version_ < proto::kProtocolVersion
+                             ? fmt::format(" for protocol version {}", version_)
+                             : std::string()));
 }
 
 bool Connection::dispatch_group(proto::Op op, std::uint64_t id, std::string_view payload) {

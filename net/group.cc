@@ -180,18 +180,17 @@ void Group::maybe_fetch() {
   limits.max_count =
       std::min<std::uint64_t>(shared_.options.max_read_count, kMaxBuffered - state_.buffered());
   limits.max_bytes = shared_.options.max_read_bytes;
-  asio::post(
-      shared_.reads, [self = shared_from_this(), f, filter = std::move(filter), from, end, limits] {
-        const index::Store& store = self->shared_.store;
-        if (!f->index_phase)
-          f->step = read::scan_log(store, filter, from, end, read::kMaxScanPerStep, limits,
-                                   f->events);
-        else if (filter.target == read::Target::kIndex)
-          f->step = read::read_index_key(store, filter, from, limits, f->events);
-        else
-          f->step = read::read_index(store, filter.stream, filter.min_rev, limits, f->events);
-        asio::post(self->strand_, [self, f] { self->on_fetched(f); });
-      });
+  asio::post(shared_.reads, [self = shared_from_this(), f, filter = std::move(filter), from, end,
+                             limits] {
+    const index::Store& store = self->shared_.store;
+    if (!f->index_phase)
+      f->step = read::scan_log(store, filter, from, end, read::kMaxScanPerStep, limits, f->events);
+    else if (filter.target == read::Target::kIndex)
+      f->step = read::read_index_key(store, filter, from, limits, f->events);
+    else
+      f->step = read::read_index(store, filter.stream, filter.min_rev, limits, f->events);
+    asio::post(self->strand_, [self, f] { self->on_fetched(f); });
+  });
 }
 
 void Group::on_fetched(const std::shared_ptr<Fetched>& f) {
@@ -254,8 +253,32 @@ void Group::fetch_replays(std::vector<std::uint64_t> positions) {
 
 void Group::deliver() {
   if (members_.empty()) return;
-  auto deliveries = state_.dispatch(Clock::now());
+  // Events removed by their stream's metadata or deletion since they were
+  // read are resolved here, never handed out (docs/semantics.md): a
+  // dispatch that met some is taken again, with the room they freed.
+  for (;;) {
+    auto deliveries = state_.dispatch(Clock::now());
+    if (deliveries.empty()) return;
+    const index::Removal removal = shared_.store.removal();
+    std::vector<std::uint64_t> removed;
+    if (!removal.none()) {
+      for (auto& d : deliveries)
+        std::erase_if(d.items, [&](const groups::GroupState::Item& item) {
+          const groups::Event* e = state_.held(item.position);
+          if (e == nullptr || !removal.removed(e->key, e->revision, e->timestamp_us)) return false;
+          removed.push_back(item.position);
+          return true;
+        });
+    }
+    send_deliveries(deliveries);
+    if (removed.empty()) return;
+    state_.ack(removed);
+  }
+}
+
+void Group::send_deliveries(std::vector<groups::GroupState::Delivery>& deliveries) {
   for (auto& d : deliveries) {
+    if (d.items.empty()) continue;
     auto m = members_.find(d.consumer);
     std::shared_ptr<Connection> conn;
     if (m != members_.end()) conn = m->second.conn.lock();

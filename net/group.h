@@ -81,6 +81,7 @@ class Group : public std::enable_shared_from_this<Group> {
   void on_fetched(const std::shared_ptr<Fetched>& f);
   void fetch_replays(std::vector<std::uint64_t> positions);
   void deliver();
+  void send_deliveries(std::vector<groups::GroupState::Delivery>& deliveries);
   void maybe_persist(bool now);
   Status write_file(const groups::GroupFile& g);
   groups::GroupFile file_now() const;

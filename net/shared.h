@@ -30,7 +30,8 @@ struct Ack {
   std::uint64_t id = 0;
   std::size_t bytes = 0;
   engine::AppendOutcome outcome;
-  bool multi = false;  // append_multi: answered with append_multi_ok / append_refused
+  bool multi = false;     // append_multi: answered with append_multi_ok / append_refused
+  bool deletion = false;  // delete_stream: answered with delete_ok
 };
 
 // What the log writer hands to one network thread: acknowledgements and

@@ -132,6 +132,11 @@ ANNAL_PROTO_MESSAGE(CheckpointSaveReq)
 ANNAL_PROTO_MESSAGE(CheckpointOk)
 ANNAL_PROTO_MESSAGE(GroupParkedReq)
 ANNAL_PROTO_MESSAGE(GroupParkedOk)
+ANNAL_PROTO_MESSAGE(StreamMetadataReq)
+ANNAL_PROTO_MESSAGE(StreamMetadataOk)
+ANNAL_PROTO_MESSAGE(SetStreamMetadataReq)
+ANNAL_PROTO_MESSAGE(DeleteStreamReq)
+ANNAL_PROTO_MESSAGE(DeleteOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -258,6 +263,16 @@ const char* op_name(Op op) {
       return "group_parked";
     case Op::kGroupParkedOk:
       return "group_parked_ok";
+    case Op::kStreamMetadata:
+      return "stream_metadata";
+    case Op::kStreamMetadataOk:
+      return "stream_metadata_ok";
+    case Op::kSetStreamMetadata:
+      return "set_stream_metadata";
+    case Op::kDeleteStream:
+      return "delete_stream";
+    case Op::kDeleteOk:
+      return "delete_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -309,6 +324,9 @@ bool is_request_op(std::uint8_t op) {
     case Op::kCheckpointSave:
     case Op::kCheckpointLoad:
     case Op::kGroupParked:
+    case Op::kStreamMetadata:
+    case Op::kSetStreamMetadata:
+    case Op::kDeleteStream:
       return true;
     default:
       return false;
@@ -343,8 +361,7 @@ const char* code_name(Code c) {
       break;
   }
   auto v = static_cast<std::uint16_t>(c);
-  if (v <= static_cast<std::uint16_t>(Errc::kStreamDeleted))
-    return errc_name(static_cast<Errc>(v));
+  if (v <= static_cast<std::uint16_t>(Errc::kStreamDeleted)) return errc_name(static_cast<Errc>(v));
   return "unknown";
 }
 

@@ -1,5 +1,5 @@
 #pragma once
-// annal wire protocol, versions 1 to 4: message types and their byte
+// annal wire protocol, versions 1 to 5: message types and their byte
 // encoding. The specification is docs/protocol.md; change neither without the
 // other, and bump kProtocolVersion (with a version-history entry) on any
 // change. A connection speaks the version its hello asked for; every walk
@@ -32,7 +32,7 @@
 namespace annal::net::proto {
 
 // The newest version this codec speaks, and the oldest a node still accepts.
-inline constexpr std::uint16_t kProtocolVersion = 4;
+inline constexpr std::uint16_t kProtocolVersion = 5;
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kHelloMagic = 0x4C4E4E41;  // "ANNL" as little-endian bytes
 inline constexpr std::size_t kLengthPrefixSize = 4;
@@ -67,6 +67,10 @@ enum class Op : std::uint8_t {
   kCheckpointSave = 0x21,
   kCheckpointLoad = 0x22,
   kGroupParked = 0x23,
+  // v5: stream metadata and deletion (docs/semantics.md)
+  kStreamMetadata = 0x24,
+  kSetStreamMetadata = 0x25,
+  kDeleteStream = 0x26,
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -77,14 +81,16 @@ enum class Op : std::uint8_t {
   kSubEvents = 0x93,
   kCheckpoint = 0x94,
   kUnsubscribeOk = 0x95,
-  kSeekTimeOk = 0x96,     // v2
-  kAppendMultiOk = 0x97,  // v3
-  kAppendRefused = 0x98,  // v3
-  kGroupOk = 0x99,        // v4
-  kGroupListOk = 0x9A,    // v4
-  kGroupEvents = 0x9B,    // v4
-  kCheckpointOk = 0x9C,   // v4
-  kGroupParkedOk = 0x9D,  // v4
+  kSeekTimeOk = 0x96,        // v2
+  kAppendMultiOk = 0x97,     // v3
+  kAppendRefused = 0x98,     // v3
+  kGroupOk = 0x99,           // v4
+  kGroupListOk = 0x9A,       // v4
+  kGroupEvents = 0x9B,       // v4
+  kCheckpointOk = 0x9C,      // v4
+  kGroupParkedOk = 0x9D,     // v4
+  kStreamMetadataOk = 0x9E,  // v5
+  kDeleteOk = 0x9F,          // v5
   kError = 0xFF,
 };
 const char* op_name(Op op);
@@ -802,3 +808,5 @@ inline Result<InfoOk> decode_info_ok(std::string_view p, std::uint16_t version =
 
 // The v4 consumer-group messages, declared in their own header.
 #include "proto/group_messages.h"  // IWYU pragma: export
+// The v5 stream metadata and deletion messages.
+#include "proto/lifecycle_messages.h"  // IWYU pragma: export

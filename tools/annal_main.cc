@@ -28,6 +28,8 @@ void usage(std::FILE* out) {
       "  group update|list|info|parked|delete|replay-parked NAME   consumer groups\n"
       "  group consume NAME [--count N]        join, print events as JSON lines, ack them\n"
       "  checkpoint NAME [POSITION]            a named consumer's stored checkpoint\n"
+      "  metadata STREAM [--set JSON]          a stream's metadata (max_count, max_age, ...)\n"
+      "  delete STREAM [--hard]                delete a stream (--hard: a tombstone)\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
       "  inspect DIR      segments and index files at a glance\n"
@@ -58,7 +60,8 @@ int main(int argc, char** argv) {
   if (cmd == "append" || cmd == "read" || cmd == "read-all" || cmd == "tail" || cmd == "info" ||
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
       cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
-      cmd == "append-multi" || cmd == "group" || cmd == "checkpoint")
+      cmd == "append-multi" || cmd == "group" || cmd == "checkpoint" || cmd == "metadata" ||
+      cmd == "delete")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

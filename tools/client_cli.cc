@@ -415,6 +415,8 @@ int run_client_command(const std::vector<std::string>& args) {
   if (cmd == "info") return cmd_info(args);
   if (cmd == "group") return cmd_group(args);
   if (cmd == "checkpoint") return cmd_checkpoint(args);
+  if (cmd == "metadata") return cmd_metadata(args);
+  if (cmd == "delete") return cmd_delete(args);
   std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());
   return 2;
 }

@@ -51,6 +51,9 @@ int cmd_append_multi(const std::vector<std::string>& args);
 // group, checkpoint (tools/client_groups.cc).
 int cmd_group(const std::vector<std::string>& args);
 int cmd_checkpoint(const std::vector<std::string>& args);
+// metadata, delete (tools/client_lifecycle.cc).
+int cmd_metadata(const std::vector<std::string>& args);
+int cmd_delete(const std::vector<std::string>& args);
 // The groups' lag as a JSON array, for `annal info` (null from a node
 // before v4, {"error": ...} if the node could not list them).
 std::string groups_json(net::Client& c);

@@ -1,0 +1,50 @@
+// Client: stream metadata and deletion (protocol v5).
+#include <fmt/format.h>
+
+#include "net/client_impl.h"
+
+namespace annal::net {
+namespace {
+
+proto::Error needs_v5(const char* what, std::uint16_t have) {
+  return make_error(
+      proto::Code::kBadRequest,
+      fmt::format("{} needs protocol version 5; this connection speaks {}", what, have));
+}
+
+}  // namespace
+
+Reply<proto::StreamMetadataOk> Client::stream_metadata(const std::string& stream) {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("stream_metadata", v);
+  return impl_->call<proto::StreamMetadataOk>(
+      [&stream, v](std::uint64_t id) {
+        return proto::encode(id, proto::StreamMetadataReq{stream}, v);
+      },
+      proto::Op::kStreamMetadataOk, &proto::decode<proto::StreamMetadataOk>);
+}
+
+Reply<proto::AppendOk> Client::set_stream_metadata(const std::string& stream,
+                                                   ExpectedRevision expected,
+                                                   const std::string& json) {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("set_stream_metadata", v);
+  return impl_->call<proto::AppendOk>(
+      [&, v](std::uint64_t id) {
+        return proto::encode(id, proto::SetStreamMetadataReq{stream, expected, json}, v);
+      },
+      proto::Op::kAppendOk, &proto::decode<proto::AppendOk>);
+}
+
+Reply<proto::DeleteOk> Client::delete_stream(const std::string& stream, ExpectedRevision expected,
+                                             bool hard) {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("delete_stream", v);
+  return impl_->call<proto::DeleteOk>(
+      [&, v](std::uint64_t id) {
+        return proto::encode(id, proto::DeleteStreamReq{stream, expected, hard}, v);
+      },
+      proto::Op::kDeleteOk, &proto::decode<proto::DeleteOk>);
+}
+
+}  // namespace annal::net

@@ -1,0 +1,97 @@
+// Connection: stream metadata and deletion (protocol v5, docs/protocol.md
+// section 3.8). Setting metadata and deleting are appends to the stream's
+// metadata stream: they go through the writer like any append and are
+// answered from the lane when durable; reading the metadata is a few index
+// lookups, on the reading pool.
+#include <fmt/format.h>
+
+#include "net/connection.h"
+
+namespace annal::net::detail {
+
+bool Connection::dispatch_lifecycle(proto::Op op, std::uint64_t id, std::string_view payload) {
+  switch (op) {
+    case proto::Op::kStreamMetadata:
+      handle_stream_metadata(id, payload);
+      return true;
+    case proto::Op::kSetStreamMetadata:
+      handle_set_stream_metadata(id, payload);
+      return true;
+    case proto::Op::kDeleteStream:
+      handle_delete_stream(id, payload);
+      return true;
+    default:
+      return false;
+  }
+}
+
+void Connection::handle_stream_metadata(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::StreamMetadataReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  asio::post(shared_->reads, [self = shared_from_this(), id, stream = std::move(m->stream)] {
+    auto md = self->shared_->store.read_metadata(stream);
+    std::string frame;
+    if (!md) {
+      frame = proto::encode_error(id, proto::Error{proto::code_from_errc(md.status().code()),
+                                                   proto::kNone, md.status().message()});
+    } else {
+      proto::StreamMetadataOk ok;
+      ok.revision = md->revision ? md->revision->value : proto::kNone;
+      ok.json = std::move(md->json);
+      const index::StreamRules& r = md->rules;
+      ok.max_count = r.metadata.max_count.value_or(proto::kNone);
+      ok.max_age = r.metadata.max_age_s.value_or(proto::kNone);
+      ok.truncate_before = r.metadata.truncate_before;
+      ok.deleted_before = r.deleted_before;
+      ok.deleted = md->deleted;
+      ok.tombstoned = r.tombstoned;
+      frame = proto::encode(id, ok, self->version_);
+    }
+    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
+      self->send(std::move(frame));
+      self->request_finished();
+    });
+  });
+}
+
+void Connection::handle_set_stream_metadata(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::SetStreamMetadataReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  const std::size_t bytes = payload.size();
+  request_started(bytes);
+  pending_appends_.push_back({id, bytes});
+  // Answered like an append (append_ok: the metadata event), from the lane.
+  shared_->store.set_metadata(std::move(m->stream), m->expected, std::move(m->json),
+                              [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
+                                if (auto self = weak.lock())
+                                  self->lane_->acks->push(Ack{self, id, bytes, o, false, false});
+                              });
+}
+
+void Connection::handle_delete_stream(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::DeleteStreamReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  const std::size_t bytes = payload.size();
+  request_started(bytes);
+  pending_appends_.push_back({id, bytes});
+  shared_->store.delete_stream(
+      std::move(m->stream), m->expected, m->hard,
+      [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
+        if (auto self = weak.lock()) self->lane_->acks->push(Ack{self, id, bytes, o, false, true});
+      });
+}
+
+}  // namespace annal::net::detail

@@ -1,0 +1,93 @@
+#pragma once
+// annal wire protocol version 5: stream metadata and deletion (docs/protocol.md
+// section 3.8, docs/semantics.md "Metadata and deletion"), declared like every
+// message in proto/protocol.h (which includes this header at its end; the
+// codec's encode/decode are instantiated for them in protocol.cc).
+
+#include <cstdint>
+#include <string>
+
+#include "proto/protocol.h"
+
+namespace annal::net::proto {
+
+// The metadata and deletion state of a stream; answered with
+// stream_metadata_ok.
+struct StreamMetadataReq {
+  static constexpr Op kOp = Op::kStreamMetadata;
+  static constexpr const char* kName = "stream_metadata";
+  std::string stream;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+  }
+};
+struct StreamMetadataOk {
+  static constexpr Op kOp = Op::kStreamMetadataOk;
+  static constexpr const char* kName = "stream_metadata_ok";
+  // The metadata stream's last revision (what set_stream_metadata expects
+  // next); kNone: it has none.
+  std::uint64_t revision = kNone;
+  std::string json = "{}";            // the metadata as last set
+  std::uint64_t max_count = kNone;    // kNone: not set
+  std::uint64_t max_age = kNone;      // seconds; kNone: not set
+  std::uint64_t truncate_before = 0;  // from the metadata
+  std::uint64_t deleted_before = 0;   // from deletions
+  bool deleted = false;               // soft-deleted now (reads as not found)
+  bool tombstoned = false;            // hard-deleted: never written again
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.revision, "revision");
+    v.str(m.json, "json");
+    v.u64(m.max_count, "max_count");
+    v.u64(m.max_age, "max_age");
+    v.u64(m.truncate_before, "truncate_before");
+    v.u64(m.deleted_before, "deleted_before");
+    v.boolean(m.deleted, "deleted");
+    v.boolean(m.tombstoned, "tombstoned");
+  }
+};
+// Sets a stream's metadata (a JSON object) with an expectation of its
+// metadata stream's revision; answered with append_ok (the metadata event's
+// position and revision) or an error as an append's.
+struct SetStreamMetadataReq {
+  static constexpr Op kOp = Op::kSetStreamMetadata;
+  static constexpr const char* kName = "set_stream_metadata";
+  std::string stream;
+  ExpectedRevision expected;
+  std::string json;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.expected(m.expected, "expected_kind", "expected_revision");
+    v.str(m.json, "json");
+  }
+};
+// Deletes a stream (soft, or hard: a tombstone) with an expectation of the
+// stream's revision; answered with delete_ok.
+struct DeleteStreamReq {
+  static constexpr Op kOp = Op::kDeleteStream;
+  static constexpr const char* kName = "delete_stream";
+  std::string stream;
+  ExpectedRevision expected;
+  bool hard = false;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.expected(m.expected, "expected_kind", "expected_revision");
+    v.boolean(m.hard, "hard");
+  }
+};
+struct DeleteOk {
+  static constexpr Op kOp = Op::kDeleteOk;
+  static constexpr const char* kName = "delete_ok";
+  std::uint64_t position = 0;         // of the deletion's event in the metadata stream
+  std::uint64_t truncate_before = 0;  // revisions below were removed
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.position, "position");
+    v.u64(m.truncate_before, "truncate_before");
+  }
+};
+
+}  // namespace annal::net::proto
