@@ -91,6 +91,14 @@ std::vector<std::uint64_t> positions_of(simdjson::dom::element f) {
   return out;
 }
 
+// An expectation as an append encodes it (expected_kind, expected_revision).
+ExpectedRevision expected_of(simdjson::dom::element f) {
+  ExpectedRevision e;
+  e.kind = static_cast<ExpectedRevision::Kind>(u64(f, "expected_kind"));
+  e.revision = StreamRevision(u64(f, "expected_revision"));
+  return e;
+}
+
 engine::EventRecord record_of(simdjson::dom::element e) {
   auto rec = event_fields<engine::EventRecord>(e);
   rec.position = GlobalPosition(u64(e, "position"));
@@ -303,15 +311,67 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       ASSERT_EQ(back->groups.size(), l.groups.size());
       EXPECT_EQ(back->groups[0].lag_us, l.groups[0].lag_us);
       EXPECT_EQ(back->groups[0].delivered_total, l.groups[0].delivered_total);
+    } else if (op == "stream_metadata") {
+      StreamMetadataReq m{str(f, "stream")};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<StreamMetadataReq>(payload_of(v, Op::kStreamMetadata), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, m.stream);
+    } else if (op == "stream_metadata_ok") {
+      StreamMetadataOk m;
+      m.revision = u64(f, "revision");
+      m.json = str(f, "json");
+      m.max_count = u64(f, "max_count");
+      m.max_age = u64(f, "max_age");
+      m.truncate_before = u64(f, "truncate_before");
+      m.deleted_before = u64(f, "deleted_before");
+      m.deleted = u64(f, "deleted") != 0;
+      m.tombstoned = u64(f, "tombstoned") != 0;
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<StreamMetadataOk>(payload_of(v, Op::kStreamMetadataOk), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->revision, m.revision) << name;
+      EXPECT_EQ(back->json, m.json) << name;
+      EXPECT_EQ(back->max_count, m.max_count) << name;
+      EXPECT_EQ(back->max_age, m.max_age) << name;
+      EXPECT_EQ(back->truncate_before, m.truncate_before) << name;
+      EXPECT_EQ(back->deleted_before, m.deleted_before) << name;
+      EXPECT_EQ(back->deleted, m.deleted) << name;
+      EXPECT_EQ(back->tombstoned, m.tombstoned) << name;
+    } else if (op == "set_stream_metadata") {
+      SetStreamMetadataReq m{str(f, "stream"), expected_of(f), str(f, "json")};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<SetStreamMetadataReq>(payload_of(v, Op::kSetStreamMetadata), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, m.stream);
+      EXPECT_EQ(back->expected.kind, m.expected.kind);
+      EXPECT_EQ(back->expected.revision, m.expected.revision);
+      EXPECT_EQ(back->json, m.json);
+    } else if (op == "delete_stream") {
+      DeleteStreamReq m{str(f, "stream"), expected_of(f), u64(f, "hard") != 0};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<DeleteStreamReq>(payload_of(v, Op::kDeleteStream), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, m.stream);
+      EXPECT_EQ(back->expected.revision, m.expected.revision);
+      EXPECT_EQ(back->hard, m.hard);
+    } else if (op == "delete_ok") {
+      DeleteOk m{u64(f, "position"), u64(f, "truncate_before")};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<DeleteOk>(payload_of(v, Op::kDeleteOk), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->position, m.position);
+      EXPECT_EQ(back->truncate_before, m.truncate_before);
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
-  EXPECT_EQ(seen, (std::set<std::string>{"append", "append_ok", "error", "hello", "read_ok",
-                                         "append_multi", "read_query", "append_multi_ok",
-                                         "append_refused", "group_create", "group_ack",
-                                         "group_nack", "group_events", "group_list_ok"}));
-  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4}));
+  EXPECT_EQ(seen, (std::set<std::string>{
+                      "append", "append_ok", "error", "hello", "read_ok", "append_multi",
+                      "read_query", "append_multi_ok", "append_refused", "group_create",
+                      "group_ack", "group_nack", "group_events", "group_list_ok", "stream_metadata",
+                      "stream_metadata_ok", "set_stream_metadata", "delete_stream", "delete_ok"}));
+  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4, 5}));
 }
 
 }  // namespace

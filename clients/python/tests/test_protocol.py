@@ -27,7 +27,9 @@ def test_every_vector_is_understood(vectors):
     assert {"append", "append_ok", "error", "hello", "read_ok", "append_multi", "read_query",
             "append_multi_ok", "append_refused"} <= ops
     assert {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"} <= ops
-    assert {v["version"] for v in vectors} == {1, 2, 3, 4}
+    assert {"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
+            "delete_ok"} <= ops
+    assert {v["version"] for v in vectors} == {1, 2, 3, 4, 5}
 
 
 def query_of(items):
@@ -172,3 +174,43 @@ def test_version_4_group_frames(vectors):
             continue
         seen.add(v["op"])
     assert seen == {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"}
+
+
+def test_version_5_metadata_and_deletion_frames(vectors):
+    seen = set()
+    none = lambda x: None if x == p.NONE else x  # noqa: E731
+    for v in (v for v in vectors if v["version"] == 5):
+        f, rid = v["fields"], v["request_id"]
+        if v["op"] == "stream_metadata":
+            assert p.encode_stream_metadata(rid, f["stream"]).hex() == v["hex"], v["name"]
+        elif v["op"] == "set_stream_metadata":
+            expected = p.Expected(p.ExpectedKind(f["expected_kind"]), f["expected_revision"])
+            got = p.encode_set_stream_metadata(rid, f["stream"], expected, f["json"])
+            assert got.hex() == v["hex"], v["name"]
+        elif v["op"] == "delete_stream":
+            expected = p.Expected(p.ExpectedKind(f["expected_kind"]), f["expected_revision"])
+            got = p.encode_delete_stream(rid, f["stream"], expected, f["hard"] == 1)
+            assert got.hex() == v["hex"], v["name"]
+        elif v["op"] == "stream_metadata_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.STREAM_METADATA_OK, rid)
+            assert p.decode_stream_metadata_ok(payload) == p.StreamMetadata(
+                none(f["revision"]), f["json"], none(f["max_count"]), none(f["max_age"]),
+                f["truncate_before"], f["deleted_before"], f["deleted"] == 1,
+                f["tombstoned"] == 1), v["name"]
+            with pytest.raises(p.ProtocolError, match="ends inside"):
+                p.decode_stream_metadata_ok(payload[:-1])
+        elif v["op"] == "delete_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.DELETE_OK, rid)
+            assert p.decode_delete_ok(payload) == p.DeleteResult(f["position"],
+                                                                 f["truncate_before"])
+        elif v["op"] == "error":
+            op, got_rid, payload = split(v["hex"])
+            e = p.decode_error(payload)
+            assert (op, e.code, p.code_name(e.code)) == (p.Op.ERROR, 17, "stream_deleted")
+        else:
+            continue
+        seen.add(v["op"])
+    assert seen == {"stream_metadata", "stream_metadata_ok", "set_stream_metadata",
+                    "delete_stream", "delete_ok", "error"}

@@ -1,4 +1,4 @@
-// A client for annald over one TCP connection (docs/protocol.md, version 3):
+// A client for annald over one TCP connection (docs/protocol.md, version 5):
 // any number of requests in flight up to the node's max_in_flight, responses
 // matched by request id, subscriptions as async iterators.
 
@@ -29,6 +29,9 @@ export class WrongExpectedRevision extends AnnalError {
 
 export class StreamNotFound extends AnnalError {}
 
+/** The stream was hard-deleted (a tombstone): never written or read again. */
+export class StreamDeleted extends AnnalError {}
+
 /** append_multi refused by an expectation (code 1: `streams` says which failed, with
  * their actual revisions) or by its condition (code 16: `conflictPosition`). Nothing
  * was written. */
@@ -52,6 +55,7 @@ function toError(e: p.ErrorFrame): AnnalError {
   const detail = e.detail === p.NONE ? undefined : e.detail;
   if (e.code === Code.WrongExpectedRevision) return new WrongExpectedRevision(e.code, e.message, detail);
   if (e.code === Code.StreamNotFound) return new StreamNotFound(e.code, e.message, detail);
+  if (e.code === Code.StreamDeleted) return new StreamDeleted(e.code, e.message, detail);
   return new AnnalError(e.code, e.message, detail);
 }
 
@@ -421,6 +425,57 @@ export class Client {
   /** A named consumer's checkpoint, or null. */
   async checkpointLoad(name: string): Promise<bigint | null> {
     return p.decodeCheckpointOk(await this.groupCall((id) => p.encodeGroupName(Op.CheckpointLoad, id, name)));
+  }
+
+  // ---- stream metadata and deletion (v5, docs/semantics.md) ----
+
+  /**
+   * The stream's metadata and deletion state: `revision` of its metadata
+   * stream (what setStreamMetadata expects next; null: never set), `json` as
+   * last set ("{}" if never), `maxCount` and `maxAge` (seconds; null when
+   * unset), `truncateBefore`, `deletedBefore` (from deletions), `deleted`
+   * (soft-deleted now) and `tombstoned` (hard-deleted). Retried as reads are.
+   */
+  async streamMetadata(stream: string): Promise<p.StreamMetadata> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeStreamMetadata(id, stream), true);
+    });
+    return p.decodeStreamMetadataOk(payload);
+  }
+
+  /**
+   * Sets the stream's metadata, `json` a JSON object: its `max_count`,
+   * `max_age` (seconds) and `truncate_before` (each a non-negative integer or
+   * null) are rules the node applies to every read; other keys are the
+   * application's. `expected` is of the metadata stream
+   * (`streamMetadata(...).revision`): a conflict throws WrongExpectedRevision
+   * with the metadata stream's actual revision. Resolves to the metadata
+   * event's append result; StreamDeleted if the stream is tombstoned. Not
+   * retried once sent (nothing would recognise the retry).
+   */
+  async setStreamMetadata(stream: string, expected: Expected, json: string): Promise<AppendResult> {
+    return p.decodeAppendOk(await this.sendOnce((id) => p.encodeSetStreamMetadata(id, stream, expected, json)));
+  }
+
+  /**
+   * Deletes `stream` (`expected` is of the stream itself, as for append).
+   * Soft (default): the stream reads as not found and a later append
+   * recreates it, continuing its revisions (StreamNotFound if it has no
+   * visible event). `hard`: a tombstone; every later append or read of it
+   * throws StreamDeleted. Resolves to `position` (the deletion's event) and
+   * `truncateBefore` (last revision + 1). Not retried once sent.
+   */
+  async deleteStream(stream: string, expected: Expected, hard = false): Promise<p.DeleteResult> {
+    return p.decodeDeleteOk(await this.sendOnce((id) => p.encodeDeleteStream(id, stream, expected, hard)));
+  }
+
+  /** A counted request whose retry the node could not recognise: a connection that broke
+   * before it is reconnected first (with retryForMs), but once sent it is never sent again. */
+  private async sendOnce(build: (id: bigint) => Buffer): Promise<Buffer> {
+    if (this.closed && (this.options.retryForMs ?? 0) > 0 && !this.userClosed) await this.reconnect();
+    const id = this.nextId++;
+    return (await this.call(id, build(id), true)).payload;
   }
 
   /** @internal A request the node answers only when it is wrong (group_ack, group_nack). */

@@ -1,11 +1,11 @@
-// The annal wire protocol, version 4 (docs/protocol.md): frames are
+// The annal wire protocol, version 5 (docs/protocol.md): frames are
 // length:u32 op:u8 request_id:u64 payload, every integer little-endian.
-// Encoding and decoding only; no I/O. Versions 1 to 3 are encoded and
-// decoded too, for the shared test vectors; the client speaks version 4.
+// Encoding and decoding only; no I/O. Versions 1 to 4 are encoded and
+// decoded too, for the shared test vectors; the client speaks version 5.
 
 import { randomUUID } from "node:crypto";
 
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
 export const FRAME_MIN_BODY = 9;
 /** "No value" in u64 fields (error detail, read backward from the end). */
@@ -35,6 +35,9 @@ export enum Op {
   CheckpointSave = 0x21,
   CheckpointLoad = 0x22,
   GroupParked = 0x23,
+  StreamMetadata = 0x24, // v5: stream metadata and deletion (docs/semantics.md)
+  SetStreamMetadata = 0x25,
+  DeleteStream = 0x26,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -51,6 +54,8 @@ export enum Op {
   GroupEvents = 0x9b,
   CheckpointOk = 0x9c,
   GroupParkedOk = 0x9d,
+  StreamMetadataOk = 0x9e, // v5
+  DeleteOk = 0x9f,
   Error = 0xff,
 }
 
@@ -72,6 +77,7 @@ export enum Code {
   InvalidArgument = 14,
   Internal = 15,
   AppendConditionFailed = 16, // v3
+  StreamDeleted = 17, // v5: the stream was hard-deleted (tombstone)
   UnsupportedVersion = 100,
   UnknownOperation = 101,
   FrameTooLarge = 102,
@@ -514,6 +520,53 @@ export function encodeCheckpointSave(requestId: bigint, name: string, position: 
   return frame(Op.CheckpointSave, requestId, new Writer().bytes(name).u64(position).concat());
 }
 
+// ---- v5: stream metadata and deletion (docs/semantics.md) ----
+
+/** A stream's metadata and deletion state. */
+export interface StreamMetadata {
+  /** The metadata stream's last revision: what setStreamMetadata expects next (null: never set). */
+  revision: bigint | null;
+  /** The metadata as last set ("{}" if never). */
+  json: string;
+  /** null: not set. */
+  maxCount: bigint | null;
+  /** Seconds; null: not set. */
+  maxAge: bigint | null;
+  /** From the metadata. */
+  truncateBefore: bigint;
+  /** From deletions. */
+  deletedBefore: bigint;
+  /** Soft-deleted now: reads answer stream_not_found. */
+  deleted: boolean;
+  /** Hard-deleted: appends and reads answer stream_deleted, for good. */
+  tombstoned: boolean;
+}
+
+export interface DeleteResult {
+  /** The deletion event's position in the log. */
+  position: bigint;
+  /** The stream's revisions below were removed (its last revision + 1, 0 if none). */
+  truncateBefore: bigint;
+}
+
+export function encodeStreamMetadata(requestId: bigint, stream: string): Buffer {
+  return frame(Op.StreamMetadata, requestId, new Writer().bytes(stream).concat());
+}
+
+/** `expected` is of the metadata stream's revision; `json` a JSON object. */
+export function encodeSetStreamMetadata(requestId: bigint, stream: string, expected: Expected, json: string): Buffer {
+  const w = new Writer().bytes(stream);
+  expectedFields(w, expected);
+  return frame(Op.SetStreamMetadata, requestId, w.bytes(json).concat());
+}
+
+/** `expected` is of the stream itself; `hard`: a tombstone. */
+export function encodeDeleteStream(requestId: bigint, stream: string, expected: Expected, hard = false): Buffer {
+  const w = new Writer().bytes(stream);
+  expectedFields(w, expected);
+  return frame(Op.DeleteStream, requestId, w.u8(hard ? 1 : 0).concat());
+}
+
 // ---- decoding ----
 
 export class Reader {
@@ -715,6 +768,30 @@ export function decodeSubEvents(p: Buffer, version: number = PROTOCOL_VERSION): 
   const evs = events(r, version);
   r.done();
   return evs;
+}
+
+export function decodeStreamMetadataOk(p: Buffer): StreamMetadata {
+  const r = new Reader(p, "stream_metadata_ok");
+  const orNull = (v: bigint) => (v === NONE ? null : v);
+  const v: StreamMetadata = {
+    revision: orNull(r.u64("revision")),
+    json: r.string("json"),
+    maxCount: orNull(r.u64("max_count")),
+    maxAge: orNull(r.u64("max_age")),
+    truncateBefore: r.u64("truncate_before"),
+    deletedBefore: r.u64("deleted_before"),
+    deleted: r.u8("deleted") !== 0,
+    tombstoned: r.u8("tombstoned") !== 0,
+  };
+  r.done();
+  return v;
+}
+
+export function decodeDeleteOk(p: Buffer): DeleteResult {
+  const r = new Reader(p, "delete_ok");
+  const v = { position: r.u64("position"), truncateBefore: r.u64("truncate_before") };
+  r.done();
+  return v;
 }
 
 export function decodeU64(p: Buffer, what: string): bigint {

@@ -170,3 +170,44 @@ test("version 4: consumer-group frames", () => {
   }
   assert.deepEqual([...seen].sort(), ["group_ack", "group_create", "group_events", "group_list_ok", "group_nack"]);
 });
+
+test("version 5: stream metadata and deletion frames", () => {
+  const seen = new Set();
+  // JSON.parse rounds numbers past 2^53; the only such values are "none" (2^64 - 1).
+  const orNull = (x) => (x > Number.MAX_SAFE_INTEGER ? null : BigInt(x));
+  for (const v of vectors().filter((x) => x.version === 5)) {
+    const f = v.fields;
+    const id = BigInt(v.request_id);
+    const expected = () => ({ kind: KIND[f.expected_kind], revision: BigInt(f.expected_revision) });
+    if (v.op === "stream_metadata") {
+      assert.equal(p.encodeStreamMetadata(id, f.stream).toString("hex"), v.hex, v.name);
+    } else if (v.op === "set_stream_metadata") {
+      assert.equal(p.encodeSetStreamMetadata(id, f.stream, expected(), f.json).toString("hex"), v.hex, v.name);
+    } else if (v.op === "delete_stream") {
+      assert.equal(p.encodeDeleteStream(id, f.stream, expected(), f.hard === 1).toString("hex"), v.hex, v.name);
+    } else if (v.op === "stream_metadata_ok") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.StreamMetadataOk);
+      assert.equal(gotId, id);
+      assert.deepEqual(p.decodeStreamMetadataOk(payload), {
+        revision: orNull(f.revision), json: f.json, maxCount: orNull(f.max_count), maxAge: orNull(f.max_age),
+        truncateBefore: BigInt(f.truncate_before), deletedBefore: BigInt(f.deleted_before),
+        deleted: f.deleted === 1, tombstoned: f.tombstoned === 1,
+      }, v.name);
+      assert.throws(() => p.decodeStreamMetadataOk(payload.subarray(0, payload.length - 1)), /ends inside/);
+    } else if (v.op === "delete_ok") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.DeleteOk);
+      assert.equal(gotId, id);
+      assert.deepEqual(p.decodeDeleteOk(payload), { position: BigInt(f.position), truncateBefore: BigInt(f.truncate_before) });
+    } else if (v.op === "error") {
+      const { op, payload } = split(v.hex);
+      assert.equal(op, p.Op.Error);
+      const e = p.decodeError(payload);
+      assert.equal(e.code, p.Code.StreamDeleted);
+      assert.equal(p.codeName(e.code), "stream_deleted");
+    } else continue;
+    seen.add(v.op);
+  }
+  assert.deepEqual([...seen].sort(), ["delete_ok", "delete_stream", "error", "set_stream_metadata", "stream_metadata", "stream_metadata_ok"]);
+});

@@ -1,4 +1,4 @@
-"""An asyncio client for annald (docs/protocol.md, version 2).
+"""An asyncio client for annald (docs/protocol.md, version 5).
 
 One connection, any number of requests in flight (up to the node's
 ``max_in_flight``), responses matched by request id; subscriptions are async
@@ -46,6 +46,10 @@ class StreamNotFound(AnnalError):
     pass
 
 
+class StreamDeleted(AnnalError):
+    """The stream was hard-deleted (a tombstone): never written or read again."""
+
+
 class AppendRefused(AnnalError):
     """append_multi was refused by an expectation (``code`` 1: ``streams`` says
     which failed, with their actual revisions) or by its condition (``code``
@@ -66,7 +70,8 @@ class ConnectionLost(AnnalError):
 def _error(e: p.ErrorFrame) -> AnnalError:
     detail = None if e.detail == p.NONE else e.detail
     cls = {Code.WRONG_EXPECTED_REVISION: WrongExpectedRevision,
-           Code.STREAM_NOT_FOUND: StreamNotFound}.get(e.code, AnnalError)  # type: ignore[call-overload]
+           Code.STREAM_NOT_FOUND: StreamNotFound,
+           Code.STREAM_DELETED: StreamDeleted}.get(e.code, AnnalError)  # type: ignore[call-overload]
     return cls(e.code, e.message, detail)
 
 
@@ -410,6 +415,50 @@ class Client:
             lambda rid: p.encode_group_name(Op.CHECKPOINT_LOAD, rid, name))
         return p.decode_checkpoint_ok(payload)
 
+    # ---- stream metadata and deletion (v5, docs/semantics.md) ----
+
+    async def stream_metadata(self, stream: str) -> p.StreamMetadata:
+        """The stream's metadata and deletion state: ``revision`` of its
+        metadata stream (what ``set_stream_metadata`` expects next; None: never
+        set), ``json`` as last set (``{}`` if never), ``max_count`` and
+        ``max_age`` (seconds; None when unset), ``truncate_before``,
+        ``deleted_before`` (from deletions), ``deleted`` (soft-deleted now) and
+        ``tombstoned`` (hard-deleted). Retried as reads are."""
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(rid, p.encode_stream_metadata(rid, stream), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_stream_metadata_ok(payload)
+
+    async def set_stream_metadata(self, stream: str, expected: Expected,
+                                  json: str) -> AppendResult:
+        """Sets the stream's metadata, ``json`` a JSON object: its
+        ``max_count``, ``max_age`` (seconds) and ``truncate_before`` (each a
+        non-negative integer or null) are rules the node applies to every
+        read; other keys are the application's. ``expected`` is of the
+        metadata stream (``stream_metadata(...).revision``): a conflict raises
+        ``WrongExpectedRevision`` with the metadata stream's actual revision.
+        Returns the metadata event's append result; ``StreamDeleted`` if the
+        stream is tombstoned. Not retried after it was sent (nothing would
+        recognise the retry)."""
+        _, payload = await self._send_once(
+            lambda rid: p.encode_set_stream_metadata(rid, stream, expected, json))
+        return p.decode_append_ok(payload)
+
+    async def delete_stream(self, stream: str, expected: Expected,
+                            hard: bool = False) -> p.DeleteResult:
+        """Deletes ``stream`` (``expected`` is of the stream itself, as for an
+        append). Soft (default): the stream reads as not found, and a later
+        append recreates it, continuing its revisions (``StreamNotFound`` if
+        it has no visible event). ``hard``: a tombstone; every later append or
+        read of it raises ``StreamDeleted``. Returns ``position`` (the
+        deletion's event) and ``truncate_before`` (last revision + 1). Not
+        retried after it was sent."""
+        _, payload = await self._send_once(
+            lambda rid: p.encode_delete_stream(rid, stream, expected, hard))
+        return p.decode_delete_ok(payload)
+
     async def info(self) -> dict:
         rid = next(self._ids)
         _, payload = await self._call(rid, p.frame(Op.INFO, rid), False)
@@ -444,6 +493,16 @@ class Client:
                     raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    async def _send_once(self, build) -> tuple:
+        """A counted request whose retry the node could not recognise
+        (set_stream_metadata, delete_stream): a connection that broke before
+        it is reconnected first (with ``retry_for``), but once sent it is
+        never sent again."""
+        if self._closed is not None and self.retry_for > 0 and not self._user_closed:
+            await self._reconnect()
+        rid = next(self._ids)
+        return await self._call(rid, build(rid), True)
 
     async def _reconnect(self) -> None:
         async with self._reconnecting:

@@ -1,8 +1,9 @@
-"""The annal wire protocol, version 4 (docs/protocol.md), as plain functions.
+"""The annal wire protocol, version 5 (docs/protocol.md), as plain functions.
 
 Versions 1 (events without tags and ids), 2 (without multi-stream appends,
-queries and conditions) and 3 (without consumer groups) are also encoded and
-decoded, for the shared test vectors; the client speaks version 4.
+queries and conditions), 3 (without consumer groups) and 4 (without stream
+metadata and deletion) are also encoded and decoded, for the shared test
+vectors; the client speaks version 5.
 
 Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
 little-endian. This module only encodes and decodes bytes: no I/O.
@@ -16,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
 FRAME_MIN_BODY = 9  # op + request id
 NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
@@ -46,6 +47,9 @@ class Op(enum.IntEnum):
     CHECKPOINT_SAVE = 0x21
     CHECKPOINT_LOAD = 0x22
     GROUP_PARKED = 0x23
+    STREAM_METADATA = 0x24  # v5: stream metadata and deletion (docs/semantics.md)
+    SET_STREAM_METADATA = 0x25
+    DELETE_STREAM = 0x26
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -63,6 +67,8 @@ class Op(enum.IntEnum):
     GROUP_EVENTS = 0x9B
     CHECKPOINT_OK = 0x9C
     GROUP_PARKED_OK = 0x9D
+    STREAM_METADATA_OK = 0x9E  # v5
+    DELETE_OK = 0x9F
     ERROR = 0xFF
 
 
@@ -85,6 +91,7 @@ class Code(enum.IntEnum):
     INVALID_ARGUMENT = 14
     INTERNAL = 15
     APPEND_CONDITION_FAILED = 16  # v3
+    STREAM_DELETED = 17  # v5: the stream was hard-deleted (tombstone)
     UNSUPPORTED_VERSION = 100
     UNKNOWN_OPERATION = 101
     FRAME_TOO_LARGE = 102
@@ -303,6 +310,28 @@ class Delivery:
 
     event: Event
     attempt: int
+
+
+@dataclass(frozen=True)
+class StreamMetadata:
+    """A stream's metadata and deletion state (v5, docs/semantics.md)."""
+
+    # The metadata stream's last revision: what set_stream_metadata expects
+    # next (None: metadata never set).
+    revision: Optional[int]
+    json: str  # the metadata as last set ("{}" if never)
+    max_count: Optional[int]  # None: not set
+    max_age: Optional[int]  # seconds; None: not set
+    truncate_before: int  # from the metadata
+    deleted_before: int  # from deletions
+    deleted: bool  # soft-deleted now (reads as stream_not_found)
+    tombstoned: bool  # hard-deleted: answers stream_deleted, never written again
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    position: int  # of the deletion's event in the log
+    truncate_before: int  # the stream's revisions below were removed
 
 
 @dataclass(frozen=True)
@@ -543,6 +572,26 @@ def encode_checkpoint_save(request_id: int, name: str, position: int) -> bytes:
     return frame(Op.CHECKPOINT_SAVE, request_id, _str(name.encode()) + struct.pack("<Q", position))
 
 
+def encode_stream_metadata(request_id: int, stream: str) -> bytes:
+    return frame(Op.STREAM_METADATA, request_id, _str(stream.encode()))
+
+
+def encode_set_stream_metadata(request_id: int, stream: str, expected: Expected,
+                               json: str) -> bytes:
+    """``expected`` is of the metadata stream's revision; ``json`` a JSON object."""
+    return frame(Op.SET_STREAM_METADATA, request_id,
+                 _str(stream.encode()) + struct.pack("<BQ", expected.kind, expected.revision)
+                 + _str(json.encode()))
+
+
+def encode_delete_stream(request_id: int, stream: str, expected: Expected,
+                         hard: bool = False) -> bytes:
+    """``expected`` is of the stream itself; ``hard``: a tombstone."""
+    return frame(Op.DELETE_STREAM, request_id,
+                 _str(stream.encode())
+                 + struct.pack("<BQB", expected.kind, expected.revision, 1 if hard else 0))
+
+
 # ---- decoding ----
 
 
@@ -719,6 +768,23 @@ def decode_checkpoint_ok(p: bytes) -> Optional[int]:
     found, position = r.u8("found") != 0, r.u64("position")
     r.done()
     return position if found else None
+
+
+def decode_stream_metadata_ok(p: bytes) -> StreamMetadata:
+    r = Reader(p, "stream_metadata_ok")
+    none = lambda v: None if v == NONE else v  # noqa: E731
+    out = StreamMetadata(none(r.u64("revision")), r.string("json"), none(r.u64("max_count")),
+                         none(r.u64("max_age")), r.u64("truncate_before"),
+                         r.u64("deleted_before"), r.u8("deleted") != 0, r.u8("tombstoned") != 0)
+    r.done()
+    return out
+
+
+def decode_delete_ok(p: bytes) -> DeleteResult:
+    r = Reader(p, "delete_ok")
+    out = DeleteResult(r.u64("position"), r.u64("truncate_before"))
+    r.done()
+    return out
 
 
 def decode_u64(p: bytes, what: str) -> int:

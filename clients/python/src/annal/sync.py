@@ -7,8 +7,8 @@ import threading
 from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
 
 from .client import Client
-from .protocol import (AppendMultiResult, AppendResult, Event, Expected, GroupInfo, GroupSettings,
-                       NewEvent, QueryItem, ReadPage, StreamAppend)
+from .protocol import (AppendMultiResult, AppendResult, DeleteResult, Event, Expected, GroupInfo,
+                       GroupSettings, NewEvent, QueryItem, ReadPage, StreamAppend, StreamMetadata)
 
 T = TypeVar("T")
 
@@ -93,6 +93,16 @@ class SyncClient:
 
     def checkpoint_load(self, name: str) -> Optional[int]:
         return self._run(self._client.checkpoint_load(name))
+
+    # Stream metadata and deletion (v5): as Client's.
+    def stream_metadata(self, stream: str) -> StreamMetadata:
+        return self._run(self._client.stream_metadata(stream))
+
+    def set_stream_metadata(self, stream: str, expected: Expected, json: str) -> AppendResult:
+        return self._run(self._client.set_stream_metadata(stream, expected, json))
+
+    def delete_stream(self, stream: str, expected: Expected, hard: bool = False) -> DeleteResult:
+        return self._run(self._client.delete_stream(stream, expected, hard))
 
     def close(self) -> None:
         self._run(self._client.close())
