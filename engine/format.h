@@ -14,6 +14,11 @@ inline constexpr char kSegmentMagic[8] = {'A', 'N', 'N', 'A', 'L', 'S', 'E', 'G'
 // never receive one (the writer moves to a new segment first).
 inline constexpr std::uint32_t kSegmentVersion = 2;
 inline constexpr std::uint32_t kOldestSegmentVersion = 1;
+// Version 3: a sealed segment rewritten by a scavenge, which may hold removed
+// markers (kFlagRemoved); an older node refuses it by its version instead of
+// misreading the flag. Its file may be smaller than the segment size.
+inline constexpr std::uint32_t kScavengedSegmentVersion = 3;
+inline constexpr std::uint32_t kNewestSegmentVersion = 3;
 // The header occupies the first kSegmentHeaderSize bytes; records start right after.
 inline constexpr std::size_t kSegmentHeaderSize = 4096;
 inline constexpr std::uint64_t kDefaultSegmentSize = 256ull << 20;
@@ -65,8 +70,14 @@ inline constexpr std::uint32_t kFlagLost = 1u << 3;
 // The record carries the extension (leader epoch, tags, correlation and
 // causation ids). Written only when one of them is not empty or zero.
 inline constexpr std::uint32_t kFlagExtended = 1u << 4;
+// A marker a scavenge left in place of an event removed by its stream's
+// metadata or deletion: it keeps the position, revision, timestamp, event id,
+// stream name and commit flag (so positions stay dense, the stream index and
+// retries keep working); type, metadata, data and extension are gone. Only in
+// version 3 segments.
+inline constexpr std::uint32_t kFlagRemoved = 1u << 5;
 inline constexpr std::uint32_t kKnownFlags =
-    kFlagDataJson | kFlagMetadataJson | kFlagCommit | kFlagLost | kFlagExtended;
+    kFlagDataJson | kFlagMetadataJson | kFlagCommit | kFlagLost | kFlagExtended | kFlagRemoved;
 inline constexpr std::size_t kRecordExtFixedSize = 16;
 
 // ---- Position index, beside each sealed segment: <first position>.idx ----

@@ -146,6 +146,15 @@ struct SegmentInfo {
   bool sealed = false;
 };
 
+// What Log::rewrite_sealed did to one segment.
+struct SegmentRewrite {
+  std::string file;
+  bool rewritten = false;          // false: nothing (more) to remove in it
+  std::uint64_t removed = 0;       // events replaced by removed markers now
+  std::uint64_t bytes_before = 0;  // the file's size before
+  std::uint64_t bytes_after = 0;   // and after
+};
+
 struct RecoveryReport {
   GlobalPosition end;  // one past the last event
   std::uint64_t segments = 0;
@@ -208,6 +217,22 @@ class Log {
 
   std::vector<SegmentInfo> segments() const;
   const LogOptions& options() const;
+
+  // Scavenge (docs/storage-format.md, "Scavenged segments"): rewrites the
+  // sealed segment starting at `first` (not the newest segment) with every
+  // record for which `remove` is true replaced by a removed marker
+  // (format::kFlagRemoved), every other record copied byte for byte at the
+  // same position, into a file only as large as its records: written as
+  // <name>.scavenge.tmp and fdatasynced, then the old position index is
+  // removed, the file renamed over the segment and the index written again
+  // (each step synced), so a crash leaves the old or the new segment, never
+  // a mix (a missing index is rebuilt at open). Readers switch to the new
+  // file at once; those holding the old one finish on it. `pace(bytes)` is
+  // called after each chunk written (a throttle may sleep in it). One
+  // rewrite at a time (callers serialise); appends go on meanwhile.
+  Result<SegmentRewrite> rewrite_sealed(GlobalPosition first,
+                                        const std::function<bool(const RecordView&)>& remove,
+                                        const std::function<void(std::uint64_t)>& pace);
   // Drops every segment map's pages from this process's resident set (the
   // page cache keeps them; readers fault back what they read). For after a
   // bulk read, such as the stream index replaying the log at open.

@@ -121,9 +121,9 @@ Result<SegmentHeader> decode_segment_header(std::span<const std::byte> bytes,
         fmt::format("checksum mismatch: stored {:016x}, computed {:016x}", stored, computed));
   SegmentHeader h;
   h.version = le::get_u32(p + 8);
-  if (h.version < f::kOldestSegmentVersion || h.version > f::kSegmentVersion)
+  if (h.version < f::kOldestSegmentVersion || h.version > f::kNewestSegmentVersion)
     return bad(fmt::format("unsupported version {} (this build reads {} to {})", h.version,
-                           f::kOldestSegmentVersion, f::kSegmentVersion));
+                           f::kOldestSegmentVersion, f::kNewestSegmentVersion));
   const std::uint32_t hs = le::get_u32(p + 12);
   if (hs != f::kSegmentHeaderSize)
     return bad(fmt::format("header size {} (expected {})", hs, f::kSegmentHeaderSize));

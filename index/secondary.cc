@@ -232,6 +232,7 @@ void SecondaryIndex::add(std::uint64_t position, std::int64_t timestamp_us, std:
 void SecondaryIndex::add_view(const engine::RecordView& v) {
   if (v.stream.empty()) return;
   add_time(v.position.value, v.timestamp_us);
+  if (v.flags & engine::format::kFlagRemoved) return;  // scavenged: no keys
   for_each_key(v.stream, v.type, v.tags, v.correlation_id, v.causation_id,
                [&](IndexKind k, std::string_view value) { add_key(v.position.value, k, value); });
   add_batch();

@@ -296,6 +296,8 @@ auto Store::Impl::visit_stream(const std::string& stream, StreamRevision from, s
   auto taken = [&](std::size_t i) { return any && last == entries[i].revision; };
   auto visit = [&](std::size_t i, const engine::RecordView& v) {
     const IndexEntry& e = entries[i];
+    // Removed by a scavenge: gone, whatever the rules say now.
+    if (v.flags & format::kFlagRemoved) return true;
     if (v.flags & format::kFlagLost) {
       if (v.stream.empty() || v.stream == stream) {
         err = Status(Errc::kLostAtRepair,
@@ -422,9 +424,6 @@ Status Store::visit_index(IndexKind kind, std::string_view value, GlobalPosition
                   "this node keeps no secondary index (annald --secondary-index off)");
   const GlobalPosition stop = std::min(end, log().durable_end());
   const Removal rm = removal();
-  if (rm.none())
-    return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward, stop,
-                           fn);
   return visit_secondary(*s, log(), kind, value, from, direction == Direction::kBackward, stop,
                          [&](const engine::RecordView& v) { return rm.removed(v) || fn(v); });
 }
@@ -440,8 +439,6 @@ Status Store::visit_query(const Query& query, GlobalPosition from, Direction dir
   ANNAL_RETURN_IF_ERROR(validate_query(q, query_limits(impl_->limits_)));
   const GlobalPosition stop = std::min(end, log().durable_end());
   const Removal rm = removal();
-  if (rm.none())
-    return index::visit_query(*s, log(), q, from, direction == Direction::kBackward, stop, fn);
   return index::visit_query(*s, log(), q, from, direction == Direction::kBackward, stop,
                             [&](const engine::RecordView& v) { return rm.removed(v) || fn(v); });
 }

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/format.h"
 #include "engine/log.h"
 #include "engine/status.h"
 #include "engine/types.h"
@@ -125,6 +126,25 @@ struct StreamMetadata {
 
 class Store;
 
+struct ScavengeOptions {
+  // Bytes of segment written per second at most (0: as fast as the disk).
+  std::uint64_t bytes_per_second = 0;
+  // Asked between chunks: true stops the scavenge (what is done stays done).
+  std::function<bool()> cancelled;
+};
+
+struct ScavengeReport {
+  std::uint64_t segments_checked = 0;    // sealed segments read
+  std::uint64_t segments_rewritten = 0;  // of them, rewritten
+  std::uint64_t events_removed = 0;      // replaced by removed markers now
+  std::uint64_t bytes_read = 0;          // of the segments checked
+  std::uint64_t bytes_written = 0;       // records written into rewritten segments
+  std::uint64_t log_bytes_before = 0;    // every segment file, before and after
+  std::uint64_t log_bytes_after = 0;
+  double seconds = 0;
+  bool cancelled = false;
+};
+
 // The deletion rules at one moment, for reads in log order (read_all,
 // subscriptions, consumer groups, secondary index reads): whether an event
 // is removed. Take it after reading the durable end the read stops at.
@@ -135,7 +155,10 @@ class Removal {
   bool none() const { return !rules_ || rules_->empty(); }
   // Whether `v` is removed now by its stream's metadata or deletion. Lost
   // markers (repair) are never removed: they are damage, reported.
-  bool removed(const engine::RecordView& v) const { return !none() && removed_slow(v); }
+  // A removed marker (scavenge) always is.
+  bool removed(const engine::RecordView& v) const {
+    return (v.flags & engine::format::kFlagRemoved) != 0 || (!none() && removed_slow(v));
+  }
   // The same for an event known by its stream, revision and write time.
   bool removed(std::string_view stream, std::uint64_t revision, std::int64_t timestamp_us) const;
 
@@ -224,6 +247,13 @@ class Store {
                                            bool hard);
   // The rules now, for a read in log order below a durable end read before.
   Removal removal() const;
+  // Rewrites every sealed segment holding events removed by their stream's
+  // rules (engine::Log::rewrite_sealed), freeing their space; surviving
+  // events keep their positions and bytes, metadata streams are kept whole.
+  // Online (reads and appends go on), throttled, crash-safe per segment;
+  // running it again resumes (segments with nothing left to remove are only
+  // read). One at a time: kInvalidArgument while another runs.
+  Result<ScavengeReport> scavenge(const ScavengeOptions& options);
   // The last durable revision of `stream` regardless of removals (for
   // Removal's max_count); nullopt if none. Errors if it cannot be read.
   Result<std::optional<StreamRevision>> raw_head(std::string_view stream, std::uint64_t end) const;

@@ -62,8 +62,12 @@ struct SecondaryExpect {
   char separator = '-';
   std::vector<std::uint64_t> digest;  // per position: the record's keys, mixed
   std::vector<std::int64_t> time;     // per position: write time, or kNoTime
+  // Per position: a removed marker (scavenge), whose keys are not checked:
+  // index entries written before the scavenge may still name it.
+  std::vector<bool> removed;
   void add(const engine::RecordView& v);
   std::int64_t time_at(std::uint64_t p) const { return p < time.size() ? time[p] : kNoTime; }
+  bool removed_at(std::uint64_t p) const { return p < removed.size() && removed[p]; }
 };
 // The separator DIR/secondary/KEYS records, if it is readable.
 std::optional<char> secondary_separator(const std::string& dir);

@@ -304,7 +304,7 @@ TEST_F(LogFormatUpgradeTest, ASegmentOfAFutureVersionIsRefusedByName) {
       seg_path(0));
   ASSERT_TRUE(h);
   SegmentHeader future = *h;
-  future.version = format::kSegmentVersion + 1;
+  future.version = format::kNewestSegmentVersion + 1;
   patch(seg_path(0), 0, encode_segment_header(future));
   auto r = Log::open(options());
   ASSERT_FALSE(r);
