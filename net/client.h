@@ -229,6 +229,9 @@ class Client {
                                              const std::string& json);
   Reply<proto::DeleteOk> delete_stream(const std::string& stream, ExpectedRevision expected,
                                        bool hard = false);
+  // Runs a scavenge on the node and waits for its report (throttled by the
+  // node's --scavenge-mb-per-s: minutes for a large log).
+  Reply<proto::ScavengeOk> scavenge();
 
   // Requests sent and not yet answered.
   std::size_t in_flight() const;

@@ -47,4 +47,12 @@ Reply<proto::DeleteOk> Client::delete_stream(const std::string& stream, Expected
       proto::Op::kDeleteOk, &proto::decode<proto::DeleteOk>);
 }
 
+Reply<proto::ScavengeOk> Client::scavenge() {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("scavenge", v);
+  return impl_->call<proto::ScavengeOk>(
+      [v](std::uint64_t id) { return proto::encode(id, proto::ScavengeReq{}, v); },
+      proto::Op::kScavengeOk, &proto::decode<proto::ScavengeOk>);
+}
+
 }  // namespace annal::net

@@ -20,6 +20,9 @@ bool Connection::dispatch_lifecycle(proto::Op op, std::uint64_t id, std::string_
     case proto::Op::kDeleteStream:
       handle_delete_stream(id, payload);
       return true;
+    case proto::Op::kScavenge:
+      handle_scavenge(id, payload);
+      return true;
     default:
       return false;
   }
@@ -91,6 +94,39 @@ void Connection::handle_delete_stream(std::uint64_t id, std::string_view payload
       std::move(m->stream), m->expected, m->hard,
       [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
         if (auto self = weak.lock()) self->lane_->acks->push(Ack{self, id, bytes, o, false, true});
+      });
+}
+
+void Connection::handle_scavenge(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  if (auto m = proto::decode<proto::ScavengeReq>(payload, version_); !m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  // Answered when the run is done (seconds to hours, throttled): on the
+  // scavenger's thread, posted back to the connection.
+  shared_->scavenger->request(
+      [weak = weak_from_this(), id](const Result<index::ScavengeReport>& r) {
+        auto self = weak.lock();
+        if (!self) return;
+        std::string frame;
+        if (!r) {
+          frame = proto::encode_error(id, proto::Error{proto::code_from_errc(r.status().code()),
+                                                       proto::kNone, r.status().message()});
+        } else {
+          frame = proto::encode(
+              id,
+              proto::ScavengeOk{r->segments_checked, r->segments_rewritten, r->events_removed,
+                                r->bytes_read, r->bytes_written, r->log_bytes_before,
+                                r->log_bytes_after, static_cast<std::uint64_t>(r->seconds * 1e6),
+                                r->cancelled},
+              self->version_);
+        }
+        asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
+          self->send(std::move(frame));
+          self->request_finished();
+        });
       });
 }
 

@@ -56,6 +56,10 @@ class Server::Impl {
     // Consumer groups start reading before the first connection can join.
     const std::string groups_dir =
         o.groups_dir.empty() ? store_.log().options().dir + "/groups" : o.groups_dir;
+    shared_->scavenger = std::make_unique<detail::Scavenger>(
+        store_, detail::ScavengerOptions{.bytes_per_second = o.scavenge_bytes_per_second,
+                                         .interval = o.scavenge_interval,
+                                         .free_below = o.scavenge_free_below});
     shared_->groups = std::make_unique<detail::GroupRegistry>(*shared_, groups_dir);
     if (Status st = shared_->groups->open(); !st.is_ok()) {
       for (auto& io : ios_) io->stop();
@@ -160,6 +164,8 @@ class Server::Impl {
     // Every group writes its progress once more, on its strand (the network
     // threads still run).
     if (shared_->groups) shared_->groups->stop();
+    // A running scavenge stops between chunks (what it finished stays).
+    if (shared_->scavenger) shared_->scavenger->stop();
     shared_->notifier.close();
     // Let the closes run, then stop.
     for (int i = 0; i < 500 && shared_->open_connections.load() > 0; ++i)

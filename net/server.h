@@ -45,6 +45,11 @@ struct ServerOptions {
   // is written: the bound on acks delivered again after a crash.
   std::string groups_dir;
   std::chrono::milliseconds group_persist_period{100};
+  // Scavenge (docs/operations.md): the write budget, the schedule (0: none)
+  // and the free-space trigger (0: none).
+  std::uint64_t scavenge_bytes_per_second = 64ull << 20;
+  std::chrono::seconds scavenge_interval{0};
+  std::uint64_t scavenge_free_below = 0;
   // How long stop() waits for appends and reads in flight. An append still
   // waiting for durability after it is answered shutting_down ("outcome
   // unknown": it may yet become durable; a retry with the same event ids is

@@ -16,6 +16,7 @@
 #include "net/inbox.h"
 #include "net/live_cache.h"
 #include "net/notifier.h"
+#include "net/scavenger.h"
 #include "net/server.h"
 #include "net/subscription.h"
 
@@ -55,6 +56,7 @@ struct Shared {
   std::vector<Lane> lanes;
   LiveCache<Batch> live;                  // batches live subscribers share
   std::unique_ptr<GroupRegistry> groups;  // set by the server before it accepts
+  std::unique_ptr<Scavenger> scavenger;   // likewise (net/scavenger.h)
 
   // The lane of the io_context behind `ex` (a connection's strand).
   Lane& lane_of(const asio::any_io_executor& ex);

@@ -90,4 +90,37 @@ struct DeleteOk {
   }
 };
 
+// Runs a scavenge (docs/operations.md) and answers when it is done.
+struct ScavengeReq {
+  static constexpr Op kOp = Op::kScavenge;
+  static constexpr const char* kName = "scavenge";
+  template <class V, class M>
+  static void fields(V&, M&) {}
+};
+struct ScavengeOk {
+  static constexpr Op kOp = Op::kScavengeOk;
+  static constexpr const char* kName = "scavenge_ok";
+  std::uint64_t segments_checked = 0;
+  std::uint64_t segments_rewritten = 0;
+  std::uint64_t events_removed = 0;
+  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_written = 0;
+  std::uint64_t log_bytes_before = 0;
+  std::uint64_t log_bytes_after = 0;
+  std::uint64_t duration_us = 0;
+  bool cancelled = false;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.segments_checked, "segments_checked");
+    v.u64(m.segments_rewritten, "segments_rewritten");
+    v.u64(m.events_removed, "events_removed");
+    v.u64(m.bytes_read, "bytes_read");
+    v.u64(m.bytes_written, "bytes_written");
+    v.u64(m.log_bytes_before, "log_bytes_before");
+    v.u64(m.log_bytes_after, "log_bytes_after");
+    v.u64(m.duration_us, "duration_us");
+    v.boolean(m.cancelled, "cancelled");
+  }
+};
+
 }  // namespace annal::net::proto

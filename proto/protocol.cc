@@ -137,6 +137,8 @@ ANNAL_PROTO_MESSAGE(StreamMetadataOk)
 ANNAL_PROTO_MESSAGE(SetStreamMetadataReq)
 ANNAL_PROTO_MESSAGE(DeleteStreamReq)
 ANNAL_PROTO_MESSAGE(DeleteOk)
+ANNAL_PROTO_MESSAGE(ScavengeReq)
+ANNAL_PROTO_MESSAGE(ScavengeOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -273,6 +275,10 @@ const char* op_name(Op op) {
       return "delete_stream";
     case Op::kDeleteOk:
       return "delete_ok";
+    case Op::kScavenge:
+      return "scavenge";
+    case Op::kScavengeOk:
+      return "scavenge_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -327,6 +333,7 @@ bool is_request_op(std::uint8_t op) {
     case Op::kStreamMetadata:
     case Op::kSetStreamMetadata:
     case Op::kDeleteStream:
+    case Op::kScavenge:
       return true;
     default:
       return false;

@@ -71,6 +71,7 @@ enum class Op : std::uint8_t {
   kStreamMetadata = 0x24,
   kSetStreamMetadata = 0x25,
   kDeleteStream = 0x26,
+  kScavenge = 0x27,
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -91,6 +92,7 @@ enum class Op : std::uint8_t {
   kGroupParkedOk = 0x9D,     // v4
   kStreamMetadataOk = 0x9E,  // v5
   kDeleteOk = 0x9F,          // v5
+  kScavengeOk = 0xA0,        // v5
   kError = 0xFF,
 };
 const char* op_name(Op op);

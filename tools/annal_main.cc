@@ -30,6 +30,7 @@ void usage(std::FILE* out) {
       "  checkpoint NAME [POSITION]            a named consumer's stored checkpoint\n"
       "  metadata STREAM [--set JSON]          a stream's metadata (max_count, max_age, ...)\n"
       "  delete STREAM [--hard]                delete a stream (--hard: a tombstone)\n"
+      "  scavenge                              free the space of removed events now\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
       "  inspect DIR      segments and index files at a glance\n"
@@ -61,7 +62,7 @@ int main(int argc, char** argv) {
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
       cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
       cmd == "append-multi" || cmd == "group" || cmd == "checkpoint" || cmd == "metadata" ||
-      cmd == "delete")
+      cmd == "delete" || cmd == "scavenge")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

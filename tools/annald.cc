@@ -112,6 +112,8 @@ int main(int argc, char** argv) {
   std::uint64_t keepalive_idle_s = static_cast<std::uint64_t>(no.keepalive_idle.count());
   std::uint64_t keepalive_interval_s = static_cast<std::uint64_t>(no.keepalive_interval.count());
   std::uint64_t group_persist_ms = static_cast<std::uint64_t>(no.group_persist_period.count());
+  std::uint64_t scavenge_mb_per_s = 64, scavenge_interval_s = 86400,
+                scavenge_free_below_mb = 1024;
 
   po::options_description desc(
       "annald: the annal event-store node\n\n"
@@ -186,6 +188,14 @@ int main(int argc, char** argv) {
     ("group-persist-ms", po::value(&group_persist_ms)->default_value(group_persist_ms),
      "how often a consumer group's changed progress is written to DATA/groups: after a "
      "crash, events acked within this long before it may be delivered again")
+    ("scavenge-mb-per-s", po::value(&scavenge_mb_per_s)->default_value(scavenge_mb_per_s),
+     "scavenge write budget in MiB/s (0 = as fast as the disk)")
+    ("scavenge-interval-s", po::value(&scavenge_interval_s)->default_value(scavenge_interval_s),
+     "scavenge every this many seconds (0 = never on a schedule)")
+    ("scavenge-free-below-mb",
+     po::value(&scavenge_free_below_mb)->default_value(scavenge_free_below_mb),
+     "scavenge (at most every 10 minutes) while the data directory's file system has less "
+     "free space than this (MiB; 0 = never)")
     ("log-level", po::value(&log_level)->default_value(log_level),
      "trace, debug, info, warn, error");
   // clang-format on
@@ -253,6 +263,14 @@ int main(int argc, char** argv) {
   if (group_persist_ms < 1 || group_persist_ms > 60'000)
     return usage_error("--group-persist-ms must be between 1 and 60000");
   no.group_persist_period = std::chrono::milliseconds(group_persist_ms);
+  if (scavenge_mb_per_s > (1u << 20) || scavenge_interval_s > 365ull * 86400 ||
+      scavenge_free_below_mb > (1ull << 30))
+    return usage_error(
+        "--scavenge-mb-per-s must be at most 1048576, --scavenge-interval-s at most a year, "
+        "--scavenge-free-below-mb at most 2^30");
+  no.scavenge_bytes_per_second = scavenge_mb_per_s << 20;
+  no.scavenge_interval = std::chrono::seconds(scavenge_interval_s);
+  no.scavenge_free_below = scavenge_free_below_mb << 20;
   if (no.max_in_flight == 0 || no.max_connections == 0)
     return usage_error("--max-in-flight and --max-connections must be at least 1");
 

@@ -85,4 +85,31 @@ int cmd_delete(const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_scavenge(const std::vector<std::string>& args) {
+  std::string server = kDefaultServer;
+  po::options_description desc(
+      "usage: annal scavenge\n"
+      "Runs a scavenge on the node (sealed segments rewritten without the events removed by "
+      "stream metadata and deletion) and prints what it did when done");
+  desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
+                                            "node address HOST:PORT");
+  po::variables_map vm;
+  std::vector<std::string> items;
+  if (auto done = parse_command("scavenge", args, desc, nullptr, vm, &items)) return *done;
+  if (!items.empty()) return usage("scavenge", "no arguments", desc);
+  auto c = connect(server);
+  if (!c.ok()) return fail(c.error());
+  auto r = c.value()->scavenge();
+  if (!r.ok()) return fail(r.error());
+  print_line(fmt::format(
+      "{{\"segments_checked\":{},\"segments_rewritten\":{},\"events_removed\":{},"
+      "\"bytes_read\":{},\"bytes_written\":{},\"log_bytes_before\":{},\"log_bytes_after\":{},"
+      "\"seconds\":{:.3f},\"mb_per_s\":{:.1f},\"cancelled\":{}}}",
+      r->segments_checked, r->segments_rewritten, r->events_removed, r->bytes_read,
+      r->bytes_written, r->log_bytes_before, r->log_bytes_after, r->duration_us / 1e6,
+      r->duration_us == 0 ? 0.0 : static_cast<double>(r->bytes_written) / r->duration_us,
+      r->cancelled));
+  return 0;
+}
+
 }  // namespace annal::tools

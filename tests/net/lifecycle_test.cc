@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -247,6 +250,66 @@ TEST_F(LifecycleTest, AVersion4ConnectionHasNoLifecycleOperations) {
   auto f = raw.read_frame();
   ASSERT_TRUE(f);
   EXPECT_EQ(error_of(*f).code, proto::Code::kUnknownOperation);
+}
+
+TEST_F(LifecycleTest, ScavengeFreesTheSpaceOnlineAndVerifyAcceptsTheResult) {
+  node_->stop();
+  std::filesystem::remove_all(dir_.path() + "/data");  // small segments from the start
+  node_ = std::make_unique<Node>(
+      dir_.path(), std::vector<std::string>{"--segment-size", "256K", "--scavenge-mb-per-s", "0"});
+  auto c = node_->client();
+  const std::string pad(900, 'p');
+  for (int i = 0; i < 300; ++i)
+    for (const char* s : {"gone-1", "kept-1"}) {
+      auto r = c->append(proto::AppendReq{
+          s, ExpectedRevision::any(), {json_event("E", "{\"p\":\"" + pad + "\"}")}});
+      ASSERT_TRUE(r.ok()) << r.error_string();
+    }
+  ASSERT_TRUE(c->delete_stream("gone-1", ExpectedRevision::any()).ok());
+  // A reader and a writer keep going while it runs.
+  std::atomic<bool> done{false};
+  std::atomic<int> reads{0}, appends{0};
+  std::thread busy([&] {
+    auto rc = node_->client();
+    while (!done) {
+      auto r = rc->read_stream(proto::ReadStreamReq{"kept-1", 0, 300, index::Direction::kForward});
+      ASSERT_TRUE(r.ok()) << r.error_string();
+      ASSERT_GE(r->events.size(), 300u);
+      for (std::size_t i = 0; i < r->events.size(); ++i) ASSERT_EQ(r->events[i].revision.value, i);
+      ++reads;
+      auto a =
+          rc->append(proto::AppendReq{"other-1", ExpectedRevision::any(), {json_event("E", "{}")}});
+      ASSERT_TRUE(a.ok()) << a.error_string();
+      ++appends;
+    }
+  });
+  auto r = c->scavenge();
+  done = true;
+  busy.join();
+  ASSERT_TRUE(r.ok()) << r.error_string();
+  EXPECT_GT(r->segments_rewritten, 0u);
+  EXPECT_GE(r->events_removed, 200u);
+  EXPECT_LT(r->log_bytes_after, r->log_bytes_before * 3 / 4);
+  EXPECT_GT(reads.load(), 0);
+  EXPECT_EQ(read_all(*c).size(), 300u + 1u + static_cast<std::size_t>(appends.load()));
+  std::string out;
+  ASSERT_EQ(run_annal(node_->port(), "scavenge", &out), 0) << out;
+  EXPECT_NE(out.find("\"segments_rewritten\":0"), std::string::npos) << out;
+  // Offline, the scavenged directory verifies clean.
+  c.reset();
+  ASSERT_EQ(node_->stop(), std::optional<int>(0));
+  std::string vout;
+  FILE* p =
+      ::popen((std::string(ANNAL_CLI_PATH) + " verify " + dir_.path() + "/data 2>&1").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) vout.append(buf, n);
+  EXPECT_EQ(::pclose(p), 0) << vout;
+  node_ = std::make_unique<Node>(dir_.path());
+  auto c2 = node_->client();
+  auto kept = c2->read_stream(proto::ReadStreamReq{"kept-1", 0, 1000, index::Direction::kForward});
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ(kept->events.size(), 300u);
 }
 
 }  // namespace

@@ -34,6 +34,14 @@ Node::Node(const std::string& dir, std::vector<std::string> extra, bool expect_s
       ANNALD_PATH,   "--data",     dir + "/data", "--listen",  "127.0.0.1:0",
       "--port-file", port_file,    "--log-level", "info",      "--segment-size",
       "8M",          "--min-free", "1M",          "--threads", "2"};
+  // A test's own --segment-size replaces the default one.
+  for (std::size_t i = 0; i + 1 < extra.size(); ++i)
+    if (extra[i] == "--segment-size") {
+      args[10] = extra[i + 1];
+      extra.erase(extra.begin() + static_cast<std::ptrdiff_t>(i),
+                  extra.begin() + static_cast<std::ptrdiff_t>(i) + 2);
+      break;
+    }
   for (auto& e : extra) args.push_back(e);
   // Everything the child needs is built before fork: only async-signal-safe
   // calls between fork and exec.
