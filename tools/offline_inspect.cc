@@ -215,6 +215,7 @@ Status dump_directory(const std::string& dir, const DumpOptions& o,
               .num("revision", v.revision.value)
               .str("type", v.type)
               .str("id", v.id.to_string());
+          if (v.flags & f::kFlagRemoved) j.boolean("removed", true);  // a scavenge's marker
         }
         j.num("timestamp_us", v.timestamp_us).str("timestamp", format_timestamp(v.timestamp_us));
         if (v.flags & f::kFlagExtended) {

@@ -86,6 +86,11 @@ bool is_known_entry(const std::string& name) {
   // The stream rules folded from the metadata streams (index/lifecycle.h),
   // and its write a crash interrupted (replaced at the next write).
   if (name == "lifecycle" || name == "lifecycle.tmp") return true;
+  // A scavenge's rewrite a crash interrupted before its switch; the node
+  // removes it at open (docs/storage-format.md, "Scavenged segments").
+  if (name.ends_with(".seg.scavenge.tmp") &&
+      engine::parse_segment_file_name(name.substr(0, name.size() - 13)))
+    return true;
   // The next segment, zero-filled ahead of use by the node (engine/log.cc).
   if (name == "spare.seg.tmp") return true;
   if (name.rfind("repair-backup-", 0) == 0) return true;
