@@ -362,15 +362,47 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       ASSERT_TRUE(back.is_ok()) << name;
       EXPECT_EQ(back->position, m.position);
       EXPECT_EQ(back->truncate_before, m.truncate_before);
+    } else if (op == "scavenge") {
+      EXPECT_EQ(hex(encode(id, ScavengeReq{}, version)), str(v, "hex")) << name;
+      EXPECT_TRUE(decode<ScavengeReq>(payload_of(v, Op::kScavenge), version).is_ok()) << name;
+    } else if (op == "scavenge_ok") {
+      ScavengeOk m;
+      m.segments_checked = u64(f, "segments_checked");
+      m.segments_rewritten = u64(f, "segments_rewritten");
+      m.events_removed = u64(f, "events_removed");
+      m.bytes_read = u64(f, "bytes_read");
+      m.bytes_written = u64(f, "bytes_written");
+      m.log_bytes_before = u64(f, "log_bytes_before");
+      m.log_bytes_after = u64(f, "log_bytes_after");
+      m.duration_us = u64(f, "duration_us");
+      m.cancelled = u64(f, "cancelled") != 0;
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      const std::string payload = payload_of(v, Op::kScavengeOk);
+      auto back = decode<ScavengeOk>(payload, version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->segments_checked, m.segments_checked) << name;
+      EXPECT_EQ(back->segments_rewritten, m.segments_rewritten) << name;
+      EXPECT_EQ(back->events_removed, m.events_removed) << name;
+      EXPECT_EQ(back->bytes_read, m.bytes_read) << name;
+      EXPECT_EQ(back->bytes_written, m.bytes_written) << name;
+      EXPECT_EQ(back->log_bytes_before, m.log_bytes_before) << name;
+      EXPECT_EQ(back->log_bytes_after, m.log_bytes_after) << name;
+      EXPECT_EQ(back->duration_us, m.duration_us) << name;
+      EXPECT_EQ(back->cancelled, m.cancelled) << name;
+      EXPECT_FALSE(decode<ScavengeOk>(payload.substr(0, payload.size() - 1), version).is_ok())
+          << name;
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
-  EXPECT_EQ(seen, (std::set<std::string>{
-                      "append", "append_ok", "error", "hello", "read_ok", "append_multi",
-                      "read_query", "append_multi_ok", "append_refused", "group_create",
-                      "group_ack", "group_nack", "group_events", "group_list_ok", "stream_metadata",
-                      "stream_metadata_ok", "set_stream_metadata", "delete_stream", "delete_ok"}));
+  // Versions 1 to 3, then 4 (consumer groups) and 5 (metadata, deletion, scavenge).
+  std::set<std::string> every_op{"append",     "append_ok",       "error",
+                                 "hello",      "read_ok",         "append_multi",
+                                 "read_query", "append_multi_ok", "append_refused"};
+  every_op.insert({"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"});
+  every_op.insert({"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
+                   "delete_ok", "scavenge", "scavenge_ok"});
+  EXPECT_EQ(seen, every_op);
   EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4, 5}));
 }
 

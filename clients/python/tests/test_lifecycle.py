@@ -1,12 +1,15 @@
-"""Stream metadata and deletion (protocol v5) against a real annald."""
+"""Stream metadata, deletion and scavenge (protocol v5) against a real annald."""
 
 import asyncio
 import json
+import struct
 
 import pytest
 
-from annal import (AnnalError, Client, Code, DeleteResult, Expected, NewEvent, StreamDeleted,
-                   StreamNotFound, SyncClient, WrongExpectedRevision)
+from annal import (AnnalError, Client, Code, ConnectionLost, DeleteResult, Expected, NewEvent,
+                   ScavengeResult, StreamDeleted, StreamNotFound, SyncClient,
+                   WrongExpectedRevision)
+from annal import protocol as p
 
 
 def run(coro):
@@ -82,6 +85,19 @@ def test_metadata_max_count_soft_and_hard_delete(node):
             await c.delete_stream("never", Expected.no_stream(), hard=True)
             with pytest.raises(StreamDeleted):
                 await c.append("never", [ev(0)], Expected.no_stream())
+
+            # Scavenge: answered when the run is done. This node has one
+            # (active) segment, so nothing is rewritten; reads are unchanged.
+            # The connection's timeout does not apply to it.
+            c.timeout = 1e-6
+            sc = await c.scavenge()
+            c.timeout = 30.0
+            assert isinstance(sc, ScavengeResult)
+            assert sc.segments_checked >= 0 and sc.segments_rewritten == 0
+            assert sc.events_removed == 0 and sc.cancelled is False
+            assert sc.log_bytes_after <= sc.log_bytes_before
+            assert sc.duration_us >= 0
+            assert [e.revision for e in (await c.read_stream("s-1")).events] == [3]
     run(main())
 
 
@@ -104,3 +120,76 @@ def test_the_blocking_client_sets_metadata_and_deletes(node):
         c.delete_stream("b-1", Expected.any(), hard=True)
         with pytest.raises(StreamDeleted):
             c.read_stream("b-1")
+        sc = c.scavenge()
+        assert sc.segments_checked >= 0 and sc.cancelled is False
+
+
+class FakeNode:
+    """A stand-in node: the handshake, then scavenge answered after ``delay``
+    seconds (or the connection dropped when ``drop`` is set); other requests
+    are never answered."""
+
+    REPORT = (3, 1, 250, 1000, 600, 5000, 4650, 1234)
+
+    def __init__(self, delay: float):
+        self.delay = delay
+        self.scavenges = 0
+        self.drop = False
+        self.writers = []
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def serve(self, reader, writer) -> None:
+        self.writers.append(writer)
+        try:
+            while True:
+                length, op, rid = p.parse_header(await reader.readexactly(13))
+                await reader.readexactly(length - p.FRAME_MIN_BODY)
+                if op == p.Op.HELLO:
+                    writer.write(p.frame(p.Op.HELLO_OK, rid, struct.pack("<HII", 5, 1 << 20, 16)
+                                         + p._str(b"fake")))
+                elif op == p.Op.SCAVENGE:
+                    self.scavenges += 1
+                    if self.drop:
+                        writer.close()
+                        return
+                    reply = p.frame(p.Op.SCAVENGE_OK, rid, struct.pack("<8QB", *self.REPORT, 0))
+                    asyncio.get_running_loop().call_later(self.delay, writer.write, reply)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+
+    async def close(self) -> None:
+        for w in self.writers:
+            w.close()
+        self.server.close()
+        await self.server.wait_closed()
+
+
+def test_scavenge_waits_past_the_connection_timeout_and_is_never_resent():
+    async def main():
+        fake = FakeNode(0.3)
+        await fake.start()
+        try:
+            async with await Client.connect(port=fake.port, timeout=0.1, retry_for=5) as c:
+                with pytest.raises(asyncio.TimeoutError):
+                    await c.ping()  # other requests keep the connection's timeout
+                r = await c.scavenge()  # answered after 0.3 s
+                assert r == ScavengeResult(*FakeNode.REPORT, False)
+                with pytest.raises(asyncio.TimeoutError):
+                    await c.scavenge(timeout=0.05)
+                assert fake.scavenges == 2
+                # A broken connection fails it without sending it again, retry_for or not.
+                fake.drop = True
+                with pytest.raises(ConnectionLost):
+                    await c.scavenge()
+                await asyncio.sleep(0.2)
+                assert fake.scavenges == 3
+                # The next call reconnects first.
+                fake.drop = False
+                assert (await c.scavenge()).segments_checked == 3
+                assert fake.scavenges == 4
+        finally:
+            await fake.close()
+    run(main())

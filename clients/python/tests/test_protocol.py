@@ -28,7 +28,7 @@ def test_every_vector_is_understood(vectors):
             "append_multi_ok", "append_refused"} <= ops
     assert {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"} <= ops
     assert {"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
-            "delete_ok"} <= ops
+            "delete_ok", "scavenge", "scavenge_ok"} <= ops
     assert {v["version"] for v in vectors} == {1, 2, 3, 4, 5}
 
 
@@ -176,7 +176,7 @@ def test_version_4_group_frames(vectors):
     assert seen == {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"}
 
 
-def test_version_5_metadata_and_deletion_frames(vectors):
+def test_version_5_metadata_deletion_and_scavenge_frames(vectors):
     seen = set()
     none = lambda x: None if x == p.NONE else x  # noqa: E731
     for v in (v for v in vectors if v["version"] == 5):
@@ -205,6 +205,20 @@ def test_version_5_metadata_and_deletion_frames(vectors):
             assert (op, got_rid) == (p.Op.DELETE_OK, rid)
             assert p.decode_delete_ok(payload) == p.DeleteResult(f["position"],
                                                                  f["truncate_before"])
+        elif v["op"] == "scavenge":
+            assert f == {}
+            assert p.encode_scavenge(rid).hex() == v["hex"], v["name"]
+        elif v["op"] == "scavenge_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.SCAVENGE_OK, rid)
+            assert p.decode_scavenge_ok(payload) == p.ScavengeResult(
+                f["segments_checked"], f["segments_rewritten"], f["events_removed"],
+                f["bytes_read"], f["bytes_written"], f["log_bytes_before"],
+                f["log_bytes_after"], f["duration_us"], f["cancelled"] == 1), v["name"]
+            with pytest.raises(p.ProtocolError, match="ends inside"):
+                p.decode_scavenge_ok(payload[:-1])
+            with pytest.raises(p.ProtocolError):
+                p.decode_scavenge_ok(payload + b"\0")
         elif v["op"] == "error":
             op, got_rid, payload = split(v["hex"])
             e = p.decode_error(payload)
@@ -213,4 +227,4 @@ def test_version_5_metadata_and_deletion_frames(vectors):
             continue
         seen.add(v["op"])
     assert seen == {"stream_metadata", "stream_metadata_ok", "set_stream_metadata",
-                    "delete_stream", "delete_ok", "error"}
+                    "delete_stream", "delete_ok", "scavenge", "scavenge_ok", "error"}

@@ -141,7 +141,7 @@ export interface ConnectOptions {
   host?: string;
   port?: number;
   clientName?: string;
-  /** Milliseconds for the handshake and, by default, every request (0: none). */
+  /** Milliseconds for the handshake and every request but scavenge (0: none). */
   timeoutMs?: number;
   /**
    * Milliseconds (0 = off): when the connection breaks or the node answers
@@ -470,12 +470,34 @@ export class Client {
     return p.decodeDeleteOk(await this.sendOnce((id) => p.encodeDeleteStream(id, stream, expected, hard)));
   }
 
-  /** A counted request whose retry the node could not recognise: a connection that broke
-   * before it is reconnected first (with retryForMs), but once sent it is never sent again. */
-  private async sendOnce(build: (id: bigint) => Buffer): Promise<Buffer> {
+  /**
+   * Runs a scavenge on the node (sealed log segments rewritten without the
+   * events that stream metadata and deletion removed) and resolves to its report
+   * when the run is done: `segmentsChecked`, `segmentsRewritten`,
+   * `eventsRemoved`, `bytesRead`, `bytesWritten`, `logBytesBefore`,
+   * `logBytesAfter`, `durationUs` (all `bigint`) and `cancelled` (the node
+   * stopped meanwhile; what it finished stays done). The node runs one at a
+   * time: a request made during a run is answered by the next one.
+   *
+   * A run is throttled by the node (`--scavenge-mb-per-s`) and can take
+   * minutes or hours, so the connection's `timeoutMs` does not apply:
+   * `timeoutMs` bounds this call alone, 0 (default) waits for as long as the
+   * run takes. A timeout (ConnectionLost code, "timed out") does not stop
+   * the run. Never resent: a broken connection throws ConnectionLost (the
+   * run goes on); a node that stopped before the run began answers
+   * shutting_down (an AnnalError).
+   */
+  async scavenge(timeoutMs = 0): Promise<p.ScavengeResult> {
+    return p.decodeScavengeOk(await this.sendOnce((id) => p.encodeScavenge(id), timeoutMs));
+  }
+
+  /** A counted request whose retry the node could not recognise (setStreamMetadata,
+   * deleteStream) or should not run twice (scavenge): a connection that broke before it
+   * is reconnected first (with retryForMs), but once sent it is never sent again. */
+  private async sendOnce(build: (id: bigint) => Buffer, timeoutMs = this.timeoutMs): Promise<Buffer> {
     if (this.closed && (this.options.retryForMs ?? 0) > 0 && !this.userClosed) await this.reconnect();
     const id = this.nextId++;
-    return (await this.call(id, build(id), true)).payload;
+    return (await this.call(id, build(id), true, timeoutMs)).payload;
   }
 
   /** @internal A request the node answers only when it is wrong (group_ack, group_nack). */
@@ -543,7 +565,9 @@ export class Client {
     return this.reconnecting;
   }
 
-  private async call(id: bigint, data: Buffer, counted: boolean): Promise<{ op: number; payload: Buffer }> {
+  /** Sends one request and waits for its response, for at most `timeoutMs` (0: no limit;
+   * by default the connection's). */
+  private async call(id: bigint, data: Buffer, counted: boolean, timeoutMs = this.timeoutMs): Promise<{ op: number; payload: Buffer }> {
     if (this.closed) throw this.closed;
     if (counted) await this.acquire();
     try {
@@ -558,11 +582,11 @@ export class Client {
           resolve: (v) => (done(), resolve(v)),
           reject: (e) => (done(), reject(e)),
         });
-        if (this.timeoutMs > 0)
+        if (timeoutMs > 0)
           timer = setTimeout(() => {
             this.pending.delete(id);
-            reject(new AnnalError(Code.ConnectionLost, `request ${id} timed out after ${this.timeoutMs} ms`));
-          }, this.timeoutMs);
+            reject(new AnnalError(Code.ConnectionLost, `request ${id} timed out after ${timeoutMs} ms`));
+          }, timeoutMs);
         this.socket.write(data);
       });
       if (reply.op === Op.Error) throw toError(p.decodeError(reply.payload));

@@ -38,6 +38,7 @@ export enum Op {
   StreamMetadata = 0x24, // v5: stream metadata and deletion (docs/semantics.md)
   SetStreamMetadata = 0x25,
   DeleteStream = 0x26,
+  Scavenge = 0x27, // v5: rewrite sealed segments without removed events
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -56,6 +57,7 @@ export enum Op {
   GroupParkedOk = 0x9d,
   StreamMetadataOk = 0x9e, // v5
   DeleteOk = 0x9f,
+  ScavengeOk = 0xa0, // v5
   Error = 0xff,
 }
 
@@ -549,6 +551,24 @@ export interface DeleteResult {
   truncateBefore: bigint;
 }
 
+/** What one scavenge run did (v5 scavenge_ok). */
+export interface ScavengeResult {
+  /** Sealed segments looked at. */
+  segmentsChecked: bigint;
+  /** Of those, rewritten without their removed events. */
+  segmentsRewritten: bigint;
+  eventsRemoved: bigint;
+  bytesRead: bigint;
+  bytesWritten: bigint;
+  /** The log's size on disk before the run, and after it. */
+  logBytesBefore: bigint;
+  logBytesAfter: bigint;
+  /** The run's duration, microseconds. */
+  durationUs: bigint;
+  /** The node stopped during the run (what it finished stays done). */
+  cancelled: boolean;
+}
+
 export function encodeStreamMetadata(requestId: bigint, stream: string): Buffer {
   return frame(Op.StreamMetadata, requestId, new Writer().bytes(stream).concat());
 }
@@ -565,6 +585,11 @@ export function encodeDeleteStream(requestId: bigint, stream: string, expected: 
   const w = new Writer().bytes(stream);
   expectedFields(w, expected);
   return frame(Op.DeleteStream, requestId, w.u8(hard ? 1 : 0).concat());
+}
+
+/** An empty payload: the node runs a scavenge and answers when it is done. */
+export function encodeScavenge(requestId: bigint): Buffer {
+  return frame(Op.Scavenge, requestId);
 }
 
 // ---- decoding ----
@@ -782,6 +807,23 @@ export function decodeStreamMetadataOk(p: Buffer): StreamMetadata {
     deletedBefore: r.u64("deleted_before"),
     deleted: r.u8("deleted") !== 0,
     tombstoned: r.u8("tombstoned") !== 0,
+  };
+  r.done();
+  return v;
+}
+
+export function decodeScavengeOk(p: Buffer): ScavengeResult {
+  const r = new Reader(p, "scavenge_ok");
+  const v: ScavengeResult = {
+    segmentsChecked: r.u64("segments_checked"),
+    segmentsRewritten: r.u64("segments_rewritten"),
+    eventsRemoved: r.u64("events_removed"),
+    bytesRead: r.u64("bytes_read"),
+    bytesWritten: r.u64("bytes_written"),
+    logBytesBefore: r.u64("log_bytes_before"),
+    logBytesAfter: r.u64("log_bytes_after"),
+    durationUs: r.u64("duration_us"),
+    cancelled: r.u8("cancelled") !== 0,
   };
   r.done();
   return v;

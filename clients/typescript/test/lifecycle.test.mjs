@@ -1,8 +1,9 @@
-// Stream metadata and deletion (protocol v5) against a real annald.
+// Stream metadata, deletion and scavenge (protocol v5) against a real annald.
 import assert from "node:assert/strict";
+import net from "node:net";
 import { after, before, test } from "node:test";
 
-import { AnnalError, Client, Code, StreamDeleted, StreamNotFound, WrongExpectedRevision } from "../dist/esm/index.js";
+import { AnnalError, Client, Code, ConnectionLost, StreamDeleted, StreamNotFound, WrongExpectedRevision, protocol } from "../dist/esm/index.js";
 import { startNode } from "./node.mjs";
 
 const ev = (n) => ({ type: "Tick", data: JSON.stringify({ n }) });
@@ -66,5 +67,96 @@ test("metadata with max_count, soft delete, hard delete, and a wrong expected re
     await assert.rejects(c.append("ts-never", [ev(0)], { kind: "no_stream" }), (e) => e instanceof StreamDeleted);
   } finally {
     c.close();
+  }
+});
+
+test("scavenge answers with its report when the run is done", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    await c.append("sc-1", [ev(0), ev(1)]);
+    await c.deleteStream("sc-1", { kind: "any" });
+    const r = await c.scavenge();
+    assert.deepEqual(Object.keys(r), [
+      "segmentsChecked", "segmentsRewritten", "eventsRemoved", "bytesRead", "bytesWritten", "logBytesBefore", "logBytesAfter", "durationUs", "cancelled",
+    ]);
+    for (const k of Object.keys(r)) if (k !== "cancelled") assert.equal(typeof r[k], "bigint", k);
+    // This node has one (active) segment: nothing to rewrite.
+    assert.ok(r.segmentsChecked >= 0n);
+    assert.equal(r.segmentsRewritten, 0n);
+    assert.equal(r.eventsRemoved, 0n);
+    assert.ok(r.logBytesAfter <= r.logBytesBefore);
+    assert.equal(r.cancelled, false);
+    assert.equal((await c.scavenge(60000)).cancelled, false);
+    await assert.rejects(c.readStream("sc-1"), (e) => e instanceof StreamNotFound);
+  } finally {
+    c.close();
+  }
+});
+
+// A stand-in node: the handshake, then scavenge answered after `delayMs` (or the
+// connection dropped when `drop` is set); other requests are never answered.
+async function fakeNode(delayMs) {
+  const fake = { scavenges: 0, drop: false, sockets: new Set() };
+  const reply = Buffer.alloc(8 * 8 + 1); // cancelled = 0
+  [3n, 1n, 250n, 1000n, 600n, 5000n, 4650n, 1234n].forEach((v, i) => reply.writeBigUInt64LE(v, 8 * i));
+  fake.server = net.createServer((s) => {
+    fake.sockets.add(s);
+    s.on("close", () => fake.sockets.delete(s));
+    let buf = Buffer.alloc(0);
+    s.on("data", (chunk) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 13 && buf.length >= 4 + buf.readUInt32LE(0)) {
+        const { length, op, requestId } = protocol.parseHeader(buf);
+        buf = buf.subarray(4 + length);
+        if (op === protocol.Op.Hello) {
+          const hello = Buffer.alloc(2 + 4 + 4 + 4 + 4); // version, max_frame, max_in_flight, server_version
+          hello.writeUInt16LE(5, 0);
+          hello.writeUInt32LE(1 << 20, 2);
+          hello.writeUInt32LE(16, 6);
+          hello.writeUInt32LE(4, 10);
+          hello.write("fake", 14);
+          s.write(protocol.frame(protocol.Op.HelloOk, requestId, hello));
+        } else if (op === protocol.Op.Scavenge) {
+          fake.scavenges++;
+          if (fake.drop) s.destroy();
+          else setTimeout(() => s.writable && s.write(protocol.frame(protocol.Op.ScavengeOk, requestId, reply)), delayMs);
+        }
+      }
+    });
+  });
+  await new Promise((resolve) => fake.server.listen(0, "127.0.0.1", resolve));
+  fake.port = fake.server.address().port;
+  fake.close = () => {
+    for (const s of fake.sockets) s.destroy();
+    return new Promise((resolve) => fake.server.close(resolve));
+  };
+  return fake;
+}
+
+test("scavenge waits past the connection's timeout, takes its own, and is never resent", async () => {
+  const fake = await fakeNode(300);
+  const c = await Client.connect({ port: fake.port, timeoutMs: 100, retryForMs: 5000 });
+  try {
+    // Other requests keep the connection's timeout.
+    await assert.rejects(c.ping(), (e) => e instanceof AnnalError && /timed out after 100 ms/.test(e.message));
+    const r = await c.scavenge(); // answered after 300 ms
+    assert.deepEqual(r, {
+      segmentsChecked: 3n, segmentsRewritten: 1n, eventsRemoved: 250n, bytesRead: 1000n, bytesWritten: 600n,
+      logBytesBefore: 5000n, logBytesAfter: 4650n, durationUs: 1234n, cancelled: false,
+    });
+    await assert.rejects(c.scavenge(50), (e) => e instanceof AnnalError && e.code === Code.ConnectionLost && /timed out after 50 ms/.test(e.message));
+    assert.equal(fake.scavenges, 2);
+    // A broken connection fails the scavenge without sending it again, retryForMs or not.
+    fake.drop = true;
+    await assert.rejects(c.scavenge(), (e) => e instanceof ConnectionLost);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(fake.scavenges, 3);
+    // The next call reconnects first.
+    fake.drop = false;
+    assert.equal((await c.scavenge()).segmentsChecked, 3n);
+    assert.equal(fake.scavenges, 4);
+  } finally {
+    c.close();
+    await fake.close();
   }
 });

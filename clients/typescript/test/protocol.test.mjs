@@ -171,7 +171,7 @@ test("version 4: consumer-group frames", () => {
   assert.deepEqual([...seen].sort(), ["group_ack", "group_create", "group_events", "group_list_ok", "group_nack"]);
 });
 
-test("version 5: stream metadata and deletion frames", () => {
+test("version 5: stream metadata, deletion and scavenge frames", () => {
   const seen = new Set();
   // JSON.parse rounds numbers past 2^53; the only such values are "none" (2^64 - 1).
   const orNull = (x) => (x > Number.MAX_SAFE_INTEGER ? null : BigInt(x));
@@ -200,6 +200,21 @@ test("version 5: stream metadata and deletion frames", () => {
       assert.equal(op, p.Op.DeleteOk);
       assert.equal(gotId, id);
       assert.deepEqual(p.decodeDeleteOk(payload), { position: BigInt(f.position), truncateBefore: BigInt(f.truncate_before) });
+    } else if (v.op === "scavenge") {
+      assert.deepEqual(f, {});
+      assert.equal(p.encodeScavenge(id).toString("hex"), v.hex, v.name);
+    } else if (v.op === "scavenge_ok") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.ScavengeOk);
+      assert.equal(gotId, id);
+      assert.deepEqual(p.decodeScavengeOk(payload), {
+        segmentsChecked: BigInt(f.segments_checked), segmentsRewritten: BigInt(f.segments_rewritten),
+        eventsRemoved: BigInt(f.events_removed), bytesRead: BigInt(f.bytes_read), bytesWritten: BigInt(f.bytes_written),
+        logBytesBefore: BigInt(f.log_bytes_before), logBytesAfter: BigInt(f.log_bytes_after),
+        durationUs: BigInt(f.duration_us), cancelled: f.cancelled === 1,
+      }, v.name);
+      assert.throws(() => p.decodeScavengeOk(payload.subarray(0, payload.length - 1)), /ends inside/);
+      assert.throws(() => p.decodeScavengeOk(Buffer.concat([payload, Buffer.alloc(1)])), /trailing/);
     } else if (v.op === "error") {
       const { op, payload } = split(v.hex);
       assert.equal(op, p.Op.Error);
@@ -209,5 +224,5 @@ test("version 5: stream metadata and deletion frames", () => {
     } else continue;
     seen.add(v.op);
   }
-  assert.deepEqual([...seen].sort(), ["delete_ok", "delete_stream", "error", "set_stream_metadata", "stream_metadata", "stream_metadata_ok"]);
+  assert.deepEqual([...seen].sort(), ["delete_ok", "delete_stream", "error", "scavenge", "scavenge_ok", "set_stream_metadata", "stream_metadata", "stream_metadata_ok"]);
 });

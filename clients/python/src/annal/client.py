@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import AsyncIterator, Dict, List, Optional, Sequence, Union
+from typing import Any, AsyncIterator, Dict, List, Optional, Sequence, Union
 
 from . import protocol as p
 from .protocol import AppendResult, Code, Event, Expected, HelloOk, NewEvent, Op, ReadPage
+
+# A request's default time limit: the connection's ``timeout``.
+_CONNECTION_TIMEOUT: Any = object()
 
 
 class AnnalError(Exception):
@@ -168,7 +171,7 @@ class Client:
                       client_name: str = "annal-python", timeout: Optional[float] = 30.0,
                       retry_for: float = 0.0) -> "Client":
         """Connects and performs the handshake. ``timeout`` (seconds) bounds
-        the handshake and, by default, every request (None: no limit).
+        the handshake and every request but ``scavenge`` (None: no limit).
 
         ``retry_for`` (seconds, 0 = off): when the connection breaks (or the
         node answers ``shutting_down``), ``append`` reconnects and sends the
@@ -459,6 +462,26 @@ class Client:
             lambda rid: p.encode_delete_stream(rid, stream, expected, hard))
         return p.decode_delete_ok(payload)
 
+    async def scavenge(self, timeout: Optional[float] = None) -> p.ScavengeResult:
+        """Runs a scavenge on the node (sealed log segments rewritten without
+        the events that stream metadata and deletion removed) and returns its
+        report when the run is done: ``segments_checked``,
+        ``segments_rewritten``, ``events_removed``, ``bytes_read``,
+        ``bytes_written``, ``log_bytes_before``, ``log_bytes_after``,
+        ``duration_us`` and ``cancelled`` (the node stopped meanwhile; what it
+        finished stays done). The node runs one at a time: a request made
+        during a run is answered by the next one.
+
+        A run is throttled by the node (``--scavenge-mb-per-s``) and can take
+        minutes or hours, so the connection's ``timeout`` does not apply:
+        ``timeout`` (seconds) bounds this call alone, None (default) waits
+        for as long as the run takes. A timeout (``asyncio.TimeoutError``)
+        does not stop the run. Never resent: a broken connection raises
+        ``ConnectionLost`` (the run goes on); a node that stopped before the
+        run began answers ``shutting_down`` (an ``AnnalError``)."""
+        _, payload = await self._send_once(p.encode_scavenge, timeout)
+        return p.decode_scavenge_ok(payload)
+
     async def info(self) -> dict:
         rid = next(self._ids)
         _, payload = await self._call(rid, p.frame(Op.INFO, rid), False)
@@ -494,15 +517,15 @@ class Client:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def _send_once(self, build) -> tuple:
+    async def _send_once(self, build, timeout: Any = _CONNECTION_TIMEOUT) -> tuple:
         """A counted request whose retry the node could not recognise
-        (set_stream_metadata, delete_stream): a connection that broke before
-        it is reconnected first (with ``retry_for``), but once sent it is
-        never sent again."""
+        (set_stream_metadata, delete_stream) or should not run twice
+        (scavenge): a connection that broke before it is reconnected first
+        (with ``retry_for``), but once sent it is never sent again."""
         if self._closed is not None and self.retry_for > 0 and not self._user_closed:
             await self._reconnect()
         rid = next(self._ids)
-        return await self._call(rid, build(rid), True)
+        return await self._call(rid, build(rid), True, timeout)
 
     async def _reconnect(self) -> None:
         async with self._reconnecting:
@@ -529,8 +552,13 @@ class Client:
         self._subs.pop(sub.id, None)
         sub._queue.put_nowait(None)
 
-    async def _call(self, rid: int, data: bytes, counted: bool) -> tuple:
-        """Sends one request and waits for its response: (op, payload)."""
+    async def _call(self, rid: int, data: bytes, counted: bool,
+                    timeout: Any = _CONNECTION_TIMEOUT) -> tuple:
+        """Sends one request and waits for its response: (op, payload), for
+        at most ``timeout`` seconds (None: no limit; by default the
+        connection's)."""
+        if timeout is _CONNECTION_TIMEOUT:
+            timeout = self.timeout
         if self._closed is not None:
             raise self._closed
         window = self._window  # a reconnect replaces it; release the one acquired
@@ -545,7 +573,7 @@ class Client:
                 self._writer.write(data)
                 if self._writer.transport.get_write_buffer_size() > (1 << 20):
                     await self._writer.drain()
-                op, payload = await asyncio.wait_for(asyncio.shield(fut), self.timeout)
+                op, payload = await asyncio.wait_for(asyncio.shield(fut), timeout)
             finally:
                 self._pending.pop(rid, None)
         finally:

@@ -50,6 +50,7 @@ class Op(enum.IntEnum):
     STREAM_METADATA = 0x24  # v5: stream metadata and deletion (docs/semantics.md)
     SET_STREAM_METADATA = 0x25
     DELETE_STREAM = 0x26
+    SCAVENGE = 0x27  # v5: rewrite sealed segments without removed events
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -69,6 +70,7 @@ class Op(enum.IntEnum):
     GROUP_PARKED_OK = 0x9D
     STREAM_METADATA_OK = 0x9E  # v5
     DELETE_OK = 0x9F
+    SCAVENGE_OK = 0xA0  # v5
     ERROR = 0xFF
 
 
@@ -335,6 +337,21 @@ class DeleteResult:
 
 
 @dataclass(frozen=True)
+class ScavengeResult:
+    """What one scavenge run did (v5 ``scavenge_ok``)."""
+
+    segments_checked: int  # sealed segments looked at
+    segments_rewritten: int  # of those, rewritten without their removed events
+    events_removed: int
+    bytes_read: int
+    bytes_written: int
+    log_bytes_before: int  # the log's size on disk before the run
+    log_bytes_after: int  # and after it
+    duration_us: int  # the run's duration, microseconds
+    cancelled: bool  # the node stopped during the run (what it finished stays done)
+
+
+@dataclass(frozen=True)
 class HelloOk:
     version: int
     max_frame: int
@@ -592,6 +609,11 @@ def encode_delete_stream(request_id: int, stream: str, expected: Expected,
                  + struct.pack("<BQB", expected.kind, expected.revision, 1 if hard else 0))
 
 
+def encode_scavenge(request_id: int) -> bytes:
+    """An empty payload: the node runs a scavenge and answers when it is done."""
+    return frame(Op.SCAVENGE, request_id)
+
+
 # ---- decoding ----
 
 
@@ -783,6 +805,16 @@ def decode_stream_metadata_ok(p: bytes) -> StreamMetadata:
 def decode_delete_ok(p: bytes) -> DeleteResult:
     r = Reader(p, "delete_ok")
     out = DeleteResult(r.u64("position"), r.u64("truncate_before"))
+    r.done()
+    return out
+
+
+def decode_scavenge_ok(p: bytes) -> ScavengeResult:
+    r = Reader(p, "scavenge_ok")
+    out = ScavengeResult(r.u64("segments_checked"), r.u64("segments_rewritten"),
+                         r.u64("events_removed"), r.u64("bytes_read"), r.u64("bytes_written"),
+                         r.u64("log_bytes_before"), r.u64("log_bytes_after"),
+                         r.u64("duration_us"), r.u8("cancelled") != 0)
     r.done()
     return out
 

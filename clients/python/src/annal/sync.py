@@ -8,7 +8,8 @@ from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
 
 from .client import Client
 from .protocol import (AppendMultiResult, AppendResult, DeleteResult, Event, Expected, GroupInfo,
-                       GroupSettings, NewEvent, QueryItem, ReadPage, StreamAppend, StreamMetadata)
+                       GroupSettings, NewEvent, QueryItem, ReadPage, ScavengeResult, StreamAppend,
+                       StreamMetadata)
 
 T = TypeVar("T")
 
@@ -103,6 +104,11 @@ class SyncClient:
 
     def delete_stream(self, stream: str, expected: Expected, hard: bool = False) -> DeleteResult:
         return self._run(self._client.delete_stream(stream, expected, hard))
+
+    def scavenge(self, timeout: Optional[float] = None) -> ScavengeResult:
+        """Client.scavenge: blocks until the node's run is done (None: no
+        time limit, whatever the connection's ``timeout``)."""
+        return self._run(self._client.scavenge(timeout))
 
     def close(self) -> None:
         self._run(self._client.close())
