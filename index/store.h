@@ -139,8 +139,9 @@ struct ScavengeReport {
   std::uint64_t events_removed = 0;      // replaced by removed markers now
   std::uint64_t bytes_read = 0;          // of the segments checked
   std::uint64_t bytes_written = 0;       // records written into rewritten segments
-  std::uint64_t log_bytes_before = 0;    // every segment file, before and after
-  std::uint64_t log_bytes_after = 0;
+  std::uint64_t bytes_freed = 0;         // the rewritten segments' files shrank by this
+  std::uint64_t log_bytes_before = 0;    // every segment file, before and after (appends
+  std::uint64_t log_bytes_after = 0;     // made meanwhile count too)
   double seconds = 0;
   bool cancelled = false;
 };

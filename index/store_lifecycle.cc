@@ -341,15 +341,16 @@ Result<ScavengeReport> Store::scavenge(const ScavengeOptions& options) {
     if (r->rewritten) {
       ++report.segments_rewritten;
       report.events_removed += r->removed;
+      report.bytes_freed += r->bytes_before - r->bytes_after;
     }
   }
   report.bytes_written = paced;
   report.log_bytes_after = total_bytes();
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   spdlog::info(
-      "scavenge: {} of {} sealed segments rewritten, {} events removed, log {} -> {} bytes in "
-      "{:.3f} s{}",
-      report.segments_rewritten, report.segments_checked, report.events_removed,
+      "scavenge: {} of {} sealed segments rewritten, {} events removed, {} bytes freed, log {} -> "
+      "{} bytes in {:.3f} s{}",
+      report.segments_rewritten, report.segments_checked, report.events_removed, report.bytes_freed,
       report.log_bytes_before, report.log_bytes_after, report.seconds,
       report.cancelled ? " (cancelled)" : "");
   return report;
