@@ -123,6 +123,8 @@ auto Store::Impl::open() -> Status {
     if (!vs.is_ok() || !lost) break;
   }
   ANNAL_RETURN_IF_ERROR(open_lifecycle(end));
+  snapshots_ =
+      std::make_unique<SnapshotStore>(fs, options_.log.dir + "/snapshots", options_.snapshots_kept);
   if (options_.secondary_index) {
     ANNAL_RETURN_IF_ERROR(open_secondary(end));
   }

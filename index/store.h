@@ -22,6 +22,7 @@
 #include "index/lifecycle.h"
 #include "index/query.h"
 #include "index/secondary.h"
+#include "index/snapshots.h"
 
 namespace annal::index {
 
@@ -71,6 +72,8 @@ struct StoreOptions {
   // index/secondary.h), in DATA/secondary. Off: it is neither kept nor read
   // (reads by it are kInvalidArgument), and its files are left alone.
   bool secondary_index = true;
+  // Snapshots kept per stream in DATA/snapshots (the newest ones).
+  std::size_t snapshots_kept = 8;
   char category_separator = '-';
   // TEST ONLY: replaces the secondary index's key hash, to force collisions.
   std::function<std::uint64_t(IndexKind, std::string_view)> test_secondary_hash;
@@ -246,6 +249,20 @@ class Store {
                      std::function<void(const engine::AppendOutcome&)> done);
   engine::AppendOutcome delete_stream_sync(std::string stream, ExpectedRevision expected,
                                            bool hard);
+  // ---- Snapshots (docs/semantics.md, "Snapshots") ----
+  // Saves the application's snapshot of `stream` after `revision` (at most
+  // its last durable revision; not below a deletion): durable on return.
+  // kStreamNotFound for a stream without visible events, kStreamDeleted for
+  // a tombstoned one, kBadRequest / kTooLarge naming what is wrong. Returns
+  // the stream's snapshot count after the save.
+  Result<std::size_t> save_snapshot(const std::string& stream, std::uint64_t revision,
+                                    std::string type, std::string data);
+  // The newest snapshot at or below `max_revision` (UINT64_MAX: the newest)
+  // that is still valid (at or above the stream's last deletion, at most its
+  // last revision); nullopt if none. Errors as save_snapshot's.
+  Result<std::optional<Snapshot>> read_snapshot(const std::string& stream,
+                                                std::uint64_t max_revision) const;
+
   // The rules now, for a read in log order below a durable end read before.
   Removal removal() const;
   // Rewrites every sealed segment holding events removed by their stream's

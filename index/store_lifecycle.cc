@@ -297,6 +297,62 @@ bool Removal::removed_at(std::string_view stream, std::uint64_t revision,
   return r->removes(revision, timestamp_us, head, now_us_);
 }
 
+namespace {
+
+// The stream a snapshot belongs to must have visible events (and not be
+// tombstoned): its last revision and the first revision a snapshot may have.
+struct SnapshotBounds {
+  std::uint64_t head = 0;
+  std::uint64_t min_revision = 0;
+};
+
+}  // namespace
+
+static Result<SnapshotBounds> snapshot_bounds(const Store::Impl& im, const std::string& stream) {
+  ANNAL_RETURN_IF_ERROR(check_lifecycle_name(im.limits_, stream));
+  const std::uint64_t end = im.log_->durable_end().value;
+  auto snap = im.rules_snapshot();
+  const StreamRules* r = find_rules_of(*snap, stream);
+  if (r && r->tombstoned) return deleted_for_good(stream);
+  auto h = im.durable_head(stream, im.hash_of(stream), end);
+  if (!h) return h.status();
+  if (!*h || (r && r->deleted_at((*h)->revision)))
+    return Status(Errc::kStreamNotFound, fmt::format("stream '{}' not found", stream));
+  return SnapshotBounds{(*h)->revision, r ? r->deleted_before : 0};
+}
+
+Result<std::size_t> Store::save_snapshot(const std::string& stream, std::uint64_t revision,
+                                         std::string type, std::string data) {
+  const Impl& im = *impl_;
+  if (type.empty()) return Status(Errc::kBadRequest, "snapshot type is empty");
+  if (type.size() > im.limits_.max_event_type)
+    return Status(Errc::kTooLarge, fmt::format("snapshot type of {} bytes exceeds max_event_type "
+                                               "({})",
+                                               type.size(), im.limits_.max_event_type));
+  if (data.size() > im.limits_.max_event_size)
+    return Status(Errc::kTooLarge, fmt::format("snapshot of {} bytes exceeds max_event_size ({})",
+                                               data.size(), im.limits_.max_event_size));
+  auto b = snapshot_bounds(im, stream);
+  if (!b) return b.status();
+  if (revision > b->head)
+    return Status(Errc::kBadRequest,
+                  fmt::format("snapshot of '{}' at revision {}: the stream's last revision is {}",
+                              stream, revision, b->head));
+  if (revision < b->min_revision)
+    return Status(Errc::kBadRequest,
+                  fmt::format("snapshot of '{}' at revision {}: revisions below {} were deleted",
+                              stream, revision, b->min_revision));
+  return impl_->snapshots_->save(
+      Snapshot{stream, revision, std::move(type), std::move(data), now_us()});
+}
+
+Result<std::optional<Snapshot>> Store::read_snapshot(const std::string& stream,
+                                                     std::uint64_t max_revision) const {
+  auto b = snapshot_bounds(*impl_, stream);
+  if (!b) return b.status();
+  return impl_->snapshots_->latest(stream, b->min_revision, std::min(max_revision, b->head));
+}
+
 Result<ScavengeReport> Store::scavenge(const ScavengeOptions& options) {
   std::unique_lock running(impl_->scavenge_mu_, std::try_to_lock);
   if (!running.owns_lock()) return Status(Errc::kInvalidArgument, "a scavenge is already running");
@@ -345,6 +401,15 @@ Result<ScavengeReport> Store::scavenge(const ScavengeOptions& options) {
     }
   }
   report.bytes_written = paced;
+  // Snapshots are removed with their stream.
+  if (!report.cancelled) {
+    auto rules = impl_->rules_snapshot();
+    for (const auto& [stream, r] : *rules) {
+      if (r.deleted_before == 0 && !r.tombstoned) continue;
+      ANNAL_RETURN_IF_ERROR(
+          impl_->snapshots_->drop_below(stream, r.tombstoned ? UINT64_MAX : r.deleted_before));
+    }
+  }
   report.log_bytes_after = total_bytes();
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   spdlog::info(

@@ -232,6 +232,14 @@ class Client {
   // Runs a scavenge on the node and waits for its report (throttled by the
   // node's --scavenge-mb-per-s: minutes for a large log).
   Reply<proto::ScavengeOk> scavenge();
+  // Snapshots (docs/semantics.md, "Snapshots").
+  Reply<proto::SnapshotSaved> snapshot_save(const std::string& stream, std::uint64_t revision,
+                                            const std::string& type, const std::string& data);
+  // The newest snapshot at or below max_revision, and up to `count` events
+  // after it (a stream read from its latest snapshot).
+  Reply<proto::SnapshotOk> snapshot_read(const std::string& stream,
+                                         std::uint64_t max_revision = proto::kNone,
+                                         std::uint32_t count = 0);
 
   // Requests sent and not yet answered.
   std::size_t in_flight() const;

@@ -55,4 +55,27 @@ Reply<proto::ScavengeOk> Client::scavenge() {
       proto::Op::kScavengeOk, &proto::decode<proto::ScavengeOk>);
 }
 
+Reply<proto::SnapshotSaved> Client::snapshot_save(const std::string& stream, std::uint64_t revision,
+                                                  const std::string& type,
+                                                  const std::string& data) {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("snapshot_save", v);
+  return impl_->call<proto::SnapshotSaved>(
+      [&, v](std::uint64_t id) {
+        return proto::encode(id, proto::SnapshotSaveReq{stream, revision, type, data}, v);
+      },
+      proto::Op::kSnapshotSaved, &proto::decode<proto::SnapshotSaved>);
+}
+
+Reply<proto::SnapshotOk> Client::snapshot_read(const std::string& stream,
+                                               std::uint64_t max_revision, std::uint32_t count) {
+  const std::uint16_t v = impl_->version;
+  if (v < 5) return needs_v5("snapshot_read", v);
+  return impl_->call<proto::SnapshotOk>(
+      [&, v](std::uint64_t id) {
+        return proto::encode(id, proto::SnapshotReadReq{stream, max_revision, count}, v);
+      },
+      proto::Op::kSnapshotOk, &proto::decode<proto::SnapshotOk>);
+}
+
 }  // namespace annal::net

@@ -123,6 +123,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_set_stream_metadata(std::uint64_t id, std::string_view payload);
   void handle_delete_stream(std::uint64_t id, std::string_view payload);
   void handle_scavenge(std::uint64_t id, std::string_view payload);
+  void handle_snapshot_save(std::uint64_t id, std::string_view payload);
+  void handle_snapshot_read(std::uint64_t id, std::string_view payload);
 
   // append.cc
   void handle_append(std::uint64_t id, std::string_view payload);

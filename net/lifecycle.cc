@@ -23,6 +23,12 @@ bool Connection::dispatch_lifecycle(proto::Op op, std::uint64_t id, std::string_
     case proto::Op::kScavenge:
       handle_scavenge(id, payload);
       return true;
+    case proto::Op::kSnapshotSave:
+      handle_snapshot_save(id, payload);
+      return true;
+    case proto::Op::kSnapshotRead:
+      handle_snapshot_read(id, payload);
+      return true;
     default:
       return false;
   }
@@ -95,6 +101,83 @@ void Connection::handle_delete_stream(std::uint64_t id, std::string_view payload
       [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
         if (auto self = weak.lock()) self->lane_->acks->push(Ack{self, id, bytes, o, false, true});
       });
+}
+
+// Both on the reading pool: a save writes and syncs a file, a read reads
+// one and a page of the stream.
+void Connection::handle_snapshot_save(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::SnapshotSaveReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  asio::post(shared_->reads, [self = shared_from_this(), id, req = std::move(*m)]() mutable {
+    auto kept = self->shared_->store.save_snapshot(req.stream, req.revision, std::move(req.type),
+                                                   std::move(req.data));
+    std::string frame =
+        kept ? proto::encode(id,
+                             proto::SnapshotSaved{req.revision, static_cast<std::uint32_t>(*kept)},
+                             self->version_)
+             : proto::encode_error(id, proto::Error{proto::code_from_errc(kept.status().code()),
+                                                    proto::kNone, kept.status().message()});
+    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
+      self->send(std::move(frame));
+      self->request_finished();
+    });
+  });
+}
+
+void Connection::handle_snapshot_read(std::uint64_t id, std::string_view payload) {
+  if (refuse_if_too_many(id)) return;
+  auto m = proto::decode<proto::SnapshotReadReq>(payload, version_);
+  if (!m.is_ok()) {
+    send_error(id, proto::Code::kBadRequest, m.status().message());
+    return;
+  }
+  request_started();
+  asio::post(shared_->reads, [self = shared_from_this(), id, req = std::move(*m)] {
+    index::Store& store = self->shared_->store;
+    auto error = [&](const Status& st) {
+      return proto::encode_error(
+          id, proto::Error{proto::code_from_errc(st.code()), proto::kNone, st.message()});
+    };
+    std::string frame;
+    auto snap = store.read_snapshot(req.stream, req.max_revision);
+    if (!snap) {
+      frame = error(snap.status());
+    } else {
+      proto::SnapshotOk ok;
+      if (*snap) {
+        ok.found = true;
+        ok.revision = (*snap)->revision;
+        ok.type = std::move((*snap)->type);
+        ok.data = std::move((*snap)->data);
+      }
+      ok.next = ok.found ? ok.revision + 1 : 0;
+      const std::uint32_t count = std::min(req.count, self->shared_->options.max_read_count);
+      Status st;
+      if (count > 0) {
+        auto events = store.read_stream(req.stream, StreamRevision(ok.next), count,
+                                        index::Direction::kForward);
+        if (!events) {
+          st = events.status();
+        } else {
+          ok.events = std::move(*events);
+          if (!ok.events.empty()) ok.next = ok.events.back().revision.value + 1;
+        }
+      }
+      auto head = store.last_revision(req.stream);
+      if (st.is_ok() && !head) st = head.status();
+      ok.end = st.is_ok() && ok.next > head->value;
+      frame = st.is_ok() ? proto::encode(id, ok, self->version_) : error(st);
+    }
+    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
+      self->send(std::move(frame));
+      self->request_finished();
+    });
+  });
 }
 
 void Connection::handle_scavenge(std::uint64_t id, std::string_view payload) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "proto/protocol.h"
 
@@ -120,6 +121,72 @@ struct ScavengeOk {
     v.u64(m.log_bytes_after, "log_bytes_after");
     v.u64(m.duration_us, "duration_us");
     v.boolean(m.cancelled, "cancelled");
+  }
+};
+
+// Saves a snapshot of a stream's state after `revision` (docs/semantics.md,
+// "Snapshots"); answered with snapshot_saved once it is durable.
+struct SnapshotSaveReq {
+  static constexpr Op kOp = Op::kSnapshotSave;
+  static constexpr const char* kName = "snapshot_save";
+  std::string stream;
+  std::uint64_t revision = 0;
+  std::string type;
+  std::string data;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.u64(m.revision, "revision");
+    v.str(m.type, "type");
+    v.str(m.data, "data");
+  }
+};
+struct SnapshotSaved {
+  static constexpr Op kOp = Op::kSnapshotSaved;
+  static constexpr const char* kName = "snapshot_saved";
+  std::uint64_t revision = 0;
+  std::uint32_t kept = 0;  // the stream's snapshots now
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.u64(m.revision, "revision");
+    v.u32(m.kept, "kept");
+  }
+};
+// The newest snapshot at or below max_revision (kNone: the newest), and up
+// to `count` of the stream's events after it (0: none): a stream read "from
+// its latest snapshot" in one request. Answered with snapshot_ok.
+struct SnapshotReadReq {
+  static constexpr Op kOp = Op::kSnapshotRead;
+  static constexpr const char* kName = "snapshot_read";
+  std::string stream;
+  std::uint64_t max_revision = kNone;
+  std::uint32_t count = 0;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.str(m.stream, "stream");
+    v.u64(m.max_revision, "max_revision");
+    v.u32(m.count, "count");
+  }
+};
+struct SnapshotOk {
+  static constexpr Op kOp = Op::kSnapshotOk;
+  static constexpr const char* kName = "snapshot_ok";
+  bool found = false;          // no snapshot: the events start at the first kept revision
+  std::uint64_t revision = 0;  // the snapshot's (found)
+  std::string type;
+  std::string data;
+  bool end = false;        // the events reach the stream's last revision
+  std::uint64_t next = 0;  // the revision to read from next
+  std::vector<engine::EventRecord> events;
+  template <class V, class M>
+  static void fields(V& v, M& m) {
+    v.boolean(m.found, "found");
+    v.u64(m.revision, "revision");
+    v.str(m.type, "type");
+    v.str(m.data, "data");
+    v.boolean(m.end, "end");
+    v.u64(m.next, "next");
+    v.events(m.events, "count");
   }
 };
 

@@ -139,6 +139,10 @@ ANNAL_PROTO_MESSAGE(DeleteStreamReq)
 ANNAL_PROTO_MESSAGE(DeleteOk)
 ANNAL_PROTO_MESSAGE(ScavengeReq)
 ANNAL_PROTO_MESSAGE(ScavengeOk)
+ANNAL_PROTO_MESSAGE(SnapshotSaveReq)
+ANNAL_PROTO_MESSAGE(SnapshotSaved)
+ANNAL_PROTO_MESSAGE(SnapshotReadReq)
+ANNAL_PROTO_MESSAGE(SnapshotOk)
 #undef ANNAL_PROTO_MESSAGE
 // Responses built from events encoded straight from the log (encode only).
 template std::string encode<ReadOkOf<EncodedEvents>>(std::uint64_t, const ReadOkOf<EncodedEvents>&,
@@ -279,6 +283,14 @@ const char* op_name(Op op) {
       return "scavenge";
     case Op::kScavengeOk:
       return "scavenge_ok";
+    case Op::kSnapshotSave:
+      return "snapshot_save";
+    case Op::kSnapshotSaved:
+      return "snapshot_saved";
+    case Op::kSnapshotRead:
+      return "snapshot_read";
+    case Op::kSnapshotOk:
+      return "snapshot_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -334,6 +346,8 @@ bool is_request_op(std::uint8_t op) {
     case Op::kSetStreamMetadata:
     case Op::kDeleteStream:
     case Op::kScavenge:
+    case Op::kSnapshotSave:
+    case Op::kSnapshotRead:
       return true;
     default:
       return false;

@@ -72,6 +72,8 @@ enum class Op : std::uint8_t {
   kSetStreamMetadata = 0x25,
   kDeleteStream = 0x26,
   kScavenge = 0x27,
+  kSnapshotSave = 0x28,
+  kSnapshotRead = 0x29,
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -93,6 +95,8 @@ enum class Op : std::uint8_t {
   kStreamMetadataOk = 0x9E,  // v5
   kDeleteOk = 0x9F,          // v5
   kScavengeOk = 0xA0,        // v5
+  kSnapshotSaved = 0xA1,     // v5
+  kSnapshotOk = 0xA2,        // v5
   kError = 0xFF,
 };
 const char* op_name(Op op);

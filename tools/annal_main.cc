@@ -31,6 +31,7 @@ void usage(std::FILE* out) {
       "  metadata STREAM [--set JSON]          a stream's metadata (max_count, max_age, ...)\n"
       "  delete STREAM [--hard]                delete a stream (--hard: a tombstone)\n"
       "  scavenge                              free the space of removed events now\n"
+      "  snapshot save|read STREAM ...         a stream's snapshots (read: and the events after)\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
       "  inspect DIR      segments and index files at a glance\n"
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
       cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
       cmd == "append-multi" || cmd == "group" || cmd == "checkpoint" || cmd == "metadata" ||
-      cmd == "delete" || cmd == "scavenge")
+      cmd == "delete" || cmd == "scavenge" || cmd == "snapshot")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
       cmd == "repair")

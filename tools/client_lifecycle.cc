@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 
 #include "tools/client_common.h"
+#include "tools/client_json.h"
 #include "tools/offline_json.h"
 
 namespace po = boost::program_options;
@@ -82,6 +83,57 @@ int cmd_delete(const std::vector<std::string>& args) {
   o += fmt::format(",\"deleted\":\"{}\",\"position\":{},\"truncate_before\":{}}}",
                    hard ? "hard" : "soft", r->position, r->truncate_before);
   print_line(o);
+  return 0;
+}
+
+int cmd_snapshot(const std::vector<std::string>& args) {
+  std::string server = kDefaultServer, type, data;
+  std::uint64_t revision = 0, at = net::proto::kNone;
+  std::uint32_t events = 0;
+  po::options_description desc(
+      "usage: annal snapshot save STREAM --revision N --type T --data JSON\n"
+      "       annal snapshot read STREAM [--at N] [--events N]\n"
+      "Saves a snapshot of a stream's state after revision N, or prints the newest one (at or "
+      "below --at) and up to --events events after it");
+  desc.add_options()("help,h", "this help")("server", po::value(&server)->default_value(server),
+                                            "node address HOST:PORT")(
+      "revision", po::value(&revision), "save: the revision the snapshot is of")(
+      "type", po::value(&type), "save: the snapshot's type")("data", po::value(&data),
+                                                             "save: the snapshot itself")(
+      "at", po::value(&at), "read: the newest snapshot at or below this revision")(
+      "events", po::value(&events)->default_value(events), "read: events after it to print");
+  po::variables_map vm;
+  std::vector<std::string> items;
+  if (auto done = parse_command("snapshot", args, desc, nullptr, vm, &items)) return *done;
+  if (items.size() != 2 || (items[0] != "save" && items[0] != "read"))
+    return usage("snapshot", "save|read STREAM", desc);
+  auto c = connect(server);
+  if (!c.ok()) return fail(c.error());
+  if (items[0] == "save") {
+    if (!vm.count("revision") || type.empty())
+      return usage("snapshot", "save needs --revision and --type", desc);
+    auto r = c.value()->snapshot_save(items[1], revision, type, data);
+    if (!r.ok()) return fail(r.error());
+    std::string o = "{\"stream\":";
+    append_json_string(o, items[1]);
+    print_line(o + fmt::format(",\"revision\":{},\"kept\":{}}}", r->revision, r->kept));
+    return 0;
+  }
+  auto r = c.value()->snapshot_read(items[1], at, events);
+  if (!r.ok()) return fail(r.error());
+  std::string o = "{\"stream\":";
+  append_json_string(o, items[1]);
+  if (r->found) {
+    o += fmt::format(",\"snapshot\":{{\"revision\":{},\"type\":", r->revision);
+    append_json_string(o, r->type);
+    o += ",\"data\":";
+    append_json_string(o, r->data);
+    o += "}";
+  } else {
+    o += ",\"snapshot\":null";
+  }
+  print_line(o + fmt::format(",\"next\":{},\"end\":{}}}", r->next, r->end));
+  for (const auto& e : r->events) print_line(event_json(e));
   return 0;
 }
 

@@ -82,7 +82,9 @@ const char* finding_kind_name(FindingKind k) {
 }
 
 bool is_known_entry(const std::string& name) {
-  if (name == "LOCK" || name == "index" || name == "secondary" || name == "groups") return true;
+  if (name == "LOCK" || name == "index" || name == "secondary" || name == "groups" ||
+      name == "snapshots")
+    return true;
   // The stream rules folded from the metadata streams (index/lifecycle.h),
   // and its write a crash interrupted (replaced at the next write).
   if (name == "lifecycle" || name == "lifecycle.tmp") return true;

@@ -252,6 +252,52 @@ TEST_F(LifecycleTest, AVersion4ConnectionHasNoLifecycleOperations) {
   EXPECT_EQ(error_of(*f).code, proto::Code::kUnknownOperation);
 }
 
+TEST_F(LifecycleTest, AStreamIsReadFromItsLatestSnapshotInOneRequest) {
+  auto c = node_->client();
+  put(*c, "acct-1", 10);
+  auto saved = c->snapshot_save("acct-1", 6, "Balance", R"({"balance":60})");
+  ASSERT_TRUE(saved.ok()) << saved.error_string();
+  EXPECT_EQ(saved->kept, 1u);
+  auto r = c->snapshot_read("acct-1", proto::kNone, 100);
+  ASSERT_TRUE(r.ok()) << r.error_string();
+  ASSERT_TRUE(r->found);
+  EXPECT_EQ(r->revision, 6u);
+  EXPECT_EQ(r->type, "Balance");
+  EXPECT_EQ(r->data, R"({"balance":60})");
+  EXPECT_EQ(names(r->events), (std::vector<std::string>{"acct-1@7", "acct-1@8", "acct-1@9"}));
+  EXPECT_TRUE(r->end);
+  EXPECT_EQ(r->next, 10u);
+  // Paged: two events, then the rest from `next`.
+  auto page = c->snapshot_read("acct-1", proto::kNone, 2);
+  ASSERT_TRUE(page.ok());
+  EXPECT_FALSE(page->end);
+  EXPECT_EQ(page->next, 9u);
+  // None at or below 5: the events from the start.
+  auto none = c->snapshot_read("acct-1", 5, 3);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->found);
+  EXPECT_EQ(names(none->events), (std::vector<std::string>{"acct-1@0", "acct-1@1", "acct-1@2"}));
+  auto beyond = c->snapshot_save("acct-1", 99, "Balance", "{}");
+  ASSERT_FALSE(beyond.ok());
+  EXPECT_EQ(beyond.error().code, proto::Code::kBadRequest);
+  std::string out;
+  ASSERT_EQ(run_annal(node_->port(), "snapshot read acct-1 --events 1", &out), 0) << out;
+  EXPECT_NE(out.find("\"snapshot\":{\"revision\":6,\"type\":\"Balance\""), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\"revision\":7"), std::string::npos) << out;
+  ASSERT_EQ(
+      run_annal(node_->port(),
+                "snapshot save acct-1 --revision 9 --type Balance --data '{\"balance\":90}'", &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"kept\":2"), std::string::npos) << out;
+  // Deleted with the stream.
+  ASSERT_TRUE(c->delete_stream("acct-1", ExpectedRevision::any()).ok());
+  auto gone = c->snapshot_read("acct-1", proto::kNone, 0);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, proto::Code::kStreamNotFound);
+}
+
 TEST_F(LifecycleTest, ScavengeFreesTheSpaceOnlineAndVerifyAcceptsTheResult) {
   node_->stop();
   std::filesystem::remove_all(dir_.path() + "/data");  // small segments from the start
