@@ -18,6 +18,11 @@ Result<SegmentRewrite> Log::Impl::rewrite_sealed(
                   fmt::format("no sealed segment starts at position {} (the newest segment is "
                               "never rewritten)",
                               first.value));
+  // Everything of a sealed segment is durable: this acquire pairs with the
+  // writer's release of the durable end, after its offsets were written.
+  ANNAL_CHECK(seg->first.value + seg->count.load(std::memory_order_acquire) <=
+                  durable_end_.load(std::memory_order_acquire),
+              "a sealed segment beyond the durable end");
   SegmentRewrite report;
   report.file = seg->name;
   report.bytes_before = seg->allocated;

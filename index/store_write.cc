@@ -51,7 +51,8 @@ auto Store::Impl::precheck(const AppendCondition& cond) const -> std::uint64_t {
     if (batch->empty()) return durable;
     bool found = false;
     Status st = log_->visit_many(*batch, [&](std::size_t, const engine::RecordView& v) {
-      found = query_matches(q, v);
+      // A scavenge's marker is no event: it matches nothing.
+      found = !(v.flags & format::kFlagRemoved) && query_matches(q, v);
       return !found;
     });
     if (!st.is_ok() || found) return 0;
@@ -280,7 +281,9 @@ auto Store::Impl::writer_matches(const Query& q, std::uint64_t pos) const -> Res
   }
   bool match = false;
   Status st = log_->visit(GlobalPosition(pos),
-                          [&](const engine::RecordView& v) { match = query_matches(q, v); });
+                          [&](const engine::RecordView& v) {
+                            match = !(v.flags & format::kFlagRemoved) && query_matches(q, v);
+                          });
   if (!st.is_ok()) return unconfirmed(pos, "an append condition", st);
   return match;
 }
