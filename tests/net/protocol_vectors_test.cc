@@ -391,17 +391,67 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       EXPECT_EQ(back->cancelled, m.cancelled) << name;
       EXPECT_FALSE(decode<ScavengeOk>(payload.substr(0, payload.size() - 1), version).is_ok())
           << name;
+    } else if (op == "snapshot_save") {
+      SnapshotSaveReq m{str(f, "stream"), u64(f, "revision"), str(f, "type"), str(f, "data")};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<SnapshotSaveReq>(payload_of(v, Op::kSnapshotSave), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, m.stream) << name;
+      EXPECT_EQ(back->revision, m.revision) << name;
+      EXPECT_EQ(back->type, m.type) << name;
+      EXPECT_EQ(back->data, m.data) << name;
+    } else if (op == "snapshot_saved") {
+      SnapshotSaved m{u64(f, "revision"), static_cast<std::uint32_t>(u64(f, "kept"))};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<SnapshotSaved>(payload_of(v, Op::kSnapshotSaved), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->revision, m.revision) << name;
+      EXPECT_EQ(back->kept, m.kept) << name;
+    } else if (op == "snapshot_read") {
+      SnapshotReadReq m{str(f, "stream"), u64(f, "max_revision"),
+                        static_cast<std::uint32_t>(u64(f, "count"))};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      auto back = decode<SnapshotReadReq>(payload_of(v, Op::kSnapshotRead), version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->stream, m.stream) << name;
+      EXPECT_EQ(back->max_revision, m.max_revision) << name;
+      EXPECT_EQ(back->count, m.count) << name;
+    } else if (op == "snapshot_ok") {
+      SnapshotOk m;
+      m.found = u64(f, "found") != 0;
+      m.revision = u64(f, "revision");
+      m.type = str(f, "type");
+      m.data = str(f, "data");
+      m.end = u64(f, "end") != 0;
+      m.next = u64(f, "next");
+      for (simdjson::dom::element e : f["events"].get_array()) m.events.push_back(record_of(e));
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      const std::string payload = payload_of(v, Op::kSnapshotOk);
+      auto back = decode<SnapshotOk>(payload, version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->found, m.found) << name;
+      EXPECT_EQ(back->revision, m.revision) << name;
+      EXPECT_EQ(back->type, m.type) << name;
+      EXPECT_EQ(back->data, m.data) << name;
+      EXPECT_EQ(back->end, m.end) << name;
+      EXPECT_EQ(back->next, m.next) << name;
+      EXPECT_EQ(back->events, m.events) << name;
+      EXPECT_FALSE(decode<SnapshotOk>(payload.substr(0, payload.size() - 1), version).is_ok())
+          << name;
+      EXPECT_FALSE(decode<SnapshotOk>(payload + '\0', version).is_ok()) << name;
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
-  // Versions 1 to 3, then 4 (consumer groups) and 5 (metadata, deletion, scavenge).
+  // Versions 1 to 3, then 4 (consumer groups) and 5 (metadata, deletion, scavenge,
+  // snapshots).
   std::set<std::string> every_op{"append",     "append_ok",       "error",
                                  "hello",      "read_ok",         "append_multi",
                                  "read_query", "append_multi_ok", "append_refused"};
   every_op.insert({"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"});
   every_op.insert({"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
                    "delete_ok", "scavenge", "scavenge_ok"});
+  every_op.insert({"snapshot_save", "snapshot_saved", "snapshot_read", "snapshot_ok"});
   EXPECT_EQ(seen, every_op);
   EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4, 5}));
 }

@@ -1,4 +1,4 @@
-"""Stream metadata, deletion and scavenge (protocol v5) against a real annald."""
+"""Stream metadata, deletion, scavenge and snapshots (protocol v5) against a real annald."""
 
 import asyncio
 import json
@@ -7,8 +7,8 @@ import struct
 import pytest
 
 from annal import (AnnalError, Client, Code, ConnectionLost, DeleteResult, Expected, NewEvent,
-                   ScavengeResult, StreamDeleted, StreamNotFound, SyncClient,
-                   WrongExpectedRevision)
+                   ScavengeResult, SnapshotPage, SnapshotSaveResult, StreamDeleted,
+                   StreamNotFound, SyncClient, WrongExpectedRevision)
 from annal import protocol as p
 
 
@@ -122,6 +122,64 @@ def test_the_blocking_client_sets_metadata_and_deletes(node):
             c.read_stream("b-1")
         sc = c.scavenge()
         assert sc.segments_checked >= 0 and sc.cancelled is False
+
+
+def test_a_stream_is_read_from_its_latest_snapshot_in_one_request(node):
+    async def main():
+        async with await Client.connect(port=node.port) as c:
+            for i in range(10):
+                await c.append("acct-1", [ev(i)])
+            saved = await c.snapshot_save("acct-1", 6, "Balance", '{"balance":60}')
+            assert saved == SnapshotSaveResult(6, 1)
+
+            r = await c.snapshot_read("acct-1", count=100)
+            assert isinstance(r, SnapshotPage)
+            assert (r.found, r.revision, r.type, r.data) == (True, 6, "Balance", b'{"balance":60}')
+            assert [e.revision for e in r.events] == [7, 8, 9]
+            assert [json.loads(e.data)["n"] for e in r.events] == [7, 8, 9]
+            assert (r.end, r.next) == (True, 10)
+            # Without count: the snapshot alone, the events to read from next.
+            alone = await c.snapshot_read("acct-1")
+            assert (alone.found, alone.revision, alone.events, alone.end, alone.next) == (
+                True, 6, [], False, 7)
+
+            # None at or below 5: not found, the events from the stream's start.
+            none = await c.snapshot_read("acct-1", max_revision=5, count=3)
+            assert not none.found
+            assert [e.revision for e in none.events] == [0, 1, 2]
+            assert (none.end, none.next) == (False, 3)
+
+            # A save must name a revision of the stream.
+            with pytest.raises(AnnalError) as bad:
+                await c.snapshot_save("acct-1", 99, "Balance", "{}")
+            assert bad.value.code == Code.BAD_REQUEST
+            # Bytes too; a save at the same revision replaces the snapshot.
+            again = await c.snapshot_save("acct-1", 6, "Balance", b'{"balance":61}')
+            assert again == SnapshotSaveResult(6, 1)
+            assert (await c.snapshot_read("acct-1")).data == b'{"balance":61}'
+
+            with pytest.raises(StreamNotFound):
+                await c.snapshot_read("acct-never", count=1)
+            with pytest.raises(StreamNotFound):
+                await c.snapshot_save("acct-never", 0, "Balance", "{}")
+            # They go with the stream: a tombstoned stream answers stream_deleted.
+            await c.delete_stream("acct-1", Expected.any(), hard=True)
+            with pytest.raises(StreamDeleted):
+                await c.snapshot_read("acct-1", count=100)
+            with pytest.raises(StreamDeleted):
+                await c.snapshot_save("acct-1", 9, "Balance", "{}")
+    run(main())
+
+
+def test_the_blocking_client_saves_and_reads_snapshots(node):
+    with SyncClient.connect(port=node.port) as c:
+        c.append("b-2", [ev(i) for i in range(4)])
+        assert c.snapshot_save("b-2", 1, "Count", "2") == SnapshotSaveResult(1, 1)
+        assert c.snapshot_save("b-2", 3, "Count", "4").kept == 2
+        r = c.snapshot_read("b-2", 2, 10)
+        assert (r.found, r.revision, r.data, [e.revision for e in r.events], r.end, r.next) == (
+            True, 1, b"2", [2, 3], True, 4)
+        assert c.snapshot_read("b-2").revision == 3
 
 
 class FakeNode:

@@ -29,6 +29,7 @@ def test_every_vector_is_understood(vectors):
     assert {"group_create", "group_ack", "group_nack", "group_events", "group_list_ok"} <= ops
     assert {"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
             "delete_ok", "scavenge", "scavenge_ok"} <= ops
+    assert {"snapshot_save", "snapshot_saved", "snapshot_read", "snapshot_ok"} <= ops
     assert {v["version"] for v in vectors} == {1, 2, 3, 4, 5}
 
 
@@ -107,14 +108,19 @@ def test_responses_decode_to_the_vector_fields(vectors):
             assert (page.end, page.next) == (bool(f["end"]), f["next"])
             assert page.durable_end == f.get("durable_end", 0)
             assert len(page.events) == len(f["events"])
-            for got, want in zip(page.events, f["events"]):
-                assert (got.position, got.revision, got.timestamp_us, got.flags, str(got.id),
-                        got.stream, got.type, got.metadata.decode(), got.data.decode()) == (
-                    want["position"], want["revision"], want["timestamp_us"], want["flags"],
-                    want["id"], want["stream"], want["type"], want["metadata"], want["data"])
-                assert (list(got.tags), got.correlation_id, got.causation_id) == (
-                    want.get("tags", []), want.get("correlation_id", ""),
-                    want.get("causation_id", ""))
+            assert_events(page.events, f["events"])
+
+
+def assert_events(events, wanted):
+    assert len(events) == len(wanted)
+    for got, want in zip(events, wanted):
+        assert (got.position, got.revision, got.timestamp_us, got.flags, str(got.id),
+                got.stream, got.type, got.metadata.decode(), got.data.decode()) == (
+            want["position"], want["revision"], want["timestamp_us"], want["flags"],
+            want["id"], want["stream"], want["type"], want["metadata"], want["data"])
+        assert (list(got.tags), got.correlation_id, got.causation_id) == (
+            want.get("tags", []), want.get("correlation_id", ""),
+            want.get("causation_id", ""))
 
 
 def test_a_truncated_or_padded_payload_is_a_protocol_error(vectors):
@@ -228,3 +234,46 @@ def test_version_5_metadata_deletion_and_scavenge_frames(vectors):
         seen.add(v["op"])
     assert seen == {"stream_metadata", "stream_metadata_ok", "set_stream_metadata",
                     "delete_stream", "delete_ok", "scavenge", "scavenge_ok", "error"}
+
+
+def test_version_5_snapshot_frames(vectors):
+    seen = []
+    for v in (v for v in vectors if v["op"].startswith("snapshot_")):
+        assert v["version"] == 5, v["name"]
+        f, rid = v["fields"], v["request_id"]
+        if v["op"] == "snapshot_save":
+            got = p.encode_snapshot_save(rid, f["stream"], f["revision"], f["type"], f["data"])
+            assert got.hex() == v["hex"], v["name"]
+            assert p.encode_snapshot_save(rid, f["stream"], f["revision"], f["type"],
+                                          f["data"].encode()) == got
+        elif v["op"] == "snapshot_read":
+            max_revision = None if f["max_revision"] == p.NONE else f["max_revision"]
+            got = p.encode_snapshot_read(rid, f["stream"], max_revision, f["count"])
+            assert got.hex() == v["hex"], v["name"]
+            assert p.encode_snapshot_read(rid, f["stream"], f["max_revision"], f["count"]) == got
+        elif v["op"] == "snapshot_saved":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.SNAPSHOT_SAVED, rid)
+            assert p.decode_snapshot_saved(payload) == p.SnapshotSaveResult(f["revision"],
+                                                                            f["kept"])
+            with pytest.raises(p.ProtocolError, match="ends inside"):
+                p.decode_snapshot_saved(payload[:-1])
+        elif v["op"] == "snapshot_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.SNAPSHOT_OK, rid)
+            page = p.decode_snapshot_ok(payload, v["version"])
+            assert (page.found, page.revision, page.type, page.data, page.end, page.next) == (
+                f["found"] == 1, f["revision"], f["type"], f["data"].encode(), f["end"] == 1,
+                f["next"]), v["name"]
+            assert_events(page.events, f["events"])
+            with pytest.raises(p.ProtocolError, match="ends inside"):
+                p.decode_snapshot_ok(payload[:-1])
+            with pytest.raises(p.ProtocolError, match="trailing"):
+                p.decode_snapshot_ok(payload + b"\0")
+        else:
+            raise AssertionError(f"unknown op {v['op']}")
+        seen.append((v["op"], v["fields"].get("found"), len(v["fields"].get("events", []))))
+    # One save and its answer, two reads, and an answer with and one without a snapshot.
+    assert sorted(seen) == [("snapshot_ok", 0, 0), ("snapshot_ok", 1, 2),
+                            ("snapshot_read", None, 0), ("snapshot_read", None, 0),
+                            ("snapshot_save", None, 0), ("snapshot_saved", None, 0)]

@@ -147,7 +147,8 @@ export interface ConnectOptions {
    * Milliseconds (0 = off): when the connection breaks or the node answers
    * shutting_down, appends and reads reconnect and send the same request
    * again (same event ids: an append written before the break is answered
-   * deduplicated, not written twice) for up to this long. Subscriptions end
+   * deduplicated, not written twice) for up to this long; so do snapshot
+   * saves (a resent save replaces the first). Subscriptions end
    * with ConnectionLost; resume them from a checkpoint.
    */
   retryForMs?: number;
@@ -489,6 +490,44 @@ export class Client {
    */
   async scavenge(timeoutMs = 0): Promise<p.ScavengeResult> {
     return p.decodeScavengeOk(await this.sendOnce((id) => p.encodeScavenge(id), timeoutMs));
+  }
+
+  // ---- snapshots (v5, docs/semantics.md "Snapshots") ----
+
+  /**
+   * Saves the application's state of `stream` after `revision` (`type` and
+   * `data` are the application's; a string is sent as UTF-8) and resolves once
+   * it is durable: `{revision, kept}`, `kept` the stream's snapshots now (the
+   * node keeps the newest 8). `revision` must be a revision of the stream (at
+   * most its last, at least its last deletion): else an AnnalError with code
+   * BadRequest; StreamNotFound for a stream without visible events,
+   * StreamDeleted for a tombstoned one. A save at the same revision replaces
+   * the earlier one, so it is retried as reads are.
+   */
+  async snapshotSave(stream: string, revision: bigint, type: string, data: Uint8Array | string): Promise<p.SnapshotSaveResult> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeSnapshotSave(id, stream, revision, type, data), true);
+    });
+    return p.decodeSnapshotSaved(payload);
+  }
+
+  /**
+   * A stream read from its latest snapshot, in one request: the newest
+   * snapshot at or below `maxRevision` (undefined, null or NONE: the newest)
+   * and up to `count` of the stream's events after it (0: none; the node caps
+   * a page as a read's). Resolves to `found` (false: no such snapshot, and
+   * the events start at revision 0), `revision`, `type`, `data` (a Buffer),
+   * `events`, `next` (the revision to continue from with readStream) and `end`
+   * (the events reached the stream's last revision). StreamNotFound for a
+   * stream without visible events, StreamDeleted for a tombstoned one.
+   */
+  async snapshotRead(stream: string, maxRevision: bigint | null = null, count = 0): Promise<p.SnapshotPage> {
+    const { payload } = await this.retrying(() => {
+      const id = this.nextId++;
+      return this.call(id, p.encodeSnapshotRead(id, stream, maxRevision, count), true);
+    });
+    return p.decodeSnapshotOk(payload);
   }
 
   /** A counted request whose retry the node could not recognise (setStreamMetadata,

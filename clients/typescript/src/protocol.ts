@@ -39,6 +39,8 @@ export enum Op {
   SetStreamMetadata = 0x25,
   DeleteStream = 0x26,
   Scavenge = 0x27, // v5: rewrite sealed segments without removed events
+  SnapshotSave = 0x28, // v5: per-stream snapshots (docs/semantics.md)
+  SnapshotRead = 0x29,
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -58,6 +60,8 @@ export enum Op {
   StreamMetadataOk = 0x9e, // v5
   DeleteOk = 0x9f,
   ScavengeOk = 0xa0, // v5
+  SnapshotSaved = 0xa1, // v5
+  SnapshotOk = 0xa2, // v5
   Error = 0xff,
 }
 
@@ -592,6 +596,43 @@ export function encodeScavenge(requestId: bigint): Buffer {
   return frame(Op.Scavenge, requestId);
 }
 
+/** A snapshot saved (v5 snapshot_saved): durable when answered. */
+export interface SnapshotSaveResult {
+  /** The stream revision the snapshot is of. */
+  revision: bigint;
+  /** The stream's snapshots now (the newest 8 are kept). */
+  kept: number;
+}
+
+/** A stream read from its latest snapshot (v5 snapshot_ok): the newest snapshot at or
+ * below the revision asked for, and the events after it. */
+export interface SnapshotPage {
+  /** false: no snapshot; then revision is 0n, type and data empty. */
+  found: boolean;
+  /** The snapshot is of the stream's state after this revision. */
+  revision: bigint;
+  type: string;
+  data: Buffer;
+  /** The events reach the stream's last revision. */
+  end: boolean;
+  /** The revision to read from next. */
+  next: bigint;
+  /** After the snapshot (from revision 0 if none was found). */
+  events: Event[];
+}
+
+/** The stream's state after `revision`: `type` and `data` (bytes, or text sent as UTF-8)
+ * are the application's. */
+export function encodeSnapshotSave(requestId: bigint, stream: string, revision: bigint, type: string, data: Uint8Array | string): Buffer {
+  return frame(Op.SnapshotSave, requestId, new Writer().bytes(stream).u64(revision).bytes(type).bytes(data).concat());
+}
+
+/** The newest snapshot at or below `maxRevision` (null or NONE: the newest) and up to
+ * `count` events after it (0: none). */
+export function encodeSnapshotRead(requestId: bigint, stream: string, maxRevision: bigint | null = null, count = 0): Buffer {
+  return frame(Op.SnapshotRead, requestId, new Writer().bytes(stream).u64(maxRevision ?? NONE).u32(count).concat());
+}
+
 // ---- decoding ----
 
 export class Reader {
@@ -827,6 +868,27 @@ export function decodeScavengeOk(p: Buffer): ScavengeResult {
   };
   r.done();
   return v;
+}
+
+export function decodeSnapshotSaved(p: Buffer): SnapshotSaveResult {
+  const r = new Reader(p, "snapshot_saved");
+  const v = { revision: r.u64("revision"), kept: r.u32("kept") };
+  r.done();
+  return v;
+}
+
+/** The events are encoded as in read_ok for the connection's version. */
+export function decodeSnapshotOk(p: Buffer, version: number = PROTOCOL_VERSION): SnapshotPage {
+  const r = new Reader(p, "snapshot_ok");
+  const found = r.u8("found") !== 0;
+  const revision = r.u64("revision");
+  const type = r.string("type");
+  const data = r.bytes("data");
+  const end = r.u8("end") !== 0;
+  const next = r.u64("next");
+  const evs = events(r, version);
+  r.done();
+  return { found, revision, type, data, end, next, events: evs };
 }
 
 export function decodeDeleteOk(p: Buffer): DeleteResult {

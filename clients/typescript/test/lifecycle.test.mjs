@@ -1,4 +1,4 @@
-// Stream metadata, deletion and scavenge (protocol v5) against a real annald.
+// Stream metadata, deletion, scavenge and snapshots (protocol v5) against a real annald.
 import assert from "node:assert/strict";
 import net from "node:net";
 import { after, before, test } from "node:test";
@@ -88,6 +88,50 @@ test("scavenge answers with its report when the run is done", async () => {
     assert.equal(r.cancelled, false);
     assert.equal((await c.scavenge(60000)).cancelled, false);
     await assert.rejects(c.readStream("sc-1"), (e) => e instanceof StreamNotFound);
+  } finally {
+    c.close();
+  }
+});
+
+test("a stream is read from its latest snapshot in one request", async () => {
+  const c = await Client.connect({ port: node.port });
+  try {
+    for (let i = 0; i < 10; i++) await c.append("tacct-1", [ev(i)]);
+    assert.deepEqual(await c.snapshotSave("tacct-1", 6n, "Balance", '{"balance":60}'), { revision: 6n, kept: 1 });
+
+    const r = await c.snapshotRead("tacct-1", null, 100);
+    assert.equal(r.found, true);
+    assert.equal(r.revision, 6n);
+    assert.equal(r.type, "Balance");
+    assert.ok(Buffer.isBuffer(r.data));
+    assert.equal(r.data.toString(), '{"balance":60}');
+    assert.deepEqual(r.events.map((e) => e.revision), [7n, 8n, 9n]);
+    assert.deepEqual(r.events.map((e) => JSON.parse(e.data.toString()).n), [7, 8, 9]);
+    assert.equal(r.end, true);
+    assert.equal(r.next, 10n);
+    // Without count: the snapshot alone, and the revision to read from next.
+    const alone = await c.snapshotRead("tacct-1");
+    assert.deepEqual([alone.found, alone.revision, alone.events.length, alone.end, alone.next], [true, 6n, 0, false, 7n]);
+
+    // None at or below 5: not found, the events from the stream's start.
+    const none = await c.snapshotRead("tacct-1", 5n, 3);
+    assert.equal(none.found, false);
+    assert.deepEqual(none.events.map((e) => e.revision), [0n, 1n, 2n]);
+    assert.equal(none.end, false);
+    assert.equal(none.next, 3n);
+
+    // A save must name a revision of the stream.
+    await assert.rejects(c.snapshotSave("tacct-1", 99n, "Balance", "{}"), (e) => e instanceof AnnalError && e.code === Code.BadRequest);
+    // Bytes too; a save at the same revision replaces the snapshot.
+    assert.deepEqual(await c.snapshotSave("tacct-1", 6n, "Balance", Buffer.from('{"balance":61}')), { revision: 6n, kept: 1 });
+    assert.equal((await c.snapshotRead("tacct-1", protocol.NONE)).data.toString(), '{"balance":61}');
+
+    await assert.rejects(c.snapshotRead("tacct-never", null, 1), (e) => e instanceof StreamNotFound);
+    await assert.rejects(c.snapshotSave("tacct-never", 0n, "Balance", "{}"), (e) => e instanceof StreamNotFound);
+    // They go with the stream: a tombstoned stream answers stream_deleted.
+    await c.deleteStream("tacct-1", { kind: "any" }, true);
+    await assert.rejects(c.snapshotRead("tacct-1", null, 100), (e) => e instanceof StreamDeleted);
+    await assert.rejects(c.snapshotSave("tacct-1", 9n, "Balance", "{}"), (e) => e instanceof StreamDeleted);
   } finally {
     c.close();
   }

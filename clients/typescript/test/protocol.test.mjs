@@ -91,26 +91,30 @@ test("responses decode to the vector fields", () => {
       assert.equal(page.end, f.end !== 0);
       assert.equal(page.next, BigInt(f.next));
       assert.equal(page.durableEnd, BigInt(f.durable_end ?? 0));
-      assert.equal(page.events.length, f.events.length);
-      page.events.forEach((got, i) => {
-        const w = f.events[i];
-        assert.equal(got.position, BigInt(w.position));
-        assert.equal(got.revision, BigInt(w.revision));
-        assert.equal(got.timestampUs, BigInt(w.timestamp_us));
-        assert.equal(got.flags, w.flags);
-        assert.equal(got.id, w.id);
-        assert.equal(got.stream, w.stream);
-        assert.equal(got.type, w.type);
-        assert.equal(got.metadata.toString(), w.metadata);
-        assert.equal(got.data.toString(), w.data);
-        assert.deepEqual(got.tags, w.tags ?? []);
-        assert.equal(got.correlationId, w.correlation_id ?? "");
-        assert.equal(got.causationId, w.causation_id ?? "");
-      });
+      assertEvents(page.events, f.events);
     }
   }
   assert.deepEqual([...seen].sort(), ["append_multi_ok", "append_ok", "append_refused", "error", "read_ok"]);
 });
+
+function assertEvents(events, wanted) {
+  assert.equal(events.length, wanted.length);
+  events.forEach((got, i) => {
+    const w = wanted[i];
+    assert.equal(got.position, BigInt(w.position));
+    assert.equal(got.revision, BigInt(w.revision));
+    assert.equal(got.timestampUs, BigInt(w.timestamp_us));
+    assert.equal(got.flags, w.flags);
+    assert.equal(got.id, w.id);
+    assert.equal(got.stream, w.stream);
+    assert.equal(got.type, w.type);
+    assert.equal(got.metadata.toString(), w.metadata);
+    assert.equal(got.data.toString(), w.data);
+    assert.deepEqual(got.tags, w.tags ?? []);
+    assert.equal(got.correlationId, w.correlation_id ?? "");
+    assert.equal(got.causationId, w.causation_id ?? "");
+  });
+}
 
 test("a truncated or padded payload is a protocol error", () => {
   for (const v of vectors().filter((x) => x.op === "read_ok")) {
@@ -225,4 +229,48 @@ test("version 5: stream metadata, deletion and scavenge frames", () => {
     seen.add(v.op);
   }
   assert.deepEqual([...seen].sort(), ["delete_ok", "delete_stream", "error", "scavenge", "scavenge_ok", "set_stream_metadata", "stream_metadata", "stream_metadata_ok"]);
+});
+
+test("version 5: snapshot frames", () => {
+  const seen = [];
+  // JSON.parse rounds numbers past 2^53; the only such values are "none" (2^64 - 1).
+  const orNull = (x) => (x > Number.MAX_SAFE_INTEGER ? null : BigInt(x));
+  for (const v of vectors().filter((x) => x.op.startsWith("snapshot_"))) {
+    assert.equal(v.version, 5, v.name);
+    const f = v.fields;
+    const id = BigInt(v.request_id);
+    if (v.op === "snapshot_save") {
+      const got = p.encodeSnapshotSave(id, f.stream, BigInt(f.revision), f.type, f.data);
+      assert.equal(got.toString("hex"), v.hex, v.name);
+      assert.deepEqual(p.encodeSnapshotSave(id, f.stream, BigInt(f.revision), f.type, Buffer.from(f.data)), got);
+    } else if (v.op === "snapshot_read") {
+      const max = orNull(f.max_revision);
+      const got = p.encodeSnapshotRead(id, f.stream, max, f.count);
+      assert.equal(got.toString("hex"), v.hex, v.name);
+      assert.deepEqual(p.encodeSnapshotRead(id, f.stream, max ?? p.NONE, f.count), got);
+    } else if (v.op === "snapshot_saved") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.SnapshotSaved);
+      assert.equal(gotId, id);
+      assert.deepEqual(p.decodeSnapshotSaved(payload), { revision: BigInt(f.revision), kept: f.kept });
+      assert.throws(() => p.decodeSnapshotSaved(payload.subarray(0, payload.length - 1)), /ends inside/);
+    } else if (v.op === "snapshot_ok") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.SnapshotOk);
+      assert.equal(gotId, id);
+      const page = p.decodeSnapshotOk(payload, v.version);
+      assert.deepEqual(
+        { found: page.found, revision: page.revision, type: page.type, data: page.data.toString(), end: page.end, next: page.next },
+        { found: f.found === 1, revision: BigInt(f.revision), type: f.type, data: f.data, end: f.end === 1, next: BigInt(f.next) },
+        v.name,
+      );
+      assert.ok(Buffer.isBuffer(page.data));
+      assertEvents(page.events, f.events);
+      assert.throws(() => p.decodeSnapshotOk(payload.subarray(0, payload.length - 1)), /ends inside/);
+      assert.throws(() => p.decodeSnapshotOk(Buffer.concat([payload, Buffer.alloc(1)])), /trailing/);
+    } else assert.fail(`unknown op ${v.op}`);
+    seen.push(`${v.op}/${f.found ?? "-"}/${(f.events ?? []).length}`);
+  }
+  // One save and its answer, two reads, and an answer with and one without a snapshot.
+  assert.deepEqual(seen.sort(), ["snapshot_ok/0/0", "snapshot_ok/1/2", "snapshot_read/-/0", "snapshot_read/-/0", "snapshot_save/-/0", "snapshot_saved/-/0"]);
 });

@@ -5,7 +5,8 @@ from .client import (AnnalError, AppendRefused, Checkpoint, Client, ConnectionLo
 from .protocol import (NONE, AppendMultiResult, AppendResult, Code, DeleteResult, Delivery, Event,
                        Expected, ExpectedKind, GroupInfo, GroupSettings, GroupStart, GroupTarget,
                        IndexKind, NackAction, NewEvent, ParkedEvent, ProtocolError, QueryItem,
-                       ReadPage, ScavengeResult, StreamAppend, StreamMetadata, Strategy)
+                       ReadPage, ScavengeResult, SnapshotPage, SnapshotSaveResult, StreamAppend,
+                       StreamMetadata, Strategy)
 from .sync import SyncClient
 
 END = NONE  # read backward from the last event: read_stream(s, END, backward=True)
@@ -15,7 +16,8 @@ __all__ = [
     "Code", "ConnectionLost", "DeleteResult", "Delivery", "END", "Event", "Expected", "ExpectedKind",
     "GroupInfo", "GroupMember", "GroupSettings", "GroupStart", "GroupTarget", "IndexKind",
     "NackAction", "NewEvent", "ParkedEvent", "ProtocolError", "QueryItem", "ReadPage",
-    "ScavengeResult", "StreamAppend", "StreamDeleted", "StreamMetadata", "StreamNotFound",
-    "Strategy", "Subscription", "SyncClient", "WrongExpectedRevision",
+    "ScavengeResult", "SnapshotPage", "SnapshotSaveResult", "StreamAppend", "StreamDeleted",
+    "StreamMetadata", "StreamNotFound", "Strategy", "Subscription", "SyncClient",
+    "WrongExpectedRevision",
 ]
 __version__ = "0.1.0"

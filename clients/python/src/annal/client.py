@@ -177,8 +177,9 @@ class Client:
         node answers ``shutting_down``), ``append`` reconnects and sends the
         same request again, with the same event ids, for up to this long. An
         append that was written before the break is then answered
-        ``deduplicated`` instead of being written twice. Reads are retried
-        too; subscriptions end with ConnectionLost (resume from a checkpoint)."""
+        ``deduplicated`` instead of being written twice. Reads and snapshot
+        saves (a resent save replaces the first) are retried too;
+        subscriptions end with ConnectionLost (resume from a checkpoint)."""
         reader, writer, hello = await _open(host, port, client_name, timeout)
         return cls(reader, writer, hello, timeout, (host, port, client_name), retry_for)
 
@@ -461,6 +462,46 @@ class Client:
         _, payload = await self._send_once(
             lambda rid: p.encode_delete_stream(rid, stream, expected, hard))
         return p.decode_delete_ok(payload)
+
+    # ---- snapshots (v5, docs/semantics.md "Snapshots") ----
+
+    async def snapshot_save(self, stream: str, revision: int, type: str,
+                            data: Union[bytes, str]) -> p.SnapshotSaveResult:
+        """Saves the application's state of ``stream`` after ``revision``
+        (``type`` and ``data`` are the application's; text is sent as UTF-8)
+        and returns once it is durable: ``revision`` and ``kept``, the
+        stream's snapshots now (the node keeps the newest 8). ``revision``
+        must be a revision of the stream (at most its last, at least its last
+        deletion): else ``AnnalError`` code BAD_REQUEST; ``StreamNotFound``
+        for a stream without visible events, ``StreamDeleted`` for a
+        tombstoned one. A save at the same revision replaces the earlier one,
+        so it is retried as reads are."""
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(
+                rid, p.encode_snapshot_save(rid, stream, revision, type, data), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_snapshot_saved(payload)
+
+    async def snapshot_read(self, stream: str, max_revision: Optional[int] = None,
+                            count: int = 0) -> p.SnapshotPage:
+        """A stream read from its latest snapshot, in one request: the newest
+        snapshot at or below ``max_revision`` (None: the newest) and up to
+        ``count`` of the stream's events after it (0: none; the node caps a
+        page as a read's). A ``SnapshotPage``: ``found`` (False: no such
+        snapshot, and the events start at revision 0), ``revision``,
+        ``type``, ``data`` (bytes), ``events``, ``next`` (the revision to
+        continue from with ``read_stream``) and ``end`` (the events reached
+        the stream's last revision). ``StreamNotFound`` for a stream without
+        visible events, ``StreamDeleted`` for a tombstoned one."""
+        async def once() -> tuple:
+            rid = next(self._ids)
+            return await self._call(
+                rid, p.encode_snapshot_read(rid, stream, max_revision, count), True)
+
+        _, payload = await self._retrying(once)
+        return p.decode_snapshot_ok(payload)
 
     async def scavenge(self, timeout: Optional[float] = None) -> p.ScavengeResult:
         """Runs a scavenge on the node (sealed log segments rewritten without

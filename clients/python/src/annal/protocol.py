@@ -15,7 +15,7 @@ import enum
 import struct
 import uuid
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Optional, Tuple, Union
 
 PROTOCOL_VERSION = 5
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
@@ -51,6 +51,8 @@ class Op(enum.IntEnum):
     SET_STREAM_METADATA = 0x25
     DELETE_STREAM = 0x26
     SCAVENGE = 0x27  # v5: rewrite sealed segments without removed events
+    SNAPSHOT_SAVE = 0x28  # v5: per-stream snapshots (docs/semantics.md)
+    SNAPSHOT_READ = 0x29
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -71,6 +73,8 @@ class Op(enum.IntEnum):
     STREAM_METADATA_OK = 0x9E  # v5
     DELETE_OK = 0x9F
     SCAVENGE_OK = 0xA0  # v5
+    SNAPSHOT_SAVED = 0xA1  # v5
+    SNAPSHOT_OK = 0xA2  # v5
     ERROR = 0xFF
 
 
@@ -352,6 +356,28 @@ class ScavengeResult:
 
 
 @dataclass(frozen=True)
+class SnapshotSaveResult:
+    """A snapshot saved (v5 ``snapshot_saved``): durable when answered."""
+
+    revision: int  # the stream revision the snapshot is of
+    kept: int  # the stream's snapshots now (the newest 8 are kept)
+
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    """A stream read from its latest snapshot (v5 ``snapshot_ok``): the newest
+    snapshot at or below the revision asked for, and the events after it."""
+
+    found: bool  # False: no snapshot; then revision is 0, type and data empty
+    revision: int  # the snapshot is of the stream's state after this revision
+    type: str
+    data: bytes
+    end: bool  # the events reach the stream's last revision
+    next: int  # the revision to read from next
+    events: List[Event]  # after the snapshot (from revision 0 if none was found)
+
+
+@dataclass(frozen=True)
 class HelloOk:
     version: int
     max_frame: int
@@ -614,6 +640,28 @@ def encode_scavenge(request_id: int) -> bytes:
     return frame(Op.SCAVENGE, request_id)
 
 
+def _blob(data: Union[bytes, str]) -> bytes:
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+def encode_snapshot_save(request_id: int, stream: str, revision: int, type: str,
+                         data: Union[bytes, str]) -> bytes:
+    """The stream's state after ``revision``: ``type`` and ``data`` (bytes, or
+    text sent as UTF-8) are the application's."""
+    return frame(Op.SNAPSHOT_SAVE, request_id,
+                 _str(stream.encode()) + struct.pack("<Q", revision) + _str(type.encode())
+                 + _str(_blob(data)))
+
+
+def encode_snapshot_read(request_id: int, stream: str, max_revision: Optional[int] = None,
+                         count: int = 0) -> bytes:
+    """The newest snapshot at or below ``max_revision`` (None: the newest) and
+    up to ``count`` events after it (0: none)."""
+    return frame(Op.SNAPSHOT_READ, request_id,
+                 _str(stream.encode())
+                 + struct.pack("<QI", NONE if max_revision is None else max_revision, count))
+
+
 # ---- decoding ----
 
 
@@ -817,6 +865,24 @@ def decode_scavenge_ok(p: bytes) -> ScavengeResult:
                          r.u64("duration_us"), r.u8("cancelled") != 0)
     r.done()
     return out
+
+
+def decode_snapshot_saved(p: bytes) -> SnapshotSaveResult:
+    r = Reader(p, "snapshot_saved")
+    out = SnapshotSaveResult(r.u64("revision"), r.u32("kept"))
+    r.done()
+    return out
+
+
+def decode_snapshot_ok(p: bytes, version: int = PROTOCOL_VERSION) -> SnapshotPage:
+    """The events are encoded as in read_ok for the connection's version."""
+    r = Reader(p, "snapshot_ok")
+    found, revision, type_, data = (r.u8("found") != 0, r.u64("revision"), r.string("type"),
+                                    r.bytes_("data"))
+    end, nxt = r.u8("end") != 0, r.u64("next")
+    events = _events(r, version)
+    r.done()
+    return SnapshotPage(found, revision, type_, data, end, nxt, events)
 
 
 def decode_u64(p: bytes, what: str) -> int:

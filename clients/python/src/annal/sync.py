@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Coroutine, List, Optional, Sequence, TypeVar
+from typing import Any, Coroutine, List, Optional, Sequence, TypeVar, Union
 
 from .client import Client
 from .protocol import (AppendMultiResult, AppendResult, DeleteResult, Event, Expected, GroupInfo,
-                       GroupSettings, NewEvent, QueryItem, ReadPage, ScavengeResult, StreamAppend,
-                       StreamMetadata)
+                       GroupSettings, NewEvent, QueryItem, ReadPage, ScavengeResult, SnapshotPage,
+                       SnapshotSaveResult, StreamAppend, StreamMetadata)
 
 T = TypeVar("T")
 
@@ -104,6 +104,15 @@ class SyncClient:
 
     def delete_stream(self, stream: str, expected: Expected, hard: bool = False) -> DeleteResult:
         return self._run(self._client.delete_stream(stream, expected, hard))
+
+    # Snapshots (v5): as Client's.
+    def snapshot_save(self, stream: str, revision: int, type: str,
+                      data: Union[bytes, str]) -> SnapshotSaveResult:
+        return self._run(self._client.snapshot_save(stream, revision, type, data))
+
+    def snapshot_read(self, stream: str, max_revision: Optional[int] = None,
+                      count: int = 0) -> SnapshotPage:
+        return self._run(self._client.snapshot_read(stream, max_revision, count))
 
     def scavenge(self, timeout: Optional[float] = None) -> ScavengeResult:
         """Client.scavenge: blocks until the node's run is done (None: no
