@@ -19,4 +19,15 @@ Status write_file_atomically(FileSystem& fs, const std::string& dir, const std::
   return fs.sync_dir(dir);
 }
 
+Result<std::string> read_whole_file(FileSystem& fs, const std::string& path) {
+  auto file = fs.open(path, OpenOptions{.read_only = true});
+  if (!file) return file.status();
+  auto size = (*file)->size();
+  if (!size) return size.status();
+  std::string bytes(static_cast<std::size_t>(*size), '\0');
+  ANNAL_RETURN_IF_ERROR((*file)->pread(
+      0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
+  return bytes;
+}
+
 }  // namespace annal::engine

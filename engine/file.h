@@ -82,6 +82,9 @@ class FileSystem {
 // (a leftover from a crash removed first), the bytes, fdatasync, rename over
 // dir/name, fsync of dir. After a crash dir/name is the old file or the new
 // one, never a mix; a .tmp may be left behind.
+// The whole content of the file at `path`.
+Result<std::string> read_whole_file(FileSystem& fs, const std::string& path);
+
 Status write_file_atomically(FileSystem& fs, const std::string& dir, const std::string& name,
                              std::string_view bytes);
 

@@ -129,14 +129,9 @@ Result<std::optional<Snapshot>> SnapshotStore::latest(std::string_view stream,
     if (*it > max_revision) continue;
     if (*it < min_revision) break;
     const std::string path = stream_dir(stream) + "/" + file_name(*it);
-    auto file = fs_.open(path, engine::OpenOptions{.read_only = true});
-    if (!file) return file.status();
-    auto size = (*file)->size();
-    if (!size) return size.status();
-    std::string bytes(static_cast<std::size_t>(*size), '\0');
-    ANNAL_RETURN_IF_ERROR((*file)->pread(
-        0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
-    auto s = decode_snapshot(bytes, path);
+    auto bytes = engine::read_whole_file(fs_, path);
+    if (!bytes) return bytes.status();
+    auto s = decode_snapshot(*bytes, path);
     if (!s) return s.status();
     if (s->stream != stream || s->revision != *it)
       return Status(Errc::kCorruption, fmt::format("snapshot file {} holds stream '{}' revision {}",

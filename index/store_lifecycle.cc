@@ -12,6 +12,7 @@
 #include "index/store_impl.h"
 
 namespace annal::index {
+
 auto Store::Impl::open_lifecycle(std::uint64_t end) -> Status {
   engine::FileSystem& fs =
       options_.log.fs != nullptr ? *options_.log.fs : engine::FileSystem::posix();
@@ -19,14 +20,9 @@ auto Store::Impl::open_lifecycle(std::uint64_t end) -> Status {
   LifecycleFile f;
   bool trusted = false;
   if (fs.exists(path)) {
-    auto file = fs.open(path, engine::OpenOptions{.read_only = true});
-    if (!file) return file.status();
-    auto size = (*file)->size();
-    if (!size) return size.status();
-    std::string bytes(static_cast<std::size_t>(*size), '\0');
-    ANNAL_RETURN_IF_ERROR((*file)->pread(
-        0, std::span<std::byte>(reinterpret_cast<std::byte*>(bytes.data()), bytes.size())));
-    auto decoded = decode_lifecycle(bytes);
+    auto bytes = engine::read_whole_file(fs, path);
+    if (!bytes) return bytes.status();
+    auto decoded = decode_lifecycle(*bytes);
     if (!decoded) {
       spdlog::warn("{}: {}; folding the metadata streams from the whole log", path,
                    decoded.status().to_string());
@@ -36,7 +32,8 @@ auto Store::Impl::open_lifecycle(std::uint64_t end) -> Status {
           "folding the metadata streams from the whole log",
           path, decoded->through, end);
     } else {
-      f = std::move(decoded).value();
+      f.through = decoded->through;
+      f.rules.swap(decoded->rules);
       trusted = true;
     }
   }

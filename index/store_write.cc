@@ -220,7 +220,7 @@ auto Store::Impl::check_part(const Part& c, std::span<const EventId> ids, std::u
   // expectations; its new events still follow its last revision.
   const StreamRules* rules = writer_rules(c.stream);
   out.deleted = out.head && rules && rules->deleted_at(out.head->revision);
-  const std::optional<Head> head = out.deleted ? std::nullopt : out.head;
+  const Head* head = out.head && !out.deleted ? &*out.head : nullptr;
   auto wrong = [&] {
     out.kind = PartCheck::Kind::kWrong;
     return out;
@@ -232,33 +232,30 @@ auto Store::Impl::check_part(const Part& c, std::span<const EventId> ids, std::u
     out.dedup = **d;
     return out;
   };
+  // New events, unless the ids are a recent append of this stream (a retry)
+  // or recent events of something else (a conflict).
+  auto by_window = [&]() -> Result<PartCheck> {
+    Dedup d{};
+    auto m = match_in_window(c, ids, next, d);
+    if (!m) return m.status();
+    if (*m == WindowResult::kDuplicate) return retry(std::optional<Dedup>(d));
+    if (*m == WindowResult::kConflict) return wrong();
+    return out;
+  };
   using Kind = ExpectedRevision::Kind;
   switch (c.expected.kind) {
     case Kind::kStreamExists:
       if (!head) return wrong();
       [[fallthrough]];
-    case Kind::kAny: {
+    case Kind::kAny:
       if (ids.empty()) return out;
-      Dedup d{};
-      auto m = match_in_window(c, ids, next, d);
-      if (!m) return m.status();
-      if (*m == WindowResult::kDuplicate) return retry(std::optional<Dedup>(d));
-      if (*m == WindowResult::kConflict) return wrong();
-      return out;
-    }
+      return by_window();
     case Kind::kNoStream: {
       if (!head && !out.deleted) return out;
       if (ids.empty()) return head ? wrong() : out;
-      if (!head) {
-        // Deleted: a retry of the append that recreated it, while that
-        // still left every event below the cut, is in the id window.
-        Dedup d{};
-        auto m = match_in_window(c, ids, next, d);
-        if (!m) return m.status();
-        if (*m == WindowResult::kDuplicate) return retry(std::optional<Dedup>(d));
-        if (*m == WindowResult::kConflict) return wrong();
-        return out;
-      }
+      // Deleted: a retry of the append that recreated it, while that still
+      // left every event below the cut, is in the id window.
+      if (!head) return by_window();
       // Recreated after a soft delete: its first revision followed the
       // deleted ones.
       return retry(match_at_revisions(c, rules ? rules->deleted_before : 0, ids));
@@ -280,10 +277,9 @@ auto Store::Impl::writer_matches(const Query& q, std::uint64_t pos) const -> Res
     return query_matches(q, e.type, e.tags);
   }
   bool match = false;
-  Status st = log_->visit(GlobalPosition(pos),
-                          [&](const engine::RecordView& v) {
-                            match = !(v.flags & format::kFlagRemoved) && query_matches(q, v);
-                          });
+  Status st = log_->visit(GlobalPosition(pos), [&](const engine::RecordView& v) {
+    match = !(v.flags & format::kFlagRemoved) && query_matches(q, v);
+  });
   if (!st.is_ok()) return unconfirmed(pos, "an append condition", st);
   return match;
 }

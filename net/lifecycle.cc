@@ -9,6 +9,15 @@
 
 namespace annal::net::detail {
 
+// From another thread: sends a request's answer on the connection's strand
+// and ends the request.
+void Connection::answer_on_strand(std::string frame) {
+  asio::post(strand_, [self = shared_from_this(), frame = std::move(frame)]() mutable {
+    self->send(std::move(frame));
+    self->request_finished();
+  });
+}
+
 bool Connection::dispatch_lifecycle(proto::Op op, std::uint64_t id, std::string_view payload) {
   switch (op) {
     case proto::Op::kStreamMetadata:
@@ -61,10 +70,7 @@ void Connection::handle_stream_metadata(std::uint64_t id, std::string_view paylo
       ok.tombstoned = r.tombstoned;
       frame = proto::encode(id, ok, self->version_);
     }
-    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
-      self->send(std::move(frame));
-      self->request_finished();
-    });
+    self->answer_on_strand(std::move(frame));
   });
 }
 
@@ -122,10 +128,7 @@ void Connection::handle_snapshot_save(std::uint64_t id, std::string_view payload
                              self->version_)
              : proto::encode_error(id, proto::Error{proto::code_from_errc(kept.status().code()),
                                                     proto::kNone, kept.status().message()});
-    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
-      self->send(std::move(frame));
-      self->request_finished();
-    });
+    self->answer_on_strand(std::move(frame));
   });
 }
 
@@ -173,10 +176,7 @@ void Connection::handle_snapshot_read(std::uint64_t id, std::string_view payload
       ok.end = st.is_ok() && ok.next > head->value;
       frame = st.is_ok() ? proto::encode(id, ok, self->version_) : error(st);
     }
-    asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
-      self->send(std::move(frame));
-      self->request_finished();
-    });
+    self->answer_on_strand(std::move(frame));
   });
 }
 
@@ -206,10 +206,7 @@ void Connection::handle_scavenge(std::uint64_t id, std::string_view payload) {
                                 r->cancelled},
               self->version_);
         }
-        asio::post(self->strand_, [self, frame = std::move(frame)]() mutable {
-          self->send(std::move(frame));
-          self->request_finished();
-        });
+        self->answer_on_strand(std::move(frame));
       });
 }
 
