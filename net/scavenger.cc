@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "engine/thread_name.h"
 
 namespace annal::net::detail {
@@ -53,7 +55,7 @@ void Scavenger::loop() {
       options_.interval.count() > 0 ? start + options_.interval : Clock::time_point::max();
   auto next_free_check =
       options_.free_below > 0 ? start + options_.free_check : Clock::time_point::max();
-  auto last_free_run = Clock::time_point::min();
+  std::optional<Clock::time_point> last_free_run;  // none yet
   engine::FileSystem& fs = store_.log().options().fs != nullptr ? *store_.log().options().fs
                                                                 : engine::FileSystem::posix();
   for (;;) {
@@ -75,7 +77,8 @@ void Scavenger::loop() {
     } else if (now >= next_free_check) {
       next_free_check = now + options_.free_check;
       auto free = fs.free_bytes(store_.log().options().dir);
-      if (free && *free < options_.free_below && now - last_free_run >= options_.free_min_gap) {
+      if (free && *free < options_.free_below &&
+          (!last_free_run || now - *last_free_run >= options_.free_min_gap)) {
         why = "free space below the threshold";
         last_free_run = now;
       }

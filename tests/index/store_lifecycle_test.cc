@@ -251,6 +251,40 @@ TEST_F(StoreLifecycleTest, RulesSurviveRestartsKillsAndALostOrDamagedLifecycleFi
   EXPECT_EQ(append("c-1", Rev::any(), {7}).status.code(), Errc::kStreamDeleted);
 }
 
+TEST_F(StoreLifecycleTest, EverySecondaryIndexKindSkipsRemovedEvents) {
+  auto tagged = [](std::uint64_t n) {
+    NewEvent e{make_id(n), "Placed", 0, "", "{}"};
+    e.tags = {"region:eu"};
+    e.correlation_id = "corr-1";
+    e.causation_id = "cause-1";
+    return e;
+  };
+  for (const char* s : {"s-1", "t-1"})
+    ASSERT_TRUE(
+        store_->append_sync(StreamAppend{s, Rev::any(), {tagged(s[0] == 's' ? 1 : 2)}}).status);
+  ASSERT_TRUE(del("s-1").status);
+  const std::vector<std::pair<IndexKind, std::string>> keys{{IndexKind::kCategory, "s"},
+                                                            {IndexKind::kType, "Placed"},
+                                                            {IndexKind::kTag, "region:eu"},
+                                                            {IndexKind::kCorrelation, "corr-1"},
+                                                            {IndexKind::kCausation, "cause-1"}};
+  for (const auto& [kind, value] : keys) {
+    for (Direction dir : {Direction::kForward, Direction::kBackward}) {
+      std::vector<std::string> got;
+      ASSERT_TRUE(store_->visit_index(
+          kind, value, GlobalPosition(dir == Direction::kForward ? 0 : UINT64_MAX), dir,
+          GlobalPosition(UINT64_MAX), [&](const engine::RecordView& v) {
+            got.emplace_back(v.stream);
+            return true;
+          }));
+      const std::vector<std::string> want = kind == IndexKind::kCategory
+                                                ? std::vector<std::string>{}
+                                                : std::vector<std::string>{"t-1"};
+      EXPECT_EQ(got, want) << static_cast<int>(kind) << " " << value;
+    }
+  }
+}
+
 TEST(LifecycleFileTest, RoundTripsAndRefusesDamage) {
   LifecycleFile f;
   f.through = 77;
