@@ -37,8 +37,6 @@ void DataDirTest::TearDown() {
   stdfs::remove_all(stdfs::path(dir_).parent_path(), ec);
 }
 
-namespace {
-
 index::StoreOptions store_options(const std::string& dir) {
   index::StoreOptions o;
   o.log.dir = dir;
@@ -47,6 +45,8 @@ index::StoreOptions store_options(const std::string& dir) {
   o.memtable_entries = 100;
   return o;
 }
+
+namespace {
 
 EventId id_for(std::uint64_t n) {
   EventId id;

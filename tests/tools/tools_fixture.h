@@ -12,9 +12,13 @@
 
 #include "engine/record.h"
 #include "engine/segment.h"
+#include "index/store.h"
 #include "tools/offline.h"
 
 namespace annal::tools::testing {
+
+// The store options the fixture writes and reopens its directory with.
+index::StoreOptions store_options(const std::string& dir);
 
 class DataDirTest : public ::testing::Test {
  protected:

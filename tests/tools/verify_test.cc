@@ -144,6 +144,56 @@ TEST_F(VerifyRepairTest, TwoAdjacentDamagedRecordsBecomeTwoMarkersFillingTheSpan
   for (std::size_t i = 5; i < offs.size(); ++i) EXPECT_EQ(after[i], offs[i]);
 }
 
+TEST_F(VerifyRepairTest, AScavengedSegmentVerifiesAndItsDamageIsRepairedLikeAnyOther) {
+  populate();
+  {
+    auto store = index::Store::open(store_options(dir_));
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    ASSERT_TRUE((*store)->delete_stream_sync("order-1", ExpectedRevision::any(), false).status);
+    auto r = (*store)->scavenge({});
+    ASSERT_TRUE(r) << r.status().to_string();
+    ASSERT_GT(r->segments_rewritten, 0u);
+  }
+  VerifyReport clean = verify();
+  for (const auto& fd : clean.survey.findings) ADD_FAILURE() << "scavenged: " << finding_text(fd);
+  // Damage a surviving record of a rewritten (version 3) segment.
+  const std::string s = seg(1);
+  const auto offs = offsets(s);
+  const std::uint64_t first = first_of(s).value;
+  std::uint64_t victim = 0, witness = 0;
+  for (std::uint64_t i = 0; i < offs.size(); ++i) {
+    if (original_.at(first + i).stream == "order-1") continue;  // a marker now
+    if (victim == 0) {
+      victim = first + i;
+    } else if (witness == 0) {
+      witness = first + i;
+    }
+  }
+  ASSERT_NE(witness, 0u);
+  flip_bit(s, offs[victim - first] + 70);
+  VerifyReport r = verify();
+  ASSERT_EQ(r.survey.findings.size(), 1u);
+  EXPECT_EQ(r.survey.findings[0].kind, FindingKind::kCorruptRecord);
+  EXPECT_EQ(r.survey.findings[0].first, GlobalPosition(victim));
+  RepairResult rep = repair(/*apply=*/true);
+  EXPECT_TRUE(rep.applied);
+  EXPECT_TRUE(rep.clean_after);
+  EXPECT_TRUE(verify().clean());
+  auto store = index::Store::open(store_options(dir_));
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  auto lost = (*store)->log().read(GlobalPosition(victim));
+  ASSERT_TRUE(lost);
+  EXPECT_TRUE(lost->is_lost());
+  auto kept = (*store)->log().read(GlobalPosition(witness));
+  ASSERT_TRUE(kept);
+  EXPECT_EQ(*kept, original_.at(witness));
+  EXPECT_EQ((*store)
+                ->read_stream("order-1", StreamRevision(0), 10, index::Direction::kForward)
+                .status()
+                .code(),
+            Errc::kStreamNotFound);
+}
+
 TEST_F(VerifyRepairTest, TruncatedSealedSegmentLosesItsTailPositions) {
   populate();
   const std::string s = seg(1);
