@@ -181,8 +181,7 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
     // A live step: a few positions just made durable, in memory. Scanned
     // here, so the subscribers of this thread that follow find it cached
     // instead of each queuing the same scan on the reading pool.
-    fresh->step =
-        read::scan_log(shared_->store, f, from, end, max_scan, limits, fresh->events);
+    fresh->step = read::scan_log(shared_->store, f, from, end, max_scan, limits, fresh->events);
     if (fresh->step.status.is_ok()) shared_->live.insert(key, fresh, fresh->events.bytes());
     co_return fresh;
   }

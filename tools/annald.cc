@@ -112,8 +112,7 @@ int main(int argc, char** argv) {
   std::uint64_t keepalive_idle_s = static_cast<std::uint64_t>(no.keepalive_idle.count());
   std::uint64_t keepalive_interval_s = static_cast<std::uint64_t>(no.keepalive_interval.count());
   std::uint64_t group_persist_ms = static_cast<std::uint64_t>(no.group_persist_period.count());
-  std::uint64_t scavenge_mb_per_s = 64, scavenge_interval_s = 86400,
-                scavenge_free_below_mb = 1024;
+  std::uint64_t scavenge_mb_per_s = 64, scavenge_interval_s = 86400, scavenge_free_below_mb = 1024;
 
   po::options_description desc(
       "annald: the annal event-store node\n\n"
