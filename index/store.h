@@ -265,6 +265,9 @@ class Store {
 
   // The rules now, for a read in log order below a durable end read before.
   Removal removal() const;
+  // Grows each time the readers' rules change (a metadata or deletion event
+  // became durable): a reader that read under an older version may read again.
+  std::uint64_t rules_version() const;
   // Rewrites every sealed segment holding events removed by their stream's
   // rules (engine::Log::rewrite_sealed), freeing their space; surviving
   // events keep their positions and bytes, metadata streams are kept whole.

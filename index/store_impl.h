@@ -315,6 +315,7 @@ class Store::Impl final : public engine::WriteHooks {
   // writer's (with not yet durable changes), and those changes.
   mutable std::mutex rules_mu_;
   std::shared_ptr<const RulesMap> rules_ = std::make_shared<RulesMap>();
+  std::atomic<std::uint64_t> rules_version_{0};
   RulesMap writer_rules_;                // writer thread
   std::deque<RuleChange> rule_changes_;  // writer thread
   std::uint64_t lifecycle_through_ = 0;  // writer thread: DATA/lifecycle covers below

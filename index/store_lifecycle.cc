@@ -119,6 +119,7 @@ void Store::Impl::on_disk(GlobalPosition end) {
     std::lock_guard lock(rules_mu_);
     rules_ = std::move(next);
   }
+  rules_version_.fetch_add(1, std::memory_order_release);
   lifecycle_dirty_ = true;
 }
 
@@ -246,6 +247,10 @@ Result<StreamMetadata> Store::read_metadata(const std::string& stream) const {
   if (!h) return h.status();
   m.deleted = *h && m.rules.deleted_at((*h)->revision);
   return m;
+}
+
+std::uint64_t Store::rules_version() const {
+  return impl_->rules_version_.load(std::memory_order_acquire);
 }
 
 Removal Store::removal() const {

@@ -27,6 +27,7 @@ class LiveCache {
     std::string type_prefix;
     std::uint64_t max_scan = 0;  // positions one step may scan (checkpoints bound it)
     std::uint64_t from = 0;
+    std::uint64_t rules_version = 0;  // the stream rules it was read under
     friend bool operator==(const Key&, const Key&) = default;
   };
 

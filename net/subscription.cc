@@ -171,12 +171,14 @@ asio::awaitable<std::shared_ptr<const Batch>> Connection::next_batch(const Subsc
   limits.max_bytes = shared_->options.max_read_bytes;
   // Live subscribers of the global log with one filter share the step.
   const bool shareable = !index_phase && f.target == read::Target::kAll;
+  const std::uint64_t rules = shared_->store.rules_version();
   LiveCache<Batch>::Key key;
   if (shareable) {
-    key = {version_, f.stream_prefix, f.type_prefix, max_scan, from.value};
+    key = {version_, f.stream_prefix, f.type_prefix, max_scan, from.value, rules};
     if (auto cached = shared_->live.find(key)) co_return cached;
   }
   auto fresh = std::make_shared<Batch>(version_);
+  fresh->rules_version = rules;
   if (shareable && end.value - from.value <= kInlineLiveScan) {
     // A live step: a few positions just made durable, in memory. Scanned
     // here, so the subscribers of this thread that follow find it cached
@@ -263,6 +265,9 @@ asio::awaitable<void> Connection::run_subscription(std::shared_ptr<Subscription>
         end_subscription(*sub);
         break;
       }
+      // A metadata or deletion event became durable while it was read: its
+      // removals must hold for what is sent from now on, so read it again.
+      if (b->rules_version != shared_->store.rules_version()) continue;
       deliver(*sub, b);
     } else {
       sub->timer.expires_after(shared_->options.checkpoint_period);

@@ -24,6 +24,9 @@ inline constexpr std::uint64_t kInlineLiveScan = 256;
 // filter at the same position share it (LiveCache).
 struct Batch {
   explicit Batch(std::uint16_t version) : events(version) {}
+  // Store::rules_version() before it was read: a batch read under older
+  // stream rules is read again rather than delivered (docs/semantics.md).
+  std::uint64_t rules_version = 0;
   read::Step step;
   WireSink events;
 };
