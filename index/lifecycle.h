@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -93,7 +94,13 @@ std::string deletion_data(std::uint64_t truncate_before);
 
 // Rules by stream name (the stream itself, not its metadata stream). Only
 // streams that have a metadata stream are in it.
-using RulesMap = std::unordered_map<std::string, StreamRules>;
+// Looked up by a record's stream name (a view) without building a string:
+// the check runs for every event a read in log order looks at.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using RulesMap = std::unordered_map<std::string, StreamRules, NameHash, std::equal_to<>>;
 
 // DATA/lifecycle: the rules of every stream with metadata, as folded from
 // the log below `through` (docs/storage-format.md).

@@ -91,7 +91,9 @@ Result<std::vector<std::uint64_t>> SnapshotStore::revisions(std::string_view str
   auto names = fs_.list(d);
   if (!names) return names.status();
   for (const auto& n : *names) {
-    if (n.size() != 25 || !n.ends_with(".snap")) continue;
+    // <20 digits>.snap; anything else (a .tmp a crash left) is not a snapshot.
+    if (n.size() != 25 || !n.ends_with(".snap") || n.find_first_not_of("0123456789") != 20)
+      continue;
     out.push_back(std::stoull(n.substr(0, 20)));
   }
   std::sort(out.begin(), out.end());

@@ -175,7 +175,7 @@ class Removal {
   std::int64_t now_us_ = 0;
   std::uint64_t end_ = 0;
   // Last revisions of streams with max_count, looked up once per Removal.
-  mutable std::unordered_map<std::string, std::uint64_t> heads_;
+  mutable std::unordered_map<std::string, std::uint64_t, NameHash, std::equal_to<>> heads_;
 };
 
 struct IndexStats {

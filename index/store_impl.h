@@ -99,7 +99,7 @@ inline Status unconfirmed(std::uint64_t pos, std::string_view what, const Status
 
 inline const StreamRules* find_rules_of(const RulesMap& m, std::string_view stream) {
   if (m.empty()) return nullptr;
-  auto it = m.find(std::string(stream));
+  auto it = m.find(stream);
   return it == m.end() ? nullptr : &it->second;
 }
 
@@ -110,10 +110,6 @@ inline Status deleted_for_good(std::string_view stream) {
 
 inline std::string expected_text(const ExpectedRevision& e) {
   return e.to_string();
-}
-
-inline std::string actual_text(const std::optional<Head>& h) {
-  return h ? std::to_string(h->revision) : std::string("no stream");
 }
 
 inline std::int64_t now_us() {

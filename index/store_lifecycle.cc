@@ -286,7 +286,7 @@ bool Removal::removed_at(std::string_view stream, std::uint64_t revision,
   if (r == nullptr) return false;
   std::uint64_t head = revision;
   if (r->metadata.max_count) {
-    auto it = heads_.find(std::string(stream));
+    auto it = heads_.find(stream);
     if (it == heads_.end()) {
       auto h = store_->raw_head(stream, end_);
       // The head cannot be read: keep the event (max_count is not applied)

@@ -69,6 +69,11 @@ TEST_F(StoreSnapshotTest, ASaveMustNameARevisionOfTheStream) {
             Errc::kTooLarge);
   EXPECT_EQ(save("$$s-1", 0).status().code(), Errc::kBadRequest);
   EXPECT_TRUE(save("s-1", 1));
+  // A stray file shaped like a snapshot's name is not one (and no crash).
+  for (const auto& sub : std::filesystem::directory_iterator(dir_.path() + "/snapshots"))
+    std::ofstream(sub.path() / "xxxxxxxxxxxxxxxxxxxx.snap") << "junk";
+  EXPECT_EQ(latest("s-1"), 1u);
+  EXPECT_TRUE(save("s-1", 1));
 }
 
 TEST_F(StoreSnapshotTest, SnapshotsGoWithTheirStream) {
