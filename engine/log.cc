@@ -566,7 +566,7 @@ void Log::Impl::sync_loop() {
       target = sync_want_;
       file = sync_file_;
     }
-    Status st = file->datasync();
+    Status st = timed_datasync(*file);
     {
       std::lock_guard l(mu_);
       if (st)
@@ -591,6 +591,13 @@ void Log::Impl::complete_synced() {
   if (n > 0) {
     const Written& last = inflight_[n - 1];
     if (last.end > durable_end_.load(std::memory_order_relaxed)) {
+      // Each group is counted alone (one sync may have covered several).
+      std::uint64_t before = durable_end_.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i < n; ++i) {
+        if (inflight_[i].end <= before) continue;
+        count_durable(inflight_[i].end - before);
+        before = inflight_[i].end;
+      }
       if (hooks_ != nullptr) hooks_->on_disk(GlobalPosition(last.end));
       active_->count.store(last.end - active_->first.value, std::memory_order_release);
       active_->data_end.store(last.end_offset, std::memory_order_release);
@@ -686,6 +693,7 @@ void Log::Impl::process(std::deque<Queued>& batch) {
     }
     if (!floor) {
       e.outcome.status = floor;
+      if (opts_.metrics) metrics_.appends_refused_no_space.fetch_add(1, std::memory_order_relaxed);
       group.push_back(std::move(e));
       continue;
     }
@@ -763,6 +771,26 @@ void Log::Impl::deliver(std::vector<Entry>& group) {
   group.clear();
 }
 
+Status Log::Impl::timed_datasync(File& file) {
+  if (!opts_.metrics) return file.datasync();
+  const auto start = std::chrono::steady_clock::now();
+  Status s = file.datasync();
+  const auto ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  metrics_.syncs.fetch_add(1, std::memory_order_relaxed);
+  metrics_.sync_ns.observe(static_cast<std::uint64_t>(ns));
+  if (!s) metrics_.sync_errors.fetch_add(1, std::memory_order_relaxed);
+  return s;
+}
+
+void Log::Impl::count_durable(std::uint64_t events) {
+  if (!opts_.metrics || events == 0) return;
+  metrics_.group_commits.fetch_add(1, std::memory_order_relaxed);
+  metrics_.events_written.fetch_add(events, std::memory_order_relaxed);
+  metrics_.group_events.observe(events);
+}
+
 void Log::Impl::commit_group(std::vector<Entry>& group) {
   if (group.empty()) return;
   Status s;
@@ -808,7 +836,7 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
       sync_now = queue_.empty() && inflight_count_ == 0;
     }
     if (s && sync_now) {
-      s = file.datasync();
+      s = timed_datasync(file);
       if (!s) {
         fail_writer(s);
         s = writer_status();
@@ -834,11 +862,13 @@ void Log::Impl::commit_group(std::vector<Entry>& group) {
   }
   active_end_ += buf_.size();
   written_since_floor_check_ += buf_.size();
+  if (opts_.metrics) metrics_.bytes_written.fetch_add(buf_.size(), std::memory_order_relaxed);
   buf_.clear();
   if (acked_early) group.clear();
   if (sync_now || (written_to == nullptr && inflight_.empty())) {
     // Synced on this thread (nothing else was in flight), or nothing to sync.
     if (written_to != nullptr) {
+      count_durable(next_ - durable_end_.load(std::memory_order_relaxed));
       if (hooks_ != nullptr) hooks_->on_disk(GlobalPosition(next_));
       active_->count.store(next_ - active_->first.value, std::memory_order_release);
       active_->data_end.store(active_end_, std::memory_order_release);
@@ -1022,6 +1052,9 @@ void Log::release_resident() const {
 }
 Status Log::writer_status() const {
   return impl_->writer_status();
+}
+const LogMetrics& Log::metrics() const {
+  return impl_->metrics_;
 }
 Status Log::scan_forward(GlobalPosition from, std::uint64_t max_count,
                          const std::function<bool(const RecordView&)>& fn) const {

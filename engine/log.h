@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "engine/file.h"
+#include "engine/log_metrics.h"
 #include "engine/record.h"
 #include "engine/status.h"
 #include "engine/types.h"
@@ -135,6 +136,9 @@ struct LogOptions {
   // TEST ONLY: acknowledge before fdatasync. Exists so the power-loss test can
   // prove it catches a broken durability contract. Never set in production.
   bool test_ack_before_sync = false;
+  // Count group commits, bytes, fdatasync latency (Log::metrics()). Off
+  // skips the counting and its clock reads (annald --metrics off).
+  bool metrics = true;
 };
 
 struct SegmentInfo {
@@ -188,6 +192,8 @@ class Log {
   GlobalPosition durable_end() const;
   // Non-ok once the writer has failed (sticky); appends then fail with it.
   Status writer_status() const;
+  // Counters and histograms of the writer (engine/log_metrics.h).
+  const LogMetrics& metrics() const;
 
   // Visits up to max_count durable records from `from` upward (forward) or
   // from `from` downward inclusive (backward). Every record is checksum

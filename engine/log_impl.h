@@ -174,6 +174,7 @@ class Log::Impl {
   }
 
   LogOptions opts_;
+  LogMetrics metrics_;
   FileSystem* fs_;
   WriteHooks* hooks_;
   RecoveryReport report_;
@@ -206,6 +207,10 @@ class Log::Impl {
   void run();
   void process(std::deque<Queued>& batch);
   void commit_group(std::vector<Entry>& group);
+  // fdatasync of a group commit, timed into metrics_ when they are on.
+  Status timed_datasync(File& file);
+  // A group commit became durable: count it (when metrics are on).
+  void count_durable(std::uint64_t events);
   // Syncer thread.
   void sync_loop();
   // Writer: completes the written groups a returned sync covers (or fails
