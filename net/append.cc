@@ -26,7 +26,7 @@ void Connection::handle_append(std::uint64_t id, std::string_view payload) {
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
-  pending_appends_.push_back({id, bytes});
+  pending_appends_.push_back({id, bytes, shared_->metrics.start()});
   index::StreamAppend sa{std::move(m->stream), m->expected, std::move(m->events)};
   // On the log's writer thread, the callback hands the outcome to the lane,
   // which answers every ack of a group commit in one post. It holds the
@@ -55,7 +55,7 @@ void Connection::handle_append_multi(std::uint64_t id, std::string_view payload)
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
-  pending_appends_.push_back({id, bytes});
+  pending_appends_.push_back({id, bytes, shared_->metrics.start()});
   index::MultiAppend ma;
   ma.streams = std::move(m->streams);
   if (!m->condition.items.empty())
@@ -93,6 +93,7 @@ void Connection::finish_append_multi(const Ack& ack) {
     if (o.conflict_position) r.conflict_position = o.conflict_position->value;
     for (const auto& s : o.streams)
       r.streams.push_back({s.failed, s.actual_revision ? s.actual_revision->value : proto::kNone});
+    shared_->metrics.count_error(static_cast<std::uint16_t>(r.code));
     send(proto::encode(ack.id, r, version_));
     return;
   }
@@ -103,6 +104,7 @@ void Connection::finish_append(const Ack& ack) {
   auto pending = std::find_if(pending_appends_.begin(), pending_appends_.end(),
                               [&](const PendingAppend& p) { return p.id == ack.id; });
   if (pending == pending_appends_.end()) return;  // abandoned at shutdown: already answered
+  shared_->metrics.append_done(pending->started);
   pending_appends_.erase(pending);
   if (ack.multi) {
     finish_append_multi(ack);
@@ -145,7 +147,7 @@ void Connection::abandon_appends(std::chrono::milliseconds waited) {
         self->id_, self->peer_, self->pending_appends_.size(), waited.count());
     auto pending = std::move(self->pending_appends_);
     self->pending_appends_.clear();
-    for (const auto& [id, bytes] : pending) {
+    for (const auto& [id, bytes, started] : pending) {
       self->send_error(id, proto::Code::kShuttingDown,
                        fmt::format("the node is stopping and this append was still waiting for "
                                    "its write to become durable after {} ms: its outcome is "

@@ -203,6 +203,7 @@ void Connection::send_shared(std::span<const char> head, std::shared_ptr<const v
 
 void Connection::send_error(std::uint64_t id, proto::Code code, std::string message,
                             std::uint64_t detail) {
+  shared_->metrics.count_error(static_cast<std::uint16_t>(code));
   send(proto::encode_error(id, proto::Error{code, detail, std::move(message)}));
 }
 

@@ -201,6 +201,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct PendingAppend {
     std::uint64_t id;
     std::size_t bytes;
+    std::chrono::steady_clock::time_point started{};  // for the append latency metric
   };
   std::deque<PendingAppend> pending_appends_;
   Clock::time_point last_activity_;

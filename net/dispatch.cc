@@ -22,6 +22,7 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
                fmt::format("unknown operation 0x{:02x}", h.op));
     return;
   }
+  shared_->metrics.count_request(h.op);
   if (shutting_down_ && op != proto::Op::kPing) {
     send_error(h.request_id, proto::Code::kShuttingDown, "node is shutting down");
     return;

@@ -83,7 +83,7 @@ void Connection::handle_set_stream_metadata(std::uint64_t id, std::string_view p
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
-  pending_appends_.push_back({id, bytes});
+  pending_appends_.push_back({id, bytes, shared_->metrics.start()});
   // Answered like an append (append_ok: the metadata event), from the lane.
   shared_->store.set_metadata(std::move(m->stream), m->expected, std::move(m->json),
                               [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {
@@ -101,7 +101,7 @@ void Connection::handle_delete_stream(std::uint64_t id, std::string_view payload
   }
   const std::size_t bytes = payload.size();
   request_started(bytes);
-  pending_appends_.push_back({id, bytes});
+  pending_appends_.push_back({id, bytes, shared_->metrics.start()});
   shared_->store.delete_stream(
       std::move(m->stream), m->expected, m->hard,
       [weak = weak_from_this(), id, bytes](const engine::AppendOutcome& o) {

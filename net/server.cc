@@ -111,7 +111,13 @@ class Server::Impl {
     s.connections_refused = refused_.load();
     s.connections_open = shared_->open_connections.load();
     s.requests_in_flight = shared_->in_flight.load();
+    s.accepting = running_.load() && !shared_->stopping.load();
     return s;
+  }
+
+  const NetMetrics& metrics() const { return shared_->metrics; }
+  std::vector<proto::GroupInfo> groups() const {
+    return shared_->groups ? shared_->groups->list() : std::vector<proto::GroupInfo>{};
   }
 
   void stop(std::chrono::milliseconds grace) {
@@ -262,6 +268,12 @@ const ServerOptions& Server::options() const {
 }
 ServerStats Server::stats() const {
   return impl_->stats();
+}
+const NetMetrics& Server::metrics() const {
+  return impl_->metrics();
+}
+std::vector<proto::GroupInfo> Server::groups() const {
+  return impl_->groups();
 }
 void Server::stop() {
   impl_->stop(impl_->options().shutdown_grace);

@@ -20,6 +20,8 @@
 
 #include "engine/status.h"
 #include "index/store.h"
+#include "net/metrics.h"
+#include "proto/group_messages.h"
 #include "proto/protocol.h"
 
 namespace annal::net {
@@ -65,6 +67,9 @@ struct ServerOptions {
   std::chrono::seconds keepalive_interval{10};
   unsigned keepalive_probes = 3;
   std::string server_version = "annal 0.1.0";
+  // Count requests, errors and append latency (Server::metrics()); off skips
+  // it, clock reads included (annald --metrics off).
+  bool metrics = true;
 };
 
 // Counters for logs and tests.
@@ -73,6 +78,7 @@ struct ServerStats {
   std::uint64_t connections_refused = 0;
   std::uint32_t connections_open = 0;
   std::int64_t requests_in_flight = 0;
+  bool accepting = false;  // started and not stopping
 };
 
 class Server {
@@ -89,6 +95,11 @@ class Server {
   std::uint16_t port() const;
   const ServerOptions& options() const;
   ServerStats stats() const;
+  // Requests, errors, append latency, subscriptions (net/metrics.h).
+  const NetMetrics& metrics() const;
+  // Every consumer group and named consumer with its figures (lag, members,
+  // in flight); empty before start().
+  std::vector<proto::GroupInfo> groups() const;
 
   // Graceful stop: stop accepting; answer new requests with shutting_down;
   // end subscriptions; wait up to `grace` for in-flight appends and reads to

@@ -6,7 +6,9 @@
 namespace annal::net::detail {
 
 Shared::Shared(index::Store& s, ServerOptions o, asio::thread_pool::executor_type r)
-    : store(s), options(std::move(o)), reads(r) {}
+    : store(s), options(std::move(o)), reads(r) {
+  metrics.enabled = options.metrics;
+}
 Shared::~Shared() = default;
 
 Lane& Shared::lane_of(const asio::any_io_executor& ex) {

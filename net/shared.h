@@ -15,6 +15,7 @@
 #include "net/asio.h"
 #include "net/inbox.h"
 #include "net/live_cache.h"
+#include "net/metrics.h"
 #include "net/notifier.h"
 #include "net/scavenger.h"
 #include "net/server.h"
@@ -57,6 +58,7 @@ struct Shared {
   LiveCache<Batch> live;                  // batches live subscribers share
   std::unique_ptr<GroupRegistry> groups;  // set by the server before it accepts
   std::unique_ptr<Scavenger> scavenger;   // likewise (net/scavenger.h)
+  NetMetrics metrics;                     // enabled per options.metrics
 
   // The lane of the io_context behind `ex` (a connection's strand).
   Lane& lane_of(const asio::any_io_executor& ex);

@@ -124,6 +124,10 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   };
   shared_->notifier.add(sub->waiter);
   subs_[id] = sub;
+  if (shared_->metrics.enabled) {
+    sub->open = GaugeHold(&shared_->metrics.subscriptions_active);
+    shared_->metrics.subscriptions_total.fetch_add(1, std::memory_order_relaxed);
+  }
   send(proto::encode_subscribe_ok(id, proto::SubscribeOk{start}));
   auto self = shared_from_this();
   asio::co_spawn(

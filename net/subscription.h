@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "net/asio.h"
+#include "net/metrics.h"
 #include "net/notifier.h"
 #include "net/wire_sink.h"
 #include "proto/protocol.h"
@@ -46,6 +47,7 @@ struct Subscription {
   std::chrono::steady_clock::time_point last_checkpoint;
   asio::steady_timer timer;
   std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
+  GaugeHold open;  // counts it in NetMetrics::subscriptions_active while it exists
 
   explicit Subscription(const asio::any_io_executor& ex) : timer(ex) {}
   bool filtered() const { return filter.filtered(); }
