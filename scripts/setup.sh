@@ -13,6 +13,9 @@ PACKAGES=(
   clang libclang-rt-14-dev
   ccache
   python3 python3-pytest python3-pip python3-setuptools python3-wheel
+  # the admin endpoint's tests: Prometheus's own text-format parser; curl
+  # and jq for bench/metrics.sh
+  python3-prometheus-client curl jq
 )
 
 # Node.js and npm for the TypeScript client (clients/typescript): Debian's,
