@@ -27,7 +27,7 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/annal-clients.XXXXXX")
 PID=""
 trap '[[ -n "$PID" ]] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$TMP"' EXIT INT TERM
-"$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --log-level warn \
+"$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --http 127.0.0.1:0 --log-level warn \
   2>"$TMP/annald.log" &
 PID=$!
 for _ in $(seq 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done

@@ -25,7 +25,7 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-"$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+"$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --http 127.0.0.1:0 \
   --log-level warn 2>"$TMP/annald.log" &
 NODE_PID=$!
 for _ in $(seq 100); do [[ -s "$TMP/port" ]] && break; sleep 0.1; done

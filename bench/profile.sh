@@ -23,7 +23,7 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT INT TERM
-"$B/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --log-level warn 2>"$TMP/log" &
+"$B/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --http 127.0.0.1:0 --log-level warn 2>"$TMP/log" &
 NODE_PID=$!
 for _ in $(seq 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done
 HOST="127.0.0.1:$(cat "$TMP/port")"

@@ -83,7 +83,7 @@ fi
 
 # ---- the node ----
 mkdir -p "$TMP/data"
-"$ANNALD" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --log-level warn \
+"$ANNALD" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --http 127.0.0.1:0 --log-level warn \
   2>"$TMP/annald.log" &
 NODE_PID=$!
 for _ in $(seq 200); do [[ -s "$TMP/port" ]] && break; sleep 0.05; done

@@ -50,7 +50,7 @@ trap 'stop_node; rm -rf "$TMP"' EXIT
 # One append run: $1 = on|off (secondary index), $2 = tags per event.
 append_run() {
   rm -rf "$TMP/data" "$TMP/port"
-  "$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+  "$BUILD/tools/annald" --data "$TMP/data" --listen 127.0.0.1:0 --port-file "$TMP/port" --http 127.0.0.1:0 \
     --log-level warn --secondary-index "$1" 2>"$TMP/annald.log" &
   NODE_PID=$!
   for _ in $(seq 100); do [[ -s "$TMP/port" ]] && break; sleep 0.1; done

@@ -71,7 +71,7 @@ echo "{\"section\":\"machine\",\"date\":\"$STAMP\",\"nproc\":$(nproc),\"commit\"
 
 # ---- annal ----
 mkdir -p "$TMP/annal"
-"$ANNALD" --data "$TMP/annal/data" --listen 127.0.0.1:0 --port-file "$TMP/annal/port" --log-level warn \
+"$ANNALD" --data "$TMP/annal/data" --listen 127.0.0.1:0 --port-file "$TMP/annal/port" --http 127.0.0.1:0 --log-level warn \
   2>"$TMP/annal/log" &
 PID=$!
 for _ in $(seq 200); do [[ -s "$TMP/annal/port" ]] && break; sleep 0.05; done

@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "admin/http_server.h"
 #include "engine/file.h"
 #include "index/store.h"
 #include "net/client.h"
@@ -80,6 +81,26 @@ bool close_within(std::unique_ptr<index::Store> store, std::chrono::milliseconds
          std::future_status::ready;
 }
 
+// Writes `port` to `path` (nothing if `path` is empty): write then rename, so
+// a reader never sees a partial number. False (logged) on failure.
+bool write_port_file(const std::string& path, std::uint16_t port) {
+  if (path.empty()) return true;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << port << "\n";
+    if (!f) {
+      spdlog::error("cannot write the port file {}", tmp);
+      return false;
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    spdlog::error("cannot rename {} to {}: {}", tmp, path, std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 // Read responses (up to max_read_bytes, 1 MiB by default) are built in
@@ -101,6 +122,7 @@ int main(int argc, char** argv) {
   std::string listen = "127.0.0.1:7411";
   std::string secondary_index = "on", category_separator = "-";
   std::string port_file;
+  std::string http = "127.0.0.1:7412", http_port_file, metrics = "on";
   std::string log_level = "info";
   std::string segment_size = std::to_string(so.log.segment_size >> 20) + "M";
   std::string min_free = std::to_string(so.log.min_free_bytes >> 20) + "M";
@@ -127,6 +149,13 @@ int main(int argc, char** argv) {
      "address to listen on, HOST:PORT; port 0 picks a free port (see --port-file)")
     ("port-file", po::value(&port_file),
      "after listening, write the bound port number to this file (for scripts and tests)")
+    ("http", po::value(&http)->default_value(http),
+     "admin endpoint (metrics, health, JSON API, web console), HOST:PORT or 'off'; "
+     "port 0 picks a free port (see --http-port-file); no authentication: keep it on loopback")
+    ("http-port-file", po::value(&http_port_file),
+     "after listening, write the admin endpoint's port number to this file")
+    ("metrics", po::value(&metrics)->default_value(metrics),
+     "on | off: count requests, latencies and commits for /metrics (off: nothing is counted)")
     ("segment-size", po::value(&segment_size)->default_value(segment_size),
      "size of each preallocated log segment file")
     ("min-free", po::value(&min_free)->default_value(min_free),
@@ -246,6 +275,14 @@ int main(int argc, char** argv) {
     return usage_error("--category-separator must be one character, got '" + category_separator +
                        "'");
   so.category_separator = category_separator[0];
+  if (metrics != "on" && metrics != "off")
+    return usage_error("--metrics must be on or off, got '" + metrics + "'");
+  so.log.metrics = no.metrics = metrics == "on";
+  std::optional<std::pair<std::string, std::uint16_t>> http_hp;
+  if (http != "off") {
+    http_hp = net::parse_host_port(http);
+    if (!http_hp) return usage_error("--http must be HOST:PORT or off, got '" + http + "'");
+  }
   auto hp = net::parse_host_port(listen);
   if (!hp) return usage_error("--listen must be HOST:PORT, got '" + listen + "'");
   no.host = hp->first;
@@ -336,23 +373,32 @@ int main(int argc, char** argv) {
       no.host, server.port(),
       no.threads ? no.threads : std::max(1u, std::thread::hardware_concurrency()),
       no.max_connections, no.max_in_flight, idle_timeout_ms);
-  if (!port_file.empty()) {
-    // Write then rename, so a reader never sees a partial number.
-    const std::string tmp = port_file + ".tmp";
-    {
-      std::ofstream f(tmp, std::ios::trunc);
-      f << server.port() << "\n";
-      if (!f) {
-        spdlog::error("cannot write --port-file {}", tmp);
-        server.stop();
-        return 1;
-      }
-    }
-    if (std::rename(tmp.c_str(), port_file.c_str()) != 0) {
-      spdlog::error("cannot rename {} to {}: {}", tmp, port_file, std::strerror(errno));
+  // The admin endpoint starts after the protocol server, so that it is never
+  // ready before the node is.
+  std::unique_ptr<admin::AdminServer> http_server;
+  if (http_hp) {
+    admin::AdminOptions ao;
+    ao.host = http_hp->first;
+    ao.port = http_hp->second;
+    ao.data_dir = data_dir;
+    ao.min_free_bytes = so.log.min_free_bytes;
+    ao.segment_size = so.log.segment_size;
+    ao.server_version = no.server_version;
+    ao.metrics = no.metrics;
+    http_server = std::make_unique<admin::AdminServer>(*store, server, ao);
+    if (auto st = http_server->start(); !st.is_ok()) {
+      spdlog::error("{}", st.to_string());
       server.stop();
       return 1;
     }
+    spdlog::info("admin endpoint and web console on http://{}:{}/ (/metrics, /health/ready{})",
+                 ao.host, http_server->port(), no.metrics ? "" : "; metrics are off");
+  }
+  if (!write_port_file(port_file, server.port()) ||
+      (http_server && !write_port_file(http_port_file, http_server->port()))) {
+    if (http_server) http_server->stop();
+    server.stop();
+    return 1;
   }
 
   int sig = 0;
@@ -360,7 +406,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("received {}: stopping (no new connections, answering what is in flight)",
                sig == SIGINT ? "SIGINT" : "SIGTERM");
-  server.stop();
+  server.stop();  // /health/ready says "stopping" meanwhile
+  if (http_server) http_server->stop();
   const auto end = store->log().durable_end().value;
   const Status writer = store->log().writer_status();
   // Finishes queued appends, flushes the index, closes files. A disk hung in

@@ -30,10 +30,11 @@ Node::Node(const std::string& dir, std::vector<std::string> extra, bool expect_s
   const std::string port_file = dir + "/port";
   std::error_code ec;
   fs::remove(port_file, ec);
-  std::vector<std::string> args = {
-      ANNALD_PATH,   "--data",     dir + "/data", "--listen",  "127.0.0.1:0",
-      "--port-file", port_file,    "--log-level", "info",      "--segment-size",
-      "8M",          "--min-free", "1M",          "--threads", "2"};
+  std::vector<std::string> args = {ANNALD_PATH,   "--data",         dir + "/data", "--listen",
+                                   "127.0.0.1:0", "--port-file",    port_file,     "--log-level",
+                                   "info",        "--segment-size", "8M",          "--min-free",
+                                   "1M",          "--threads",      "2",           "--http",
+                                   "127.0.0.1:0"};  // the admin endpoint too, on a port of its own
   // A test's own --segment-size replaces the default one.
   for (std::size_t i = 0; i + 1 < extra.size(); ++i)
     if (extra[i] == "--segment-size") {

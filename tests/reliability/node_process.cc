@@ -37,8 +37,8 @@ NodeProcess::NodeProcess(std::string annald, std::string data_dir, std::string w
   const std::string port_file = work_dir + "/port";
   log_path_ = work_dir + "/annald.log";
   ::unlink(port_file.c_str());
-  std::vector<std::string> args = {annald,        "--data",      data_dir, "--listen",
-                                   "127.0.0.1:0", "--port-file", port_file};
+  std::vector<std::string> args = {annald,        "--data",  data_dir, "--listen",   "127.0.0.1:0",
+                                   "--port-file", port_file, "--http", "127.0.0.1:0"};
   args.insert(args.end(), extra.begin(), extra.end());
   auto argv = c_argv(args);
   pid_ = ::fork();

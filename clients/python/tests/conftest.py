@@ -52,7 +52,7 @@ class Node:
         self.log = open(os.path.join(self.dir.name, "annald.log"), "ab")
         self.proc = subprocess.Popen(
             [annald_path(), "--data", os.path.join(self.dir.name, "data"), "--listen", f"127.0.0.1:{self.port}",
-             "--port-file", self.port_file, "--log-level", "warn", *self.extra],
+             "--port-file", self.port_file, "--http", "127.0.0.1:0", "--log-level", "warn", *self.extra],
             stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 30
         while not os.path.exists(self.port_file):

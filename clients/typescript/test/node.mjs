@@ -29,7 +29,7 @@ export async function startNode() {
       rmSync(portFile, { force: true });
       const log = openSync(join(dir, "annald.log"), "a");
       proc = spawn(annald(), ["--data", join(dir, "data"), "--listen", `127.0.0.1:${this.port}`, "--port-file", portFile,
-        "--log-level", "warn"], { stdio: ["ignore", log, log] });
+        "--http", "127.0.0.1:0", "--log-level", "warn"], { stdio: ["ignore", log, log] });
       const deadline = Date.now() + 30000;
       while (!existsSync(portFile)) {
         if (proc.exitCode !== null || Date.now() > deadline) throw new Error("annald did not start: " + readFileSync(join(dir, "annald.log"), "utf8"));
