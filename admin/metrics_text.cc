@@ -115,6 +115,38 @@ void request_metrics(Writer& w, const net::NetMetrics& m) {
         u(m.subscriptions_total.load(std::memory_order_relaxed)));
 }
 
+// The subscription furthest behind: how many positions and how old the
+// first event it has not read yet is.
+void subscription_lag_metrics(Writer& w, const Node& node) {
+  const auto& log = node.store.log();
+  const std::uint64_t end = log.durable_end().value;
+  const auto lag = node.server.metrics().subscriptions.lag(end);
+  double seconds = 0;
+  std::uint64_t events = 0;
+  if (lag.oldest_next < end) {
+    events = end - lag.oldest_next;
+    std::int64_t ts = 0;
+    if (log.visit(GlobalPosition(lag.oldest_next),
+                  [&](const engine::RecordView& v) { ts = v.timestamp_us; })
+            .is_ok()) {
+      const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
+      seconds = now_us > ts ? static_cast<double>(now_us - ts) / 1e6 : 0;
+    }
+  }
+  w.one("annal_subscriptions_behind", "gauge",
+        "Subscriptions that have not read up to the durable end (catching up, or a stream "
+        "subscription reading its stream's index).",
+        u(lag.behind));
+  w.one("annal_subscription_max_lag_events", "gauge",
+        "Positions between the durable end and the subscription furthest behind (stream "
+        "subscriptions count once they follow the log).",
+        u(events));
+  w.one("annal_subscription_max_lag_seconds", "gauge",
+        "Age of the first event the subscription furthest behind has not read.", seconds);
+}
+
 void log_metrics(Writer& w, const Node& node) {
   const auto& log = node.store.log();
   const auto& m = log.metrics();
@@ -281,6 +313,7 @@ std::string format_value(double v) {
 std::string render_metrics(const Node& node) {
   Writer w;
   request_metrics(w, node.server.metrics());
+  subscription_lag_metrics(w, node);
   log_metrics(w, node);
   index_metrics(w, node);
   node_metrics(w, node);

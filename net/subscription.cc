@@ -125,6 +125,8 @@ void Connection::handle_subscribe(std::uint64_t id, std::string_view payload) {
   shared_->notifier.add(sub->waiter);
   subs_[id] = sub;
   if (shared_->metrics.enabled) {
+    sub->publish_progress();
+    sub->on_board = std::make_unique<BoardHold>(&shared_->metrics.subscriptions, &sub->progress);
     sub->open = GaugeHold(&shared_->metrics.subscriptions_active);
     shared_->metrics.subscriptions_total.fetch_add(1, std::memory_order_relaxed);
   }
@@ -240,6 +242,7 @@ void Connection::deliver(Subscription& sub, const std::shared_ptr<const Batch>& 
     sub.next_pos = s.next;
     sub.unreported = b.events.count() > 0 ? s.scanned_after_last_event : sub.unreported + s.scanned;
   }
+  if (sub.on_board) sub.publish_progress();
 }
 
 void Connection::maybe_checkpoint(Subscription& sub) {

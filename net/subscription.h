@@ -48,6 +48,16 @@ struct Subscription {
   asio::steady_timer timer;
   std::shared_ptr<Waiter> waiter = std::make_shared<Waiter>();
   GaugeHold open;  // counts it in NetMetrics::subscriptions_active while it exists
+  // Where it has read to, for the lag metrics; published after each step.
+  SubProgress progress;
+  std::unique_ptr<BoardHold> on_board;  // after `progress`: leaves the board first
+  // The position the next step starts at, when it is one (not during a
+  // stream's catch-up through the stream index).
+  void publish_progress() {
+    const bool by_revision = index_phase && filter.target == read::Target::kStream;
+    progress.next.store(by_revision ? SubProgress::kUnknown : next_pos.value,
+                        std::memory_order_relaxed);
+  }
 
   explicit Subscription(const asio::any_io_executor& ex) : timer(ex) {}
   bool filtered() const { return filter.filtered(); }

@@ -91,12 +91,45 @@ TEST_F(AdminServerTest, SubscriptionsAreCountedWhileOpen) {
   auto m = parse_samples(get("/metrics").body);
   EXPECT_EQ(m["annal_subscriptions_active"], 1);
   EXPECT_EQ(m["annal_subscriptions_total"], 1);
+  EXPECT_EQ(m["annal_subscription_max_lag_events"], 0);
   ASSERT_TRUE((*sub)->unsubscribe().ok());
   for (int i = 0; i < 100; ++i) {
     if (parse_samples(get("/metrics").body)["annal_subscriptions_active"] == 0) break;
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_EQ(parse_samples(get("/metrics").body)["annal_subscriptions_active"], 0);
+}
+
+TEST(ProgressBoardTest, LagIsTheSubscriptionFurthestBehind) {
+  net::ProgressBoard board;
+  net::SubProgress live, behind, catching_up;
+  live.next = 10;
+  behind.next = 4;
+  {
+    net::BoardHold a(&board, &live), b(&board, &behind), c(&board, &catching_up);
+    const auto lag = board.lag(10);
+    EXPECT_EQ(lag.behind, 2u);  // `behind` and the one catching up by revision
+    EXPECT_EQ(lag.oldest_next, 4u);
+  }
+  EXPECT_EQ(board.lag(10).behind, 0u);  // the holds left the board
+  EXPECT_EQ(board.lag(10).oldest_next, net::SubProgress::kUnknown);
+}
+
+TEST_F(AdminServerTest, ACaughtUpSubscriptionShowsNoLag) {
+  start();
+  append("s", 3);
+  proto::SubscribeReq sr;
+  sr.target = proto::Target::kAll;
+  sr.from = 0;
+  auto sub = client().subscribe(sr);
+  ASSERT_TRUE(sub.ok()) << sub.error_string();
+  auto m = parse_samples(get("/metrics").body);
+  for (int i = 0; i < 200 && m["annal_subscription_max_lag_events"] > 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+    m = parse_samples(get("/metrics").body);
+  }
+  EXPECT_EQ(m["annal_subscription_max_lag_events"], 0);  // caught up
+  EXPECT_EQ(m["annal_subscriptions_behind"], 0);
 }
 
 TEST_F(AdminServerTest, MetricsOffAnswersNotFoundAndCountsNothing) {
