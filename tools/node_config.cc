@@ -314,6 +314,7 @@ std::string validate(RawOptions& r, const Flag& flag) {
     return fmt::format("{} must be one character, got '{}'", flag("category-separator"),
                        r.category_separator);
   c.store.category_separator = r.category_separator[0];
+  if (c.data_dir.empty()) return fmt::format("{} must not be empty", flag("data"));
   auto hp = net::parse_host_port(r.listen);
   if (!hp) return fmt::format("{} must be HOST:PORT, got '{}'", flag("listen"), r.listen);
   c.server.host = hp->first;

@@ -142,6 +142,8 @@ TEST_F(NodeConfigTest, AnInvalidValueFromTheFileIsReportedWithItsLine) {
   EXPECT_EQ(msg, file_ + ":1: http must be HOST:PORT or off, got '7412'");
   msg = error_of(with_file("metrics = maybe\n"));
   EXPECT_EQ(msg, file_ + ":1: metrics must be on or off, got 'maybe'");
+  msg = error_of(with_file("data =\n"));
+  EXPECT_EQ(msg, file_ + ":1: data must not be empty");
   msg = error_of(with_file("log-format = xml\n"));
   EXPECT_EQ(msg, file_ + ":1: log-format must be text or json, got 'xml'");
 }
