@@ -15,6 +15,7 @@
 #include <spdlog/common.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 

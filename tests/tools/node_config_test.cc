@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "tests/common/temp_dir.h"
 #include "tests/tools/annald_process.h"
