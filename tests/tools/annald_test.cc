@@ -28,11 +28,13 @@ namespace fs = std::filesystem;
 class AnnaldTest : public ::testing::Test {
  protected:
   std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
-  // A config file for a test node: loopback, port 0, small segments.
-  std::string node_config(const std::string& extra = "", const std::string& data = "") {
+  // A config file for a test node: loopback, port 0, small segments, the
+  // admin endpoint at `http` (line 7), then `extra` (from line 8).
+  std::string node_config(const std::string& extra = "", const std::string& data = "",
+                          const std::string& http = "off") {
     return "data = " + (data.empty() ? path("data") : data) +
            "\nlisten = 127.0.0.1:0\nport-file = " + path("port") +
-           "\nsegment-size = 8M\nmin-free = 1M\nthreads = 1\nhttp = off\n" + extra;
+           "\nsegment-size = 8M\nmin-free = 1M\nthreads = 1\nhttp = " + http + "\n" + extra;
   }
   static bool can_connect(std::uint16_t port) {
     const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -199,7 +201,9 @@ TEST_F(AnnaldTest, EveryLogLineOfANodeLoggingJsonParsesAsJson) {
 TEST_F(AnnaldTest, SystemdIsToldReadyOnceTheNodeListensAndStoppingWhenItStops) {
   NotifySocket sock(path("notify"));
   ASSERT_TRUE(sock.bound());
-  write_text_file(path("node.conf"), node_config());
+  // The admin endpoint on too: READY=1 waits for both ports.
+  write_text_file(path("node.conf"),
+                  node_config("http-port-file = " + path("http-port") + "\n", "", "127.0.0.1:0"));
   AnnaldProcess node({"--config", path("node.conf")}, dir_.path(),
                      {"NOTIFY_SOCKET=" + path("notify")});
   std::string ready;
@@ -211,11 +215,16 @@ TEST_F(AnnaldTest, SystemdIsToldReadyOnceTheNodeListensAndStoppingWhenItStops) {
     EXPECT_EQ(msg->rfind("STATUS=", 0), 0u) << *msg;  // progress only, before READY
   }
   ASSERT_NE(ready, "") << node.log_text();
-  // By READY=1 the node has recovered, listens and wrote its port file.
+  // By READY=1 the node has recovered, listens on both ports and wrote both
+  // port files.
   std::ifstream f(path("port"));
   int port = 0;
   ASSERT_TRUE(f >> port) << "no port file at READY=1";
   EXPECT_TRUE(can_connect(static_cast<std::uint16_t>(port)));
+  std::ifstream h(path("http-port"));
+  int http_port = 0;
+  ASSERT_TRUE(h >> http_port) << "no HTTP port file at READY=1";
+  EXPECT_TRUE(can_connect(static_cast<std::uint16_t>(http_port)));
   EXPECT_NE(ready.find("STATUS=serving on 127.0.0.1:" + std::to_string(port)), std::string::npos)
       << ready;
   ::kill(node.pid(), SIGTERM);
