@@ -16,6 +16,9 @@ PACKAGES=(
   # the admin endpoint's tests: Prometheus's own text-format parser; curl
   # and jq for bench/metrics.sh
   python3-prometheus-client curl jq
+  # The .deb (packaging/, tests/package): man pages from --help, the
+  # package's checks (dpkg-shlibdeps, lintian, man page rendering, file).
+  help2man lintian dpkg-dev groff-base file
 )
 
 # Node.js and npm for the TypeScript client (clients/typescript): Debian's,
