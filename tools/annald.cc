@@ -135,6 +135,7 @@ int main(int argc, char** argv) {
   std::uint64_t keepalive_interval_s = static_cast<std::uint64_t>(no.keepalive_interval.count());
   std::uint64_t group_persist_ms = static_cast<std::uint64_t>(no.group_persist_period.count());
   std::uint64_t scavenge_mb_per_s = 64, scavenge_interval_s = 86400, scavenge_free_below_mb = 1024;
+  std::uint64_t backup_mb_per_s = 128;
 
   po::options_description desc(
       "annald: the annal event-store node\n\n"
@@ -224,6 +225,8 @@ int main(int argc, char** argv) {
      po::value(&scavenge_free_below_mb)->default_value(scavenge_free_below_mb),
      "scavenge (at most every 10 minutes) while the data directory's file system has less "
      "free space than this (MiB; 0 = never)")
+    ("backup-mb-per-s", po::value(&backup_mb_per_s)->default_value(backup_mb_per_s),
+     "read budget of a backup request that names none, MiB/s (0 = as fast as the disk)")
     ("log-level", po::value(&log_level)->default_value(log_level),
      "trace, debug, info, warn, error");
   // clang-format on
@@ -307,6 +310,8 @@ int main(int argc, char** argv) {
   no.scavenge_bytes_per_second = scavenge_mb_per_s << 20;
   no.scavenge_interval = std::chrono::seconds(scavenge_interval_s);
   no.scavenge_free_below = scavenge_free_below_mb << 20;
+  if (backup_mb_per_s > (1u << 20)) return usage_error("--backup-mb-per-s must be at most 1048576");
+  no.backup_bytes_per_second = backup_mb_per_s << 20;
   if (no.max_in_flight == 0 || no.max_connections == 0)
     return usage_error("--max-in-flight and --max-connections must be at least 1");
 
