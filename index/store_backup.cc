@@ -98,11 +98,8 @@ Result<std::string> check_dest(const std::string& dest_in, const std::string& da
 // throttle and what link mode did.
 class Builder {
  public:
-  Builder(std::string data, std::string partial, const BackupOptions& o)
-      : data_(std::move(data)),
-        partial_(std::move(partial)),
-        opts_(o),
-        throttle_(o.bytes_per_second) {
+  Builder(std::string partial, const BackupOptions& o)
+      : partial_(std::move(partial)), throttle_(o.bytes_per_second) {
     copy_.throttle = &throttle_;
     copy_.cancelled = o.cancelled;
     link_ = o.link;
@@ -128,17 +125,28 @@ class Builder {
       if (r) return add(rel, *r);
       if (r.status().code() == Errc::kNotFound) return Status::ok();
       if (!cannot) return r.status();
-      link_ = false;
-      note_ = fmt::format(
-          "--link: files were copied instead: the destination cannot hard-link the data "
-          "directory's files ({})",
-          r.status().message());
-      spdlog::warn("backup: {}", note_);
+      stop_linking(r.status());
     }
     auto r = b::copy_file(src, partial_ + "/" + rel, copy_);
     if (!r && r.status().code() == Errc::kNotFound) return Status::ok();
     if (!r) return r.status();
     return add(rel, *r);
+  }
+
+  // An immutable file held open as `fd`: hard-linked by name in link mode
+  // (copied from the open file if the name is gone meanwhile), else copied.
+  Status link_or_copy(const std::string& src, int fd, std::uint64_t size, const std::string& rel) {
+    if (link_) {
+      bool cannot = false;
+      auto r = b::link_file(src, partial_ + "/" + rel, copy_, &cannot);
+      if (r) return add(rel, *r);
+      if (cannot) {
+        stop_linking(r.status());
+      } else if (r.status().code() != Errc::kNotFound) {
+        return r.status();
+      }
+    }
+    return copy_prefix(fd, src, size, size, rel);
   }
 
   // The first `length` bytes of an open file, extended with a hole to `size`.
@@ -161,15 +169,22 @@ class Builder {
   }
 
  private:
+  // Link mode, but the destination cannot hard-link: copy from now on, and say so.
+  void stop_linking(const Status& why) {
+    link_ = false;
+    note_ = fmt::format(
+        "--link: files were copied instead: the destination cannot hard-link the data "
+        "directory's files ({})",
+        why.message());
+    spdlog::warn("backup: {}", note_);
+  }
   Status add(const std::string& rel, const b::CopyResult& r) {
     files_.push_back(BackupFile{rel, r.size, r.xxh3});
     if (r.linked) ++linked_;
     return Status::ok();
   }
 
-  std::string data_;
   std::string partial_;
-  const BackupOptions& opts_;
   b::Throttle throttle_;
   b::CopyOptions copy_;
   bool link_ = false;
@@ -237,7 +252,7 @@ Status take_index(Builder& bld, const std::string& data, const std::string& sub)
         break;
       }
       const auto size = static_cast<std::uint64_t>(sb.st_size);
-      st = bld.copy_prefix(fd, dir + "/" + name, size, size, sub + "/" + name);
+      st = bld.link_or_copy(dir + "/" + name, fd, size, sub + "/" + name);
     }
     for (auto& [n, o] : open) b::close_fd(o);
     ANNAL_RETURN_IF_ERROR(st);
@@ -383,7 +398,7 @@ Result<BackupReport> Store::backup(const BackupOptions& options) {
   const auto t0 = Clock::now();
   const std::string partial = *dest + ".partial";
   ANNAL_RETURN_IF_ERROR(start_partial(partial));
-  Builder bld(data, partial, options);
+  Builder bld(partial, options);
   BackupManifest m;
   auto run = [&]() -> Status {
     const std::string groups = options.groups_dir.empty() ? data + "/groups" : options.groups_dir;
