@@ -8,6 +8,7 @@
 #   ANNAL_BACKUP_BENCH_GB (default 10; fractions allowed)
 #   ANNAL_BACKUP_BENCH_SECONDS (default 10: the least time of each phase)
 #   ANNAL_BACKUP_MB_PER_S (default 128, the node's --backup-mb-per-s; 0 = unthrottled)
+#   ANNAL_BACKUP_BENCH_SEGMENT_MB (default 256, the node's; e.g. 32 for a small check run)
 #   ANNAL_BENCH_NO_BUILD=1  ANNAL_BENCH_DIR (default build/bench-backup)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ dir="${ANNAL_BENCH_DIR:-$PWD/build/bench-backup}"
 gb="${ANNAL_BACKUP_BENCH_GB:-10}"
 seconds="${ANNAL_BACKUP_BENCH_SECONDS:-10}"
 budget="${ANNAL_BACKUP_MB_PER_S:-128}"
+segment="${ANNAL_BACKUP_BENCH_SEGMENT_MB:-256}"
 mkdir -p "$dir"
 need=$(awk -v g="$gb" 'BEGIN { printf "%d", (g * 2.1 + 0.6) * 1073741824 }')
 avail=$(df --output=avail -B1 "$dir" | tail -1)
@@ -27,6 +29,6 @@ if (( avail < need )); then
   exit 1
 fi
 echo "# backup benchmark, ${gb} GiB log, $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD), load average: $(cut -d' ' -f1-3 /proc/loadavg)"
-build/release/bench/annal_backup_bench "$dir/data" "$dir/backup" --gb "$gb" --seconds "$seconds" --budget "$budget"
+build/release/bench/annal_backup_bench "$dir/data" "$dir/backup" --gb "$gb" --seconds "$seconds" --budget "$budget" --segment-mib "$segment"
 rm -rf "$dir"
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,10 +4,12 @@
 // fdatasynced); prints figures, asserts nothing. Run it with nothing else on
 // the machine (bench/backup.sh).
 //
-//   annal_backup_bench DIR DEST [--gb G] [--seconds S] [--budget MIBPS]
+//   annal_backup_bench DIR DEST [--gb G] [--seconds S] [--budget MIBPS] [--segment-mib M]
 //
 // 1. Fill: G GiB (default 10; fractions allowed) of 1 KiB events in appends
-//    of 16, round robin over 1000 streams, 256 MiB segments.
+//    of 16, round robin over 1000 streams, M MiB segments (default 256, the
+//    node's default; smaller for a small check run, so that it has sealed
+//    segments for link mode to link).
 // 2. Baseline, S seconds (default 10): a steady append load (one thread, 32
 //    appends in flight, one 512-byte event each); append latency p50, p99,
 //    p99.9 and max, appends per second.
@@ -149,7 +151,9 @@ void with_backup(index::Store& store, const std::string& dest, bool link, std::u
     return;
   }
   fmt::print(
-      "backup ({}): position {}, {} files, {:.2f} GiB ({} linked) in {:.1f} s = {:.0f} MB/s{}{}\n",
+      "backup ({}): position {}, {} files, {:.2f} GiB (holes included; {} linked) in {:.1f} s = "
+      "{:.0f} "
+      "MB/s{}{}\n",
       link ? "link" : "copy", report->position.value, report->files,
       static_cast<double>(report->bytes) / (1ull << 30), report->linked, report->seconds,
       static_cast<double>(report->bytes) / report->seconds / 1e6, report->note.empty() ? "" : "; ",
@@ -163,17 +167,19 @@ void with_backup(index::Store& store, const std::string& dest, bool link, std::u
 int main(int argc, char** argv) {
   if (argc < 3) {
     fmt::print(stderr,
-               "usage: annal_backup_bench DIR DEST [--gb G] [--seconds S] [--budget MIBPS]\n");
+               "usage: annal_backup_bench DIR DEST [--gb G] [--seconds S] [--budget MIBPS] "
+               "[--segment-mib M]\n");
     return 2;
   }
   const std::string dir = argv[1], dest = argv[2];
   double gb = 10;
-  std::uint64_t seconds = 10, budget = 128;
+  std::uint64_t seconds = 10, budget = 128, segment_mib = 256;
   for (int i = 3; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--gb") gb = std::stod(argv[i + 1]);
     if (k == "--seconds") seconds = std::stoull(argv[i + 1]);
     if (k == "--budget") budget = std::stoull(argv[i + 1]);
+    if (k == "--segment-mib") segment_mib = std::stoull(argv[i + 1]);
   }
   spdlog::set_level(spdlog::level::warn);
   std::error_code ec;
@@ -182,7 +188,7 @@ int main(int argc, char** argv) {
   std::filesystem::remove_all(dest + "-link", ec);
   index::StoreOptions o;
   o.log.dir = dir;
-  o.log.segment_size = 256ull << 20;
+  o.log.segment_size = segment_mib << 20;
   auto s = index::Store::open(o);
   if (!s) {
     fmt::print(stderr, "open: {}\n", s.status().to_string());
