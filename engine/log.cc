@@ -201,6 +201,14 @@ Status Log::Impl::recover() {
   std::vector<std::uint64_t> idx_only;
   for (const auto& n : *names) {
     if (auto p = parse_segment_file_name(n)) segs.emplace(p->value, false);
+    // `annal restore` moves a backup's files into place from here, and
+    // removes it last: a directory holding it is a restore that did not
+    // finish, whose log may be missing segments.
+    if (n == ".restore.partial")
+      return Status(Errc::kInvalidArgument,
+                    fmt::format("{} holds .restore.partial: an `annal restore` into it did not "
+                                "finish; empty the directory and run the restore again",
+                                opts_.dir));
   }
   for (const auto& n : *names) {
     if (auto p = parse_index_file_name(n)) {
@@ -998,6 +1006,19 @@ Status Log::Impl::visit_many(std::span<const std::uint64_t> positions,
   return Status::ok();
 }
 
+Result<std::uint64_t> Log::Impl::end_offset(GlobalPosition end) const {
+  const std::uint64_t durable = durable_end_.load(std::memory_order_acquire);
+  if (end.value == 0 || end.value > durable)
+    return Status(Errc::kNotFound,
+                  fmt::format("no record ends the log at position {} (durable end {}) in {}",
+                              end.value, durable, opts_.dir));
+  const GlobalPosition last(end.value - 1);
+  auto seg = find(last).first;
+  RecordView v;
+  ANNAL_RETURN_IF_ERROR(view_at(*seg, last, v));
+  return std::uint64_t{seg->offsets[last.value - seg->first.value]} + v.size;
+}
+
 std::vector<SegmentInfo> Log::Impl::segments() const {
   std::lock_guard l(segments_mu_);
   std::vector<SegmentInfo> out;
@@ -1025,6 +1046,10 @@ Result<std::unique_ptr<Log>> Log::open(LogOptions options) {
   ANNAL_RETURN_IF_ERROR(impl->recover());
   impl->start();
   return std::unique_ptr<Log>(new Log(std::move(impl)));
+}
+
+Result<std::uint64_t> Log::end_offset(GlobalPosition end) const {
+  return impl_->end_offset(end);
 }
 
 const RecoveryReport& Log::recovery() const {

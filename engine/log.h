@@ -223,6 +223,11 @@ class Log {
 
   std::vector<SegmentInfo> segments() const;
   const LogOptions& options() const;
+  // The byte offset, in the segment holding position `end - 1`, one past that
+  // record: where a copy of the segment must stop to hold exactly the
+  // positions below `end` (a backup, index/store_backup.cc).
+  // REQUIRES: 0 < end <= durable_end() (kNotFound otherwise).
+  Result<std::uint64_t> end_offset(GlobalPosition end) const;
 
   // Scavenge (docs/storage-format.md, "Scavenged segments"): rewrites the
   // sealed segment starting at `first` (not the newest segment) with every

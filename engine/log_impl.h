@@ -161,6 +161,7 @@ class Log::Impl {
                     const std::function<bool(std::size_t, const RecordView&)>& fn,
                     const std::function<bool(std::size_t)>& skip) const;
   std::vector<SegmentInfo> segments() const;
+  Result<std::uint64_t> end_offset(GlobalPosition end) const;
   Result<SegmentRewrite> rewrite_sealed(GlobalPosition first,
                                         const std::function<bool(const RecordView&)>& remove,
                                         const std::function<void(std::uint64_t)>& pace);

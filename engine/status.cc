@@ -61,6 +61,10 @@ const char* errc_name(Errc e) noexcept {
       return "append_condition_failed";
     case Errc::kStreamDeleted:
       return "stream_deleted";
+    case Errc::kBusy:
+      return "busy";
+    case Errc::kAlreadyExists:
+      return "already_exists";
   }
   return "unknown";
 }

@@ -30,6 +30,8 @@ enum class Errc : std::uint16_t {
   kInternal = 15,
   kAppendConditionFailed = 16,  // an append condition (DCB query) found a matching event
   kStreamDeleted = 17,          // the stream was hard-deleted (tombstone): never written again
+  kBusy = 18,                   // one at a time: a backup or a scavenge is already running
+  kAlreadyExists = 19,          // a path or name in use (wire: already_exists, 109)
 };
 
 const std::error_category& annal_category() noexcept;

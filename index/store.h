@@ -149,6 +149,37 @@ struct ScavengeReport {
   bool cancelled = false;
 };
 
+// An online backup of the data directory (docs/operations.md, "Backup and
+// restore"; the code is index/store_backup.cc).
+struct BackupOptions {
+  // Absolute path; must not exist or be an empty directory, its parent must
+  // exist, and it must not be inside the data directory. Written as
+  // DEST.partial and renamed to DEST when complete.
+  std::string dest;
+  // Hard-link the immutable files (sealed segments and their position
+  // indexes, index files) instead of copying them; falls back to copying
+  // (and says so in the report's note) when DEST is on another file system.
+  bool link = false;
+  // Bytes read per second at most (0: as fast as the disk).
+  std::uint64_t bytes_per_second = 0;
+  std::string node_version;  // recorded in the manifest
+  // The consumer groups' files (empty: DATA/groups); stored as groups/.
+  std::string groups_dir;
+  // Asked between chunks: true stops the backup with kShuttingDown (and
+  // removes DEST.partial).
+  std::function<bool()> cancelled;
+};
+
+struct BackupReport {
+  std::string dest;          // the canonical path of the backup
+  GlobalPosition position;   // every event below it is in the backup
+  std::uint64_t files = 0;   // in the manifest
+  std::uint64_t bytes = 0;   // their sizes summed
+  std::uint64_t linked = 0;  // of them, hard-linked
+  std::string note;          // e.g. why --link fell back to copying
+  double seconds = 0;
+};
+
 // The deletion rules at one moment, for reads in log order (read_all,
 // subscriptions, consumer groups, secondary index reads): whether an event
 // is removed. Take it after reading the durable end the read stops at.
@@ -275,6 +306,19 @@ class Store {
   // running it again resumes (segments with nothing left to remove are only
   // read). One at a time: kInvalidArgument while another runs.
   Result<ScavengeReport> scavenge(const ScavengeOptions& options);
+  // Takes a consistent copy of the data directory while appends go on
+  // (BackupOptions; docs/operations.md, "Backup and restore"): the position
+  // is the durable end when it starts; the consumer group files, the stream
+  // rules, snapshots and both indexes are taken first (each is at or below
+  // the durable end, hence at or below the position), then the sealed
+  // segments, then the newest segment up to the position's byte offset.
+  // Excludes scavenge (kBusy if one runs; a scavenge started meanwhile
+  // fails with kBusy), one backup at a time (kBusy). Errors: kInvalidArgument
+  // (relative, inside the data directory, no parent), kAlreadyExists (DEST
+  // not empty), kNoSpace, kIoError, kShuttingDown (cancelled); DEST.partial
+  // is removed on failure. Blocks for the whole copy: call it on a thread of
+  // its own.
+  Result<BackupReport> backup(const BackupOptions& options);
   // The last durable revision of `stream` regardless of removals (for
   // Removal's max_count); nullopt if none. Errors if it cannot be read.
   Result<std::optional<StreamRevision>> raw_head(std::string_view stream, std::uint64_t end) const;

@@ -317,7 +317,10 @@ class Store::Impl final : public engine::WriteHooks {
   std::uint64_t lifecycle_through_ = 0;  // writer thread: DATA/lifecycle covers below
   bool lifecycle_dirty_ = false;         // writer thread
   std::chrono::steady_clock::time_point lifecycle_written_{};
-  std::mutex scavenge_mu_;  // one scavenge at a time
+  // One scavenge or backup at a time: a scavenge rewrites the sealed
+  // segments a backup copies (index/store_backup.cc).
+  std::mutex scavenge_mu_;
+  std::atomic<bool> backup_running_{false};
   std::unique_ptr<SnapshotStore> snapshots_;
   std::shared_mutex log_gone_mu_;  // load_range (background) vs the destructor
   bool log_gone_ = false;

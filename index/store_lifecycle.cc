@@ -357,7 +357,13 @@ Result<std::optional<Snapshot>> Store::read_snapshot(const std::string& stream,
 
 Result<ScavengeReport> Store::scavenge(const ScavengeOptions& options) {
   std::unique_lock running(impl_->scavenge_mu_, std::try_to_lock);
-  if (!running.owns_lock()) return Status(Errc::kInvalidArgument, "a scavenge is already running");
+  if (!running.owns_lock()) {
+    if (impl_->backup_running_.load())
+      return Status(Errc::kBusy,
+                    "a backup is running (it copies the sealed segments a scavenge rewrites); "
+                    "scavenge again when it is done");
+    return Status(Errc::kInvalidArgument, "a scavenge is already running");
+  }
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   ScavengeReport report;

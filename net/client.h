@@ -232,6 +232,12 @@ class Client {
   // Runs a scavenge on the node and waits for its report (throttled by the
   // node's --scavenge-mb-per-s: minutes for a large log).
   Reply<proto::ScavengeOk> scavenge();
+  // v6: takes a backup of the node's data directory into `dest`, a path on
+  // the node's machine (docs/operations.md, "Backup and restore"), and waits
+  // until it is complete (throttled: minutes for a large log).
+  // bytes_per_second 0: the node's default (--backup-mb-per-s).
+  Reply<proto::BackupOk> backup(const std::string& dest, bool link = false,
+                                std::uint64_t bytes_per_second = 0);
   // Snapshots (docs/semantics.md, "Snapshots").
   Reply<proto::SnapshotSaved> snapshot_save(const std::string& stream, std::uint64_t revision,
                                             const std::string& type, const std::string& data);

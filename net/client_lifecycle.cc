@@ -1,4 +1,4 @@
-// Client: stream metadata and deletion (protocol v5).
+// Client: stream metadata and deletion (protocol v5), backup (v6).
 #include <fmt/format.h>
 
 #include "net/client_impl.h"
@@ -53,6 +53,19 @@ Reply<proto::ScavengeOk> Client::scavenge() {
   return impl_->call<proto::ScavengeOk>(
       [v](std::uint64_t id) { return proto::encode(id, proto::ScavengeReq{}, v); },
       proto::Op::kScavengeOk, &proto::decode<proto::ScavengeOk>);
+}
+
+Reply<proto::BackupOk> Client::backup(const std::string& dest, bool link,
+                                      std::uint64_t bytes_per_second) {
+  const std::uint16_t v = impl_->version;
+  if (v < 6)
+    return make_error(proto::Code::kBadRequest,
+                      fmt::format("backup needs protocol version 6; this connection speaks {}", v));
+  return impl_->call<proto::BackupOk>(
+      [&, v](std::uint64_t id) {
+        return proto::encode(id, proto::BackupReq{dest, link, bytes_per_second}, v);
+      },
+      proto::Op::kBackupOk, &proto::decode<proto::BackupOk>);
 }
 
 Reply<proto::SnapshotSaved> Client::snapshot_save(const std::string& stream, std::uint64_t revision,

@@ -125,6 +125,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_scavenge(std::uint64_t id, std::string_view payload);
   void handle_snapshot_save(std::uint64_t id, std::string_view payload);
   void handle_snapshot_read(std::uint64_t id, std::string_view payload);
+  // v6: backup (net/backup.cc).
+  void handle_backup(std::uint64_t id, std::string_view payload);
   void answer_on_strand(std::string frame);
 
   // append.cc

@@ -75,6 +75,10 @@ void Connection::dispatch(const proto::FrameHeader& h, std::string_view payload)
     default:
       if (version_ >= 4 && dispatch_group(op, h.request_id, payload)) return;
       if (version_ >= 5 && dispatch_lifecycle(op, h.request_id, payload)) return;
+      if (version_ >= 6 && op == proto::Op::kBackup) {
+        handle_backup(h.request_id, payload);
+        return;
+      }
       break;
   }
   send_error(h.request_id, proto::Code::kUnknownOperation,

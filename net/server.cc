@@ -60,6 +60,7 @@ class Server::Impl {
         store_, detail::ScavengerOptions{.bytes_per_second = o.scavenge_bytes_per_second,
                                          .interval = o.scavenge_interval,
                                          .free_below = o.scavenge_free_below});
+    shared_->backups = std::make_unique<detail::BackupRunner>(store_, groups_dir, o.server_version);
     shared_->groups = std::make_unique<detail::GroupRegistry>(*shared_, groups_dir);
     if (Status st = shared_->groups->open(); !st.is_ok()) {
       for (auto& io : ios_) io->stop();
@@ -172,6 +173,8 @@ class Server::Impl {
     if (shared_->groups) shared_->groups->stop();
     // A running scavenge stops between chunks (what it finished stays).
     if (shared_->scavenger) shared_->scavenger->stop();
+    // A running backup stops between chunks and removes DEST.partial.
+    if (shared_->backups) shared_->backups->stop();
     shared_->notifier.close();
     // Let the closes run, then stop.
     for (int i = 0; i < 500 && shared_->open_connections.load() > 0; ++i)

@@ -52,6 +52,9 @@ struct ServerOptions {
   std::uint64_t scavenge_bytes_per_second = 64ull << 20;
   std::chrono::seconds scavenge_interval{0};
   std::uint64_t scavenge_free_below = 0;
+  // Backup (docs/operations.md, "Backup and restore"): the read budget of a
+  // backup request that names none (0: as fast as the disk).
+  std::uint64_t backup_bytes_per_second = 128ull << 20;
   // How long stop() waits for appends and reads in flight. An append still
   // waiting for durability after it is answered shutting_down ("outcome
   // unknown": it may yet become durable; a retry with the same event ids is

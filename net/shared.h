@@ -13,6 +13,7 @@
 
 #include "index/store.h"
 #include "net/asio.h"
+#include "net/backup_runner.h"
 #include "net/inbox.h"
 #include "net/live_cache.h"
 #include "net/metrics.h"
@@ -58,6 +59,7 @@ struct Shared {
   LiveCache<Batch> live;                  // batches live subscribers share
   std::unique_ptr<GroupRegistry> groups;  // set by the server before it accepts
   std::unique_ptr<Scavenger> scavenger;   // likewise (net/scavenger.h)
+  std::unique_ptr<BackupRunner> backups;  // likewise (net/backup_runner.h)
   NetMetrics metrics;                     // enabled per options.metrics
 
   // The lane of the io_context behind `ex` (a connection's strand).

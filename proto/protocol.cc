@@ -139,6 +139,8 @@ ANNAL_PROTO_MESSAGE(DeleteStreamReq)
 ANNAL_PROTO_MESSAGE(DeleteOk)
 ANNAL_PROTO_MESSAGE(ScavengeReq)
 ANNAL_PROTO_MESSAGE(ScavengeOk)
+ANNAL_PROTO_MESSAGE(BackupReq)
+ANNAL_PROTO_MESSAGE(BackupOk)
 ANNAL_PROTO_MESSAGE(SnapshotSaveReq)
 ANNAL_PROTO_MESSAGE(SnapshotSaved)
 ANNAL_PROTO_MESSAGE(SnapshotReadReq)
@@ -291,6 +293,10 @@ const char* op_name(Op op) {
       return "snapshot_read";
     case Op::kSnapshotOk:
       return "snapshot_ok";
+    case Op::kBackup:
+      return "backup";
+    case Op::kBackupOk:
+      return "backup_ok";
     case Op::kAppendRefused:
       return "append_refused";
     case Op::kHelloOk:
@@ -348,6 +354,7 @@ bool is_request_op(std::uint8_t op) {
     case Op::kScavenge:
     case Op::kSnapshotSave:
     case Op::kSnapshotRead:
+    case Op::kBackup:
       return true;
     default:
       return false;
@@ -382,11 +389,12 @@ const char* code_name(Code c) {
       break;
   }
   auto v = static_cast<std::uint16_t>(c);
-  if (v <= static_cast<std::uint16_t>(Errc::kStreamDeleted)) return errc_name(static_cast<Errc>(v));
+  if (v <= static_cast<std::uint16_t>(Errc::kBusy)) return errc_name(static_cast<Errc>(v));
   return "unknown";
 }
 
 Code code_from_errc(Errc e) {
+  if (e == Errc::kAlreadyExists) return Code::kAlreadyExists;
   return static_cast<Code>(static_cast<std::uint16_t>(e));
 }
 

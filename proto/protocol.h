@@ -1,5 +1,5 @@
 #pragma once
-// annal wire protocol, versions 1 to 5: message types and their byte
+// annal wire protocol, versions 1 to 6: message types and their byte
 // encoding. The specification is docs/protocol.md; change neither without the
 // other, and bump kProtocolVersion (with a version-history entry) on any
 // change. A connection speaks the version its hello asked for; every walk
@@ -32,7 +32,7 @@
 namespace annal::net::proto {
 
 // The newest version this codec speaks, and the oldest a node still accepts.
-inline constexpr std::uint16_t kProtocolVersion = 5;
+inline constexpr std::uint16_t kProtocolVersion = 6;
 inline constexpr std::uint16_t kMinProtocolVersion = 1;
 inline constexpr std::uint32_t kHelloMagic = 0x4C4E4E41;  // "ANNL" as little-endian bytes
 inline constexpr std::size_t kLengthPrefixSize = 4;
@@ -74,6 +74,8 @@ enum class Op : std::uint8_t {
   kScavenge = 0x27,
   kSnapshotSave = 0x28,
   kSnapshotRead = 0x29,
+  // v6: online backup (proto/backup_messages.h)
+  kBackup = 0x2A,
   // server -> client responses and pushes
   kHelloOk = 0x81,
   kPong = 0x82,
@@ -97,13 +99,14 @@ enum class Op : std::uint8_t {
   kScavengeOk = 0xA0,        // v5
   kSnapshotSaved = 0xA1,     // v5
   kSnapshotOk = 0xA2,        // v5
+  kBackupOk = 0xA3,          // v6
   kError = 0xFF,
 };
 const char* op_name(Op op);
 bool is_request_op(std::uint8_t op);
 
-// Stable numeric error codes. 1..16 are annal::Errc values unchanged; 100+
-// exist only on the wire.
+// Stable numeric error codes. 1..18 are annal::Errc values unchanged
+// (Errc::kAlreadyExists is sent as 109); 100+ exist only on the wire.
 enum class Code : std::uint16_t {
   kOk = 0,
   kWrongExpectedRevision = 1,
@@ -123,6 +126,7 @@ enum class Code : std::uint16_t {
   kInternal = 15,
   kAppendConditionFailed = 16,  // v3
   kStreamDeleted = 17,          // v5: the stream was hard-deleted (tombstone)
+  kBusy = 18,                   // v6: a backup (or a scavenge) is already running
   kUnsupportedVersion = 100,
   kUnknownOperation = 101,
   kFrameTooLarge = 102,
@@ -816,3 +820,5 @@ inline Result<InfoOk> decode_info_ok(std::string_view p, std::uint16_t version =
 #include "proto/group_messages.h"  // IWYU pragma: export
 // The v5 stream metadata and deletion messages.
 #include "proto/lifecycle_messages.h"  // IWYU pragma: export
+// The v6 backup messages.
+#include "proto/backup_messages.h"  // IWYU pragma: export

@@ -32,6 +32,7 @@ void usage(std::FILE* out) {
       "  delete STREAM [--hard]                delete a stream (--hard: a tombstone)\n"
       "  scavenge                              free the space of removed events now\n"
       "  snapshot save|read STREAM ...         a stream's snapshots (read: and the events after)\n"
+      "  backup DEST [--link] [--mb-per-s N]   a consistent backup taken by the node into DEST\n"
       "\n"
       "offline tools (on a data directory, no node needed):\n"
       "  inspect DIR      segments and index files at a glance\n"
@@ -39,6 +40,7 @@ void usage(std::FILE* out) {
       "  dump-index DIR   stream index files as JSON lines\n"
       "  verify DIR       check everything; exit 1 on damage\n"
       "  repair DIR       plan (and with --apply, perform) a repair\n"
+      "  restore BACKUP DATA   check a backup against its MANIFEST and restore it into DATA\n"
       "\n"
       "  bench            load generator against a running node\n"
       "\n"
@@ -63,10 +65,10 @@ int main(int argc, char** argv) {
       cmd == "read-category" || cmd == "read-type" || cmd == "read-tag" ||
       cmd == "read-correlation" || cmd == "read-causation" || cmd == "read-query" ||
       cmd == "append-multi" || cmd == "group" || cmd == "checkpoint" || cmd == "metadata" ||
-      cmd == "delete" || cmd == "scavenge" || cmd == "snapshot")
+      cmd == "delete" || cmd == "scavenge" || cmd == "snapshot" || cmd == "backup")
     return annal::tools::run_client_command(args);
   if (cmd == "inspect" || cmd == "dump" || cmd == "dump-index" || cmd == "verify" ||
-      cmd == "repair")
+      cmd == "repair" || cmd == "restore")
     return annal::tools::run_offline_command(args);
   if (cmd == "bench") return annal::tools::run_bench_command(args);
   std::fprintf(stderr, "annal: unknown command '%s'\n", cmd.c_str());

@@ -418,6 +418,7 @@ int run_client_command(const std::vector<std::string>& args) {
   if (cmd == "metadata") return cmd_metadata(args);
   if (cmd == "delete") return cmd_delete(args);
   if (cmd == "scavenge") return cmd_scavenge(args);
+  if (cmd == "backup") return cmd_backup(args);
   if (cmd == "snapshot") return cmd_snapshot(args);
   std::fprintf(stderr, "annal: unknown client command '%s'\n", cmd.c_str());
   return 2;

@@ -55,6 +55,8 @@ int cmd_checkpoint(const std::vector<std::string>& args);
 int cmd_metadata(const std::vector<std::string>& args);
 int cmd_delete(const std::vector<std::string>& args);
 int cmd_scavenge(const std::vector<std::string>& args);
+// backup (tools/client_backup.cc).
+int cmd_backup(const std::vector<std::string>& args);
 int cmd_snapshot(const std::vector<std::string>& args);
 // The groups' lag as a JSON array, for `annal info` (null from a node
 // before v4, {"error": ...} if the node could not list them).

@@ -88,6 +88,7 @@ struct RawOptions {
   std::uint64_t group_persist_ms =
       static_cast<std::uint64_t>(c.server.group_persist_period.count());
   std::uint64_t scavenge_mb_per_s = 64, scavenge_interval_s = 86400, scavenge_free_below_mb = 1024;
+  std::uint64_t backup_mb_per_s = 128;
   std::string config, check_config;
 };
 
@@ -186,6 +187,8 @@ void describe(po::options_description& desc, RawOptions& r) {
      po::value(&r.scavenge_free_below_mb)->default_value(r.scavenge_free_below_mb),
      "scavenge (at most every 10 minutes) while the data directory's file system has less "
      "free space than this (MiB; 0 = never)")
+    ("backup-mb-per-s", po::value(&r.backup_mb_per_s)->default_value(r.backup_mb_per_s),
+     "read budget of a backup request that names none, MiB/s (0 = as fast as the disk)")
     ("log-level", po::value(&r.log_level)->default_value(r.log_level),
      "trace, debug, info, warn, error")
     ("log-format", po::value(&r.log_format)->default_value(r.log_format),
@@ -354,6 +357,9 @@ std::string validate(RawOptions& r, const Flag& flag) {
   c.server.scavenge_bytes_per_second = r.scavenge_mb_per_s << 20;
   c.server.scavenge_interval = std::chrono::seconds(r.scavenge_interval_s);
   c.server.scavenge_free_below = r.scavenge_free_below_mb << 20;
+  if (r.backup_mb_per_s > (1u << 20))
+    return fmt::format("{} must be at most 1048576", flag("backup-mb-per-s"));
+  c.server.backup_bytes_per_second = r.backup_mb_per_s << 20;
   if (c.server.max_in_flight == 0)
     return fmt::format("{} must be at least 1", flag("max-in-flight"));
   if (c.server.max_connections == 0)

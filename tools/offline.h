@@ -74,6 +74,37 @@ std::optional<char> secondary_separator(const std::string& dir);
 void check_secondary_index(const std::string& dir, const SecondaryExpect& expect,
                            std::uint64_t log_end, VerifyReport& report);
 
+// ---- backups (docs/operations.md, "Backup and restore") -------------------
+
+// A backup directory's files against its MANIFEST (index/backup_manifest.h):
+// one kBackupMismatch finding per file missing, of another size or checksum,
+// or not in the manifest (MANIFEST itself aside). kNotFound if DIR has no
+// MANIFEST, kCorruption if it does not parse.
+Result<std::vector<Finding>> check_backup_manifest(const std::string& dir);
+
+struct RestoreOptions {
+  // Hard-link the backup's files instead of copying them (the newest
+  // segment, which the node writes into, is always copied).
+  bool link = false;
+  std::function<void(const std::string&)> out;  // progress lines
+};
+struct RestoreReport {
+  std::uint64_t position = 0;  // the backup holds every event below it
+  std::uint64_t files = 0;
+  std::uint64_t bytes = 0;
+  std::uint64_t linked = 0;
+  std::string node_version;
+  double seconds = 0;
+};
+// Checks every file of BACKUP against its MANIFEST (a mismatch or missing
+// file fails naming it, before anything is written), then copies (or links)
+// them into DATA, which must not exist or be an empty directory: into
+// DATA/.restore.partial first, synced, then moved into place segments last,
+// newest first (an interrupted move leaves a log without its first segment,
+// which a node refuses to open, never a shorter log).
+Result<RestoreReport> restore_backup(const std::string& backup, const std::string& data,
+                                     const RestoreOptions& options);
+
 // ---- repair ------------------------------------------------------------------
 
 struct RepairAction {

@@ -77,6 +77,8 @@ const char* finding_kind_name(FindingKind k) {
       return "unknown-file";
     case FindingKind::kGroupCorrupt:
       return "group-corrupt";
+    case FindingKind::kBackupMismatch:
+      return "backup-mismatch";
   }
   return "?";
 }
@@ -88,6 +90,9 @@ bool is_known_entry(const std::string& name) {
   // The stream rules folded from the metadata streams (index/lifecycle.h),
   // and its write a crash interrupted (replaced at the next write).
   if (name == "lifecycle" || name == "lifecycle.tmp") return true;
+  // A backup's manifest (index/backup_manifest.h): `annal verify` on a
+  // backup checks every file against it (check_backup_manifest).
+  if (name == "MANIFEST") return true;
   // A scavenge's rewrite a crash interrupted before its switch; the node
   // removes it at open (docs/storage-format.md, "Scavenged segments").
   if (name.ends_with(".seg.scavenge.tmp") &&

@@ -93,7 +93,8 @@ enum class FindingKind {
   kIndexCorrupt,
   kIndexMismatch,
   kUnknownFile,
-  kGroupCorrupt,  // a consumer group's file (DATA/groups) that does not decode
+  kGroupCorrupt,    // a consumer group's file (DATA/groups) that does not decode
+  kBackupMismatch,  // a backup's file missing or differing from its MANIFEST
 };
 const char* finding_kind_name(FindingKind k);
 

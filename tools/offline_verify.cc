@@ -137,6 +137,17 @@ Result<VerifyReport> verify_directory(const std::string& dir, const VerifyOption
     if (separator) check_secondary_index(dir, secondary, report.survey.end.value, report);
   }
   check_group_files(dir, report);
+  // A backup (DIR/MANIFEST): every file against its size and checksum.
+  if (engine::FileSystem::posix().exists(dir + "/MANIFEST")) {
+    auto backup = check_backup_manifest(dir);
+    if (!backup)
+      report.survey.findings.push_back(Finding{.kind = FindingKind::kBackupMismatch,
+                                               .file = "MANIFEST",
+                                               .detail = backup.status().message(),
+                                               .repairable = false});
+    else
+      for (auto& fd : *backup) report.survey.findings.push_back(std::move(fd));
+  }
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return report;
 }

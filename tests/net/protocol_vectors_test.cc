@@ -439,12 +439,44 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
       EXPECT_FALSE(decode<SnapshotOk>(payload.substr(0, payload.size() - 1), version).is_ok())
           << name;
       EXPECT_FALSE(decode<SnapshotOk>(payload + '\0', version).is_ok()) << name;
+    } else if (op == "backup") {
+      BackupReq m{str(f, "dest"), u64(f, "link") != 0, u64(f, "bytes_per_second")};
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      const std::string payload = payload_of(v, Op::kBackup);
+      auto back = decode<BackupReq>(payload, version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->dest, m.dest) << name;
+      EXPECT_EQ(back->link, m.link) << name;
+      EXPECT_EQ(back->bytes_per_second, m.bytes_per_second) << name;
+      EXPECT_FALSE(decode<BackupReq>(payload.substr(0, payload.size() - 1), version).is_ok())
+          << name;
+    } else if (op == "backup_ok") {
+      BackupOk m;
+      m.position = u64(f, "position");
+      m.files = static_cast<std::uint32_t>(u64(f, "files"));
+      m.bytes = u64(f, "bytes");
+      m.linked = static_cast<std::uint32_t>(u64(f, "linked"));
+      m.duration_us = u64(f, "duration_us");
+      m.dest = str(f, "dest");
+      m.note = str(f, "note");
+      EXPECT_EQ(hex(encode(id, m, version)), str(v, "hex")) << name;
+      const std::string payload = payload_of(v, Op::kBackupOk);
+      auto back = decode<BackupOk>(payload, version);
+      ASSERT_TRUE(back.is_ok()) << name;
+      EXPECT_EQ(back->position, m.position) << name;
+      EXPECT_EQ(back->files, m.files) << name;
+      EXPECT_EQ(back->bytes, m.bytes) << name;
+      EXPECT_EQ(back->linked, m.linked) << name;
+      EXPECT_EQ(back->duration_us, m.duration_us) << name;
+      EXPECT_EQ(back->dest, m.dest) << name;
+      EXPECT_EQ(back->note, m.note) << name;
+      EXPECT_FALSE(decode<BackupOk>(payload + '\0', version).is_ok()) << name;
     } else {
       ADD_FAILURE() << "vector '" << name << "' has an op this test does not know: " << op;
     }
   }
-  // Versions 1 to 3, then 4 (consumer groups) and 5 (metadata, deletion, scavenge,
-  // snapshots).
+  // Versions 1 to 3, then 4 (consumer groups), 5 (metadata, deletion, scavenge,
+  // snapshots) and 6 (backup).
   std::set<std::string> every_op{"append",     "append_ok",       "error",
                                  "hello",      "read_ok",         "append_multi",
                                  "read_query", "append_multi_ok", "append_refused"};
@@ -452,8 +484,9 @@ TEST_F(ProtocolVectorsTest, EveryVectorEncodesAndDecodesAsItsFieldsSay) {
   every_op.insert({"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
                    "delete_ok", "scavenge", "scavenge_ok"});
   every_op.insert({"snapshot_save", "snapshot_saved", "snapshot_read", "snapshot_ok"});
+  every_op.insert({"backup", "backup_ok"});  // 6
   EXPECT_EQ(seen, every_op);
-  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(versions, (std::set<std::uint16_t>{1, 2, 3, 4, 5, 6}));
 }
 
 }  // namespace

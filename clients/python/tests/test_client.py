@@ -36,7 +36,7 @@ def test_append_then_read_back_forward_and_backward(node):
             assert [e.position for e in everything] == [0, 1, 2]
             info = await c.info()
             # the node's newest version: at least the one this client speaks
-            assert info["durable_end"] == 3 and info["protocol_version"] >= c.hello.version == 5
+            assert info["durable_end"] == 3 and info["protocol_version"] >= c.hello.version == 6
             assert info["max_tags"] == 32
             await c.ping()
 
@@ -46,7 +46,7 @@ def test_append_then_read_back_forward_and_backward(node):
 def test_tags_and_ids_round_trip_through_reads_and_subscriptions(node):
     async def main():
         async with await Client.connect(port=node.port) as c:
-            assert c.hello.version == 5
+            assert c.hello.version == 6
             sub = await c.subscribe(None, 0)
             tagged = NewEvent(type="Placed", data=b"{}", tags=["region:eu", "customer:42", "region:eu"],
                               correlation_id="cmd-9", causation_id="evt-1")

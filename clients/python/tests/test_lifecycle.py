@@ -23,7 +23,7 @@ def ev(n):
 def test_metadata_max_count_soft_and_hard_delete(node):
     async def main():
         async with await Client.connect(port=node.port) as c:
-            assert c.hello.version == 5
+            assert c.hello.version == 6
             none = await c.stream_metadata("s-1")
             assert (none.revision, none.json, none.max_count, none.max_age) == (
                 None, "{}", None, None)

@@ -30,7 +30,8 @@ def test_every_vector_is_understood(vectors):
     assert {"stream_metadata", "stream_metadata_ok", "set_stream_metadata", "delete_stream",
             "delete_ok", "scavenge", "scavenge_ok"} <= ops
     assert {"snapshot_save", "snapshot_saved", "snapshot_read", "snapshot_ok"} <= ops
-    assert {v["version"] for v in vectors} == {1, 2, 3, 4, 5}
+    assert {"backup", "backup_ok"} <= ops
+    assert {v["version"] for v in vectors} == {1, 2, 3, 4, 5, 6}
 
 
 def query_of(items):
@@ -277,3 +278,28 @@ def test_version_5_snapshot_frames(vectors):
     assert sorted(seen) == [("snapshot_ok", 0, 0), ("snapshot_ok", 1, 2),
                             ("snapshot_read", None, 0), ("snapshot_read", None, 0),
                             ("snapshot_save", None, 0), ("snapshot_saved", None, 0)]
+
+
+def test_version_6_backup_frames(vectors):
+    seen = set()
+    for v in (v for v in vectors if v["version"] == 6):
+        f, rid = v["fields"], v["request_id"]
+        if v["op"] == "backup":
+            got = p.encode_backup(rid, f["dest"], f["link"] == 1, f["bytes_per_second"])
+            assert got.hex() == v["hex"], v["name"]
+        elif v["op"] == "backup_ok":
+            op, got_rid, payload = split(v["hex"])
+            assert (op, got_rid) == (p.Op.BACKUP_OK, rid)
+            assert p.decode_backup_ok(payload) == p.BackupResult(
+                f["position"], f["files"], f["bytes"], f["linked"], f["duration_us"], f["dest"],
+                f["note"]), v["name"]
+            with pytest.raises(p.ProtocolError, match="ends inside"):
+                p.decode_backup_ok(payload[:-1])
+            with pytest.raises(p.ProtocolError):
+                p.decode_backup_ok(payload + b"\0")
+        elif v["op"] == "error":
+            op, got_rid, payload = split(v["hex"])
+            e = p.decode_error(payload)
+            assert (op, e.code, p.code_name(e.code)) == (p.Op.ERROR, 18, "busy")
+        seen.add(v["op"])
+    assert seen == {"backup", "backup_ok", "error"}

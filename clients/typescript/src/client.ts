@@ -492,6 +492,27 @@ export class Client {
     return p.decodeScavengeOk(await this.sendOnce((id) => p.encodeScavenge(id), timeoutMs));
   }
 
+  /**
+   * Has the node take a consistent backup of its data directory into `dest`
+   * while appends go on (docs/operations.md, "Backup and restore") and
+   * resolves when it is complete: `{position, files, bytes, linked,
+   * durationUs, dest, note}`; every event below `position` is in it.
+   *
+   * `dest` is an absolute path on the node's machine that must not exist or
+   * be an empty directory, outside the data directory (an AnnalError with
+   * code InvalidArgument or AlreadyExists otherwise). `link` hard-links the
+   * immutable files (same file system; the node copies, and says so in
+   * `note`, when it cannot). `mbPerS` is the read budget in MiB/s: undefined
+   * the node's `--backup-mb-per-s`, 0 as fast as the disk. One backup at a
+   * time, none during a scavenge (code Busy). Like scavenge, the
+   * connection's `timeoutMs` does not apply (`timeoutMs` bounds this call
+   * alone and does not stop the backup), and it is never resent.
+   */
+  async backup(dest: string, opts: { link?: boolean; mbPerS?: number; timeoutMs?: number } = {}): Promise<p.BackupResult> {
+    const bps = opts.mbPerS === undefined ? 0n : opts.mbPerS === 0 ? p.NONE : BigInt(Math.round(opts.mbPerS * 1048576));
+    return p.decodeBackupOk(await this.sendOnce((id) => p.encodeBackup(id, dest, opts.link ?? false, bps), opts.timeoutMs ?? 0));
+  }
+
   // ---- snapshots (v5, docs/semantics.md "Snapshots") ----
 
   /**

@@ -5,7 +5,7 @@
 
 import { randomUUID } from "node:crypto";
 
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 export const HELLO_MAGIC = 0x4c4e4e41; // "ANNL"
 export const FRAME_MIN_BODY = 9;
 /** "No value" in u64 fields (error detail, read backward from the end). */
@@ -41,6 +41,7 @@ export enum Op {
   Scavenge = 0x27, // v5: rewrite sealed segments without removed events
   SnapshotSave = 0x28, // v5: per-stream snapshots (docs/semantics.md)
   SnapshotRead = 0x29,
+  Backup = 0x2a, // v6: an online backup taken by the node (docs/operations.md)
   HelloOk = 0x81,
   Pong = 0x82,
   InfoOk = 0x83,
@@ -62,6 +63,7 @@ export enum Op {
   ScavengeOk = 0xa0, // v5
   SnapshotSaved = 0xa1, // v5
   SnapshotOk = 0xa2, // v5
+  BackupOk = 0xa3, // v6
   Error = 0xff,
 }
 
@@ -84,6 +86,7 @@ export enum Code {
   Internal = 15,
   AppendConditionFailed = 16, // v3
   StreamDeleted = 17, // v5: the stream was hard-deleted (tombstone)
+  Busy = 18, // v6: a backup (or a scavenge) is already running
   UnsupportedVersion = 100,
   UnknownOperation = 101,
   FrameTooLarge = 102,
@@ -591,6 +594,30 @@ export function encodeDeleteStream(requestId: bigint, stream: string, expected: 
   return frame(Op.DeleteStream, requestId, w.u8(hard ? 1 : 0).concat());
 }
 
+/** A complete backup (v6 backup_ok; docs/operations.md, "Backup and restore"). */
+export interface BackupResult {
+  /** The backup holds every event below this position, nothing at or above. */
+  position: bigint;
+  /** Files in its MANIFEST, and their sizes summed. */
+  files: number;
+  bytes: bigint;
+  /** Of the files, hard-linked to the node's rather than copied. */
+  linked: number;
+  durationUs: bigint;
+  /** The backup's directory on the node's machine (absolute). */
+  dest: string;
+  /** E.g. why link mode fell back to copying; empty if none. */
+  note: string;
+}
+
+/**
+ * `dest`: an absolute path on the node's machine; `bytesPerSecond`: 0n the
+ * node's default budget, NONE as fast as the disk.
+ */
+export function encodeBackup(requestId: bigint, dest: string, link = false, bytesPerSecond = 0n): Buffer {
+  return frame(Op.Backup, requestId, new Writer().bytes(dest).u8(link ? 1 : 0).u64(bytesPerSecond).concat());
+}
+
 /** An empty payload: the node runs a scavenge and answers when it is done. */
 export function encodeScavenge(requestId: bigint): Buffer {
   return frame(Op.Scavenge, requestId);
@@ -865,6 +892,21 @@ export function decodeScavengeOk(p: Buffer): ScavengeResult {
     logBytesAfter: r.u64("log_bytes_after"),
     durationUs: r.u64("duration_us"),
     cancelled: r.u8("cancelled") !== 0,
+  };
+  r.done();
+  return v;
+}
+
+export function decodeBackupOk(p: Buffer): BackupResult {
+  const r = new Reader(p, "backup_ok");
+  const v: BackupResult = {
+    position: r.u64("position"),
+    files: r.u32("files"),
+    bytes: r.u64("bytes"),
+    linked: r.u32("linked"),
+    durationUs: r.u64("duration_us"),
+    dest: r.string("dest"),
+    note: r.string("note"),
   };
   r.done();
   return v;

@@ -40,7 +40,7 @@ test("append, then read back forward, backward and through the global log", asyn
 test("tags and ids round-trip through reads and subscriptions", async () => {
   const c = await Client.connect({ port: node.port });
   try {
-    assert.equal(c.hello.version, 5);
+    assert.equal(c.hello.version, 6);
     const sub = await c.subscribe({ stream: "tags-ts", from: 0n });
     await c.append("tags-ts", [
       { type: "Placed", data: "{}", tags: ["region:eu", "customer:42", "region:eu"], correlationId: "cmd-9", causationId: "evt-1" },

@@ -15,7 +15,7 @@ after(async () => node && (await node.close()));
 test("metadata with max_count, soft delete, hard delete, and a wrong expected revision", async () => {
   const c = await Client.connect({ port: node.port });
   try {
-    assert.equal(c.hello.version, 5);
+    assert.equal(c.hello.version, 6);
     assert.deepEqual(await c.streamMetadata("ts-1"), {
       revision: null, json: "{}", maxCount: null, maxAge: null, truncateBefore: 0n, deletedBefore: 0n, deleted: false, tombstoned: false,
     });

@@ -274,3 +274,34 @@ test("version 5: snapshot frames", () => {
   // One save and its answer, two reads, and an answer with and one without a snapshot.
   assert.deepEqual(seen.sort(), ["snapshot_ok/0/0", "snapshot_ok/1/2", "snapshot_read/-/0", "snapshot_read/-/0", "snapshot_save/-/0", "snapshot_saved/-/0"]);
 });
+
+test("version 6: backup frames", () => {
+  const seen = new Set();
+  // JSON.parse rounds numbers past 2^53; the only such value is "none" (2^64 - 1).
+  const u64 = (x) => (x > Number.MAX_SAFE_INTEGER ? p.NONE : BigInt(x));
+  for (const v of vectors().filter((x) => x.version === 6)) {
+    const f = v.fields;
+    const id = BigInt(v.request_id);
+    if (v.op === "backup") {
+      assert.equal(p.encodeBackup(id, f.dest, f.link === 1, u64(f.bytes_per_second)).toString("hex"), v.hex, v.name);
+    } else if (v.op === "backup_ok") {
+      const { op, id: gotId, payload } = split(v.hex);
+      assert.equal(op, p.Op.BackupOk);
+      assert.equal(gotId, id);
+      assert.deepEqual(p.decodeBackupOk(payload), {
+        position: BigInt(f.position), files: f.files, bytes: BigInt(f.bytes), linked: f.linked,
+        durationUs: BigInt(f.duration_us), dest: f.dest, note: f.note,
+      }, v.name);
+      assert.throws(() => p.decodeBackupOk(payload.subarray(0, payload.length - 1)), /ends inside/);
+      assert.throws(() => p.decodeBackupOk(Buffer.concat([payload, Buffer.alloc(1)])), /trailing/);
+    } else if (v.op === "error") {
+      const { op, payload } = split(v.hex);
+      assert.equal(op, p.Op.Error);
+      const e = p.decodeError(payload);
+      assert.equal(e.code, p.Code.Busy);
+      assert.equal(p.codeName(e.code), "busy");
+    } else continue;
+    seen.add(v.op);
+  }
+  assert.deepEqual([...seen].sort(), ["backup", "backup_ok", "error"]);
+});

@@ -1,4 +1,4 @@
-"""An asyncio client for annald (docs/protocol.md, version 5).
+"""An asyncio client for annald (docs/protocol.md, version 6).
 
 One connection, any number of requests in flight (up to the node's
 ``max_in_flight``), responses matched by request id; subscriptions are async
@@ -522,6 +522,29 @@ class Client:
         run began answers ``shutting_down`` (an ``AnnalError``)."""
         _, payload = await self._send_once(p.encode_scavenge, timeout)
         return p.decode_scavenge_ok(payload)
+
+    async def backup(self, dest: str, link: bool = False, mb_per_s: Optional[float] = None,
+                     timeout: Optional[float] = None) -> p.BackupResult:
+        """Has the node take a consistent backup of its data directory into
+        ``dest`` while appends go on (docs/operations.md, "Backup and
+        restore") and returns it when complete: ``position`` (every event
+        below it is in the backup), ``files``, ``bytes``, ``linked``,
+        ``duration_us``, ``dest`` and ``note``.
+
+        ``dest`` is an absolute path on the node's machine that must not
+        exist or be an empty directory, outside the data directory
+        (``AnnalError`` invalid_argument or already_exists otherwise).
+        ``link`` hard-links the immutable files (same file system; the node
+        copies, and says so in ``note``, when it cannot). ``mb_per_s`` is the
+        read budget in MiB/s: None the node's ``--backup-mb-per-s``, 0 as
+        fast as the disk. One backup at a time, none during a scavenge
+        (``AnnalError`` busy). Like ``scavenge``, the connection's timeout
+        does not apply (``timeout`` bounds this call alone; it does not
+        stop the backup) and it is never resent."""
+        bps = 0 if mb_per_s is None else (p.NONE if mb_per_s == 0 else int(mb_per_s * (1 << 20)))
+        _, payload = await self._send_once(lambda rid: p.encode_backup(rid, dest, link, bps),
+                                           timeout)
+        return p.decode_backup_ok(payload)
 
     async def info(self) -> dict:
         rid = next(self._ids)

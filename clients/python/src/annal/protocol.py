@@ -1,9 +1,9 @@
-"""The annal wire protocol, version 5 (docs/protocol.md), as plain functions.
+"""The annal wire protocol, version 6 (docs/protocol.md), as plain functions.
 
 Versions 1 (events without tags and ids), 2 (without multi-stream appends,
 queries and conditions), 3 (without consumer groups) and 4 (without stream
 metadata and deletion) are also encoded and decoded, for the shared test
-vectors; the client speaks version 5.
+vectors; the client speaks version 6.
 
 Frames are ``length:u32 op:u8 request_id:u64 payload``; every integer is
 little-endian. This module only encodes and decodes bytes: no I/O.
@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple, Union
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 HELLO_MAGIC = 0x4C4E4E41  # "ANNL"
 FRAME_MIN_BODY = 9  # op + request id
 NONE = 0xFFFFFFFFFFFFFFFF  # "no value" in u64 fields (detail, from = the end)
@@ -53,6 +53,7 @@ class Op(enum.IntEnum):
     SCAVENGE = 0x27  # v5: rewrite sealed segments without removed events
     SNAPSHOT_SAVE = 0x28  # v5: per-stream snapshots (docs/semantics.md)
     SNAPSHOT_READ = 0x29
+    BACKUP = 0x2A  # v6: an online backup taken by the node (docs/operations.md)
     HELLO_OK = 0x81
     PONG = 0x82
     INFO_OK = 0x83
@@ -75,6 +76,7 @@ class Op(enum.IntEnum):
     SCAVENGE_OK = 0xA0  # v5
     SNAPSHOT_SAVED = 0xA1  # v5
     SNAPSHOT_OK = 0xA2  # v5
+    BACKUP_OK = 0xA3  # v6
     ERROR = 0xFF
 
 
@@ -98,6 +100,7 @@ class Code(enum.IntEnum):
     INTERNAL = 15
     APPEND_CONDITION_FAILED = 16  # v3
     STREAM_DELETED = 17  # v5: the stream was hard-deleted (tombstone)
+    BUSY = 18  # v6: a backup (or a scavenge) is already running
     UNSUPPORTED_VERSION = 100
     UNKNOWN_OPERATION = 101
     FRAME_TOO_LARGE = 102
@@ -353,6 +356,19 @@ class ScavengeResult:
     log_bytes_after: int  # and after it
     duration_us: int  # the run's duration, microseconds
     cancelled: bool  # the node stopped during the run (what it finished stays done)
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """A complete backup (v6 ``backup_ok``; docs/operations.md, "Backup and restore")."""
+
+    position: int  # the backup holds every event below this position, nothing at or above
+    files: int  # files in its MANIFEST
+    bytes: int  # their sizes summed
+    linked: int  # of the files, hard-linked to the node's rather than copied
+    duration_us: int
+    dest: str  # the backup's directory on the node's machine (absolute)
+    note: str  # e.g. why link mode fell back to copying; empty if none
 
 
 @dataclass(frozen=True)
@@ -640,6 +656,14 @@ def encode_scavenge(request_id: int) -> bytes:
     return frame(Op.SCAVENGE, request_id)
 
 
+def encode_backup(request_id: int, dest: str, link: bool = False,
+                  bytes_per_second: int = 0) -> bytes:
+    """``dest``: an absolute path on the node's machine; ``bytes_per_second``:
+    0 the node's default budget, NONE as fast as the disk."""
+    return frame(Op.BACKUP, request_id,
+                 _str(dest.encode()) + struct.pack("<BQ", 1 if link else 0, bytes_per_second))
+
+
 def _blob(data: Union[bytes, str]) -> bytes:
     return data.encode() if isinstance(data, str) else bytes(data)
 
@@ -863,6 +887,14 @@ def decode_scavenge_ok(p: bytes) -> ScavengeResult:
                          r.u64("events_removed"), r.u64("bytes_read"), r.u64("bytes_written"),
                          r.u64("log_bytes_before"), r.u64("log_bytes_after"),
                          r.u64("duration_us"), r.u8("cancelled") != 0)
+    r.done()
+    return out
+
+
+def decode_backup_ok(p: bytes) -> BackupResult:
+    r = Reader(p, "backup_ok")
+    out = BackupResult(r.u64("position"), r.u32("files"), r.u64("bytes"), r.u32("linked"),
+                       r.u64("duration_us"), r.string("dest"), r.string("note"))
     r.done()
     return out
 

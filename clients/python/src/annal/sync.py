@@ -7,9 +7,10 @@ import threading
 from typing import Any, Coroutine, List, Optional, Sequence, TypeVar, Union
 
 from .client import Client
-from .protocol import (AppendMultiResult, AppendResult, DeleteResult, Event, Expected, GroupInfo,
-                       GroupSettings, NewEvent, QueryItem, ReadPage, ScavengeResult, SnapshotPage,
-                       SnapshotSaveResult, StreamAppend, StreamMetadata)
+from .protocol import (AppendMultiResult, AppendResult, BackupResult, DeleteResult, Event,
+                       Expected, GroupInfo, GroupSettings, NewEvent, QueryItem, ReadPage,
+                       ScavengeResult, SnapshotPage, SnapshotSaveResult, StreamAppend,
+                       StreamMetadata)
 
 T = TypeVar("T")
 
@@ -118,6 +119,11 @@ class SyncClient:
         """Client.scavenge: blocks until the node's run is done (None: no
         time limit, whatever the connection's ``timeout``)."""
         return self._run(self._client.scavenge(timeout))
+
+    def backup(self, dest: str, link: bool = False, mb_per_s: Optional[float] = None,
+               timeout: Optional[float] = None) -> BackupResult:
+        """Client.backup: blocks until the node's backup is complete."""
+        return self._run(self._client.backup(dest, link, mb_per_s, timeout))
 
     def close(self) -> None:
         self._run(self._client.close())
