@@ -1,6 +1,6 @@
 // A hand-drawn SVG line chart of rates over a time window (no library).
 const NS = 'http://www.w3.org/2000/svg';
-const W = 800, H = 200, PAD = { left: 52, right: 12, top: 12, bottom: 24 };
+const H = 200, PAD = { left: 52, right: 12, top: 12, bottom: 24 };
 
 function svg(tag, attrs = {}, text) {
   const el = document.createElementNS(NS, tag);
@@ -17,12 +17,14 @@ function niceMax(v) {
   return 10 * p;
 }
 
-const label = (v) => (v >= 10000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : `${+v.toFixed(1)}`);
+const label = (v) => (v >= 10000 ? `${(v / 1000).toFixed(0)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : `${+v.toFixed(2)}`);
 
 // series: [{ name, color, points: [{ t (ms), v (number or null for a gap) }] }],
-// drawn over the windowMs before now. Returns a new <svg> element.
-export function lineChart(series, { windowMs, now = Date.now(), testid } = {}) {
-  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
+// drawn over the windowMs before now, width user units wide (the pixels it
+// will take, so text is not stretched). Returns a new <svg> element.
+export function lineChart(series, { windowMs, width = 800, now = Date.now(), testid } = {}) {
+  const W = Math.max(300, Math.round(width));
+  const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img' });
   if (testid) root.dataset.testid = testid;
   root.setAttribute('aria-label', series.map((s) => s.name).join(' and ') + ' over time');
   const x0 = PAD.left, x1 = W - PAD.right, y0 = H - PAD.bottom, y1 = PAD.top;

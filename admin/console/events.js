@@ -3,9 +3,10 @@ import { h, time } from './dom.js';
 
 export const streamHref = (name) => `#/streams/${encodeURIComponent(name)}`;
 
-// One of data / data_text / data_base64 (same for metadata), as readable text.
-export function payload(event, field) {
-  if (field in event) return { kind: 'json', text: JSON.stringify(event[field], null, 2) };
+// One of data / data_text / data_base64 (same for metadata), as readable
+// text; JSON pretty-printed, or on one line when compact.
+export function payload(event, field, compact = false) {
+  if (field in event) return { kind: 'json', text: JSON.stringify(event[field], null, compact ? 0 : 2) };
   if (`${field}_text` in event) return { kind: 'text', text: event[`${field}_text`] };
   if (`${field}_base64` in event) {
     const b64 = event[`${field}_base64`];
@@ -21,6 +22,19 @@ function payloadBlock(event, field, testid) {
   return h('div', {},
     p.kind === 'json' ? null : h('span', { class: 'kind' }, p.kind),
     h('pre', { class: 'data', testid }, p.text));
+}
+
+// In a table row: JSON on one line; a click pretty-prints it (and back).
+function compactPayload(event, field, testid) {
+  const p = payload(event, field, true);
+  if (!p) return h('span', { class: 'muted' }, '(empty)');
+  if (p.kind !== 'json') return payloadBlock(event, field, testid);
+  const pre = h('pre', { class: 'data', testid, title: 'click to pretty-print' }, p.text);
+  pre.addEventListener('click', () => {
+    const pretty = pre.classList.toggle('pretty');
+    pre.textContent = payload(event, field, !pretty).text;
+  });
+  return pre;
 }
 
 const tagList = (tags) =>
@@ -42,7 +56,7 @@ export function eventRow(e, showStream = true) {
     h('td', { testid: 'event-type' }, e.type),
     h('td', { class: 'nowrap' }, time(e.timestamp)),
     h('td', {}, tagList(e.tags)),
-    h('td', { class: 'data-cell' }, payloadBlock(e, 'data', 'event-data')));
+    h('td', { class: 'data-cell' }, compactPayload(e, 'data', 'event-data')));
 }
 
 // Every field of one event.

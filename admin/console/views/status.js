@@ -50,12 +50,12 @@ function about(info) {
     row('Metrics', h('a', { href: '/metrics', target: '_blank' }, '/metrics (Prometheus text)')));
 }
 
-function chart(samples) {
+function chart(samples, width) {
   const series = SERIES.map((s) => ({ ...s, points: samples.map((p) => ({ t: p.t, v: p[s.key] })) }));
   return h('section', { class: 'panel' },
     h('h2', {}, 'Throughput, last 5 minutes ',
       h('span', { class: 'legend' }, SERIES.map((s) => h('span', {}, h('i', { style: `background:${s.color}` }), s.name)))),
-    lineChart(series, { windowMs: sampler.WINDOW_MS, testid: 'status-chart' }));
+    lineChart(series, { windowMs: sampler.WINDOW_MS, width, testid: 'status-chart' }));
 }
 
 export function mount(root, { signal }) {
@@ -68,7 +68,8 @@ export function mount(root, { signal }) {
     // The last good figures stay visible under the error.
     fill(failure, latest.error ? errorBox(latest.error, 'Node status') : null);
     if (latest.error) return;
-    fill(body, cards(latest.info, latest), chart(samples), about(latest.info));
+    // The panel's inner width: the page's less its padding and border.
+    fill(body, cards(latest.info, latest), chart(samples, root.clientWidth - 30), about(latest.info));
     body.dataset.testid = 'status';
     if (latest.info.ready) {
       fill(notReady);
