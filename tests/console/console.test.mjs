@@ -16,8 +16,11 @@ describe('the web console', { timeout: 60000 }, () => {
   const appended = [];  // what the log holds, by position
 
   async function append(stream, type, data, ...tags) {
-    await annal(node, 'append', stream, '--type', type, '--data', JSON.stringify(data), ...tags.flatMap((t) => ['--tag', t]));
+    const out = await annal(node, 'append', stream, '--type', type, '--data', JSON.stringify(data),
+      ...tags.flatMap((t) => ['--tag', t]));
     const revision = appended.filter((e) => e.stream === stream).length;
+    // The node is fresh and appends one at a time, so positions are 0, 1, 2, ...
+    assert.equal(out.position, appended.length, `annal append ${stream}: ${JSON.stringify(out)}`);
     appended.push({ position: appended.length, stream, revision, type, data, tags });
     return appended.at(-1);
   }

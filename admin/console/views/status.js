@@ -10,9 +10,9 @@ const SERIES = [
   { key: 'eventsPerSec', name: 'events/s', color: '#d97706' },
 ];
 
-function card(label, value, testid, cls = '') {
+function card(label, value, testid, cls = '', note = null) {
   return h('div', { class: `card ${cls}` }, h('div', { class: 'label' }, label),
-    h('div', { class: 'value', testid }, value));
+    h('div', { class: 'value', testid }, value), note && h('div', { class: 'note' }, note));
 }
 
 function cards(info, latest) {
@@ -34,8 +34,8 @@ function cards(info, latest) {
     card('Requests in flight', num(info.requests_in_flight), 'status-in-flight'),
     card('Subscriptions', num(info.subscriptions_active), 'status-subscriptions'),
     card('Consumer groups', num(info.groups), 'status-groups'),
-    card('Disk free', `${bytes(info.disk_free_bytes)} (floor ${bytes(info.min_free_bytes)})`, 'status-disk',
-      diskLow ? 'bad' : ''));
+    card('Disk free', bytes(info.disk_free_bytes), 'status-disk', diskLow ? 'bad' : '',
+      `floor ${bytes(info.min_free_bytes)}${diskLow ? ': appends refused' : ''}`));
 }
 
 function about(info) {
