@@ -2,14 +2,14 @@
 // Server-Sent Events on /api/tail, newest first. After a dropped connection
 // it reconnects from the event after the last one shown, so none is missed.
 import * as api from '../api.js';
-import { fill, h } from '../dom.js';
+import { errorBox, fill, h } from '../dom.js';
 import { eventRow, streamHref } from '../events.js';
 
 const KEEP = 500;  // rows kept on the page
 const RETRY_MS = 2000;
 
 function pickForm(stream) {
-  const input = h('input', { type: 'text', name: 'stream', placeholder: 'stream name (empty: the whole log)',
+  const input = h('input', { type: 'text', name: 'stream', placeholder: 'empty: every stream',
     value: stream ?? '', testid: 'tail-stream', autocomplete: 'off', spellcheck: 'false' });
   return h('form', {
     class: 'inline',
@@ -25,6 +25,7 @@ export function mount(root, { query }) {
   const state = h('span', { class: 'badge', testid: 'tail-state' }, 'connecting');
   const count = h('span', { class: 'muted', testid: 'tail-count' }, '0 events');
   const tbody = h('tbody', { testid: 'tail-list' });
+  const problem = h('div');
   let paused = false, received = 0, source = null, retry = null, next;
   const pause = h('button', {
     type: 'button', testid: 'tail-pause',
@@ -35,6 +36,7 @@ export function mount(root, { query }) {
     pickForm(stream),
     h('div', { class: 'toolbar' }, state, count, pause,
       h('button', { type: 'button', onclick: () => { tbody.replaceChildren(); } }, 'Clear')),
+    problem,
     h('table', { class: 'events' },
       h('thead', {}, h('tr', {}, ['Position', 'Stream', 'Rev', 'Type', 'Time (UTC)', 'Tags', 'Data'].map((c) => h('th', {}, c)))),
       tbody),
@@ -55,10 +57,20 @@ export function mount(root, { query }) {
       tbody.prepend(eventRow(e));
       while (tbody.rows.length > KEEP) tbody.lastElementChild.remove();
     });
-    source.onerror = () => {
+    source.onerror = (msg) => {
+      source.close();
+      if (msg.data) {
+        // The node's `event: error` (a read error or damage): it ended the tail
+        // there and would again, so show it and leave the retry to the operator.
+        let err = { code: 'error', message: msg.data };
+        try { err = JSON.parse(msg.data).error ?? err; } catch { /* shown as text */ }
+        setState('stopped', 'bad');
+        fill(problem, errorBox(err, 'The node ended the tail'),
+          h('button', { type: 'button', onclick: () => { fill(problem); connect(); } }, 'Retry'));
+        return;
+      }
       // EventSource would reconnect to the same URL (from = the end then), so
       // reconnect ourselves from the next event instead.
-      source.close();
       setState(`disconnected, retrying in ${RETRY_MS / 1000} s`, 'bad');
       retry = setTimeout(connect, RETRY_MS);
     };
