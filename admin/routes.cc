@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "admin/api.h"
+#include "admin/console/console_assets.h"
 #include "admin/health.h"
 #include "admin/metrics_text.h"
 #include "admin/target.h"
@@ -26,6 +27,12 @@ Reply route(const Node& node, std::string_view raw) {
   constexpr std::string_view kStreams = "/api/streams/", kEvents = "/api/events/";
   if (p.starts_with(kStreams)) return api_stream(node, p.substr(kStreams.size()), *t);
   if (p.starts_with(kEvents)) return api_event(node, std::string_view(p).substr(kEvents.size()));
+  if (p == "/" || p == "/index.html" || p.starts_with("/console/")) {
+    if (const ConsoleAsset* a = find_console_asset(p)) {
+      return Reply{200, std::string(a->content_type), std::string(a->body)};
+    }
+    return error_reply(404, "not_found", fmt::format("no console file at {}", p));
+  }
   return error_reply(404, "not_found", fmt::format("nothing at {}", p));
 }
 

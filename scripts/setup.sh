@@ -19,12 +19,16 @@ PACKAGES=(
   # The .deb (packaging/, tests/package): man pages from --help, the
   # package's checks (dpkg-shlibdeps, lintian, man page rendering, file).
   help2man lintian dpkg-dev groff-base file
+  # the web console's test (tests/console): a headless browser
+  chromium
 )
 
 # Node.js and npm for the TypeScript client (clients/typescript): Debian's,
 # unless a node is already installed (a nodejs from elsewhere bundles npm and
 # conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs npm)
+# chromium (above) is driven by playwright-core from npm, which downloads no
+# browser of its own.
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -3,7 +3,8 @@
 # build, then ASan+UBSan, then TSan. Exits non-zero on any failure.
 #   ANNAL_TEST_CONFIGS="debug asan tsan"  which builds to test (default: all three)
 # Then runs the Python and TypeScript clients' tests against the last build's
-# annald (ANNAL_TEST_PYTHON=0, ANNAL_TEST_TYPESCRIPT=0 skip them), and builds
+# annald (ANNAL_TEST_PYTHON=0, ANNAL_TEST_TYPESCRIPT=0 skip them), the web
+# console in headless Chromium against it (ANNAL_TEST_CONSOLE=0 skips), and builds
 # the libFuzzer targets (clang, "fuzz" preset) and runs each for a bounded time
 # from its seed corpus; any crash, leak or sanitizer report fails.
 #   ANNAL_TEST_FUZZ=0        skip the fuzz step
@@ -47,6 +48,18 @@ if [ "${ANNAL_TEST_TYPESCRIPT:-1}" != "0" ]; then
   for c in $configs; do annald="$PWD/build/$c/tools/annald"; done
   if ! (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error &&
         ANNALD="$annald" npm test --silent); then
+    status=1
+  fi
+fi
+# The web console (admin/console) in Debian's headless chromium, driven by
+# tests/console's pinned playwright-core, against the last build's annald and
+# annal; screenshots of each view go to build/console-screenshots.
+if [ "${ANNAL_TEST_CONSOLE:-1}" != "0" ]; then
+  echo "=== annal tests: console in headless Chromium ==="
+  annald="" annal="" shots="$PWD/build/console-screenshots"
+  for c in $configs; do annald="$PWD/build/$c/tools/annald" annal="$PWD/build/$c/tools/annal"; done
+  if ! (cd tests/console && npm ci --no-audit --no-fund --loglevel=error &&
+        ANNALD="$annald" ANNAL="$annal" ANNAL_CONSOLE_SCREENSHOTS="$shots" npm test --silent); then
     status=1
   fi
 fi
