@@ -51,7 +51,7 @@ run_round() {  # $1 = on|off
   fi
   local c0 c1 json eps
   c0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
-  json=$("$BUILD/tools/annal" bench append --server "127.0.0.1:$port" --connections "$CONNS" \
+  json=$("$BUILD/tools/annal" bench append --server "127.0.0.1:$port" --json --connections "$CONNS" \
     --duration "$SECS" --warmup 1)
   c1=$(awk '{print $14 + $15}' "/proc/$PID/stat")
   if [[ -n "$SCRAPER" ]]; then kill "$SCRAPER" 2>/dev/null || true; wait "$SCRAPER" 2>/dev/null || true; SCRAPER=""; fi
