@@ -115,4 +115,19 @@ void AdminFixture::append(const std::string& stream, int count, const std::strin
   ASSERT_TRUE(r.ok()) << r.error_string();
 }
 
+net::Reply<proto::AppendOk> AdminFixture::append_one(const std::string& stream,
+                                                     ExpectedRevision expected) {
+  proto::AppendReq req;
+  req.stream = stream;
+  req.expected = expected;
+  index::NewEvent e;
+  ++appended_ids_;
+  e.id.bytes[0] = static_cast<std::uint8_t>(appended_ids_);
+  e.id.bytes[1] = static_cast<std::uint8_t>(appended_ids_ >> 8);
+  e.id.bytes[15] = 0xA7;
+  e.type = "T";
+  req.events.push_back(std::move(e));
+  return client().append(req);
+}
+
 }  // namespace annal::admin::testing

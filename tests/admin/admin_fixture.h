@@ -45,6 +45,9 @@ class AdminFixture : public ::testing::Test {
   net::Client& client();
   // `count` events appended to `stream` over the protocol (JSON data).
   void append(const std::string& stream, int count, const std::string& type = "Happened");
+  // One event appended to `stream` with `expected`, over the protocol; the
+  // answer, refusals included.
+  net::Reply<proto::AppendOk> append_one(const std::string& stream, ExpectedRevision expected);
   HttpResult get(const std::string& target) { return http_get(admin_->port(), target); }
 
   test::TempDir dir_{"annal-admin"};

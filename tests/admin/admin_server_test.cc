@@ -67,14 +67,7 @@ TEST_F(AdminServerTest, MetricsCountAKnownWorkload) {
 TEST_F(AdminServerTest, AnErrorAnswerIsCountedByItsCode) {
   start();
   append("s", 1);
-  proto::AppendReq req;
-  req.stream = "s";
-  req.expected = ExpectedRevision::no_stream();
-  index::NewEvent e;
-  e.id.bytes[0] = 0x77;
-  e.type = "T";
-  req.events.push_back(e);
-  auto r = client().append(req);
+  auto r = append_one("s", ExpectedRevision::no_stream());
   ASSERT_FALSE(r.ok());
   auto m = parse_samples(get("/metrics").body);
   EXPECT_EQ(m["annal_errors_total{code=\"wrong_expected_revision\"}"], 1);
@@ -161,14 +154,7 @@ TEST_F(AdminServerTest, NotReadyOnceTheWriterFailed) {
   start();
   append("s", 1);
   fault_fs_.fail_nth_datasync(1);
-  proto::AppendReq req;
-  req.stream = "s";
-  req.expected = ExpectedRevision::any();
-  index::NewEvent e;
-  e.id.bytes[0] = 0x42;
-  e.type = "T";
-  req.events.push_back(e);
-  auto r = client().append(req);
+  auto r = append_one("s", ExpectedRevision::any());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, proto::Code::kWriterFailed) << r.error_string();
   auto ready = get("/health/ready");
@@ -196,14 +182,7 @@ TEST_F(AdminServerTest, NotReadyBelowTheFreeSpaceFloor) {
   std::string_view reason = j["reasons"].at(0).get_string().value();
   EXPECT_NE(reason.find("below the free-space floor"), std::string_view::npos) << reason;
   // And appends are refused for it, counted as such.
-  proto::AppendReq req;
-  req.stream = "s";
-  req.expected = ExpectedRevision::any();
-  index::NewEvent e;
-  e.id.bytes[0] = 0x43;
-  e.type = "T";
-  req.events.push_back(e);
-  auto r = client().append(req);
+  auto r = append_one("s", ExpectedRevision::any());
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, proto::Code::kNoSpace);
   EXPECT_EQ(parse_samples(get("/metrics").body)["annal_appends_refused_no_space_total"], 1);
